@@ -1,0 +1,29 @@
+# Two entry points: `make demo` runs the main job on built-in data, `make test` runs the suite.
+# Both create .venv on first use. torch is pinned: the CPU wheel 2.13.0 is what these machines hold;
+# an unpinned torch would pull several GB of CUDA packages.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[all,dev]"
+	touch $@
+
+.PHONY: install demo test lint format
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/filterprune demo $(ARGS)
+
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m pytest -q $(ARGS)
+
+format: install
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks

@@ -1,0 +1,38 @@
+"""filterprune: remove whole filters from trained CNNs and get a smaller, faster, plain model.
+
+Quick use::
+
+    import filterprune as fp
+    fp.inspect(model, example)                       # what can be pruned, and why not
+    plan = fp.prune(model, example, amount=0.3)      # in place; returns the plan
+    fp.apply_plan(fresh_model, fp.Plan.from_json(plan.to_json()))  # rebuild the architecture
+"""
+
+from .api import analyze, count, inspect, param_count, prune
+from .criteria import get_criterion, list_criteria, register_criterion
+from .graph import DependencyGraph, TraceError, register_layer, register_leaf
+from .plan import Plan, PlanError
+from .select import Selection
+from .surgery import apply_plan
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DependencyGraph",
+    "Plan",
+    "PlanError",
+    "Selection",
+    "TraceError",
+    "__version__",
+    "analyze",
+    "apply_plan",
+    "count",
+    "get_criterion",
+    "inspect",
+    "list_criteria",
+    "param_count",
+    "prune",
+    "register_criterion",
+    "register_layer",
+    "register_leaf",
+]

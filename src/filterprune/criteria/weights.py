@@ -1,0 +1,100 @@
+"""Data-free criteria computed from weights: L1/L2 magnitude, BatchNorm scale, random."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..graph.groups import DependencyGraph, Group
+from ..graph.specs import spec_for
+from .registry import Scores, register_criterion
+
+
+def filter_norms(graph: DependencyGraph, group: Group, p: float) -> torch.Tensor:
+    """Sum over the group's producing layers of each channel's filter norm (p-th power summed).
+
+    For a channel that covers several filters (a whole group of a grouped conv) their values add.
+    """
+    total = torch.zeros(group.size, dtype=torch.float64)
+    for member in group.members:
+        if member.role != "out":
+            continue
+        module = graph.modules[member.module]
+        weight = next(
+            (q for q in spec_for(module).out_params(module) if q.name == "weight"), None
+        )
+        if weight is None:
+            continue
+        w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1).double()
+        per_filter = w.abs().pow(p).sum(1)
+        for i, pos in enumerate(member.positions):
+            total[i] += per_filter[pos].sum()
+    return total.pow(1.0 / p).float()
+
+
+@register_criterion("l1")
+class L1:
+    """Filter L1 norm (Li et al. 2017, arXiv 1608.08710): sum of |w| over each filter."""
+
+    name = "l1"
+    needs_data = False
+
+    def __call__(self, graph: DependencyGraph, **context: Any) -> Scores:
+        return {g.name: filter_norms(graph, g, 1.0) for g in graph.prunable}
+
+
+@register_criterion("l2")
+class L2:
+    """Filter L2 norm."""
+
+    name = "l2"
+    needs_data = False
+
+    def __call__(self, graph: DependencyGraph, **context: Any) -> Scores:
+        return {g.name: filter_norms(graph, g, 2.0) for g in graph.prunable}
+
+
+@register_criterion("bn_scale")
+class BNScale:
+    """|gamma| of the BatchNorm that follows each channel (network slimming, arXiv 1708.06519).
+
+    A channel that reaches several BatchNorms (a residual stage) sums their |gamma|. Groups with no
+    BatchNorm fall back to the filters' L1 norm.
+    """
+
+    name = "bn_scale"
+    needs_data = False
+
+    def __call__(self, graph: DependencyGraph, **context: Any) -> Scores:
+        scores = {}
+        for g in graph.prunable:
+            total = torch.zeros(g.size)
+            found = False
+            for m in g.members:
+                module = graph.modules[m.module]
+                if m.role != "channel" or not isinstance(module, torch.nn.modules.batchnorm._NormBase):
+                    continue
+                if module.weight is None:
+                    continue
+                found = True
+                gamma = module.weight.detach().abs().float()
+                for i, pos in enumerate(m.positions):
+                    total[i] += gamma[pos].sum()
+            scores[g.name] = total if found else filter_norms(graph, g, 1.0)
+        return scores
+
+
+@register_criterion("random")
+class Random:
+    """Uniform random scores from a seeded generator (a baseline)."""
+
+    name = "random"
+    needs_data = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def __call__(self, graph: DependencyGraph, **context: Any) -> Scores:
+        gen = torch.Generator().manual_seed(self.seed)
+        return {g.name: torch.rand(g.size, generator=gen) for g in graph.prunable}

@@ -1,0 +1,35 @@
+"""Tracing, channel rules and the dependency graph."""
+
+from .elements import ElementSets
+from .groups import DependencyGraph, Group, Member
+from .specs import (
+    ChannelParam,
+    ConvSpec,
+    LayerSpec,
+    LinearSpec,
+    OpaqueSpec,
+    PerChannelSpec,
+    register_layer,
+    register_leaf,
+    spec_for,
+)
+from .tracer import TraceError, Tracer, trace
+
+__all__ = [
+    "ChannelParam",
+    "ConvSpec",
+    "DependencyGraph",
+    "ElementSets",
+    "Group",
+    "LayerSpec",
+    "LinearSpec",
+    "Member",
+    "OpaqueSpec",
+    "PerChannelSpec",
+    "TraceError",
+    "Tracer",
+    "register_layer",
+    "register_leaf",
+    "spec_for",
+    "trace",
+]

@@ -1,0 +1,210 @@
+"""Groups: the channel sets that are pruned together, built from a trace.
+
+A *class* (a merged set of channel elements) is the unit of removal. Classes produced by the same
+set of layers form a *group*; its channels are ordered as in its first producing layer, so scores
+line up with that layer's filters. A group is frozen, with reasons, if any of its channels must
+stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..plan import Plan
+from .elements import UNTRACKED, ElementSets
+from .specs import LayerSpec
+from .tracer import Tracer
+
+
+@dataclass
+class Member:
+    """A module touched by a group.
+
+    ``role`` is ``"out"`` (the group holds some of its filters), ``"in"`` (some of its input
+    channels) or ``"channel"`` (a per-channel layer such as BatchNorm).
+    """
+
+    module: str
+    role: str
+    positions: list[list[int]]  # per group channel, the module's positions holding it
+
+
+@dataclass
+class Group:
+    """Channels that must be removed together.
+
+    Attributes:
+        name: The first layer producing these channels (``features.0`` for a plain conv).
+        classes: Element-class roots, one per prunable channel, in the first producer's order.
+        members: Every module tensor that shrinks with the group.
+        reasons: Why the group is frozen (empty if prunable).
+    """
+
+    name: str
+    classes: list[int]
+    members: list[Member] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.classes)
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def producers(self) -> list[str]:
+        return [m.module for m in self.members if m.role == "out"]
+
+    def width(self, index: int) -> int:
+        """How many positions of the first producer channel ``index`` covers (1, or a group)."""
+        return len(self.members[0].positions[index])
+
+
+class DependencyGraph:
+    """The prunability analysis of one model: every group, every frozen group with its reasons."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tracer: Tracer,
+        *,
+        ignore: tuple[str, ...] = (),
+    ) -> None:
+        self.model = model
+        self.sets: ElementSets = tracer.sets
+        self.module_in = tracer.module_in
+        self.module_out = tracer.module_out
+        self.leaves: dict[str, LayerSpec] = {n: tracer.leaves[n] for n in tracer.order}
+        self.order = tracer.order
+        self.ops = tracer.ops
+        modules = dict(model.named_modules())
+        self.modules = {n: modules[n] for n in self.order}
+        for name in ignore:
+            for e in self.module_out.get(name, ()):
+                self.sets.freeze(e, f"layer '{name}' is ignored by the user")
+        self.groups: list[Group] = self._build()
+
+    def _build(self) -> list[Group]:
+        find = self.sets.find
+        producers: dict[int, list[str]] = {}
+        for name in self.order:
+            if self.leaves[name].kind != "mixing":
+                continue
+            for e in self.module_out[name]:
+                if e == UNTRACKED:
+                    continue
+                owners = producers.setdefault(find(e), [])
+                if name not in owners:
+                    owners.append(name)
+        by_key: dict[tuple[str, ...], list[int]] = {}
+        for root, owners in producers.items():
+            by_key.setdefault(tuple(owners), []).append(root)
+        groups = []
+        for owners, roots in by_key.items():
+            first = self.module_out[owners[0]]
+            wanted = set(roots)
+            ordered: list[int] = []
+            for e in first:
+                r = find(e)
+                if r in wanted and r not in ordered:
+                    ordered.append(r)
+            group = Group(name=owners[0], classes=ordered)
+            group.members = self._members(ordered, owners)
+            for r in ordered:
+                for reason in self.sets.reasons(r):
+                    if reason not in group.reasons:
+                        group.reasons.append(reason)
+            groups.append(group)
+        order = {n: i for i, n in enumerate(self.order)}
+        groups.sort(key=lambda g: order[g.name])
+        return groups
+
+    def _members(self, classes: list[int], owners: tuple[str, ...]) -> list[Member]:
+        find = self.sets.find
+        index = {r: i for i, r in enumerate(classes)}
+        members = []
+        for name in self.order:
+            spec = self.leaves[name]
+            if spec.kind == "mixing":
+                roles = [("out", self.module_out.get(name, [])), ("in", self.module_in[name])]
+            else:
+                roles = [("channel", self.module_out.get(name, []))]
+            for role, elems in roles:
+                positions: list[list[int]] = [[] for _ in classes]
+                hit = False
+                for pos, e in enumerate(elems):
+                    i = index.get(find(e)) if e != UNTRACKED else None
+                    if i is not None:
+                        positions[i].append(pos)
+                        hit = True
+                if hit:
+                    members.append(Member(name, role, positions))
+        first = [m for m in members if m.module == owners[0] and m.role == "out"]
+        rest = [m for m in members if m not in first]
+        return first + rest
+
+    # ----- queries ----------------------------------------------------------------------------
+    @property
+    def prunable(self) -> list[Group]:
+        return [g for g in self.groups if not g.frozen and g.size > 1]
+
+    @property
+    def frozen(self) -> list[Group]:
+        return [g for g in self.groups if g.frozen]
+
+    def group(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        known = ", ".join(g.name for g in self.groups)
+        raise KeyError(f"no group named '{name}'; groups are: {known}")
+
+    def report(self) -> str:
+        """A readable prunability report: every group, its size and members; frozen reasons."""
+        lines = [
+            f"{type(self.model).__name__}: {len(self.groups)} channel groups, "
+            f"{len(self.prunable)} prunable, {len(self.frozen)} frozen"
+        ]
+        for g in self.groups:
+            state = "FROZEN" if g.frozen else "prunable"
+            lines.append(f"- {g.name}: {g.size} channels, {state}")
+            for m in g.members:
+                lines.append(f"    {m.role:>3} {m.module} ({type(self.modules[m.module]).__name__})")
+            for r in g.reasons:
+                lines.append(f"    reason: {r}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.report()
+
+    # ----- plans ------------------------------------------------------------------------------
+    def plan(self, removed: dict[str, list[int]]) -> Plan:
+        """The plan that removes ``removed[group_name]`` (channel indices within each group)."""
+        outs: dict[str, set[int]] = {}
+        ins: dict[str, set[int]] = {}
+        by_name = {g.name: g for g in self.groups}
+        for gname, indices in removed.items():
+            group = by_name.get(gname)
+            if group is None:
+                raise KeyError(f"no group named '{gname}'; groups are: {', '.join(by_name)}")
+            if group.frozen and indices:
+                raise ValueError(f"group '{gname}' is frozen: {group.reasons[0]}")
+            for m in group.members:
+                target = ins if m.role == "in" else outs
+                bucket = target.setdefault(m.module, set())
+                for i in indices:
+                    bucket.update(m.positions[i])
+        channels = {}
+        for name in dict.fromkeys([*outs, *ins]):
+            n_in, n_out = self.leaves[name].channels(self.modules[name])
+            channels[name] = [n_in, n_out]
+        return Plan(
+            removed_outputs={k: sorted(v) for k, v in outs.items() if v},
+            removed_inputs={k: sorted(v) for k, v in ins.items() if v},
+            channels={k: v for k, v in channels.items() if outs.get(k) or ins.get(k)},
+            groups={k: sorted(v) for k, v in removed.items() if v},
+        )

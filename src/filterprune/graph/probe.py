@@ -1,0 +1,106 @@
+"""The probe: check the channel analysis against the real code by pruning a copy.
+
+A concrete trace sees ``x.view(n, 64, -1)`` and ``x.view(n, c, -1)`` (``c = x.size(1)``) as the
+same call with the same numbers, yet only the second keeps working after pruning. The probe tells
+them apart: it removes the first channel of every prunable group from a deep copy, traces the copy
+with its channels labelled by the original elements, and compares every op's output labels with
+the prediction (the original labels minus the removed channels). An op whose output disagrees, or
+that fails, has channel positions or counts fixed in code; its input channels are frozen with a
+reason and the analysis is repeated.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import labels as L
+from .elements import UNTRACKED
+from .groups import DependencyGraph
+from .tracer import OpRecord, Tracer, prepare_inputs
+
+MAX_ROUNDS = 8
+
+
+def _predict(lab: torch.Tensor, removed: set[int], find) -> list[int] | None:
+    dims = L.varying_dims(lab)
+    if len(dims) != 1:
+        return None
+    return [e for e in L.vector(lab, dims[0], lab.shape[dims[0]]) if find(e) not in removed]
+
+
+def _actual(lab: torch.Tensor) -> list[int] | None:
+    dims = L.varying_dims(lab)
+    if len(dims) > 1:
+        return None
+    if not dims:
+        return [int(lab.reshape(-1)[0])]
+    return L.vector(lab, dims[0], lab.shape[dims[0]])
+
+
+def _first_mismatch(
+    original: list[OpRecord], probed: list[OpRecord], removed: set[int], find
+) -> int | None:
+    for rec, new in zip(original, probed, strict=False):
+        if rec.name != new.name:
+            return rec.index
+        for lab, got in zip(rec.outputs, new.outputs, strict=False):
+            want = _predict(lab, removed, find)
+            if want is None:
+                continue
+            have = _actual(got)
+            if have is None:
+                return rec.index
+            if want != have and not (len(want) <= 1 and len(have) <= 1 and want[:1] == have[:1]):
+                if not (len(want) == 1 and have == [UNTRACKED]):
+                    return rec.index
+    return None
+
+
+def probe_once(
+    model: nn.Module, example_inputs: Any, graph: DependencyGraph, leaf_types: tuple[type, ...]
+) -> OpRecord | None:
+    """Return the first op whose behaviour after pruning disagrees with the analysis, if any."""
+    from ..surgery import apply_plan
+
+    targets = {g.name: [0] for g in graph.prunable}
+    if not targets:
+        return None
+    plan = graph.plan(targets)
+    pruned = copy.deepcopy(model)
+    apply_plan(pruned, plan)
+    seeds = {}
+    for name, elems in graph.module_out.items():
+        if graph.leaves[name].kind == "mixing":
+            gone = set(plan.removed_outputs.get(name, ()))
+            seeds[name] = [e for i, e in enumerate(elems) if i not in gone]
+    tracer = Tracer(pruned, seed_outputs=seeds)
+    tracer.sets.new(len(graph.sets) - 1)
+    removed = {graph.sets.find(g.classes[0]) for g in graph.prunable}
+    was_training = pruned.training
+    pruned.eval()
+    failed = False
+    try:
+        tracer.run(prepare_inputs(example_inputs), leaf_types)
+    except Exception:  # noqa: BLE001 - any failure of the pruned copy is a finding
+        failed = True
+    finally:
+        pruned.train(was_training)
+    index = _first_mismatch(graph.ops, tracer.ops, removed, graph.sets.find)
+    if index is None and failed:
+        index = min(len(tracer.ops), len(graph.ops) - 1)
+    return None if index is None else graph.ops[index]
+
+
+def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
+    reason = (
+        f"op '{record.name}'"
+        + (f" in module '{record.module}'" if record.module else "")
+        + ": pruning a copy showed that it keeps channel positions or counts fixed in code"
+    )
+    for lab in record.inputs:
+        for e in torch.unique(lab).tolist():
+            graph.sets.freeze(e, reason)

@@ -1,0 +1,438 @@
+"""Channel rules: how each op maps input labels to output labels.
+
+Rules are looked up by the op's ``__name__`` (``torch.add``, ``Tensor.add`` and ``Tensor.__add__``
+behave alike). An op with no rule is never guessed: every channel it touches is frozen, with a
+reason naming the op and the source line. Leaf modules are handled by :func:`apply_leaf` using
+their :class:`~filterprune.graph.specs.LayerSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_flatten, tree_map
+
+from . import labels as L
+from .elements import UNTRACKED
+
+if TYPE_CHECKING:
+    from .specs import LayerSpec
+    from .tracer import Tracer
+
+Rule = Callable[["Tracer", str, Any, tuple, dict, Any], None]
+RULES: dict[str, Rule] = {}
+
+
+def rule(*names: str) -> Callable[[Rule], Rule]:
+    """Register a rule for ops with the given ``__name__`` values."""
+
+    def deco(fn: Rule) -> Rule:
+        for n in names:
+            RULES[n] = fn
+        return fn
+
+    return deco
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]
+
+
+def _outputs(out: Any) -> list[torch.Tensor]:
+    return _tensors(out)
+
+
+def apply_rule(tr: Tracer, name: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+    handler = RULES.get(name)
+    if handler is None:
+        handler = _unknown
+    handler(tr, name, func, args, kwargs, out)
+
+
+def _unknown(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    inputs = _tensors((args, kwargs))
+    touched = [tr.label(t) for t in inputs]
+    if any(L.varying_dims(lab) or int(lab.reshape(-1)[0]) != UNTRACKED for lab in touched):
+        reason = tr.reason(
+            f"op '{name}'",
+            "filterprune has no channel rule for it, so the channels it touches are kept. "
+            "Wrap it in a module and register_leaf it, or ignore the layers feeding it",
+        )
+        for lab in touched:
+            tr.freeze(lab, reason)
+    for t in _outputs(out):
+        tr.set_label(t, L.untracked(t.dim()))
+
+
+# ----- element-wise ---------------------------------------------------------------------------
+ELEMENTWISE = (
+    "add", "sub", "mul", "div", "true_divide", "floor_divide", "remainder", "fmod", "pow",
+    "maximum", "minimum", "fmax", "fmin", "where", "lerp", "addcmul", "addcdiv", "atan2",
+    "__add__", "__radd__", "__iadd__", "__sub__", "__rsub__", "__isub__", "__mul__", "__rmul__",
+    "__imul__", "__truediv__", "__rtruediv__", "__itruediv__", "__pow__", "__rpow__",
+    "__floordiv__", "__mod__", "__and__", "__or__", "__xor__", "__neg__", "__abs__",
+    "add_", "sub_", "mul_", "div_", "pow_", "clamp_", "clamp_min_", "clamp_max_",
+    "relu", "relu_", "relu6", "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "sigmoid",
+    "sigmoid_", "tanh", "tanh_", "hardswish", "hardswish_", "hardsigmoid", "hardtanh",
+    "hardtanh_", "leaky_relu", "leaky_relu_", "softplus", "softsign", "logsigmoid", "tanhshrink",
+    "hardshrink", "softshrink", "threshold", "threshold_", "rrelu", "glu_", "clamp", "clip",
+    "clamp_min", "clamp_max", "abs", "neg", "exp", "expm1", "log", "log1p", "log2", "sqrt",
+    "rsqrt", "square", "reciprocal", "sign", "sin", "cos", "erf", "floor", "ceil", "round",
+    "trunc", "frac", "nan_to_num", "dropout", "dropout1d", "dropout2d", "dropout3d",
+    "alpha_dropout", "feature_alpha_dropout", "lt", "le", "gt", "ge", "eq", "ne", "__lt__",
+    "__le__", "__gt__", "__ge__", "logical_not", "logical_and", "logical_or", "isnan", "isinf",
+    "masked_fill", "masked_fill_",
+)  # fmt: skip
+
+
+@rule(*ELEMENTWISE)
+def _elementwise(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    """Broadcasting element-wise ops: channels at equal positions are the same channel."""
+    outs = _outputs(out)
+    if not outs:
+        return
+    shape = outs[0].shape
+    nd = len(shape)
+    inputs = [t for t in _tensors((args, kwargs)) if t.dim() <= nd]
+    labs = [L.align(tr.label(t), nd) for t in inputs]
+    reals = [(1,) * (nd - t.dim()) + tuple(t.shape) for t in inputs]
+    varying = set().union(*(L.varying_dims(lab) for lab in labs)) if labs else set()
+    parts = []
+    for lab, real in zip(labs, reals, strict=True):
+        broadcast = {d for d in range(nd) if real[d] == 1 and shape[d] > 1}
+        if not broadcast & varying:
+            parts.append(lab)
+    result = L.untracked(nd)
+    if parts:
+        tracked = [p for p in parts if bool((p != UNTRACKED).any())]
+        result = torch.broadcast_tensors(*parts)[0] if not tracked else tracked[0]
+        for p in parts:
+            if p is result:
+                continue
+            const = p == UNTRACKED
+            if bool(const.any()) and varying:
+                a, c = torch.broadcast_tensors(result, const)
+                tr.freeze(
+                    a[c],
+                    tr.reason(
+                        f"op '{name}'",
+                        "combines these channels with a tensor of fixed size "
+                        "(a constant, parameter or input)",
+                    ),
+                )
+            tr.union(result, p)
+            result = torch.where(result == UNTRACKED, p, result)
+    for t in outs:
+        tr.set_label(t, result)
+
+
+@rule(
+    "to", "type", "type_as", "float", "double", "half", "bfloat16", "detach", "detach_",
+    "contiguous", "clone", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
+    "randn_like", "attr:data", "cpu", "cuda", "requires_grad_", "as_strided_",
+)  # fmt: skip
+def _same_as_first(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    for t in _outputs(out):
+        if first is not None and tuple(first.shape) == tuple(t.shape):
+            tr.set_label(t, tr.label(first))
+        else:
+            _unknown(tr, name, func, args, kwargs, out)
+            return
+
+
+# ----- spatial ops: channels pass through, spatial sizes change ---------------------------------
+SPATIAL = (
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "adaptive_avg_pool3d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool2d_with_indices",
+    "lp_pool1d", "lp_pool2d", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+    "pad", "grid_sample",
+)  # fmt: skip
+
+
+@rule(*SPATIAL)
+def _spatial(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    x = args[0] if args else kwargs.get("input")
+    lab = tr.label(x)
+    bad = [d for d in L.varying_dims(lab) if d != 1]
+    if name == "pad":
+        pad = args[1] if len(args) > 1 else kwargs.get("pad")
+        if len(pad) // 2 > x.dim() - 2:
+            bad = L.varying_dims(lab)
+    if name == "grid_sample":
+        bad += [d for d in L.varying_dims(tr.label(args[1])) if d == 1]
+    if bad:
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    for t in _outputs(out):
+        if t.dtype == torch.long:  # pooling indices
+            tr.set_label(t, L.untracked(t.dim()))
+            continue
+        small = lab
+        for d in range(2, small.dim()):
+            small = small.narrow(d, 0, 1)
+        tr.set_label(t, small.reshape(small.shape[:2] + (1,) * (t.dim() - 2)))
+
+
+# ----- reductions -----------------------------------------------------------------------------
+REDUCTIONS = (
+    "mean", "sum", "nansum", "nanmean", "amax", "amin", "max", "min", "std", "var", "prod",
+    "logsumexp", "argmax", "argmin", "median", "norm", "all", "any", "count_nonzero",
+)  # fmt: skip
+_LINEAR_REDUCTIONS = {"sum", "nansum"}
+
+
+def _reduced_dims(name: str, args: tuple, kwargs: dict, ndim: int) -> tuple[list[int], bool]:
+    if name == "norm":
+        dim = kwargs.get("dim", args[2] if len(args) > 2 else None)
+        keep = kwargs.get("keepdim", args[3] if len(args) > 3 else False)
+    else:
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        keep = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
+    if dim is None:
+        return list(range(ndim)), False
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    return sorted(d % ndim for d in dims), bool(keep)
+
+
+@rule(*REDUCTIONS)
+def _reduction(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    x = args[0]
+    if name in ("max", "min") and len(args) > 1 and isinstance(args[1], torch.Tensor):
+        _elementwise(tr, name, func, args, kwargs, out)
+        return
+    lab = tr.label(x)
+    dims, keep = _reduced_dims(name, args, kwargs, x.dim())
+    crossed = [d for d in dims if d in L.varying_dims(lab)]
+    if crossed and name not in _LINEAR_REDUCTIONS:
+        tr.freeze(
+            lab,
+            tr.reason(f"'{name}' over the channel dimension", "its value depends on every channel"),
+        )
+    small = lab
+    for d in dims:
+        small = small.narrow(d, 0, 1)
+    if crossed:
+        small = torch.full_like(small, UNTRACKED)
+    if not keep:
+        small = small.reshape([s for d, s in enumerate(small.shape) if d not in dims])
+    for t in _outputs(out):
+        tr.set_label(t, small if small.dim() == t.dim() else L.untracked(t.dim()))
+
+
+@rule("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "normalize")
+def _along_dim(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    x = args[0]
+    lab = tr.label(x)
+    if name == "normalize":
+        dim = kwargs.get("dim", args[2] if len(args) > 2 else 1)
+    else:
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if dim is None or dim % x.dim() in L.varying_dims(lab):
+        tr.freeze(lab, tr.reason(f"'{name}' along the channel dimension", "it mixes channels"))
+    for t in _outputs(out):
+        tr.set_label(t, lab)
+
+
+# ----- shape ops: applied literally to the label tensor ---------------------------------------
+_LITERAL = {
+    "view": "reshape", "view_as": "reshape_as", "reshape": "reshape", "reshape_as": "reshape_as",
+    "flatten": "flatten", "unflatten": "unflatten", "permute": "permute",
+    "transpose": "transpose", "swapaxes": "swapaxes", "swapdims": "swapdims", "t": "t",
+    "squeeze": "squeeze", "unsqueeze": "unsqueeze", "expand": "expand", "expand_as": "expand_as",
+    "movedim": "movedim", "moveaxis": "moveaxis", "cat": "cat", "concat": "cat",
+    "concatenate": "cat", "stack": "stack", "repeat": "repeat", "tile": "tile", "flip": "flip",
+    "__getitem__": "__getitem__", "narrow": "narrow", "select": "select", "split": "split",
+    "chunk": "chunk", "unbind": "unbind", "tensor_split": "tensor_split",
+    "index_select": "index_select", "roll": "roll", "attr:T": "T", "attr:mT": "mT",
+    "squeeze_": "squeeze", "unsqueeze_": "unsqueeze", "transpose_": "transpose",
+    "channel_shuffle": "channel_shuffle", "native_channel_shuffle": "channel_shuffle",
+}  # fmt: skip
+_BAKED = {"__getitem__", "narrow", "select", "index_select", "roll", "unbind", "tensor_split"}
+
+
+def _as_labels(tr: Tracer, obj: Any) -> Any:
+    def sub(x: Any) -> Any:
+        if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
+            return tr.label(x).expand(x.shape)
+        return x
+
+    return tree_map(sub, obj)
+
+
+def _channel_shuffle(lab: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c = lab.shape[:2]
+    rest = lab.shape[2:]
+    return lab.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+@rule(*_LITERAL)
+def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    target = _LITERAL[name]
+    largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
+    try:
+        if target in ("cat", "stack"):
+            result = getattr(torch, target)(*largs, **lkwargs)
+        elif target == "channel_shuffle":
+            result = _channel_shuffle(largs[0], int(args[1]))
+        elif target in ("T", "mT"):
+            result = getattr(largs[0], target)
+        else:
+            result = getattr(largs[0], target)(*largs[1:], **lkwargs)
+    except Exception:  # noqa: BLE001 - any failure means we cannot map channels through it
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is not None:
+        lab = tr.label(x)
+        dims = _indexed_dims(name, args, kwargs, x)
+        if name in ("split", "chunk") and not _split_is_fixed(name, args, kwargs):
+            _couple_pieces(tr, name, lab, result, dims, x)
+        elif (name in _BAKED or name == "split") and set(dims) & set(L.varying_dims(lab)):
+            if not (name == "__getitem__" and _full_slices(args[1], x, L.varying_dims(lab))):
+                tr.freeze(
+                    lab,
+                    tr.reason(
+                        f"'{name}' on the channel dimension",
+                        "it selects channels by positions written in the code",
+                    ),
+                )
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    for t, lab in zip(_outputs(out), results, strict=False):
+        tr.set_label(t, lab)
+
+
+def _split_is_fixed(name: str, args: tuple, kwargs: dict) -> bool:
+    if name == "chunk":
+        return False
+    size = kwargs.get("split_size_or_sections", kwargs.get("split_size", args[1]))
+    return not isinstance(size, int)
+
+
+def _couple_pieces(tr, name, lab, result, dims, x) -> None:
+    dim = dims[0] if dims else 0
+    if dim not in L.varying_dims(lab):
+        return
+    sizes = {p.shape[dim] for p in result}
+    if len(sizes) != 1:
+        tr.freeze(lab, tr.reason(f"'{name}' into unequal pieces", "pieces must stay equal"))
+        return
+    first = result[0]
+    for piece in result[1:]:
+        tr.union(L.compress(first), L.compress(piece))
+
+
+def _indexed_dims(name: str, args: tuple, kwargs: dict, x: torch.Tensor) -> list[int]:
+    nd = x.dim()
+    if name == "__getitem__":
+        return _getitem_dims(args[1], nd)
+    if name in ("chunk", "split", "unbind", "tensor_split"):
+        default = 0
+        pos = 2 if name != "unbind" else 1
+    elif name in ("narrow", "select", "index_select"):
+        default, pos = None, 1
+    elif name == "roll":
+        dim = kwargs.get("dims", args[2] if len(args) > 2 else None)
+        if dim is None:
+            return list(range(nd))
+        return [d % nd for d in ([dim] if isinstance(dim, int) else dim)]
+    else:
+        return []
+    dim = kwargs.get("dim", args[pos] if len(args) > pos else default)
+    return [] if dim is None else [dim % nd]
+
+
+def _getitem_dims(index: Any, nd: int) -> list[int]:
+    """The dimensions of ``x`` that ``x[index]`` selects from with something other than ``:``."""
+    items = index if isinstance(index, tuple) else (index,)
+    consuming = sum(
+        (i.dim() if isinstance(i, torch.Tensor) and i.dtype == torch.bool else 1)
+        for i in items
+        if i is not None and i is not Ellipsis
+    )
+    dims, d = [], 0
+    for item in items:
+        if item is None:
+            continue
+        if item is Ellipsis:
+            d += nd - consuming
+            continue
+        width = item.dim() if isinstance(item, torch.Tensor) and item.dtype == torch.bool else 1
+        if not (isinstance(item, slice) and item == slice(None)):
+            dims.extend(range(d, d + width))
+        d += width
+    return dims
+
+
+def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
+    """``x[:, :n]`` with ``n >= C`` selects everything now and after pruning: harmless."""
+    items = index if isinstance(index, tuple) else (index,)
+    if any(i is Ellipsis or i is None for i in items):
+        return False
+    for d, item in enumerate(items):
+        if d not in varying:
+            continue
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            return False
+        if item.start not in (None, 0) or (item.stop is not None and item.stop < x.shape[d]):
+            return False
+    return True
+
+
+# ----- leaf modules ---------------------------------------------------------------------------
+def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, output) -> None:
+    outs = _outputs(output)
+    inputs = _tensors(args)
+    if spec.kind == "opaque" or not inputs or not outs:
+        reason = tr.reason(
+            f"module '{name}' ({type(module).__name__})",
+            "it is an opaque leaf; register it with register_leaf(..., channel_params=...) "
+            "if its channels can be pruned",
+        )
+        for t in inputs:
+            tr.freeze(tr.label(t), reason)
+        for t in outs:
+            tr.set_label(t, L.untracked(t.dim()))
+        return
+    x = inputs[0]
+    lab = tr.label(x)
+    in_dim = spec.in_dim % x.dim()
+    n_in, n_out = spec.channels(module)
+    other = [d for d in L.varying_dims(lab) if d != in_dim]
+    if other:
+        tr.freeze(
+            lab,
+            tr.reason(
+                f"module '{name}'",
+                f"its input channels vary along dimension {other[0]}, not {in_dim}",
+            ),
+        )
+    in_elems = L.vector(lab, in_dim, x.shape[in_dim])
+    if len(in_elems) != n_in:  # e.g. a Linear applied to a non-feature dimension
+        tr.freeze(lab, tr.reason(f"module '{name}'", "input size does not match its channels"))
+        in_elems = [UNTRACKED] * n_in
+    if name in tr.module_in:  # shared module called again: same weights, same channels
+        for a, b in zip(tr.module_in[name], in_elems, strict=True):
+            tr.sets.union(a, b)
+    else:
+        tr.module_in[name] = in_elems
+        tr.order.append(name)
+    if spec.kind == "perchannel":
+        out_elems = in_elems
+        tr.module_out.setdefault(name, out_elems)
+        spec.couple(module, in_elems, out_elems, tr.sets)
+        for t in outs:
+            tr.set_label(t, lab if t.shape == x.shape else L.untracked(t.dim()))
+        return
+    if name not in tr.module_out:
+        seeded = tr._seed.get(name)
+        tr.module_out[name] = list(seeded) if seeded is not None else tr.sets.new(n_out)
+    out_elems = tr.module_out[name]
+    spec.couple(module, tr.module_in[name], out_elems, tr.sets)
+    for t in outs:
+        tr.set_label(t, L.along(spec.out_dim, t.dim(), out_elems))

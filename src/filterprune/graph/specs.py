@@ -1,0 +1,279 @@
+"""Per-layer channel knowledge: the one place that says which axis of which tensor is a channel.
+
+A :class:`LayerSpec` tells the tracer how a leaf module maps input channels to output channels
+and tells the surgeon which parameters and buffers to slice along which axis. Criteria read the
+same specs to find a filter's weights. Specs are looked up by module type (through the MRO), so
+subclasses of ``nn.Conv2d`` and friends are handled; custom modules can be registered with
+:func:`register_layer` or :func:`register_leaf`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import nn
+
+from .elements import ElementSets
+
+Kind = Literal["mixing", "perchannel", "opaque"]
+
+
+@dataclass(frozen=True)
+class ChannelParam:
+    """A parameter or buffer of a module whose ``axis`` indexes channels."""
+
+    name: str
+    axis: int
+
+
+class LayerSpec:
+    """Channel behaviour of one leaf module type.
+
+    Attributes:
+        kind: ``"mixing"`` (output channels are new: conv, linear), ``"perchannel"`` (output
+            channel ``i`` is input channel ``i``: norms, PReLU) or ``"opaque"`` (unknown: every
+            channel it touches is frozen).
+        in_dim: The activation dimension holding input channels (1 for NCHW, -1 for features).
+        out_dim: The activation dimension holding output channels.
+    """
+
+    kind: Kind = "opaque"
+    in_dim: int = 1
+    out_dim: int = 1
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        """Tensors sliced when output channels are removed."""
+        return []
+
+    def in_params(self, module: nn.Module) -> list[ChannelParam]:
+        """Tensors sliced when input channels are removed (mixing layers only)."""
+        return []
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        """``(in_channels, out_channels)`` of the module as it is now."""
+        raise NotImplementedError
+
+    def couple(
+        self, module: nn.Module, in_elems: list[int], out_elems: list[int], sets: ElementSets
+    ) -> None:
+        """Merge elements that this layer forces to be removed together (groups, GroupNorm)."""
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        """Update the module's attributes after its tensors were sliced to the new counts."""
+
+
+def _existing(module: nn.Module, names: Sequence[str], axis: int) -> list[ChannelParam]:
+    return [ChannelParam(n, axis) for n in names if getattr(module, n, None) is not None]
+
+
+class ConvSpec(LayerSpec):
+    """``nn.ConvNd``: weight ``(out, in/groups, *k)``. Grouped convs lose whole groups."""
+
+    kind: Kind = "mixing"
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        return _existing(module, ["weight", "bias"], 0)
+
+    def in_params(self, module: nn.Module) -> list[ChannelParam]:
+        return [ChannelParam("weight", 1)] if module.groups == 1 else []
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        return module.in_channels, module.out_channels
+
+    def couple(self, module, in_elems, out_elems, sets) -> None:
+        _couple_groups(module.groups, in_elems, out_elems, sets)
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        if module.groups > 1:
+            per_group_in = module.in_channels // module.groups
+            module.groups = n_in // per_group_in
+        module.in_channels, module.out_channels = n_in, n_out
+
+
+class ConvTransposeSpec(ConvSpec):
+    """``nn.ConvTransposeNd``: weight ``(in, out/groups, *k)``."""
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        params = _existing(module, ["bias"], 0)
+        if module.groups == 1:
+            params.insert(0, ChannelParam("weight", 1))
+        return params
+
+    def in_params(self, module: nn.Module) -> list[ChannelParam]:
+        return [ChannelParam("weight", 0)]
+
+
+def _couple_groups(groups: int, in_elems: list[int], out_elems: list[int], sets) -> None:
+    """A grouped conv can only lose whole groups: merge each group's input and output channels."""
+    if groups == 1:
+        return
+    per_in, per_out = len(in_elems) // groups, len(out_elems) // groups
+    for g in range(groups):
+        members = in_elems[g * per_in : (g + 1) * per_in] + out_elems[g * per_out : (g + 1) * per_out]
+        for other in members[1:]:
+            sets.union(members[0], other)
+
+
+class LinearSpec(LayerSpec):
+    """``nn.Linear``: weight ``(out, in)``, features on the last dimension."""
+
+    kind: Kind = "mixing"
+    in_dim = -1
+    out_dim = -1
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        return _existing(module, ["weight", "bias"], 0)
+
+    def in_params(self, module: nn.Module) -> list[ChannelParam]:
+        return [ChannelParam("weight", 1)]
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        return module.in_features, module.out_features
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        module.in_features, module.out_features = n_in, n_out
+
+
+class PerChannelSpec(LayerSpec):
+    """Layers whose output channel ``i`` depends on input channel ``i`` only."""
+
+    kind: Kind = "perchannel"
+
+    def __init__(self, params: Sequence[str], count_attr: str | None, in_dim: int = 1) -> None:
+        self.params = tuple(params)
+        self.count_attr = count_attr
+        self.in_dim = self.out_dim = in_dim
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        return _existing(module, self.params, 0)
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        n = getattr(module, self.count_attr)
+        return n, n
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        if self.count_attr is not None:
+            setattr(module, self.count_attr, n_out)
+
+
+_NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+class GroupNormSpec(PerChannelSpec):
+    """``nn.GroupNorm``: statistics are per group, so only whole groups can be removed."""
+
+    def __init__(self) -> None:
+        super().__init__(("weight", "bias"), "num_channels")
+
+    def couple(self, module, in_elems, out_elems, sets) -> None:
+        per = len(in_elems) // module.num_groups
+        for g in range(module.num_groups):
+            for e in in_elems[g * per + 1 : (g + 1) * per]:
+                sets.union(in_elems[g * per], e)
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        per = module.num_channels // module.num_groups
+        module.num_channels, module.num_groups = n_out, n_out // per
+
+
+class LayerNormSpec(PerChannelSpec):
+    """``nn.LayerNorm`` over the last dimension only (channels-last blocks).
+
+    Its statistics are taken over the channels, so removing a channel is not exactly the same as
+    zeroing it; finetuning absorbs the change. LayerNorm over several dimensions is opaque.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(("weight", "bias"), None, in_dim=-1)
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        n = module.normalized_shape[-1]
+        return n, n
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        module.normalized_shape = (n_out,)
+
+
+class PReLUSpec(PerChannelSpec):
+    def __init__(self) -> None:
+        super().__init__(("weight",), "num_parameters")
+
+
+class OpaqueSpec(LayerSpec):
+    """A leaf the engine does not look into: every channel it touches is frozen."""
+
+    kind: Kind = "opaque"
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        return 0, 0
+
+
+_REGISTRY: dict[type, LayerSpec] = {}
+_INSTANCE_CHECKS: list[Callable[[nn.Module], LayerSpec | None]] = []
+
+
+def register_layer(module_type: type[nn.Module], spec: LayerSpec) -> None:
+    """Register (or replace) the channel spec of a module type.
+
+    Modules of a registered type are traced as leaves: the tracer does not look inside them.
+
+    Example:
+        >>> class Scale(nn.Module):  # y = x * self.gamma, gamma of shape (C,)
+        ...     ...
+        >>> register_layer(Scale, PerChannelSpec(["gamma"], count_attr="channels"))
+    """
+    if not isinstance(spec, LayerSpec):
+        raise TypeError(f"spec for {module_type.__name__} must be a LayerSpec, got {spec!r}")
+    _REGISTRY[module_type] = spec
+
+
+def register_leaf(
+    module_type: type[nn.Module],
+    *,
+    channel_params: Sequence[str] | None = None,
+    count_attr: str | None = None,
+) -> None:
+    """Trace ``module_type`` as a leaf.
+
+    Args:
+        module_type: The custom module class.
+        channel_params: If given, the module is per-channel (output channel ``i`` depends only on
+            input channel ``i``) and these parameters/buffers have channels on axis 0; pruning
+            slices them. If ``None``, the module is opaque: channels it touches are frozen.
+        count_attr: Attribute holding the channel count, updated after surgery.
+    """
+    if channel_params is None:
+        register_layer(module_type, OpaqueSpec())
+    else:
+        register_layer(module_type, PerChannelSpec(channel_params, count_attr))
+
+
+def spec_for(module: nn.Module) -> LayerSpec | None:
+    """The spec of ``module``, or ``None`` if the tracer should look inside it."""
+    for cls in type(module).__mro__:
+        spec = _REGISTRY.get(cls)
+        if spec is not None:
+            if isinstance(spec, LayerNormSpec) and len(module.normalized_shape) != 1:
+                return OpaqueSpec()
+            if isinstance(spec, PReLUSpec) and module.num_parameters == 1:
+                return None  # a single shared slope is element-wise
+            return spec
+    return None
+
+
+for _t in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+    register_layer(_t, ConvSpec())
+for _t in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d):
+    register_layer(_t, ConvTransposeSpec())
+register_layer(nn.Linear, LinearSpec())
+for _t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm):
+    register_layer(_t, PerChannelSpec(_NORM_TENSORS, "num_features"))
+for _t in (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d):
+    register_layer(_t, PerChannelSpec(_NORM_TENSORS, "num_features"))
+register_layer(nn.GroupNorm, GroupNormSpec())
+register_layer(nn.LayerNorm, LayerNormSpec())
+register_layer(nn.PReLU, PReLUSpec())
+for _t in (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding, nn.Bilinear):
+    register_layer(_t, OpaqueSpec())

@@ -1,0 +1,271 @@
+"""Concrete tracing: run the model once on example inputs and label every channel.
+
+The tracer is a :class:`torch.overrides.TorchFunctionMode` plus forward hooks. It sees every torch
+function, tensor method and leaf module call that actually runs, with real tensors, so Python
+control flow on shapes needs no special care (see docs/design.md for why this beats symbolic
+tracing and ``torch.export`` here). For each op a rule in :mod:`.rules` maps the input label
+tensors to the output label tensors, merging or freezing channel elements as the op requires.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd.function import BackwardCFunction
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from . import labels as L
+from .elements import UNTRACKED, ElementSets
+from .specs import LayerSpec, spec_for
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OWN_DIR = os.path.dirname(os.path.dirname(__file__))
+
+# Calls that never produce activations; skipped without bookkeeping.
+_PASSIVE = {
+    "size", "dim", "numel", "is_contiguous", "data_ptr", "element_size", "stride", "storage_offset",
+    "is_floating_point", "is_complex", "item", "tolist", "__len__", "__bool__", "__format__",
+    "__repr__", "__hash__", "__eq__", "requires_grad_", "retain_grad", "register_hook", "__iter__",
+    "nelement", "ndimension", "get_device", "untyped_storage", "is_nonzero",
+}  # fmt: skip
+
+
+class TraceError(RuntimeError):
+    """The model could not be run under the tracer."""
+
+
+@dataclass
+class OpRecord:
+    """One traced op: its name, where it was called, and the labels of its tensor outputs."""
+
+    index: int
+    name: str
+    where: str
+    module: str
+    inputs: list[torch.Tensor] = field(default_factory=list)
+    outputs: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class LeafCall:
+    name: str
+    spec: LayerSpec
+
+
+class Tracer(TorchFunctionMode):
+    """Records channel labels for one forward pass. Use :func:`trace` rather than this class."""
+
+    def __init__(self, model: nn.Module, *, seed_outputs: dict[str, list[int]] | None = None):
+        super().__init__()
+        self.model = model
+        self.sets = ElementSets()
+        self.module_in: dict[str, list[int]] = {}
+        self.module_out: dict[str, list[int]] = {}
+        self.leaves: dict[str, LayerSpec] = {}
+        self.order: list[str] = []
+        self.ops: list[OpRecord] = []
+        self.output_labels: list[torch.Tensor] = []
+        self._seed = seed_outputs or {}
+        self._labels: dict[int, torch.Tensor] = {}
+        self._alive: list[Any] = []
+        self._known_grad_fns: set[int] = set()
+        self._labels_by_grad_fn: dict[int, torch.Tensor] = {}
+        self._busy = False
+        self._leaf_depth = 0
+        self._module_stack: list[str] = []
+        self.current_op: OpRecord | None = None
+
+    # ----- labels -------------------------------------------------------------------------
+    def label(self, t: torch.Tensor) -> torch.Tensor:
+        """The compressed label tensor of ``t`` (untracked if ``t`` was never produced here)."""
+        fn = t.grad_fn
+        if isinstance(fn, BackwardCFunction) and id(fn) not in self._known_grad_fns:
+            self._custom_function(t, fn)
+        lab = self._labels.get(id(t))
+        if lab is None or lab.dim() != t.dim():
+            return L.untracked(t.dim())
+        return lab
+
+    def set_label(self, t: torch.Tensor, lab: torch.Tensor) -> None:
+        lab = L.compress(L.align(lab, t.dim()) if lab.dim() < t.dim() else lab)
+        assert lab.dim() == t.dim(), (lab.shape, t.shape)
+        self._labels[id(t)] = lab
+        self._alive.append(t)
+        if t.grad_fn is not None:
+            self._known_grad_fns.add(id(t.grad_fn))
+            self._labels_by_grad_fn[id(t.grad_fn)] = lab
+        if self.current_op is not None:
+            self.current_op.outputs.append(lab)
+
+    def freeze(self, lab: torch.Tensor, reason: str) -> None:
+        for e in torch.unique(lab).tolist():
+            self.sets.freeze(e, reason)
+
+    def union(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        """Merge the elements at equal positions of two broadcastable label tensors."""
+        a, b = torch.broadcast_tensors(a, b)
+        pairs = torch.stack([a.reshape(-1), b.reshape(-1)], 1)
+        pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & (pairs != UNTRACKED).all(1)]
+        self.sets.union_pairs(map(tuple, torch.unique(pairs, dim=0).tolist()))
+
+    def _custom_function(self, t: torch.Tensor, fn: BackwardCFunction) -> None:
+        """A custom ``autograd.Function`` ran: its inside is unknown, so freeze what it touched."""
+        self._known_grad_fns.add(id(fn))
+        cls = getattr(fn, "_forward_cls", type(fn))
+        reason = self.reason(
+            f"custom autograd.Function {cls.__name__}", "its channel mapping is unknown"
+        )
+        for next_fn, _ in fn.next_functions:
+            lab = self._labels_by_grad_fn.get(id(next_fn)) if next_fn is not None else None
+            if lab is not None:
+                self.freeze(lab, reason)
+        lab = self._labels.get(id(t))
+        if lab is not None:
+            self.freeze(lab, reason)
+        self._labels[id(t)] = L.untracked(t.dim())
+
+    # ----- context ------------------------------------------------------------------------
+    def where(self) -> str:
+        frame = sys._getframe(1)
+        while frame is not None:
+            path = frame.f_code.co_filename
+            if not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR)):
+                return f"{path}:{frame.f_lineno}"
+            frame = frame.f_back
+        return "<unknown>"
+
+    def reason(self, what: str, why: str) -> str:
+        module = self._module_stack[-1] if self._module_stack else ""
+        inside = f" in module '{module}'" if module else ""
+        return f"{what}{inside} at {self.where()}: {why}"
+
+    # ----- torch function interception ------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self._busy or self._leaf_depth:
+            return func(*args, **kwargs)
+        name = getattr(func, "__name__", None) or repr(func)
+        if name == "__get__":
+            name = "attr:" + getattr(getattr(func, "__self__", None), "__name__", "?")
+        if name in _PASSIVE:
+            return func(*args, **kwargs)
+        module = self._module_stack[-1] if self._module_stack else ""
+        record = OpRecord(len(self.ops), name, "", module)
+        self.current_op = record
+        out = func(*args, **kwargs)
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not outs:
+            self.current_op = None
+            return out
+        self.ops.append(record)
+        self._busy = True
+        try:
+            from .rules import apply_rule
+
+            record.inputs = [
+                self.label(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)
+            ]
+            apply_rule(self, name, func, args, kwargs, out)
+        finally:
+            self._busy = False
+            self.current_op = None
+        return out
+
+    # ----- module hooks ---------------------------------------------------------------------
+    def _pre_hook(self, name: str, spec: LayerSpec | None):
+        def hook(module, args):
+            if spec is not None:
+                self._leaf_depth += 1
+            self._module_stack.append(name)
+
+        return hook
+
+    def _post_hook(self, name: str, spec: LayerSpec | None):
+        def hook(module, args, output):
+            self._module_stack.pop()
+            if spec is None:
+                return
+            self._leaf_depth -= 1
+            if self._leaf_depth == 0 and not self._busy:
+                self._busy = True
+                try:
+                    from .rules import apply_leaf
+
+                    self.current_op = OpRecord(len(self.ops), f"module:{name}", "", name)
+                    self.ops.append(self.current_op)
+                    apply_leaf(self, name, module, spec, args, output)
+                finally:
+                    self._busy = False
+                    self.current_op = None
+
+        return hook
+
+    def run(self, example_inputs: tuple[Any, ...], leaf_types: tuple[type, ...] = ()) -> Any:
+        handles = []
+        for name, module in self.model.named_modules():
+            spec = spec_for(module)
+            if spec is None and leaf_types and isinstance(module, leaf_types):
+                from .specs import OpaqueSpec
+
+                spec = OpaqueSpec()
+            if spec is not None:
+                self.leaves[name] = spec
+            handles.append(module.register_forward_pre_hook(self._pre_hook(name, spec)))
+            handles.append(module.register_forward_hook(self._post_hook(name, spec)))
+        try:
+            with torch.enable_grad(), self:
+                out = self.model(*example_inputs)
+        finally:
+            for h in handles:
+                h.remove()
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                lab = self.label(t)
+                self.output_labels.append(lab)
+                self.freeze(lab, "model output: its channels are what the model returns")
+        return out
+
+
+def prepare_inputs(example_inputs: Any) -> tuple[Any, ...]:
+    """Normalise example inputs to a tuple; float tensors are detached and require grad."""
+    if isinstance(example_inputs, torch.Tensor) or not isinstance(example_inputs, (tuple, list)):
+        example_inputs = (example_inputs,)
+
+    def prep(x: Any) -> Any:
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            return x.detach().clone().requires_grad_(True)
+        return x
+
+    return tuple(prep(x) for x in example_inputs)
+
+
+def trace(
+    model: nn.Module,
+    example_inputs: Any,
+    *,
+    leaf_types: tuple[type, ...] = (),
+    seed_outputs: dict[str, list[int]] | None = None,
+) -> Tracer:
+    """Run ``model`` once under the tracer (in eval mode, restoring the mode afterwards)."""
+    was_training = model.training
+    model.eval()
+    tracer = Tracer(model, seed_outputs=seed_outputs)
+    try:
+        tracer.run(prepare_inputs(example_inputs), leaf_types)
+    except Exception as exc:
+        op = tracer.current_op
+        at = f" (while tracing op '{op.name}' in module '{op.module}')" if op else ""
+        raise TraceError(
+            f"running {type(model).__name__} on the example inputs failed{at}: {exc}. "
+            "Check that the example inputs have the shape the model expects; if an op cannot "
+            "run under tracing, register its module as a leaf with filterprune.register_leaf."
+        ) from exc
+    finally:
+        model.train(was_training)
+    return tracer

@@ -1,0 +1,93 @@
+"""Apply a :class:`~filterprune.plan.Plan` to a model in one pass.
+
+Every touched module is checked first; only then are tensors sliced, so a plan that does not fit
+leaves the model untouched. Parameters are replaced by new ``nn.Parameter`` objects (same dtype,
+device and ``requires_grad``; ``.grad`` is sliced too): optimizers holding the old parameters must
+be rebuilt after surgery.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..graph.specs import ChannelParam, LayerSpec, spec_for
+from ..plan import Plan, PlanError
+
+
+def _keep(total: int, removed: list[int]) -> list[int]:
+    gone = set(removed)
+    return [i for i in range(total) if i not in gone]
+
+
+def _slice(module: nn.Module, param: ChannelParam, keep: list[int]) -> None:
+    tensor = getattr(module, param.name)
+    index = torch.tensor(keep, dtype=torch.long, device=tensor.device)
+    with torch.no_grad():
+        data = tensor.detach().index_select(param.axis, index).clone()
+    if isinstance(tensor, nn.Parameter):
+        new = nn.Parameter(data, requires_grad=tensor.requires_grad)
+        if tensor.grad is not None:
+            new.grad = tensor.grad.index_select(param.axis, index).clone()
+        setattr(module, param.name, new)
+    else:
+        module._buffers[param.name] = data
+
+
+def _check(name: str, module: nn.Module, spec: LayerSpec | None, plan: Plan) -> tuple[int, int]:
+    if spec is None or spec.kind == "opaque":
+        raise PlanError(
+            f"plan names module '{name}' ({type(module).__name__}), which filterprune cannot "
+            "slice; register its type with filterprune.register_layer"
+        )
+    n_in, n_out = spec.channels(module)
+    expected = plan.channels.get(name)
+    if expected is not None and [n_in, n_out] != list(expected):
+        raise PlanError(
+            f"plan does not fit module '{name}': it expects {expected[0]} input and "
+            f"{expected[1]} output channels, the model has {n_in} and {n_out}. "
+            "Apply plans in the order they were made, to the model they were made for."
+        )
+    return n_in, n_out
+
+
+def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
+    """Remove the channels named by ``plan`` from ``model``, in place, and return ``model``.
+
+    Args:
+        model: The model the plan was made for (or a freshly built copy of its architecture).
+        plan: Which output/input channels to remove from which modules.
+
+    Raises:
+        PlanError: If a module is missing or its channel counts do not match the plan.
+    """
+    modules = dict(model.named_modules())
+    names = list(dict.fromkeys([*plan.removed_outputs, *plan.removed_inputs]))
+    work = []
+    for name in names:
+        module = modules.get(name)
+        if module is None:
+            raise PlanError(f"plan names module '{name}', which the model does not have")
+        spec = spec_for(module)
+        n_in, n_out = _check(name, module, spec, plan)
+        removed_out = plan.removed_outputs.get(name, [])
+        removed_in = plan.removed_inputs.get(name, [])
+        if spec.kind == "perchannel":
+            removed_in = removed_out
+        keep_out, keep_in = _keep(n_out, removed_out), _keep(n_in, removed_in)
+        if not keep_out or not keep_in:
+            raise PlanError(f"plan would leave module '{name}' with no channels")
+        if getattr(module, "groups", 1) > 1:
+            per_in, per_out = n_in // module.groups, n_out // module.groups
+            if len(removed_in) % per_in or len(removed_out) % per_out:
+                raise PlanError(f"plan removes part of a group from grouped conv '{name}'")
+        work.append((name, module, spec, keep_in, keep_out, n_in, n_out))
+    for _name, module, spec, keep_in, keep_out, n_in, n_out in work:
+        if len(keep_out) < n_out:
+            for p in spec.out_params(module):
+                _slice(module, p, keep_out)
+        if len(keep_in) < n_in:
+            for p in spec.in_params(module):
+                _slice(module, p, keep_in)
+        spec.resize(module, len(keep_in), len(keep_out))
+    return model

@@ -1,0 +1,58 @@
+"""Built-in model zoo: CNNs to prune, built by name.
+
+>>> from filterprune.models import create_model, list_models
+>>> model = create_model("vgg16_bn", num_classes=10, head="cifar", width=0.25)
+
+Every model takes keyword arguments (``num_classes``, ``in_channels``, a ``width`` multiplier or
+its own size knobs), initialises its weights with a fixed scheme (Kaiming-normal convs, BN weight
+1 / bias 0) and runs on CPU in float32. Small ``width`` / ``base`` values give tiny models for
+tests; each model module's docstring names them.
+"""
+
+from ._registry import UnknownModelError, create_model, list_models, register_model
+from .densenet import DenseLayer, DenseNet, Transition, densenet_tiny
+from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
+from .resnet import (
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+)
+from .unet import DoubleConv, Down, OutConv, UNet, Up, unet
+from .vgg import VGG, VGG16_CONFIG, vgg16, vgg16_bn
+
+__all__ = [
+    "VGG",
+    "VGG16_CONFIG",
+    "BasicBlock",
+    "Bottleneck",
+    "DenseLayer",
+    "DenseNet",
+    "DoubleConv",
+    "Down",
+    "InvertedResidual",
+    "MobileNetV2",
+    "OutConv",
+    "ResNet",
+    "Transition",
+    "UNet",
+    "UnknownModelError",
+    "Up",
+    "create_model",
+    "densenet_tiny",
+    "list_models",
+    "mobilenet_v2",
+    "register_model",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "unet",
+    "vgg16",
+    "vgg16_bn",
+]

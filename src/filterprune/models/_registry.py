@@ -1,0 +1,94 @@
+"""Name -> constructor registry for the built-in model zoo.
+
+Models register themselves with :func:`register_model` at import time; users build them by name
+with :func:`create_model` and discover them with :func:`list_models`::
+
+    from filterprune.models import create_model, list_models
+
+    print(list_models())
+    model = create_model("resnet18", num_classes=10, stem="cifar", width=0.25)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+__all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
+
+_MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+class UnknownModelError(KeyError, ValueError):
+    """Raised by :func:`create_model` for a name that no model registered.
+
+    Subclasses both ``KeyError`` (lookup by name failed) and ``ValueError`` (bad argument value),
+    so either can be caught.
+    """
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would wrap the message in quotes; show it as written.
+        return str(self.args[0]) if self.args else ""
+
+
+def register_model(name: str) -> Callable[[F], F]:
+    """Register a model factory under ``name``.
+
+    Args:
+        name: The public name, e.g. ``"resnet18"``. Must be unique across the zoo.
+
+    Returns:
+        A decorator that records the factory and returns it unchanged.
+
+    Raises:
+        ValueError: If ``name`` is empty or already registered.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_model: name must be a non-empty string, got {name!r}.")
+
+    def decorator(factory: F) -> F:
+        if name in _MODEL_FACTORIES:
+            existing = _MODEL_FACTORIES[name]
+            raise ValueError(
+                f"register_model: model name {name!r} is already registered by "
+                f"{existing.__module__}.{existing.__qualname__}; pick another name."
+            )
+        _MODEL_FACTORIES[name] = factory
+        return factory
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Return the names of all registered models, sorted alphabetically."""
+    return sorted(_MODEL_FACTORIES)
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name.
+
+    Args:
+        name: A name from :func:`list_models`, e.g. ``"vgg16_bn"``.
+        **kwargs: Keyword arguments forwarded to the model's constructor (``num_classes``,
+            ``width``, ...; see each model's docstring).
+
+    Returns:
+        A freshly initialised model in training mode, on CPU, in float32.
+
+    Raises:
+        UnknownModelError: If ``name`` is not registered; the message lists the known names.
+    """
+    try:
+        factory = _MODEL_FACTORIES[name]
+    except KeyError:
+        known = ", ".join(list_models()) or "(none)"
+        raise UnknownModelError(
+            f"Unknown model name {name!r}. Known models: {known}. "
+            "Use filterprune.models.list_models() to list them, or register a new one with "
+            "@register_model."
+        ) from None
+    return factory(**kwargs)

@@ -6,7 +6,6 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
 from .criteria import get_criterion

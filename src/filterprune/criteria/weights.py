@@ -21,9 +21,7 @@ def filter_norms(graph: DependencyGraph, group: Group, p: float) -> torch.Tensor
         if member.role != "out":
             continue
         module = graph.modules[member.module]
-        weight = next(
-            (q for q in spec_for(module).out_params(module) if q.name == "weight"), None
-        )
+        weight = next((q for q in spec_for(module).out_params(module) if q.name == "weight"), None)
         if weight is None:
             continue
         w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1).double()
@@ -73,7 +71,9 @@ class BNScale:
             found = False
             for m in g.members:
                 module = graph.modules[m.module]
-                if m.role != "channel" or not isinstance(module, torch.nn.modules.batchnorm._NormBase):
+                if m.role != "channel" or not isinstance(
+                    module, torch.nn.modules.batchnorm._NormBase
+                ):
                     continue
                 if module.weight is None:
                     continue

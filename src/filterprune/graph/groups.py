@@ -171,9 +171,11 @@ class DependencyGraph:
         ]
         for g in self.groups:
             state = "FROZEN" if g.frozen else "prunable"
-            lines.append(f"- {g.name}: {g.size} channels, {state}")
+            lines.append(f"- {g.name}: {g.size} channel{'s' if g.size != 1 else ''}, {state}")
             for m in g.members:
-                lines.append(f"    {m.role:>3} {m.module} ({type(self.modules[m.module]).__name__})")
+                lines.append(
+                    f"    {m.role:>3} {m.module} ({type(self.modules[m.module]).__name__})"
+                )
             for r in g.reasons:
                 lines.append(f"    reason: {r}")
         return "\n".join(lines)

@@ -63,10 +63,32 @@ def _first_mismatch(
 def probe_once(
     model: nn.Module, example_inputs: Any, graph: DependencyGraph, leaf_types: tuple[type, ...]
 ) -> OpRecord | None:
-    """Return the first op whose behaviour after pruning disagrees with the analysis, if any."""
+    """Return the first op whose behaviour after pruning disagrees with the analysis, if any.
+
+    Two patterns are tried: the first channel of every group (catches fixed slices at either
+    end), and channel ``(i + 1) mod size`` of the ``i``-th group (catches ops that assume two
+    groups lose the same positions).
+    """
+    groups = graph.prunable
+    for targets in (
+        {g.name: [0] for g in groups},
+        {g.name: [(i + 1) % g.size] for i, g in enumerate(groups)},
+    ):
+        found = _probe(model, example_inputs, graph, leaf_types, targets)
+        if found is not None:
+            return found
+    return None
+
+
+def _probe(
+    model: nn.Module,
+    example_inputs: Any,
+    graph: DependencyGraph,
+    leaf_types: tuple[type, ...],
+    targets: dict[str, list[int]],
+) -> OpRecord | None:
     from ..surgery import apply_plan
 
-    targets = {g.name: [0] for g in graph.prunable}
     if not targets:
         return None
     plan = graph.plan(targets)
@@ -79,7 +101,8 @@ def probe_once(
             seeds[name] = [e for i, e in enumerate(elems) if i not in gone]
     tracer = Tracer(pruned, seed_outputs=seeds)
     tracer.sets.new(len(graph.sets) - 1)
-    removed = {graph.sets.find(g.classes[0]) for g in graph.prunable}
+    by_name = {g.name: g for g in graph.groups}
+    removed = {graph.sets.find(by_name[n].classes[i[0]]) for n, i in targets.items()}
     was_training = pruned.training
     pruned.eval()
     failed = False
@@ -99,6 +122,7 @@ def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
     reason = (
         f"op '{record.name}'"
         + (f" in module '{record.module}'" if record.module else "")
+        + (f" at {record.where}" if record.where else "")
         + ": pruning a copy showed that it keeps channel positions or counts fixed in code"
     )
     for lab in record.inputs:

@@ -279,7 +279,11 @@ def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
         if target in ("cat", "stack"):
             result = getattr(torch, target)(*largs, **lkwargs)
         elif target == "channel_shuffle":
-            result = _channel_shuffle(largs[0], int(args[1]))
+            groups = int(args[1] if len(args) > 1 else kwargs["groups"])
+            n, c = largs[0].shape[:2]
+            rows = largs[0].reshape(n, groups, c // groups, *largs[0].shape[2:])
+            _couple_rows(tr, tr.label(args[0]), L.compress(rows))
+            result = _channel_shuffle(largs[0], groups)
         elif target in ("T", "mT"):
             result = getattr(largs[0], target)
         else:
@@ -303,8 +307,29 @@ def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
                     ),
                 )
     results = result if isinstance(result, (tuple, list)) else (result,)
+    if x is not None and target in _RESHAPES:
+        _couple_rows(tr, tr.label(x), L.compress(results[0]))
     for t, lab in zip(_outputs(out), results, strict=False):
         tr.set_label(t, lab)
+
+
+_RESHAPES = {"reshape", "reshape_as", "unflatten", "channel_shuffle"}
+
+
+def _couple_rows(tr: Tracer, before: torch.Tensor, after: torch.Tensor) -> None:
+    """A reshape that splits the channel dimension into ``(rows, cols)`` (channel shuffle).
+
+    After pruning, the code recomputes ``cols`` from the new channel count, which matches the
+    original layout only if every row loses the same columns: merge column ``j`` of all rows.
+    """
+    if len(L.varying_dims(before)) != 1:
+        return
+    dims = L.varying_dims(after)
+    if len(dims) < 2:
+        return
+    grid = after.movedim(dims, list(range(len(dims)))).reshape(-1, after.shape[dims[-1]])
+    for row in grid[1:]:
+        tr.union(grid[0], row)
 
 
 def _split_is_fixed(name: str, args: tuple, kwargs: dict) -> bool:

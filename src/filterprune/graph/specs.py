@@ -111,7 +111,9 @@ def _couple_groups(groups: int, in_elems: list[int], out_elems: list[int], sets)
         return
     per_in, per_out = len(in_elems) // groups, len(out_elems) // groups
     for g in range(groups):
-        members = in_elems[g * per_in : (g + 1) * per_in] + out_elems[g * per_out : (g + 1) * per_out]
+        members = (
+            in_elems[g * per_in : (g + 1) * per_in] + out_elems[g * per_out : (g + 1) * per_out]
+        )
         for other in members[1:]:
             sets.union(members[0], other)
 

@@ -156,7 +156,7 @@ class Tracer(TorchFunctionMode):
         if name in _PASSIVE:
             return func(*args, **kwargs)
         module = self._module_stack[-1] if self._module_stack else ""
-        record = OpRecord(len(self.ops), name, "", module)
+        record = OpRecord(len(self.ops), name, self.where(), module)
         self.current_op = record
         out = func(*args, **kwargs)
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
@@ -169,7 +169,9 @@ class Tracer(TorchFunctionMode):
             from .rules import apply_rule
 
             record.inputs = [
-                self.label(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)
+                self.label(t)
+                for t in tree_flatten((args, kwargs))[0]
+                if isinstance(t, torch.Tensor)
             ]
             apply_rule(self, name, func, args, kwargs, out)
         finally:

@@ -1,0 +1,288 @@
+"""Report tables built from plain data: one row per pruning iteration, one row per layer.
+
+A :class:`Table` keeps raw numbers (``int``/``float``/``str``/``None``); the renderers in
+:mod:`filterprune.report.render` format them. Reductions and metric changes are relative to
+row 0, the original model. The per-layer table counts each physical output channel once: pass
+the layers that produce channels (e.g. the convolutions feeding a ``torch.cat``), never the
+concatenated tensor as well, or the removed channels are counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any
+
+from filterprune.report.formatting import KINDS, format_value
+
+__all__ = ["Column", "Table", "iteration_table", "layer_table"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column.
+
+    Attributes:
+        key: Machine name; the key in each row dict and the CSV/JSON field name.
+        header: Human header for Markdown/HTML.
+        kind: How renderers format values, one of ``KINDS``: ``count`` prints K/M/G, ``mb`` two
+            decimals, ``percent`` one decimal, ``speedup`` a trailing "x", ``delta`` a sign.
+    """
+
+    key: str
+    header: str
+    kind: str = "text"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Column {self.key!r}: unknown kind {self.kind!r}; known: {KINDS}")
+
+
+@dataclass
+class Table:
+    """A titled table of raw values.
+
+    Attributes:
+        title: Caption, used as a section heading in summaries.
+        columns: Column definitions, in display order.
+        rows: One dict per row mapping column keys to raw values (``None`` = not available).
+        notes: Sentences shown under the table (e.g. the overall size reduction).
+    """
+
+    title: str
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    def column(self, key: str) -> list[Any]:
+        """All values of the column ``key``."""
+        if key not in {c.key for c in self.columns}:
+            raise KeyError(f"table {self.title!r} has no column {key!r}; columns: {self.keys}")
+        return [row.get(key) for row in self.rows]
+
+    @property
+    def keys(self) -> list[str]:
+        """Column keys in display order."""
+        return [c.key for c in self.columns]
+
+
+ITERATION_KEYS = (
+    "iteration",
+    "ranking_batches",
+    "removed",
+    "removed_total",
+    "finetune",
+    "metrics",
+    "params",
+    "macs",
+    "size_mb",
+    "latency_ms",
+    "speedup",
+)
+
+
+def _plain(value: Any) -> Any:
+    """Numpy/torch scalars -> Python numbers, so tables serialise to JSON."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", 0) == 0 else value
+
+
+def _plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = {key: _plain(value) for key, value in row.items()}
+    if isinstance(out.get("metrics"), Mapping):
+        out["metrics"] = {name: _plain(value) for name, value in out["metrics"].items()}
+    return out
+
+
+def _reduction_pct(first: Any, value: Any) -> float | None:
+    if first is None or value is None or first == 0:
+        return None
+    return (first - value) / first * 100.0
+
+
+def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
+    unknown = sorted(set(row) - set(ITERATION_KEYS))
+    if unknown:
+        raise ValueError(
+            f"iteration_table: row {index} has unknown keys {unknown}; known keys: "
+            f"{list(ITERATION_KEYS)}"
+        )
+    if "iteration" not in row:
+        raise ValueError(f"iteration_table: row {index} has no 'iteration' key")
+    metrics = row.get("metrics")
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"iteration_table: row {index} 'metrics' must be a dict name -> value, "
+            f"got {type(metrics).__name__}"
+        )
+    for name, value in (metrics or {}).items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+            raise TypeError(
+                f"iteration_table: row {index} metric {name!r} must be a number or "
+                f"None, got {value!r}"
+            )
+    for key in ("params", "macs", "size_mb", "latency_ms", "speedup"):
+        value = row.get(key)
+        if value is not None and (not isinstance(value, Real) or value < 0):
+            raise ValueError(
+                f"iteration_table: row {index} {key!r} must be a number >= 0 or None, got {value!r}"
+            )
+
+
+def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Build the per-iteration table; row 0 must be the original (unpruned) model.
+
+    Args:
+        rows: One dict per iteration with keys from ``ITERATION_KEYS``; every key but
+            ``iteration`` is optional (missing = N/A). ``metrics`` maps a metric name to its
+            value; ``size_mb`` is in MB (10**6 bytes), ``latency_ms`` in milliseconds,
+            ``finetune`` is free text or a number (e.g. ``"0/1500"`` epochs/iterations).
+
+    Returns:
+        A table with the given columns (metrics flattened to ``metric:<name>``) plus the
+        computed ``params_reduction_pct``, ``macs_reduction_pct``, ``size_reduction_pct``
+        (``(first - value) / first * 100``) and ``delta:<name>`` (``value - first``) columns.
+        A missing ``speedup`` is filled from the latencies: ``latency_ms[0] / latency_ms``.
+    """
+    if not rows:
+        raise ValueError("iteration_table: rows is empty; pass at least the original model's row")
+    rows = [_plain_row(row) for row in rows]
+    for index, row in enumerate(rows):
+        _check_iteration_row(index, row)
+
+    metric_names: list[str] = []
+    for row in rows:
+        for name in row.get("metrics") or {}:
+            if name not in metric_names:
+                metric_names.append(name)
+
+    first = rows[0]
+    first_metrics = first.get("metrics") or {}
+    out_rows = []
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        out: dict[str, Any] = {
+            k: row.get(k)
+            for k in ("iteration", "ranking_batches", "removed", "removed_total", "finetune")
+        }
+        for name in metric_names:
+            out[f"metric:{name}"] = metrics.get(name)
+        for name in metric_names:
+            value, base = metrics.get(name), first_metrics.get(name)
+            out[f"delta:{name}"] = None if value is None or base is None else value - base
+        for key in ("params", "macs", "size_mb"):
+            out[key] = row.get(key)
+            out[f"{key.removesuffix('_mb')}_reduction_pct"] = _reduction_pct(
+                first.get(key), row.get(key)
+            )
+        out["latency_ms"] = row.get("latency_ms")
+        out["speedup"] = row.get("speedup")
+        if out["speedup"] is None and row.get("latency_ms") and first.get("latency_ms"):
+            out["speedup"] = first["latency_ms"] / row["latency_ms"]
+        out_rows.append(out)
+
+    columns = [
+        Column("iteration", "Iteration", "int"),
+        Column("ranking_batches", "Ranking batches", "int"),
+        Column("removed", "Removed channels", "int"),
+        Column("removed_total", "Removed total", "int"),
+        Column("finetune", "Finetuning", "text"),
+        *(Column(f"metric:{n}", n, "metric") for n in metric_names),
+        *(Column(f"delta:{n}", f"Δ {n}", "delta") for n in metric_names),
+        Column("params", "Params", "count"),
+        Column("params_reduction_pct", "Params −%", "percent"),
+        Column("macs", "MACs", "count"),
+        Column("macs_reduction_pct", "MACs −%", "percent"),
+        Column("size_mb", "Size (MB)", "mb"),
+        Column("size_reduction_pct", "Size −%", "percent"),
+        Column("latency_ms", "Latency (ms)", "ms"),
+        Column("speedup", "Speedup", "speedup"),
+    ]
+    return Table("Pruning iterations", columns, out_rows, _iteration_notes(out_rows, metric_names))
+
+
+def _iteration_notes(rows: list[dict[str, Any]], metric_names: list[str]) -> list[str]:
+    if len(rows) < 2:
+        return []
+    first, last = rows[0], rows[-1]
+    notes = []
+    for key, kind, label in (
+        ("size_mb", "mb", "Size"),
+        ("macs", "count", "MACs"),
+        ("params", "count", "Params"),
+    ):
+        pct = last.get(f"{key.removesuffix('_mb')}_reduction_pct")
+        if pct is not None:
+            a, b = format_value(first[key], kind), format_value(last[key], kind)
+            notes.append(f"{label} reduction: ({a} − {b}) / {a} × 100 % = {pct:.1f} %")
+    for name in metric_names:
+        before, after = first.get(f"metric:{name}"), last.get(f"metric:{name}")
+        if before is not None and after is not None:
+            notes.append(f"{name}: {before:.4g} → {after:.4g} ({after - before:+.4g})")
+    return notes
+
+
+def layer_table(*, before: Mapping[str, int], after: Mapping[str, int]) -> Table:
+    """Build the per-layer channel table.
+
+    Args:
+        before: Layer name -> output channels of the original model. Each physical channel must
+            appear once (see the module docstring about concatenations).
+        after: Layer name -> output channels after pruning; same layers as ``before`` (use 0 for
+            a layer removed entirely).
+
+    Returns:
+        Columns ``layer``, ``before``, ``after``, ``removed``, ``pct_of_layer``
+        (removed / before * 100) and ``pct_of_removed`` (removed / all removed * 100, which sums
+        to 100 when anything was removed, 0 for every layer otherwise), rows in ``before`` order.
+    """
+    missing = [name for name in before if name not in after]
+    extra = [name for name in after if name not in before]
+    if missing or extra:
+        raise ValueError(
+            f"layer_table: before and after must name the same layers; only in before:"
+            f" {missing}, only in after: {extra} (use 0 for a fully removed layer)"
+        )
+    for name in before:
+        b, a = before[name], after[name]
+        if not isinstance(b, Integral) or not isinstance(a, Integral) or a < 0 or b < 0:
+            raise ValueError(
+                f"layer_table: layer {name!r} needs channel counts as ints >= 0, "
+                f"got before={b!r}, after={a!r}"
+            )
+        if a > b:
+            raise ValueError(
+                f"layer_table: layer {name!r} has more channels after pruning "
+                f"({a}) than before ({b}); were before/after swapped?"
+            )
+
+    total_removed = sum(before[n] - after[n] for n in before)
+    rows = []
+    for name in before:
+        b, a = int(before[name]), int(after[name])
+        removed = b - a
+        rows.append(
+            {
+                "layer": name,
+                "before": b,
+                "after": a,
+                "removed": removed,
+                "pct_of_layer": removed / b * 100.0 if b else None,
+                "pct_of_removed": removed / total_removed * 100.0 if total_removed else 0.0,
+            }
+        )
+    total_before = sum(int(v) for v in before.values())
+    notes = [
+        f"Total: {total_before} → {total_before - total_removed} channels, {total_removed} "
+        f"removed ({total_removed / total_before * 100 if total_before else 0.0:.1f} %)"
+    ]
+    columns = [
+        Column("layer", "Layer", "text"),
+        Column("before", "Before pruning", "int"),
+        Column("after", "After pruning", "int"),
+        Column("removed", "Channels removed", "int"),
+        Column("pct_of_layer", "% of layer removed", "percent"),
+        Column("pct_of_removed", "% of all removed", "percent"),
+    ]
+    return Table("Channels per layer", columns, rows, notes)

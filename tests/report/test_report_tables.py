@@ -1,0 +1,129 @@
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from filterprune.report import (
+    format_value,
+    iteration_table,
+    layer_table,
+    table_from_json,
+    to_csv,
+    to_html,
+    to_json,
+    to_markdown,
+)
+
+# Concat-style network: branches "a" (16 ch) and "b" (16 ch) are concatenated into 32 channels
+# that feed "c". Only the producing layers are listed; the concat adds no channels of its own.
+BEFORE = {"a": 16, "b": 16, "c": 32}
+AFTER = {"a": 10, "b": 12, "c": 20}
+
+# The seed's run, with MACs and latency added.
+ROWS = [
+    {"iteration": 0, "metrics": {"dice": 0.985}, "params": 13_000_000, "macs": 2_000_000_000,
+     "size_mb": 52.4, "latency_ms": 40.0},
+    {"iteration": 1, "ranking_batches": 500, "removed": 300, "removed_total": 300,
+     "finetune": "0/1500", "metrics": {"dice": 0.948}, "params": 11_000_000,
+     "macs": 1_600_000_000, "size_mb": 44.4, "latency_ms": 34.0},
+    {"iteration": 2, "ranking_batches": 500, "removed": 300, "removed_total": 600,
+     "finetune": "5/0", "metrics": {"dice": 0.955}, "params": 6_800_000,
+     "macs": 1_000_000_000, "size_mb": 27.2, "latency_ms": 25.0},
+]  # fmt: skip
+
+
+def test_layer_table_counts_each_channel_once():
+    table = layer_table(before=BEFORE, after=AFTER)
+    assert table.column("removed") == [6, 4, 12]
+    assert table.column("pct_of_layer") == [6 / 16 * 100, 4 / 16 * 100, 12 / 32 * 100]
+    assert table.column("pct_of_removed") == pytest.approx(
+        [6 / 22 * 100, 4 / 22 * 100, 12 / 22 * 100]
+    )
+    assert sum(table.column("pct_of_removed")) == pytest.approx(100.0)
+    assert table.notes == ["Total: 64 → 42 channels, 22 removed (34.4 %)"]
+
+
+def test_layer_table_without_removal_and_bad_input():
+    table = layer_table(before=BEFORE, after=BEFORE)
+    assert table.column("pct_of_removed") == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="only in before: \\['c'\\]"):
+        layer_table(before=BEFORE, after={"a": 1, "b": 1})
+    with pytest.raises(ValueError, match="layer 'a' has more channels after"):
+        layer_table(before=BEFORE, after={**AFTER, "a": 17})
+
+
+def test_iteration_table_reductions_vs_row_0():
+    table = iteration_table(ROWS)
+    assert table.column("size_reduction_pct") == pytest.approx(
+        [0.0, 8 / 52.4 * 100, 25.2 / 52.4 * 100]
+    )
+    assert table.column("macs_reduction_pct") == pytest.approx([0.0, 20.0, 50.0])
+    assert table.column("params_reduction_pct") == pytest.approx(
+        [0.0, 2 / 13 * 100, 6.2 / 13 * 100]
+    )
+    assert table.column("delta:dice") == pytest.approx([0.0, 0.948 - 0.985, 0.955 - 0.985])
+    assert table.column("speedup") == pytest.approx([1.0, 40 / 34, 1.6])
+    assert table.column("ranking_batches") == [None, 500, 500]
+    assert "Size reduction: (52.40 − 27.20) / 52.40 × 100 % = 48.1 %" in table.notes
+    assert "dice: 0.985 → 0.955 (-0.03)" in table.notes
+
+
+def test_iteration_table_converts_numpy_and_rejects_bad_rows():
+    rows = [{"iteration": 0, "macs": np.int64(10), "metrics": {"acc": np.float32(0.5)}},
+            {"iteration": 1, "macs": np.int64(4), "metrics": {"acc": np.float32(0.25)}}]  # fmt: skip
+    table = iteration_table(rows)
+    assert type(table.rows[1]["macs"]) is int and table.rows[1]["macs_reduction_pct"] == 60.0
+    json.loads(to_json(table))
+    with pytest.raises(ValueError, match="unknown keys \\['flops'\\]"):
+        iteration_table([{"iteration": 0, "flops": 1}])
+    with pytest.raises(ValueError, match="rows is empty"):
+        iteration_table([])
+
+
+def test_markdown_rendering():
+    text = to_markdown(iteration_table(ROWS))
+    lines = text.splitlines()
+    assert lines[0].startswith("| Iteration | Ranking batches | Removed channels |")
+    table_lines = [line for line in lines if line.startswith("|")]
+    assert len(table_lines) == 2 + len(ROWS)
+    row2 = [cell.strip() for cell in table_lines[4].strip("|").split("|")]
+    assert row2[:5] == ["2", "500", "300", "600", "5/0"]
+    assert "1.00 G" in row2 and "27.20" in row2 and "48.1" in row2 and "1.60x" in row2
+    assert "N/A" in table_lines[2]
+    layer_md = to_markdown(layer_table(before=BEFORE, after=AFTER))
+    assert "| c | 32 | 20 | 12 | 37.5 | 54.5 |" in layer_md
+
+
+def test_csv_round_trip_keeps_numbers():
+    table = iteration_table(ROWS)
+    parsed = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert list(parsed[0]) == table.keys
+    for raw, row in zip(parsed, table.rows, strict=True):
+        assert float(raw["size_reduction_pct"]) == row["size_reduction_pct"]
+        assert int(raw["macs"]) == row["macs"]
+        assert float(raw["metric:dice"]) == row["metric:dice"]
+    assert parsed[0]["removed"] == ""  # None
+    layer = list(csv.DictReader(io.StringIO(to_csv(layer_table(before=BEFORE, after=AFTER)))))
+    assert sum(float(r["pct_of_removed"]) for r in layer) == pytest.approx(100.0)
+
+
+def test_json_round_trip_keeps_numbers():
+    table = iteration_table(ROWS)
+    data = json.loads(to_json(table))
+    assert data["rows"] == table.rows
+    assert [c["key"] for c in data["columns"]] == table.keys
+    assert table_from_json(to_json(table)) == table
+
+
+def test_html_and_format_value():
+    html = to_html(layer_table(before=BEFORE, after=AFTER))
+    assert html.count("<tr>") == 1 + 3 and "<caption>Channels per layer</caption>" in html
+    assert format_value(1_234_567, "count") == "1.23 M"
+    assert format_value(2.5e9, "count") == "2.50 G"
+    assert format_value(3.14159, "mb") == "3.14"
+    assert format_value(None, "mb") == "N/A"
+    assert format_value(-0.03, "delta") == "-0.03"
+    with pytest.raises(ValueError, match="unknown kind"):
+        format_value(1, "bytes")

@@ -4,11 +4,12 @@ import copy
 
 import pytest
 import torch
-from cases import ALL
 
 import filterprune as fp
-from conftest import randomize_norms
 from filterprune.testing import max_difference
+
+from cases import ALL
+from conftest import randomize_norms
 
 EXACT = {"layernorm"}  # statistics over channels change when a channel goes
 

@@ -7,6 +7,8 @@ import torch
 
 from filterprune.tasks import DigitsConfig, digits_datasets, load_digits_tensors
 
+pytest.importorskip("sklearn")
+
 
 def test_tensors_shape_and_range():
     images, labels = load_digits_tensors(image_size=32, normalize=False)

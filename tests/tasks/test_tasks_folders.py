@@ -1,12 +1,13 @@
 """Folder datasets on files written to tmp_path, and their error messages."""
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from filterprune.tasks import CarvanaDataset, ImageFolderDataset
+
+np = pytest.importorskip("numpy")
+Image = pytest.importorskip("PIL.Image")
 
 
 def _save_rgb(path, color, size=(12, 10)):
@@ -93,6 +94,8 @@ def test_carvana_pairs_gif_masks(carvana):
     half_image, half_mask = CarvanaDataset(root / "train", root / "train_masks", scale=0.5)[0]
     assert half_image.shape == (3, 4, 5) and half_mask.shape == (1, 4, 5)
     assert set(half_mask.unique().tolist()) <= {0.0, 1.0}
+    both = CarvanaDataset(root / "train", root / "train_masks", scale=1.0, image_size=6)
+    assert both[0][0].shape == (3, 6, 6)  # scale=1.0 is the neutral default
     fixed = CarvanaDataset(root / "train", root / "train_masks", image_size=16)[0]
     assert fixed[0].shape == (3, 16, 16) and fixed[1].shape == (1, 16, 16)
     flipped = CarvanaDataset(root / "train", root / "train_masks", augment=True)

@@ -44,7 +44,7 @@ def test_uneven_groups_and_integer_ids():
 def test_split_is_deterministic_per_seed():
     names = _carvana_names(30, views=4)
     assert split_by_object_id(names, val_fraction=0.25, seed=5) == split_by_object_id(
-        names, val_fraction=0.25, seed=5
+        names, 0.25, 5
     )
     splits = {tuple(split_by_object_id(names, val_fraction=0.25, seed=s)[1]) for s in range(5)}
     assert len(splits) > 1

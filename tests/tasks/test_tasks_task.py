@@ -82,11 +82,11 @@ def test_finetune_lowers_segmentation_loss():
     task, model = get_task("segment", dice_weight=0.5), _tiny_segmenter()
     before = task.evaluate(model, loader)
     model.eval()
-    steps = task.finetune(model, loader, steps=40, lr=0.01, optimizer="adam")
+    steps = task.finetune(model, loader, steps=60, lr=0.02, optimizer="adam")
     after = task.evaluate(model, loader)
-    assert steps == 40 and not model.training  # mode restored
-    assert after["loss"] < 0.7 * before["loss"]
-    assert after["dice"] > before["dice"]
+    assert steps == 60 and not model.training  # mode restored
+    assert after["loss"] < 0.75 * before["loss"]
+    assert after["dice"] > before["dice"] + 0.3
 
 
 def test_finetune_epochs_counts_steps_and_lowers_classification_loss():

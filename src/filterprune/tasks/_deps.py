@@ -1,0 +1,57 @@
+"""Lazy imports of the optional ``data`` and ``progress`` extras.
+
+numpy, Pillow and scikit-learn are optional: ``import filterprune.tasks`` never imports them.
+Functions that need one call :func:`require` at run time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator
+from types import ModuleType
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_PIP_NAMES = {"numpy": "numpy", "PIL": "pillow", "sklearn": "scikit-learn"}
+
+
+def require(module: str, *, feature: str) -> ModuleType:
+    """Import an optional dependency of the ``data`` extra.
+
+    Args:
+        module: Importable module name, e.g. ``"PIL.Image"`` or ``"sklearn.datasets"``.
+        feature: What needs it, used in the error message (e.g. ``"ImageFolderDataset"``).
+
+    Returns:
+        The imported module.
+
+    Raises:
+        ImportError: If the module is missing; the message says how to install it.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        top = module.split(".")[0]
+        pip_name = _PIP_NAMES.get(top, top)
+        raise ImportError(
+            f"{feature} needs the optional package {pip_name!r}, which is not installed. "
+            "Install it with: pip install filterprune[data]"
+        ) from err
+
+
+def progress_bar(
+    iterable: Iterable[T], *, enabled: bool, total: int | None = None, desc: str = ""
+) -> Iterator[T]:
+    """Wrap ``iterable`` in a tqdm bar when ``enabled`` and tqdm is installed.
+
+    Falls back silently to the plain iterable when tqdm is missing.
+    """
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            pass
+        else:
+            return iter(tqdm(iterable, total=total, desc=desc, leave=False))
+    return iter(iterable)

@@ -8,8 +8,14 @@ Quick use::
     fp.apply_plan(fresh_model, fp.Plan.from_json(plan.to_json()))  # rebuild the architecture
 """
 
-from .api import analyze, count, inspect, param_count, prune
-from .criteria import get_criterion, list_criteria, register_criterion
+from .api import analyze, count, inspect, param_count, prune, rank
+from .criteria import (
+    criterion_from_removals,
+    criterion_from_scores,
+    get_criterion,
+    list_criteria,
+    register_criterion,
+)
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
 from .plan import Plan, PlanError
 from .select import Selection
@@ -27,11 +33,14 @@ __all__ = [
     "analyze",
     "apply_plan",
     "count",
+    "criterion_from_removals",
+    "criterion_from_scores",
     "get_criterion",
     "inspect",
     "list_criteria",
     "param_count",
     "prune",
+    "rank",
     "register_criterion",
     "register_layer",
     "register_leaf",

@@ -6,9 +6,11 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from .criteria import get_criterion
+from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .graph.groups import DependencyGraph
 from .graph.probe import MAX_ROUNDS, freeze_op, probe_once
 from .graph.tracer import trace
@@ -81,6 +83,57 @@ def inspect(model: nn.Module, example_inputs: Any, **options: Any) -> Dependency
     return graph
 
 
+def rank(
+    model: nn.Module,
+    example_inputs: Any,
+    batches: Iterable[Any] | None = None,
+    loss_fn: Any = None,
+    criterion: str | Any = "taylor",
+    *,
+    normalize: bool = True,
+    flops_reg: float = 0.0,
+    cost: str = "flops",
+    graph: DependencyGraph | None = None,
+    criterion_options: dict[str, Any] | None = None,
+    **context: Any,
+) -> dict[str, torch.Tensor]:
+    """Score every channel of every prunable group; lower scores are removed first.
+
+    Args:
+        model: The model to rank (not modified; no optimizer step, ``.grad`` untouched).
+        example_inputs: Inputs for tracing (a batch of 1 is enough).
+        batches: Iterable of ``(inputs, targets)`` for data-driven criteria.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar``; or pass ``step_fn(model, batch)``.
+        criterion: A registered criterion name or a criterion object.
+        normalize: Per-group L2 normalisation (Molchanov et al. 2017).
+        flops_reg: ``lambda`` of the cost regularisation (``1e-3`` in the paper; 0 = off).
+        cost: ``"flops"``, ``"params"`` or ``"memory"``: what ``flops_reg`` charges.
+        graph: A graph of this model from :func:`analyze` (skips tracing).
+        criterion_options: Keyword arguments for the criterion's constructor.
+        **context: Extra inputs for the criterion (``step_fn``, ``max_batches``, ``device``...).
+
+    Returns:
+        Group name (the first producing layer, e.g. ``features.0``) -> 1-D tensor with one score
+        per channel, in that layer's current channel order.
+    """
+    crit = get_criterion(criterion, **(criterion_options or {}))
+    if graph is None:
+        graph = analyze(model, example_inputs)
+    scores = crit(
+        graph,
+        model=model,
+        example_inputs=example_inputs,
+        batches=batches,
+        loss_fn=loss_fn,
+        **context,
+    )
+    if normalize:
+        scores = l2_normalize(scores)
+    if flops_reg:
+        scores = regularize(scores, channel_costs(graph, example_inputs, cost), flops_reg)
+    return scores
+
+
 def prune(
     model: nn.Module,
     example_inputs: Any,
@@ -95,6 +148,10 @@ def prune(
     bins: Sequence[tuple[int, float]] = (),
     leaf_types: Sequence[type] = (),
     graph: DependencyGraph | None = None,
+    normalize: bool = True,
+    flops_reg: float = 0.0,
+    cost: str = "flops",
+    criterion_options: dict[str, Any] | None = None,
     **criterion_context: Any,
 ) -> Plan:
     """Remove ``amount`` of the channels of ``model`` in place, lowest-scored first.
@@ -112,7 +169,10 @@ def prune(
         max_fraction: Remove at most this fraction of any one group.
         bins: Per-width fractions, see :class:`filterprune.select.Selection`.
         leaf_types: Extra module types to treat as opaque leaves.
-        graph: A graph from :func:`analyze` of this model as it is now (skips re-tracing).
+        graph: A graph from :func:`analyze` of this model as it is now (skips re-tracing); it is
+            updated in place to follow the removal, so it can be passed again next iteration.
+        normalize, flops_reg, cost: See :func:`rank` (they matter for ``scope="global"``).
+        criterion_options: Keyword arguments for the criterion's constructor.
         **criterion_context: Passed to data-driven criteria (``batches``, ``loss_fn``, ...).
 
     Returns:
@@ -126,13 +186,24 @@ def prune(
         max_fraction=max_fraction,
         bins=tuple(bins),
     )
-    crit = get_criterion(criterion)
     if graph is None:
         graph = analyze(model, example_inputs, ignore=ignore, leaf_types=leaf_types)
-    scores = crit(graph, model=model, example_inputs=example_inputs, **criterion_context)
+    scores = rank(
+        model,
+        example_inputs,
+        criterion=criterion,
+        normalize=normalize,
+        flops_reg=flops_reg,
+        cost=cost,
+        graph=graph,
+        criterion_options=criterion_options,
+        amount=amount,
+        **criterion_context,
+    )
     removed = select(graph, scores, selection)
     plan = graph.plan(removed)
     apply_plan(model, plan)
+    graph.update(plan)
     return plan
 
 
@@ -147,4 +218,4 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["analyze", "apply_plan", "count", "inspect", "param_count", "prune"]
+__all__ = ["analyze", "apply_plan", "count", "inspect", "param_count", "prune", "rank"]

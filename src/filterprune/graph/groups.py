@@ -183,6 +183,31 @@ class DependencyGraph:
     def __str__(self) -> str:
         return self.report()
 
+    def anchors(self, where: str = "activation") -> dict:
+        """Where each producing layer's feature maps are observed (see :mod:`.anchors`)."""
+        from .anchors import find_anchors
+
+        producers = list(dict.fromkeys(p for g in self.prunable for p in g.producers))
+        perchannel = {n for n, s in self.leaves.items() if s.kind == "perchannel"}
+        return find_anchors(self.ops, producers, perchannel, where)
+
+    def update(self, plan: Plan) -> None:
+        """Follow a plan that was just applied, without tracing again.
+
+        Removed positions are dropped from every module's channel list; the element classes of the
+        remaining channels, and every freeze reason, stay valid.
+        """
+        for key, table in (
+            ("removed_outputs", self.module_out),
+            ("removed_inputs", self.module_in),
+        ):
+            for name, removed in getattr(plan, key).items():
+                gone = set(removed)
+                table[name] = [e for i, e in enumerate(table[name]) if i not in gone]
+                if self.leaves[name].kind == "perchannel":
+                    self.module_in[name] = self.module_out[name]
+        self.groups = self._build()
+
     # ----- plans ------------------------------------------------------------------------------
     def plan(self, removed: dict[str, list[int]]) -> Plan:
         """The plan that removes ``removed[group_name]`` (channel indices within each group)."""

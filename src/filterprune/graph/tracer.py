@@ -50,6 +50,8 @@ class OpRecord:
     module: str
     inputs: list[torch.Tensor] = field(default_factory=list)
     outputs: list[torch.Tensor] = field(default_factory=list)
+    in_ids: list[int] = field(default_factory=list)
+    out_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -168,11 +170,11 @@ class Tracer(TorchFunctionMode):
         try:
             from .rules import apply_rule
 
-            record.inputs = [
-                self.label(t)
-                for t in tree_flatten((args, kwargs))[0]
-                if isinstance(t, torch.Tensor)
-            ]
+            tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+            record.inputs = [self.label(t) for t in tensors]
+            record.in_ids = [id(t) for t in tensors]
+            record.out_ids = [id(t) for t in outs]
+            self._alive.append(tensors)
             apply_rule(self, name, func, args, kwargs, out)
         finally:
             self._busy = False
@@ -199,8 +201,14 @@ class Tracer(TorchFunctionMode):
                 try:
                     from .rules import apply_leaf
 
-                    self.current_op = OpRecord(len(self.ops), f"module:{name}", "", name)
-                    self.ops.append(self.current_op)
+                    record = OpRecord(len(self.ops), f"module:{name}", "", name)
+                    tensors = [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)]
+                    outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+                    record.in_ids = [id(t) for t in tensors]
+                    record.out_ids = [id(t) for t in outs]
+                    self._alive.append((tensors, outs))
+                    self.current_op = record
+                    self.ops.append(record)
                     apply_leaf(self, name, module, spec, args, output)
                 finally:
                     self._busy = False

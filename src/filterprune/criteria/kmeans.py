@@ -1,0 +1,77 @@
+"""KMeans filter clustering (Li, Xu & Zhu, IEICE 2018; the Ridurre framework).
+
+Per group, the first producing layer's filters are flattened to ``(C_out, C_in*kh*kw)`` and
+clustered into ``k = ceil(n * keep_fraction)`` clusters with k-means++ (scikit-learn). One filter
+per cluster is kept; the others get the lowest scores, so removing ``n - k`` channels removes exactly
+them. ``variant="ridurre"`` keeps the filter nearest each centre (Ridurre's code);
+``variant="paper"`` keeps the one farthest from it (the cited paper removes near-centroid,
+redundant filters). Among removed filters, those closest to their centre go first, so exact
+duplicates are removed before anything else. Ties are broken by channel index; clustering is
+seeded, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..graph.groups import DependencyGraph
+from ..graph.specs import spec_for
+from .registry import Scores, register_criterion
+
+
+@register_criterion("kmeans")
+class KMeansCriterion:
+    """Scores from k-means clustering of filters (kept: 1 + rank, removed: in [0, 1))."""
+
+    name = "kmeans"
+    needs_data = False
+
+    def __init__(
+        self, *, keep_fraction: float | None = None, variant: str = "ridurre", seed: int = 0
+    ) -> None:
+        if keep_fraction is not None and not 0.0 < keep_fraction <= 1.0:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+        if variant not in ("ridurre", "paper"):
+            raise ValueError(f"variant must be 'ridurre' or 'paper', got {variant!r}")
+        self.keep_fraction, self.variant, self.seed = keep_fraction, variant, seed
+
+    def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
+        try:
+            from sklearn.cluster import KMeans
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "the kmeans criterion needs scikit-learn: pip install filterprune[kmeans]"
+            ) from exc
+        keep = self.keep_fraction
+        if keep is None:
+            keep = 1.0 - float(ctx.get("amount", 0.1))
+        scores = {}
+        for g in graph.prunable:
+            module = graph.modules[g.name]
+            weight = next(q for q in spec_for(module).out_params(module) if q.name == "weight")
+            w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1).double()
+            first = g.members[0]
+            x = torch.stack([w[pos].reshape(-1) for pos in first.positions]).numpy()
+            n = len(x)
+            k = max(1, math.ceil(n * keep))
+            km = KMeans(n_clusters=min(k, n), init="k-means++", n_init=4, random_state=self.seed)
+            labels = km.fit_predict(x)
+            dist = ((x - km.cluster_centers_[labels]) ** 2).sum(1) ** 0.5
+            kept = set()
+            for c in range(km.n_clusters):
+                members = [i for i in range(n) if labels[i] == c]
+                if not members:
+                    continue
+                sign = 1.0 if self.variant == "ridurre" else -1.0
+                kept.add(min(members, key=lambda i, sign=sign, dist=dist: (sign * dist[i], i)))
+            removed = sorted((i for i in range(n) if i not in kept), key=lambda i: (dist[i], i))
+            s = torch.empty(n)
+            for rank, i in enumerate(removed):
+                s[i] = rank / max(1, len(removed))
+            for rank, i in enumerate(sorted(kept)):
+                s[i] = 1.0 + rank / n
+            scores[g.name] = s
+        return scores

@@ -1,0 +1,176 @@
+"""Observing feature maps during ranking passes, with hooks that are always removed.
+
+:class:`FeatureObserver` attaches to each producing layer's anchor (see
+:mod:`filterprune.graph.anchors`) and hands every observed feature map ``z`` (and, in backward,
+its gradient) to a callback that reduces it to a per-channel statistic on the fly. Nothing but the
+statistics is kept. Ranking passes leave parameters' ``.grad`` untouched and restore the model's
+train/eval mode, even when the loss function raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..graph.anchors import Anchor
+from ..graph.specs import spec_for
+
+Forward = Callable[[str, torch.Tensor, int], None]  # (module, z, channel_dim)
+
+
+def per_channel(z: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """Mean over every dimension except batch (0) and ``channel_dim``: ``(N, C)``."""
+    channel_dim %= z.dim()
+    if z.dim() == 2:
+        return z
+    z = z.movedim(channel_dim, 1)
+    return z.reshape(z.shape[0], z.shape[1], -1).mean(2)
+
+
+class _ActivationWatch(TorchFunctionMode):
+    """Catches activation ops applied to watched tensors (functional activations have no hook)."""
+
+    def __init__(self, observer: FeatureObserver) -> None:
+        super().__init__()
+        self.observer = observer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if args and isinstance(args[0], torch.Tensor):
+            pending = self.observer._pending.pop(id(args[0]), None)
+            if pending is not None:
+                anchor, tensor = pending
+                name = getattr(func, "__name__", "")
+                if name == anchor.activation and isinstance(out, torch.Tensor):
+                    self.observer._emit(anchor, out)
+                else:  # the activation was skipped on this pass: observe the module output
+                    self.observer._emit(anchor, tensor)
+        return out
+
+
+class FeatureObserver:
+    """Calls ``on_feature(module_name, z, channel_dim)`` for each anchor on every forward."""
+
+    def __init__(self, model: nn.Module, anchors: dict[str, Anchor], on_feature: Forward) -> None:
+        self.model = model
+        self.anchors = anchors
+        self.on_feature = on_feature
+        modules = dict(model.named_modules())
+        self._dims = {n: spec_for(modules[n]).out_dim for n in anchors}
+        self._watch: dict[str, list[Anchor]] = {}
+        for a in anchors.values():
+            self._watch.setdefault(a.watch, []).append(a)
+        self._modules = modules
+        self._pending: dict[int, tuple[Anchor, torch.Tensor]] = {}
+
+    def _emit(self, anchor: Anchor, z: torch.Tensor) -> None:
+        self.on_feature(anchor.module, z, self._dims[anchor.module])
+
+    def _hook(self, anchors: list[Anchor]):
+        def hook(module, args, output):
+            if not isinstance(output, torch.Tensor):
+                return
+            for a in anchors:
+                if a.activation is None:
+                    self._emit(a, output)
+                else:
+                    self._pending[id(output)] = (a, output)
+
+        return hook
+
+    def __enter__(self) -> FeatureObserver:
+        self._stack = ExitStack()
+        for name, anchors in self._watch.items():
+            handle = self._modules[name].register_forward_hook(self._hook(anchors))
+            self._stack.callback(handle.remove)
+        if any(a.activation for a in self.anchors.values()):
+            self._stack.enter_context(_ActivationWatch(self))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._pending.clear()
+        self._stack.close()
+
+
+def run_passes(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None,
+    step_fn: Callable[[nn.Module, Any], torch.Tensor] | None,
+    observer: FeatureObserver,
+    backward: bool,
+    train_mode: bool = False,
+    max_batches: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> int:
+    """Forward (and backward) ``batches`` through ``model`` under ``observer``; returns the count.
+
+    Gradients are taken with ``torch.autograd.grad`` so no parameter's ``.grad`` changes and no
+    optimizer is involved.
+    """
+    if loss_fn is None and step_fn is None and backward:
+        raise ValueError(
+            "a gradient criterion needs loss_fn(outputs, targets) or step_fn(model, batch)"
+        )
+    was_training = model.training
+    model.train(train_mode)
+    params = [p for p in model.parameters() if p.requires_grad]
+    seen = 0
+    iterator: Iterable[Any] = batches
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(batches, total=max_batches, desc="ranking", leave=False)
+        except ImportError:
+            pass
+    try:
+        with observer:
+            for batch in iterator:
+                if max_batches is not None and seen >= max_batches:
+                    break
+                batch = _to_device(batch, device)
+                with torch.set_grad_enabled(backward):
+                    if step_fn is not None:
+                        loss = step_fn(model, batch)
+                    else:
+                        inputs, targets = batch
+                        outputs = model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+                        loss = loss_fn(outputs, targets) if loss_fn is not None else None
+                    if backward:
+                        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                            raise ValueError(
+                                "the loss must be a scalar tensor; got "
+                                f"{type(loss).__name__} {getattr(loss, 'shape', '')}"
+                            )
+                        if not torch.isfinite(loss):
+                            raise FloatingPointError(
+                                f"ranking loss is {loss.item()} at batch {seen}; check the data "
+                                "and the model before pruning"
+                            )
+                        torch.autograd.grad(loss, params, allow_unused=True)
+                seen += 1
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("ranking needs at least one batch, but the batches iterable was empty")
+    return seen
+
+
+def _to_device(batch: Any, device: torch.device | str | None) -> Any:
+    if device is None:
+        return batch
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch

@@ -133,7 +133,9 @@ class Taylor:
         self.accumulate, self.momentum = accumulate, momentum
         ChannelStats(accumulate=accumulate, momentum=momentum)  # validate early
 
-    def per_module(self, graph: DependencyGraph, model: torch.nn.Module, **ctx: Any) -> dict:
+    def per_module(self, graph: DependencyGraph, **ctx: Any) -> dict[str, torch.Tensor]:
+        """Per producing module, the Taylor score of each of its output channels."""
+        model = _require(ctx, "model")
         stats = ChannelStats(accumulate=self.accumulate, momentum=self.momentum)
         signed = self.signed
 
@@ -164,7 +166,7 @@ class Taylor:
         return {k: v.abs() for k, v in result.items()} if signed else result
 
     def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
-        return group_scores(graph, self.per_module(graph, _require(ctx, "model"), **ctx))
+        return group_scores(graph, self.per_module(graph, **ctx))
 
 
 def _require(ctx: dict, key: str) -> Any:

@@ -32,6 +32,18 @@ def per_channel(z: torch.Tensor, channel_dim: int) -> torch.Tensor:
     return z.reshape(z.shape[0], z.shape[1], -1).mean(2)
 
 
+def channel_dot(z: torch.Tensor, g: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """``per_channel(z * g)`` without materialising the product: ``(N, C)``."""
+    channel_dim %= z.dim()
+    if z.dim() == 2:
+        return z * g
+    z = z.movedim(channel_dim, 1)
+    g = g.movedim(channel_dim, 1)
+    z = z.reshape(z.shape[0], z.shape[1], -1)
+    g = g.reshape(g.shape[0], g.shape[1], -1)
+    return torch.linalg.vecdot(z, g) / z.shape[2]
+
+
 class _ActivationWatch(TorchFunctionMode):
     """Catches activation ops applied to watched tensors (functional activations have no hook)."""
 

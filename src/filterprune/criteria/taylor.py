@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..graph.groups import DependencyGraph
-from .observe import FeatureObserver, per_channel, run_passes
+from .observe import FeatureObserver, channel_dot, run_passes
 from .registry import Scores, register_criterion
 
 
@@ -144,7 +144,7 @@ class Taylor:
                 return
 
             def hook(grad: torch.Tensor) -> None:
-                prod = per_channel(z.detach() * grad, cdim)  # (N, C)
+                prod = channel_dot(z.detach(), grad, cdim)  # (N, C)
                 stats.add(name, prod if signed else prod.abs())
 
             z.register_hook(hook)

@@ -64,3 +64,27 @@ def assert_equivalent(
     diff = max_difference(original, pruned, plan, inputs)
     if not diff <= atol:
         raise AssertionError(f"pruned model differs from the masked original by {diff:.3g}")
+
+
+def randomize_norms(model: nn.Module, *, seed: int = 0) -> nn.Module:
+    """Give norm layers non-trivial statistics and affine parameters, in place.
+
+    Freshly initialised BatchNorms (mean 0, var 1, weight 1, bias 0) can hide index mistakes;
+    use this before an equivalence check.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def uniform(t: torch.Tensor, lo: float, hi: float) -> None:
+        t.copy_(torch.rand(t.shape, generator=gen) * (hi - lo) + lo)
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._NormBase) and m.running_mean is not None:
+                uniform(m.running_mean, -0.5, 0.5)
+                uniform(m.running_var, 0.5, 2.0)
+            if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)):
+                if getattr(m, "weight", None) is not None:
+                    uniform(m.weight, 0.5, 1.5)
+                if getattr(m, "bias", None) is not None:
+                    uniform(m.bias, -0.5, 0.5)
+    return model

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 import filterprune as fp
-from filterprune.testing import max_difference
+from filterprune.testing import max_difference, randomize_norms
 
 from cases import ALL
-from conftest import randomize_norms
 
 EXACT = {"layernorm"}  # statistics over channels change when a channel goes
 

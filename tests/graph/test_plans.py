@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 
 import filterprune as fp
 from filterprune.models import create_model
-from filterprune.testing import max_difference
-
-from conftest import randomize_norms
+from filterprune.testing import max_difference, randomize_norms
 
 
 def _resnet():

@@ -7,9 +7,7 @@ import torch
 
 import filterprune as fp
 from filterprune.models import create_model, list_models
-from filterprune.testing import max_difference
-
-from conftest import randomize_norms
+from filterprune.testing import max_difference, randomize_norms
 
 TINY = {
     "vgg16": dict(width=1 / 16, head="cifar", num_classes=10),

@@ -1,0 +1,55 @@
+"""The iterative pruning loop, its configuration, checkpoints and loading.
+
+>>> from filterprune.loop import PruneConfig, run_pruning
+>>> config = PruneConfig(criterion="l1", amount=0.1, finetune=200, max_iterations=5)
+>>> result = run_pruning(model, example, config=config, finetune=ft, evaluate=ev,
+...                      run_dir="runs/vgg")          # doctest: +SKIP
+>>> pruned = load("runs/vgg", lambda: create_model("vgg16_bn"))  # doctest: +SKIP
+"""
+
+from .checkpoint import CheckpointError, RunDir
+from .config import Budget, ConfigError, PruneConfig, Target
+from .layers import ignored_layers, layer_widths, producing_layers
+from .load import (
+    load,
+    load_state_dict_strict,
+    plan_from_widths,
+    read_channel_txt,
+    read_spec,
+    resolve_checkpoint,
+    save,
+    unet_channel_list,
+    unet_conv_names,
+    unet_from_channels,
+    write_channel_txt,
+)
+from .run import PruningLoop, RunResult, run_pruning, seed_everything
+from .stop import STOP_REASONS
+
+__all__ = [
+    "STOP_REASONS",
+    "Budget",
+    "CheckpointError",
+    "ConfigError",
+    "PruneConfig",
+    "PruningLoop",
+    "RunDir",
+    "RunResult",
+    "Target",
+    "ignored_layers",
+    "layer_widths",
+    "load",
+    "load_state_dict_strict",
+    "plan_from_widths",
+    "producing_layers",
+    "read_channel_txt",
+    "read_spec",
+    "resolve_checkpoint",
+    "run_pruning",
+    "save",
+    "seed_everything",
+    "unet_channel_list",
+    "unet_conv_names",
+    "unet_from_channels",
+    "write_channel_txt",
+]

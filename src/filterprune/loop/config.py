@@ -1,0 +1,402 @@
+"""The configuration of an iterative pruning run: a dataclass that checks itself and round-trips JSON.
+
+One iteration ranks the channels, removes ``amount`` of them, finetunes and evaluates; the run stops
+at the first stop condition that holds (see :class:`PruneConfig`). Ridurre's loop (Li, Xu & Zhu,
+IEICE 2018) and Molchanov et al.'s schedule (ICLR 2017, https://arxiv.org/abs/1611.06440) are both
+instances: a per-iteration fraction with a maximum pruned fraction, or a few channels per iteration
+with a few finetuning steps in between.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["QUANTITIES", "SCOPES", "Budget", "ConfigError", "PruneConfig", "Target"]
+
+QUANTITIES = {"macs": "MACs", "params": "parameters", "size": "MB", "latency": "ms"}
+SCOPES = ("per_group", "global")
+UNITS = ("steps", "epochs")
+CONFIG_FORMAT = 1
+_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field, the value and the fix."""
+
+
+def _fail(name: str, value: Any, need: str) -> None:
+    raise ConfigError(f"PruneConfig.{name}: {need}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_amount(name: str, value: Any) -> None:
+    """An amount is a fraction in (0, 1) of the current channels or an int count >= 1."""
+    if _is_int(value):
+        if value < 1:
+            _fail(name, value, "a channel count must be an int >= 1")
+    elif not _is_number(value) or not 0.0 < value < 1.0:
+        _fail(name, value, "need a fraction in (0, 1) (e.g. 0.1) or an int channel count (e.g. 8)")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much finetuning one call of the ``finetune`` callback should do.
+
+    Exactly one of ``steps`` / ``epochs`` is set (the other is ``None``), as for
+    :class:`filterprune.tasks.FinetuneConfig`.
+    """
+
+    amount: int
+    unit: str = "steps"
+
+    @property
+    def steps(self) -> int | None:
+        return self.amount if self.unit == "steps" else None
+
+    @property
+    def epochs(self) -> int | None:
+        return self.amount if self.unit == "epochs" else None
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal on MACs, parameters, checkpoint size (MB) or latency (ms); the run stops once met.
+
+    Give either ``reduction`` (a fraction of the original value to remove, e.g. 0.5 halves MACs)
+    or ``at_most`` (an absolute ceiling in the quantity's unit, see ``QUANTITIES``).
+    """
+
+    quantity: str
+    reduction: float | None = None
+    at_most: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantity not in QUANTITIES:
+            raise ConfigError(
+                f"target: unknown quantity {self.quantity!r}; choose one of {', '.join(QUANTITIES)}"
+            )
+        if (self.reduction is None) == (self.at_most is None):
+            raise ConfigError(
+                f"target {self.quantity!r}: give exactly one of reduction (e.g. 0.5) or at_most "
+                f"(e.g. 2.5e6), got reduction={self.reduction!r}, at_most={self.at_most!r}"
+            )
+        if self.reduction is not None and not (
+            _is_number(self.reduction) and 0.0 < self.reduction < 1.0
+        ):
+            raise ConfigError(
+                f"target {self.quantity!r}: reduction must be a fraction in (0, 1), got "
+                f"{self.reduction!r}; 0.5 means 'remove half'"
+            )
+        if self.at_most is not None and not (_is_number(self.at_most) and self.at_most > 0):
+            raise ConfigError(
+                f"target {self.quantity!r}: at_most must be a number > 0 "
+                f"({QUANTITIES[self.quantity]}), got {self.at_most!r}"
+            )
+
+    def reached(self, original: float, current: float) -> bool:
+        """Whether ``current`` meets the target, given the ``original`` model's value."""
+        if self.at_most is not None:
+            return current <= self.at_most
+        return current <= original * (1.0 - self.reduction) + 1e-12 * abs(original)
+
+    def __str__(self) -> str:
+        if self.reduction is not None:
+            return f"{self.quantity}=-{self.reduction * 100:g}%"
+        return f"{self.quantity}<={self.at_most:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        """Parse ``"macs=-50%"`` (reduce by 50 %) or ``"macs<=2.5M"`` / ``"size<=1.2"`` (absolute).
+
+        Counts accept K/M/G suffixes; size is in MB, latency in ms.
+        """
+        match = re.fullmatch(r"\s*(\w+)\s*(=-|<=)\s*([0-9.eE+]+)\s*([%KMG]?)\s*", text)
+        if match is None:
+            raise ConfigError(
+                f"target {text!r} is not understood; write QUANTITY=-PERCENT% (e.g. macs=-50%) "
+                f"or QUANTITY<=VALUE (e.g. params<=1.5M, size<=2, latency<=10); quantities: "
+                f"{', '.join(QUANTITIES)}"
+            )
+        name, op, number, suffix = match.groups()
+        try:
+            value = float(number)
+        except ValueError:
+            raise ConfigError(f"target {text!r}: {number!r} is not a number") from None
+        if op == "=-":
+            if suffix != "%":
+                raise ConfigError(
+                    f"target {text!r}: a reduction needs a percent sign, e.g. macs=-50%"
+                )
+            return cls(name, reduction=value / 100.0)
+        if suffix == "%":
+            raise ConfigError(f"target {text!r}: use QUANTITY=-P% for a reduction, not <=P%")
+        return cls(name, at_most=value * _SUFFIX[suffix])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quantity": self.quantity, "reduction": self.reduction, "at_most": self.at_most}
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Everything an iterative pruning run needs besides the model, the data and the callbacks.
+
+    Attributes:
+        criterion: Registered criterion name (``filterprune.list_criteria()``), e.g. ``"l1"`` or
+            ``"taylor"``.
+        criterion_options: Keyword options for the criterion's constructor.
+        amount: Per iteration, a fraction in (0, 1) of the current channels of each group
+            (``scope="per_group"``) or of all prunable channels (``"global"``), or an int: that
+            many channels, ranked globally.
+        schedule: Amounts for iterations 1, 2, ... (overrides ``amount``); the run stops when the
+            schedule is used up.
+        scope: ``"per_group"``, ``"global"`` or ``None``: per group for fractions, global for
+            counts. Counts need the global scope.
+        ranking_batches: Batches fed to a data-driven criterion per iteration (ignored by
+            data-free criteria such as ``"l1"``).
+        finetune: Finetuning budget per iteration, in ``finetune_unit``; 0 disables it.
+        finetune_unit: ``"steps"`` or ``"epochs"``.
+        final_finetune: Budget of one last finetuning of the final model (same unit); 0 = none.
+        max_iterations: Run at most this many pruning iterations (``None`` = no limit).
+        max_pruned_fraction: Never remove more than this fraction of the prunable channels of the
+            starting model; checked before removing, and the last amount is clipped to fit.
+        targets: Stop once all these targets are met (MACs, params, size, latency).
+        metric: Key of the ``evaluate`` result watched by ``metric_floor``/``max_metric_drop``.
+        higher_is_better: Whether a larger ``metric`` is better.
+        metric_floor: Stop when ``metric`` falls below this value; the last model above it is kept.
+        max_metric_drop: Stop when ``metric`` is worse than the original by more than this
+            (absolute); the last good model is kept.
+        include: Only prune layers whose module name matches one of these fnmatch patterns.
+        exclude: Never prune layers matching these patterns.
+        layer_types: Only prune layers of these class names (e.g. ``"Conv2d"``).
+        layers: Only prune exactly these layers (module names).
+        round_to: Keep a multiple of this many channels per group.
+        min_channels: Keep at least this many channels per group.
+        measure_latency: Time a forward pass each iteration (also on with a latency target).
+        seed: RNG seed; every iteration reseeds from ``(seed, iteration)``, so a resumed run
+            reproduces an uninterrupted one.
+        device: Where the model runs during the loop, e.g. ``"cpu"`` or ``"cuda"``.
+    """
+
+    criterion: str = "l1"
+    criterion_options: Mapping[str, Any] = field(default_factory=dict)
+    amount: float | int = 0.1
+    schedule: tuple[float | int, ...] | None = None
+    scope: str | None = None
+    ranking_batches: int = 10
+    finetune: int = 0
+    finetune_unit: str = "steps"
+    final_finetune: int = 0
+    max_iterations: int | None = 10
+    max_pruned_fraction: float = 0.9
+    targets: tuple[Target, ...] = ()
+    metric: str | None = None
+    higher_is_better: bool = True
+    metric_floor: float | None = None
+    max_metric_drop: float | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    layer_types: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+    round_to: int = 1
+    min_channels: int = 1
+    measure_latency: bool = False
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.criterion, str) or not self.criterion:
+            _fail("criterion", self.criterion, "need a criterion name such as 'l1' or 'taylor'")
+        if not isinstance(self.criterion_options, Mapping):
+            _fail("criterion_options", self.criterion_options, "need a dict of keyword options")
+        object.__setattr__(self, "criterion_options", dict(self.criterion_options))
+        check_amount("amount", self.amount)
+        if self.schedule is not None:
+            schedule = tuple(self.schedule) if isinstance(self.schedule, list | tuple) else None
+            if not schedule:
+                _fail("schedule", self.schedule, "need a non-empty list of amounts or None")
+            for i, value in enumerate(schedule):
+                check_amount(f"schedule[{i}]", value)
+            object.__setattr__(self, "schedule", schedule)
+        if self.scope is not None and self.scope not in SCOPES:
+            _fail("scope", self.scope, f"need one of {SCOPES} or None")
+        if self.scope == "per_group" and any(_is_int(a) for a in self.amounts):
+            _fail(
+                "scope",
+                self.scope,
+                "a channel-count amount is ranked globally; use scope "
+                "'global' (or None), or give amount as a fraction such as 0.1",
+            )
+        self._check_ints()
+        if self.finetune_unit not in UNITS:
+            _fail("finetune_unit", self.finetune_unit, f"need one of {UNITS}")
+        if not _is_number(self.max_pruned_fraction) or not 0 < self.max_pruned_fraction <= 1:
+            _fail("max_pruned_fraction", self.max_pruned_fraction, "need a fraction in (0, 1]")
+        self._check_targets_and_metric()
+        for name in ("include", "exclude", "layer_types", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                _fail(name, value, "need a list of non-empty strings")
+            object.__setattr__(self, name, tuple(value))
+        if not isinstance(self.device, str) or not self.device:
+            _fail("device", self.device, "need a device name such as 'cpu' or 'cuda'")
+
+    def _check_ints(self) -> None:
+        for name, low in (
+            ("ranking_batches", 0),
+            ("finetune", 0),
+            ("final_finetune", 0),
+            ("round_to", 1),
+            ("min_channels", 1),
+            ("seed", 0),
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                _fail(name, value, f"need an int >= {low}")
+        if self.max_iterations is not None and (
+            not _is_int(self.max_iterations) or self.max_iterations < 1
+        ):
+            _fail("max_iterations", self.max_iterations, "need an int >= 1 or None (no limit)")
+
+    def _check_targets_and_metric(self) -> None:
+        targets = []
+        for t in self.targets if isinstance(self.targets, list | tuple) else [self.targets]:
+            if isinstance(t, str):
+                t = Target.parse(t)
+            elif isinstance(t, Mapping):
+                t = Target(**t)
+            elif not isinstance(t, Target):
+                _fail("targets", t, "need Target objects, dicts or strings such as 'macs=-50%'")
+            targets.append(t)
+        object.__setattr__(self, "targets", tuple(targets))
+        if self.metric is not None and (not isinstance(self.metric, str) or not self.metric):
+            _fail("metric", self.metric, "need the name of a key of the evaluate() result")
+        for name in ("metric_floor", "max_metric_drop"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not _is_number(value):
+                _fail(name, value, "need a number or None")
+            if self.metric is None:
+                _fail(
+                    name,
+                    value,
+                    "needs `metric` (the evaluate() key to watch), e.g. metric='accuracy'",
+                )
+        if self.max_metric_drop is not None and self.max_metric_drop < 0:
+            _fail("max_metric_drop", self.max_metric_drop, "need a number >= 0")
+
+    # ----- derived ---------------------------------------------------------------------------
+    @property
+    def amounts(self) -> tuple[float | int, ...]:
+        """The amounts that may be used: the schedule, or ``(amount,)``."""
+        return self.schedule if self.schedule is not None else (self.amount,)
+
+    def amount_for(self, iteration: int) -> float | int | None:
+        """Amount of iteration ``iteration`` (1-based); ``None`` once the schedule is used up."""
+        if self.schedule is None:
+            return self.amount
+        return self.schedule[iteration - 1] if iteration <= len(self.schedule) else None
+
+    def scope_for(self, amount: float | int) -> str:
+        if self.scope is not None:
+            return self.scope
+        return "global" if _is_int(amount) else "per_group"
+
+    @property
+    def needs_latency(self) -> bool:
+        return self.measure_latency or any(t.quantity == "latency" for t in self.targets)
+
+    @property
+    def watches_metric(self) -> bool:
+        return self.metric_floor is not None or self.max_metric_drop is not None
+
+    def budget(self, final: bool = False) -> Budget:
+        return Budget(self.final_finetune if final else self.finetune, self.finetune_unit)
+
+    # ----- JSON ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": CONFIG_FORMAT}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "targets":
+                value = [t.to_dict() for t in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "config") -> PruneConfig:
+        """Build a config from a dict as written by :meth:`to_dict` (missing keys: defaults)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        version = data.pop("format", CONFIG_FORMAT)
+        if version != CONFIG_FORMAT:
+            raise ConfigError(
+                f"{source}: config format {version!r} is not supported (this filterprune reads "
+                f"format {CONFIG_FORMAT})"
+            )
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown config keys {unknown}; known keys: {', '.join(known)}"
+            )
+        for key in ("schedule", "include", "exclude", "layer_types", "layers", "targets"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "config") -> PruneConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source=source)
+
+    def replace(self, **changes: Any) -> PruneConfig:
+        """A copy with ``changes`` applied (validated again)."""
+        data = self.to_dict()
+        unknown = sorted(set(changes) - set(data))
+        if unknown:
+            raise ConfigError(f"PruneConfig has no fields {unknown}")
+        data.update(changes)
+        return PruneConfig.from_dict(data)
+
+
+# Fields that may differ when a run is resumed: they only decide when to stop or where to run.
+RESUMABLE_CHANGES = (
+    "max_iterations",
+    "max_pruned_fraction",
+    "targets",
+    "metric_floor",
+    "max_metric_drop",
+    "final_finetune",
+    "measure_latency",
+    "device",
+)

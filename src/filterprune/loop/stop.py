@@ -1,0 +1,121 @@
+"""Stop conditions of the pruning loop and the clipping that keeps it under its maximum.
+
+The maximum pruned fraction is enforced *before* channels are removed: the amount of the next
+iteration is clipped so that the total can never overshoot (Ridurre checked it only after
+finetuning, which overshoots). The iteration limit counts pruning iterations exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import PruneConfig
+
+__all__ = ["STOP_REASONS", "Removal", "metric_threshold", "plan_removal", "targets_reached"]
+
+STOP_REASONS = {
+    "max_iterations": "the iteration limit was reached",
+    "max_pruned_fraction": "the maximum pruned fraction was reached",
+    "target_reached": "all targets were met",
+    "metric_floor": "the metric fell below its floor; the last good model was kept",
+    "nothing_left": "no prunable channels are left",
+    "schedule_done": "the schedule is used up",
+}
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :func:`filterprune.prune` is asked to remove in one iteration.
+
+    Attributes:
+        fraction: ``amount`` passed to :func:`filterprune.prune` (< 1).
+        scope: ``"per_group"`` or ``"global"``.
+        clipped: Whether the maximum pruned fraction made the amount smaller than configured.
+    """
+
+    fraction: float
+    scope: str
+    clipped: bool
+
+
+def plan_removal(
+    amount: float | int, scope: str, *, prunable: int, remaining: int
+) -> Removal | None:
+    """Turn a configured amount into a fraction that cannot overshoot ``remaining`` channels.
+
+    Args:
+        amount: A fraction of the current channels, or an int channel count (global scope).
+        scope: ``"per_group"`` or ``"global"``.
+        prunable: Channels in the prunable groups now.
+        remaining: Channels that may still be removed under the maximum pruned fraction.
+
+    Returns:
+        The removal, or ``None`` if nothing may be removed. Per group, each group loses at most
+        ``floor(size * fraction)``; globally ``floor(prunable * fraction)``; both are at most
+        ``remaining`` because ``fraction <= remaining / prunable``.
+    """
+    if prunable <= 0 or remaining <= 0:
+        return None
+    if isinstance(amount, int):
+        count = min(amount, remaining, prunable - 1)
+        if count <= 0:
+            return None
+        return Removal(count / prunable, "global", clipped=count < amount)
+    cap = remaining / prunable
+    if amount <= cap:
+        return Removal(float(amount), scope, clipped=False)
+    return Removal(min(cap, (prunable - 1) / prunable), scope, clipped=True)
+
+
+def max_removable(base_total: int, max_pruned_fraction: float) -> int:
+    """Channels the whole run may remove out of ``base_total``."""
+    return math.floor(base_total * max_pruned_fraction + 1e-9)
+
+
+_ROW_KEYS = {"macs": "macs", "params": "params", "size": "size_mb", "latency": "latency_ms"}
+
+
+def targets_reached(
+    config: PruneConfig, original: Mapping[str, Any], row: Mapping[str, Any]
+) -> bool:
+    """Whether every target of ``config`` holds for ``row`` (False when there are none)."""
+    if not config.targets:
+        return False
+    for target in config.targets:
+        key = _ROW_KEYS[target.quantity]
+        if row.get(key) is None or original.get(key) is None:
+            return False
+        if not target.reached(float(original[key]), float(row[key])):
+            return False
+    return True
+
+
+def metric_threshold(config: PruneConfig, original_metrics: Mapping[str, float]) -> float | None:
+    """The worst acceptable value of ``config.metric`` (``None`` if no floor is set)."""
+    if not config.watches_metric:
+        return None
+    if config.metric not in original_metrics:
+        raise KeyError(
+            f"PruneConfig.metric {config.metric!r} is not in the evaluate() result; its keys "
+            f"are: {', '.join(original_metrics) or '(none)'}"
+        )
+    candidates = []
+    if config.metric_floor is not None:
+        candidates.append(float(config.metric_floor))
+    if config.max_metric_drop is not None:
+        base = float(original_metrics[config.metric])
+        drop = float(config.max_metric_drop)
+        candidates.append(base - drop if config.higher_is_better else base + drop)
+    return max(candidates) if config.higher_is_better else min(candidates)
+
+
+def metric_ok(config: PruneConfig, threshold: float | None, metrics: Mapping[str, float]) -> bool:
+    if threshold is None:
+        return True
+    value = metrics.get(config.metric)
+    if value is None or not math.isfinite(float(value)):
+        return False
+    return value >= threshold if config.higher_is_better else value <= threshold

@@ -82,8 +82,9 @@ def _strip(rows):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
-def test_resume_after_an_interruption_matches_an_uninterrupted_run(example, tmp_path):
-    settings = {"max_iterations": 3, "final_finetune": 2, "seed": 11}
+@pytest.mark.parametrize("criterion", ["l1", "taylor"])
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(example, tmp_path, criterion):
+    settings = {"max_iterations": 3, "final_finetune": 2, "seed": 11, "criterion": criterion}
     reference = _run(example, Hooks(), tmp_path / "a", **settings)
 
     with pytest.raises(KeyboardInterrupt):  # finetune of iteration 2 is interrupted

@@ -23,7 +23,9 @@ from .load import (
     unet_from_channels,
     write_channel_txt,
 )
-from .run import PruningLoop, RunResult, run_pruning, seed_everything
+from .result import RunResult
+from .run import PruningLoop, run_pruning
+from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "PruningLoop",
     "RunDir",
     "RunResult",
+    "LoopState",
     "Target",
     "ignored_layers",
     "layer_widths",

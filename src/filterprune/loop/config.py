@@ -20,6 +20,7 @@ __all__ = ["QUANTITIES", "SCOPES", "Budget", "ConfigError", "PruneConfig", "Targ
 
 QUANTITIES = {"macs": "MACs", "params": "parameters", "size": "MB", "latency": "ms"}
 SCOPES = ("per_group", "global")
+COSTS = ("flops", "params", "memory")
 UNITS = ("steps", "epochs")
 CONFIG_FORMAT = 1
 _SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
@@ -159,6 +160,11 @@ class PruneConfig:
         criterion: Registered criterion name (``filterprune.list_criteria()``), e.g. ``"l1"`` or
             ``"taylor"``.
         criterion_options: Keyword options for the criterion's constructor.
+        normalize: Per-group L2 normalisation of the scores (Molchanov et al. 2017); it makes
+            one global ranking fair across layers.
+        flops_reg: Cost regularisation ``lambda`` (1e-3 in the paper; 0 = off): channels of
+            expensive layers go first at equal importance.
+        cost: What ``flops_reg`` charges: ``"flops"``, ``"params"`` or ``"memory"``.
         amount: Per iteration, a fraction in (0, 1) of the current channels of each group
             (``scope="per_group"``) or of all prunable channels (``"global"``), or an int: that
             many channels, ranked globally.
@@ -194,6 +200,9 @@ class PruneConfig:
 
     criterion: str = "l1"
     criterion_options: Mapping[str, Any] = field(default_factory=dict)
+    normalize: bool = True
+    flops_reg: float = 0.0
+    cost: str = "flops"
     amount: float | int = 0.1
     schedule: tuple[float | int, ...] | None = None
     scope: str | None = None
@@ -224,6 +233,12 @@ class PruneConfig:
         if not isinstance(self.criterion_options, Mapping):
             _fail("criterion_options", self.criterion_options, "need a dict of keyword options")
         object.__setattr__(self, "criterion_options", dict(self.criterion_options))
+        if not isinstance(self.normalize, bool):
+            _fail("normalize", self.normalize, "need true or false")
+        if not _is_number(self.flops_reg) or self.flops_reg < 0:
+            _fail("flops_reg", self.flops_reg, "need a number >= 0 (1e-3 in the paper, 0 = off)")
+        if self.cost not in COSTS:
+            _fail("cost", self.cost, f"need one of {COSTS}")
         check_amount("amount", self.amount)
         if self.schedule is not None:
             schedule = tuple(self.schedule) if isinstance(self.schedule, list | tuple) else None

@@ -13,14 +13,10 @@ callback must build its optimizer (and any LR scheduler) on every call from
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import logging
-import random
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,91 +26,29 @@ from torch import nn
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..plan import Plan
-from ..surgery import apply_plan
-from .checkpoint import RunDir, read_plan, read_weights, state_dict_bytes
+from .checkpoint import RunDir, state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from .layers import ignored_layers, layer_widths
-from .load import load_state_dict_strict
-from .stop import STOP_REASONS, max_removable, metric_ok, metric_threshold, plan_removal
-from .stop import targets_reached as _targets_reached
+from .result import RunResult
+from .state import LoopState, restore, seed_everything
+from .stop import (
+    STOP_REASONS,
+    Removal,
+    max_removable,
+    metric_ok,
+    metric_threshold,
+    plan_removal,
+    targets_reached,
+)
 
-__all__ = ["PruningLoop", "RunResult", "run_pruning", "seed_everything"]
+__all__ = ["PruningLoop", "run_pruning"]
 
 logger = logging.getLogger("filterprune.loop")
 
 FinetuneFn = Callable[[nn.Module, int, Budget], "int | None"]
 EvaluateFn = Callable[[nn.Module], Mapping[str, float]]
 BatchesFn = Callable[[], Iterable[Any]]
-TABLE_KEYS = (
-    "iteration",
-    "ranking_batches",
-    "removed",
-    "removed_total",
-    "finetune",
-    "metrics",
-    "params",
-    "macs",
-    "size_mb",
-    "latency_ms",
-)
-
-
-def seed_everything(seed: int, tag: int | str) -> int:
-    """Seed Python, torch (all devices) and numpy (if imported) from ``(seed, tag)``."""
-    digest = hashlib.sha256(f"filterprune:{seed}:{tag}".encode()).digest()
-    value = int.from_bytes(digest[:8], "little") % (2**63)
-    random.seed(value)
-    torch.manual_seed(value)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed(value % (2**32))
-    return value
-
-
-@dataclass
-class RunResult:
-    """What a pruning run produced.
-
-    Attributes:
-        model: The final model (after the final finetune, or the last good iteration's model).
-        plan: Composed plan from the original architecture to ``model``'s (original numbering).
-        rows: One dict per recorded iteration (row 0: the start; ``"final"``: final finetune).
-        stop_reason: A key of :data:`filterprune.loop.stop.STOP_REASONS`.
-        best_iteration: The iteration ``model`` comes from.
-        run_dir: The run folder, if the run was checkpointed.
-    """
-
-    model: nn.Module
-    plan: Plan
-    rows: list[dict[str, Any]]
-    stop_reason: str
-    best_iteration: int
-    run_dir: Path | None = None
-    final_row: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def stop_message(self) -> str:
-        return STOP_REASONS.get(self.stop_reason, self.stop_reason)
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return dict(self.final_row.get("metrics") or {})
-
-    def table_rows(self) -> list[dict[str, Any]]:
-        """Rows with the keys :func:`filterprune.report.iteration_table` accepts."""
-        return [{k: row[k] for k in TABLE_KEYS if k in row} for row in self.rows]
-
-    def table(self) -> Any:
-        """The per-iteration :class:`filterprune.report.Table`."""
-        from ..report import iteration_table
-
-        return iteration_table(self.table_rows())
-
-    def layer_table(self) -> Any:
-        """Output channels per producing layer, start vs. final model."""
-        from ..report import layer_table
-
-        return layer_table(before=self.rows[0]["channels"], after=self.final_row["channels"])
+LossFn = Callable[[Any, Any], torch.Tensor]
 
 
 class _Counted:
@@ -137,9 +71,8 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
-def _config_diff(old: PruneConfig, new: PruneConfig) -> list[str]:
-    a, b = old.to_dict(), new.to_dict()
-    return [k for k in a if a[k] != b.get(k)]
+def _finetune_text(budget: Budget, steps: int) -> str:
+    return f"{budget} ({steps} steps)" if budget.unit == "epochs" else f"{steps} steps"
 
 
 class PruningLoop:
@@ -154,22 +87,31 @@ class PruningLoop:
         finetune: FinetuneFn | None = None,
         evaluate: EvaluateFn | None = None,
         batches: BatchesFn | None = None,
-        loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+        loss_fn: LossFn | None = None,
         run_dir: str | Path | None = None,
         base_plan: Plan | None = None,
         progress: bool = True,
     ) -> None:
         if not isinstance(config, PruneConfig):
             raise TypeError(f"config must be a PruneConfig, got {type(config).__name__}")
-        if config.finetune and finetune is None:
-            raise ConfigError(
-                f"PruneConfig.finetune={config.finetune} needs a finetune callback "
-                "(model, start_step, budget) -> steps; pass finetune=... or set finetune=0"
-            )
-        if config.final_finetune and finetune is None:
-            raise ConfigError("PruneConfig.final_finetune needs a finetune callback")
+        for name, value in (
+            ("finetune", config.finetune),
+            ("final_finetune", config.final_finetune),
+        ):
+            if value and finetune is None:
+                raise ConfigError(
+                    f"PruneConfig.{name}={value} needs a finetune callback "
+                    f"(model, start_step, budget) -> steps; pass finetune=... or set {name}=0"
+                )
         if config.watches_metric and evaluate is None:
             raise ConfigError("a metric floor needs an evaluate callback (model) -> dict")
+        criterion = get_criterion(config.criterion, **config.criterion_options)
+        self.needs_data = bool(getattr(criterion, "needs_data", False))
+        if self.needs_data and (batches is None or loss_fn is None):
+            raise ConfigError(
+                f"criterion {config.criterion!r} ranks with data: pass batches=(callable "
+                "returning an iterable of (inputs, targets)) and loss_fn=(output, target) -> loss"
+            )
         self.config = config
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
@@ -177,26 +119,12 @@ class PruningLoop:
         self.finetune_fn, self.evaluate_fn = finetune, evaluate
         self.batches_fn, self.loss_fn = batches, loss_fn
         self.rundir = RunDir(run_dir) if run_dir is not None else None
-        self.base_plan = base_plan or Plan()
         self.progress = progress
-        self.criterion = get_criterion(config.criterion, **config.criterion_options)
-        self.needs_data = bool(getattr(self.criterion, "needs_data", False))
-        if self.needs_data and (batches is None or loss_fn is None):
-            raise ConfigError(
-                f"criterion {config.criterion!r} ranks with data: pass batches=(callable "
-                "returning an iterable of (inputs, targets)) and loss_fn=(output, target) -> loss"
-            )
         self.ignore = ignored_layers(self.model, config)
-        # state of the run
-        self.plan = self.base_plan  # original architecture -> current model
-        self.run_plan = Plan()  # starting model -> current model
-        self.rows: list[dict[str, Any]] = []
-        self.removed_total = self.steps_done = self.base_total = 0
-        self.iteration = 0
-        self.current = RunDir.iteration_name(0)
-        self.best: tuple[Any, ...] | None = None
+        self.state = LoopState(plan=base_plan or Plan())
+        self.best: tuple[nn.Module | None, LoopState] | None = None
         self.threshold: float | None = None
-        self._graph: Any = None
+        self._graph: Any = None  # dependency graph of the current model, kept up to date
 
     # ----- measurement -----------------------------------------------------------------------
     def _evaluate(self) -> dict[str, float]:
@@ -205,7 +133,7 @@ class PruningLoop:
         metrics = self.evaluate_fn(self.model)
         if not isinstance(metrics, Mapping):
             raise TypeError(
-                f"the evaluate callback must return a dict name -> number, got "
+                "the evaluate callback must return a dict name -> number, got "
                 f"{type(metrics).__name__}"
             )
         return {str(k): float(v) for k, v in metrics.items()}
@@ -225,64 +153,43 @@ class PruningLoop:
     def _finetune(self, budget: Budget) -> int:
         if budget.amount <= 0 or self.finetune_fn is None:
             return 0
-        done = self.finetune_fn(self.model, self.steps_done, budget)
+        done = self.finetune_fn(self.model, self.state.steps_done, budget)
         if done is None:
             return 0
         if isinstance(done, bool) or not isinstance(done, int) or done < 0:
             raise TypeError(
-                f"the finetune callback must return the number of steps it did (an int >= 0), "
+                "the finetune callback must return the number of steps it did (an int >= 0), "
                 f"got {done!r}"
             )
+        self.state.steps_done += done
         return done
 
-    @staticmethod
-    def _finetune_text(budget: Budget, steps: int) -> str:
-        if budget.unit == "epochs":
-            return f"{budget} ({steps} steps)"
-        return f"{steps} steps"
-
     # ----- persistence -----------------------------------------------------------------------
-    def _state(self, *, finished: bool, stop_reason: str | None, final: str | None) -> dict:
-        return {
-            "last_completed": self.iteration,
-            "current": self.current,
-            "final": final or self.current,
-            "best_iteration": self.best_iteration,
-            "removed_total": self.removed_total,
-            "steps_done": self.steps_done,
-            "base_total": self.base_total,
-            "finished": finished,
-            "stop_reason": stop_reason,
-        }
-
-    @property
-    def best_iteration(self) -> int:
-        return int(self.current.removeprefix("iter_"))
-
-    def _record(self, name: str, row: dict, weights: bytes, step: Plan) -> None:
-        self.rows.append(row)
-        if self.rundir is None:
-            return
-        self.rundir.write_checkpoint(name, weights=weights, plan=self.plan, step_plan=step, row=row)
-        self.rundir.write_log(self.rows)
+    def _record(self, name: str, row: dict[str, Any], weights: bytes, step: Plan) -> None:
+        self.state.rows.append(row)
+        if self.rundir is not None:
+            self.rundir.write_checkpoint(
+                name, weights=weights, plan=self.state.plan, step_plan=step, row=row
+            )
+            self.rundir.write_log(self.state.rows)
 
     def _save_state(
         self, *, finished: bool = False, stop_reason: str | None = None, final: str | None = None
     ) -> None:
         if self.rundir is not None:
             self.rundir.write_state(
-                self._state(finished=finished, stop_reason=stop_reason, final=final)
+                self.state.to_json_dict(finished=finished, stop_reason=stop_reason, final=final)
             )
 
     def _keep_best(self) -> None:
-        copy_of = copy.deepcopy(self.model) if self.config.watches_metric else None
-        self.best = (self.current, copy_of, self.plan, self.run_plan, self.removed_total)
+        """Remember the current model as the last good one (a copy only if a floor is set)."""
+        kept = copy.deepcopy(self.model) if self.config.watches_metric else None
+        self.best = (kept, copy.copy(self.state))
 
     # ----- start / resume --------------------------------------------------------------------
     def _start(self) -> None:
-        graph = analyze(self.model, self.example, ignore=self.ignore)
-        self._graph = graph
-        self.base_total = sum(g.size for g in graph.prunable)
+        self._graph = analyze(self.model, self.example, ignore=self.ignore)
+        self.state.base_total = sum(g.size for g in self._graph.prunable)
         seed_everything(self.config.seed, 0)
         metrics = self._evaluate()
         self.threshold = metric_threshold(self.config, metrics)
@@ -298,76 +205,52 @@ class PruningLoop:
         if self.rundir is not None:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
             self.rundir.write_config(self.config.to_json())
-        self._record(self.current, row, weights, Plan())
+        self._record(self.state.current, row, weights, Plan())
         self._keep_best()
         self._save_state()
 
-    def _restore(self, state: dict[str, Any], weights_from: str) -> None:
-        """Rebuild the model of checkpoint ``state['current']`` on the starting model."""
-        assert self.rundir is not None
-        last = state["last_completed"]
-        self.rows = [
-            r
-            for r in self.rundir.read_rows()
-            if isinstance(r["iteration"], int) and r["iteration"] <= last
-        ]
-        current = int(state["current"].removeprefix("iter_"))
-        run_plan = Plan()
-        for row in self.rows[1:]:
-            if row.get("accepted", True) and row["iteration"] <= current:
-                name = RunDir.iteration_name(row["iteration"])
-                run_plan = run_plan.then(read_plan(self.rundir.checkpoint(name) / "step_plan.json"))
-        apply_plan(self.model, run_plan)
-        source = self.rundir.checkpoint(weights_from) / "weights.safetensors"
-        load_state_dict_strict(self.model, read_weights(source), source=str(source))
-        self.model.to(self.device)
-        self.run_plan = run_plan
-        self.plan = read_plan(self.rundir.checkpoint(state["current"]) / "plan.json")
-        self.iteration, self.current = last, state["current"]
-        self.removed_total = state["removed_total"]
-        self.steps_done, self.base_total = state["steps_done"], state["base_total"]
-        self.threshold = metric_threshold(self.config, self.rows[0].get("metrics") or {})
-        self._keep_best()
-
     def _resume(self) -> RunResult | None:
         """Continue a checkpointed run; returns the stored result if it already finished."""
-        assert self.rundir is not None
-        state = self.rundir.read_state()
-        saved = PruneConfig.from_json(
-            self.rundir.read_config_json(), source=str(self.rundir.config_path)
-        )
-        diff = _config_diff(saved, self.config)
+        run = self.rundir
+        assert run is not None
+        saved = run.read_state()
+        old = PruneConfig.from_json(run.read_config_json(), source=str(run.config_path))
+        old_dict, new_dict = old.to_dict(), self.config.to_dict()
+        diff = [k for k in old_dict if old_dict[k] != new_dict.get(k)]
         fixed = [k for k in diff if k not in RESUMABLE_CHANGES]
         if fixed:
             raise ConfigError(
-                f"run folder {str(self.rundir.path)!r} was started with a different config "
+                f"run folder {str(run.path)!r} was started with a different config "
                 f"({', '.join(fixed)} differ); resume with the same settings or use a new run "
                 f"folder (only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
-        if state["finished"] and not diff:
-            self._restore(state, state["final"])
-            final = self.rundir.read_row(state["final"])
-            if state["final"] != state["current"]:
-                self.rows.append(final)
-            return self._result(state["stop_reason"], final)
-        self._restore(state, state["current"])
-        self.rundir.write_config(self.config.to_json())
-        logger.info("resuming %s after iteration %d", self.rundir.path, self.iteration)
+        done = saved["finished"] and not diff
+        weights_from = saved["final"] if done else saved["current"]
+        self.state = restore(run, self.model, saved, weights_from=weights_from)
+        self.model.to(self.device)
+        self.threshold = metric_threshold(self.config, self.state.rows[0].get("metrics") or {})
+        if done:
+            final_row = run.read_row(saved["final"])
+            if saved["final"] != saved["current"]:
+                self.state.rows.append(final_row)
+            return self._result(saved["stop_reason"], final_row)
+        run.write_config(self.config.to_json())
+        self._keep_best()
+        logger.info("resuming %s after iteration %d", run.path, self.state.iteration)
         return None
 
-    # ----- the loop --------------------------------------------------------------------------
-    def _stop_before(self, i: int) -> tuple[str | None, Any]:
-        """Checks made before iteration ``i`` removes anything; returns (reason, removal)."""
-        cfg = self.config
-        current_row = next(r for r in reversed(self.rows) if r["iteration"] == self.best_iteration)
-        if _targets_reached(cfg, self.rows[0], current_row):
+    # ----- one iteration ---------------------------------------------------------------------
+    def _check_before(self, i: int) -> tuple[str | None, Removal | None]:
+        """Stop checks made before iteration ``i`` removes anything: (reason, removal)."""
+        cfg, state = self.config, self.state
+        if targets_reached(cfg, state.rows[0], state.current_row):
             return "target_reached", None
         if cfg.max_iterations is not None and i > cfg.max_iterations:
             return "max_iterations", None
         amount = cfg.amount_for(i)
         if amount is None:
             return "schedule_done", None
-        remaining = max_removable(self.base_total, cfg.max_pruned_fraction) - self.removed_total
+        remaining = max_removable(state.base_total, cfg.max_pruned_fraction) - state.removed_total
         if remaining <= 0:
             return "max_pruned_fraction", None
         if self._graph is None:
@@ -376,86 +259,92 @@ class PruningLoop:
         removal = plan_removal(
             amount, cfg.scope_for(amount), prunable=prunable, remaining=remaining
         )
-        if removal is None:
-            return "nothing_left", None
-        return None, removal
+        return ("nothing_left", None) if removal is None else (None, removal)
 
-    def _iterate(self, i: int, removal: Any) -> str | None:
+    def _prune(self, removal: Removal) -> tuple[Plan, int]:
         cfg = self.config
-        started = time.perf_counter()
-        seed_everything(cfg.seed, i)
-        self.model.zero_grad(set_to_none=True)
         context: dict[str, Any] = {}
         counted = None
         if self.needs_data:
             counted = _Counted(itertools.islice(self.batches_fn(), cfg.ranking_batches))
-            context = {"batches": counted, "loss_fn": self.loss_fn}
+            context = {"batches": counted, "loss_fn": self.loss_fn, "device": self.device}
         step = prune(
             self.model,
             self.example,
             amount=removal.fraction,
-            criterion=self.criterion,
+            criterion=cfg.criterion,
+            criterion_options=dict(cfg.criterion_options),
             scope=removal.scope,
             round_to=cfg.round_to,
             min_channels=cfg.min_channels,
-            graph=self._graph,
+            normalize=cfg.normalize,
+            flops_reg=cfg.flops_reg,
+            cost=cfg.cost,
+            graph=self._graph,  # prune() updates it to follow the removal
             **context,
         )
-        self._graph = None
-        removed = step.num_removed
-        if removed == 0:
+        return step, counted.count if counted is not None else 0
+
+    def _iterate(self, i: int, removal: Removal) -> str | None:
+        cfg, state = self.config, self.state
+        started = time.perf_counter()
+        seed_everything(cfg.seed, i)
+        self.model.zero_grad(set_to_none=True)
+        step, ranked = self._prune(removal)
+        if step.num_removed == 0:
             return "max_pruned_fraction" if removal.clipped else "nothing_left"
-        self.removed_total += removed
-        self.plan, self.run_plan = self.plan.then(step), self.run_plan.then(step)
+        state.removed_total += step.num_removed
+        state.plan, state.run_plan = state.plan.then(step), state.run_plan.then(step)
         steps = self._finetune(cfg.budget())
-        self.steps_done += steps
         metrics = self._evaluate()
         accepted = metric_ok(cfg, self.threshold, metrics)
-        self.iteration = i
+        state.iteration = i
         name = RunDir.iteration_name(i)
         row, weights = self._row(
             i,
-            ranking_batches=counted.count if counted else 0,
-            removed=removed,
-            removed_total=self.removed_total,
-            finetune=self._finetune_text(cfg.budget(), steps),
+            ranking_batches=ranked,
+            removed=step.num_removed,
+            removed_total=state.removed_total,
+            finetune=_finetune_text(cfg.budget(), steps),
             metrics=metrics,
-            pruned_fraction=self.removed_total / self.base_total if self.base_total else 0.0,
+            pruned_fraction=state.removed_total / state.base_total if state.base_total else 0.0,
             amount=removal.fraction,
             scope=removal.scope,
             accepted=accepted,
             seconds=round(time.perf_counter() - started, 3),
         )
         self._record(name, row, weights, step)
-        if not accepted:
-            best_name, best_model, self.plan, self.run_plan, self.removed_total = self.best
-            self.model, self.current = best_model, best_name
+        if accepted:
+            state.current = name
             self._keep_best()
             self._save_state()
-            return "metric_floor"
-        self.current = name
+            return None
+        kept_model, kept_state = self.best
+        self.model, self._graph = kept_model, None
+        kept_state.rows, kept_state.iteration = state.rows, i
+        kept_state.steps_done = state.steps_done
+        self.state = kept_state
         self._keep_best()
         self._save_state()
-        return None
+        return "metric_floor"
 
     def _final_finetune(self) -> tuple[str, dict[str, Any]]:
-        final_row = next(r for r in reversed(self.rows) if r["iteration"] == self.best_iteration)
+        state = self.state
         if not self.config.final_finetune or self.finetune_fn is None:
-            return self.current, final_row
+            return state.current, state.current_row
         seed_everything(self.config.seed, "final")
         self.model.zero_grad(set_to_none=True)
-        steps = self._finetune(self.config.budget(final=True))
-        self.steps_done += steps
-        metrics = self._evaluate()
+        budget = self.config.budget(final=True)
+        steps = self._finetune(budget)
         row, weights = self._row(
             "final",
             ranking_batches=0,
             removed=0,
-            removed_total=self.removed_total,
-            finetune=self._finetune_text(self.config.budget(final=True), steps),
-            metrics=metrics,
+            removed_total=state.removed_total,
+            finetune=_finetune_text(budget, steps),
+            metrics=self._evaluate(),
+            pruned_fraction=state.current_row.get("pruned_fraction"),
             accepted=True,
-            pruned_fraction=final_row.get("pruned_fraction"),
         )
         self._record("final", row, weights, Plan())
         return "final", row
@@ -463,22 +352,24 @@ class PruningLoop:
     def _result(self, reason: str, final_row: dict[str, Any]) -> RunResult:
         return RunResult(
             model=self.model,
-            plan=self.plan,
-            rows=self.rows,
+            plan=self.state.plan,
+            rows=self.state.rows,
             stop_reason=reason,
-            best_iteration=self.best_iteration,
+            best_iteration=self.state.best_iteration,
             run_dir=self.rundir.path if self.rundir is not None else None,
             final_row=final_row,
         )
 
+    # ----- the loop --------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> RunResult:
         """Run (or with ``resume=True`` continue) the loop until a stop condition holds."""
-        if self.rundir is not None and self.rundir.exists() and not resume:
+        existing = self.rundir is not None and self.rundir.exists()
+        if existing and not resume:
             raise ConfigError(
                 f"run folder {str(self.rundir.path)!r} already holds a run; resume it "
                 "(resume=True / --resume) or choose a new folder"
             )
-        if resume and self.rundir is not None and self.rundir.exists():
+        if existing:
             done = self._resume()
             if done is not None:
                 return done
@@ -486,9 +377,9 @@ class PruningLoop:
             self._start()
         bar = self._bar()
         try:
-            i = self.iteration + 1
+            i = self.state.iteration + 1
             while True:
-                reason, removal = self._stop_before(i)
+                reason, removal = self._check_before(i)
                 if reason is None:
                     reason = self._iterate(i, removal)
                     self._log(bar)
@@ -512,22 +403,23 @@ class PruningLoop:
             return None
         return tqdm(
             total=self.config.max_iterations,
-            initial=self.iteration,
+            initial=self.state.iteration,
             desc="pruning",
             unit="iter",
             leave=False,
         )
 
     def _log(self, bar: Any) -> None:
-        row = self.rows[-1]
+        row = self.state.rows[-1]
         shown = {k: f"{v:.4g}" for k, v in (row.get("metrics") or {}).items()}
         logger.info(
-            "iteration %s: removed %d (total %d), %s MACs, metrics %s",
+            "iteration %s: removed %d (total %d), %d MACs, %s%s",
             row["iteration"],
             row["removed"],
             row["removed_total"],
             row["macs"],
             shown,
+            "" if row["accepted"] else " -- below the metric floor, rejected",
         )
         if bar is not None:
             bar.update(1)
@@ -542,7 +434,7 @@ def run_pruning(
     finetune: FinetuneFn | None = None,
     evaluate: EvaluateFn | None = None,
     batches: BatchesFn | None = None,
-    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    loss_fn: LossFn | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     base_plan: Plan | None = None,
@@ -557,19 +449,19 @@ def run_pruning(
             counting MACs (MACs are for this batch).
         config: The run's :class:`PruneConfig`.
         finetune: ``finetune(model, start_step, budget) -> steps_done``: train ``model`` in place
-            for ``budget`` (:class:`Budget`: ``budget.steps`` or ``budget.epochs``);
+            for ``budget`` (a :class:`Budget`: ``budget.steps`` or ``budget.epochs`` is set);
             ``start_step`` is the number of steps done so far in the run. Build the optimizer
-            inside the callback, every call: pruning replaces the parameters.
-        evaluate: ``evaluate(model) -> {"metric": value}``; called on the starting model too.
+            inside the callback, on every call: pruning replaces the parameters.
+        evaluate: ``evaluate(model) -> {"metric": value}``; also called on the starting model.
         batches: ``batches() -> iterable of (inputs, targets)``, fresh on each call; the first
             ``config.ranking_batches`` feed a data-driven criterion such as ``"taylor"``.
         loss_fn: ``loss_fn(model_output, targets) -> scalar loss`` for data-driven criteria.
         run_dir: Checkpoint folder (see :mod:`filterprune.loop.checkpoint`); ``None`` keeps
             everything in memory.
-        resume: Continue the run in ``run_dir`` after its last completed iteration. ``model``
-            must be the same starting model (architecture) as in the first call.
-        base_plan: The plan already applied to ``model`` from its original architecture (e.g.
-            a U-Net built from a channel list), so saved plans rebuild from the original.
+        resume: Continue the run in ``run_dir`` after its last completed iteration (a new run if
+            ``run_dir`` holds none). ``model`` must be the same starting model as the first time.
+        base_plan: The plan that already turned the original architecture into ``model`` (e.g.
+            a U-Net built from a channel list), so that saved plans rebuild from the original.
         progress: Show a tqdm progress bar over iterations.
 
     Returns:

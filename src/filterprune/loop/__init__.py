@@ -27,6 +27,8 @@ from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
+from .summary import RunReport, run_tables, write_run_report
+from .tasks import TaskCallbacks, task_callbacks
 
 __all__ = [
     "STOP_REASONS",
@@ -36,9 +38,11 @@ __all__ = [
     "PruneConfig",
     "PruningLoop",
     "RunDir",
+    "RunReport",
     "RunResult",
     "LoopState",
     "Target",
+    "TaskCallbacks",
     "ignored_layers",
     "layer_widths",
     "load",
@@ -49,10 +53,13 @@ __all__ = [
     "read_spec",
     "resolve_checkpoint",
     "run_pruning",
+    "run_tables",
     "save",
     "seed_everything",
+    "task_callbacks",
     "unet_channel_list",
     "unet_conv_names",
     "unet_from_channels",
     "write_channel_txt",
+    "write_run_report",
 ]

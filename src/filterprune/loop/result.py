@@ -66,6 +66,10 @@ class RunResult:
         """Metrics of the final model."""
         return dict(self.final_row.get("metrics") or {})
 
+    def table_rows(self) -> list[dict[str, Any]]:
+        """``rows`` reduced to the keys :func:`filterprune.report.iteration_table` accepts."""
+        return table_rows(self.rows)
+
     def table(self) -> Any:
         """The per-iteration :class:`filterprune.report.Table` (row 0 = the starting model)."""
         from ..report import iteration_table

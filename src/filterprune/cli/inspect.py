@@ -1,0 +1,68 @@
+"""``filterprune inspect``: what can be pruned in a model, and why not."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from ..api import analyze
+from ..loop import load
+from ._common import add_model_args, existing_path, model_factory, model_info, shape
+
+NAME = "inspect"
+HELP = "print the prunability report (channel groups, frozen reasons) of a model"
+DESCRIPTION = (
+    "Trace a built-in or imported model on a zero input of --input-shape and print its channel "
+    "groups: which layers shrink together and, for frozen groups, why they cannot be pruned. "
+    "With --load, the saved (pruned) model is inspected."
+)
+EXAMPLES = [
+    "filterprune inspect --model resnet18 --model-arg stem=cifar --input-shape 1,3,32,32",
+    "filterprune inspect --model unet --model-arg base=16 --input-shape 1,3,64,64",
+    "filterprune inspect --model mypkg.nets:build --ignore 'head.*'",
+    "filterprune inspect --load runs/vgg-pruned",
+    "filterprune inspect --list-models",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_args(parser)
+    parser.add_argument(
+        "--input-shape",
+        type=shape,
+        default=None,
+        metavar="N,C,H,W",
+        help="shape of the example input (default 1,3,32,32 or model.json's)",
+    )
+    parser.add_argument(
+        "--load", type=existing_path, metavar="MODEL", help="inspect a saved model instead"
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="keep the output channels of layers matching this pattern (repeatable)",
+    )
+    parser.add_argument("--list-models", action="store_true", help="list built-in models")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_models:
+        from ..models import list_models
+
+        print("\n".join(list_models()))
+        return 0
+    info = model_info(args, args.load)
+    factory = model_factory(info["model"], info["model_args"])
+    model = load(args.load, factory) if args.load is not None else factory()
+    input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
+    example = torch.zeros(input_shape)
+    graph = analyze(model.eval(), example, ignore=args.ignore or None)
+    print(graph.report())
+    from ..report import count
+
+    counts = count(model, example)
+    print(f"{counts.params} parameters, {counts.macs} MACs for input {tuple(input_shape)}")
+    return 0

@@ -1,0 +1,325 @@
+"""``filterprune prune``: iterative pruning of a saved model (rank -> remove -> finetune -> evaluate)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..loop import (
+    PruneConfig,
+    load,
+    plan_from_widths,
+    read_channel_txt,
+    read_spec,
+    resolve_checkpoint,
+    run_pruning,
+    task_callbacks,
+    unet_channel_list,
+    unet_conv_names,
+    write_channel_txt,
+)
+from ..loop.checkpoint import read_plan
+from ..plan import Plan
+from ._common import (
+    CLIError,
+    add_model_args,
+    amount,
+    amounts,
+    existing_path,
+    key_value,
+    model_factory,
+    model_info,
+    say,
+    write_model_json,
+)
+from ._data import add_data_args, default_model_args, load_data
+from .train import add_run_args, add_training_args
+
+NAME = "prune"
+HELP = "prune a saved model iteratively, with checkpoints and resume"
+DESCRIPTION = (
+    "Load a model (a folder from 'filterprune train', a run folder or a .safetensors file), then "
+    "repeat: rank channels with --criterion, remove --amount of them, finetune, evaluate; until "
+    "--max-iterations, --max-pruned-fraction, a --target, the metric floor or nothing is left. "
+    "Every iteration is checkpointed under --run-dir (weights.safetensors, plan.json, "
+    "metrics.json, log.jsonl); --resume continues an interrupted run. Settings can also come "
+    "from a JSON --config (a PruneConfig); flags override it.\n\n"
+    "Data folders: classify reads DIR/train/CLASS/*.png + DIR/val/CLASS/*.png (or DIR/CLASS/* "
+    "split randomly); segment reads Carvana's DIR/train/ID.jpg + DIR/train_masks/ID_mask.gif."
+)
+EXAMPLES = [
+    "filterprune prune --load runs/vgg-base --criterion taylor --amount 0.1 "
+    "--finetune-steps 100 --max-iterations 5 --run-dir runs/vgg-pruned",
+    "filterprune prune --load runs/unet-base --amount 32 --ranking-batches 10 "
+    "--finetune-steps 30 --target macs=-50% --metric-floor 0.9 --run-dir runs/unet-pruned",
+    "filterprune prune --load seed_unet.safetensors --model unet --task segment "
+    "--channel-txt seed_channels.txt --data ./carvana --run-dir runs/seed",
+    "filterprune prune --load runs/vgg-base --config prune.json --resume --run-dir runs/vgg-pruned",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--load",
+        type=existing_path,
+        required=True,
+        metavar="MODEL",
+        help="checkpoint folder, run folder or .safetensors file to prune",
+    )
+    add_model_args(parser)
+    arch = parser.add_mutually_exclusive_group()
+    arch.add_argument(
+        "--channel-txt",
+        type=existing_path,
+        metavar="FILE",
+        help="U-Net widths of the checkpoint: one channel count per conv line",
+    )
+    arch.add_argument(
+        "--spec",
+        type=existing_path,
+        metavar="FILE",
+        help="widths JSON {layer: channels} or a plan.json of the checkpoint",
+    )
+    add_data_args(parser, required=False)
+    p = parser.add_argument_group("pruning")
+    p.add_argument("--config", type=existing_path, metavar="FILE", help="PruneConfig JSON")
+    p.add_argument(
+        "--criterion", help="l1 (default), taylor, kmeans, ... (filterprune.list_criteria)"
+    )
+    p.add_argument(
+        "--criterion-arg",
+        action="append",
+        type=key_value,
+        default=None,
+        metavar="KEY=VALUE",
+        help="criterion constructor option (repeatable)",
+    )
+    p.add_argument(
+        "--amount",
+        type=amount,
+        metavar="A",
+        help="per iteration: a fraction (0.1 or 10%%) or a channel count (8)",
+    )
+    p.add_argument(
+        "--schedule",
+        type=amounts,
+        metavar="A,A,...",
+        help="amounts of iterations 1, 2, ...; the run ends with the schedule",
+    )
+    p.add_argument(
+        "--scope",
+        choices=("per_group", "global"),
+        help="fractions per group (default) or of all channels; counts are global",
+    )
+    p.add_argument(
+        "--ranking-batches", type=int, metavar="N", help="batches per ranking (default 10)"
+    )
+    p.add_argument(
+        "--flops-reg", type=float, metavar="LAMBDA", help="FLOPs regularisation lambda (e.g. 1e-3)"
+    )
+    p.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_const",
+        const=False,
+        help="skip the per-layer L2 normalisation of scores",
+    )
+    p.add_argument(
+        "--round-to", type=int, metavar="N", help="keep multiples of N channels per layer"
+    )
+    p.add_argument(
+        "--min-channels", type=int, metavar="N", help="keep at least N channels per layer"
+    )
+    sel = parser.add_argument_group("layer selection")
+    sel.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="only prune layers matching this fnmatch pattern (repeatable)",
+    )
+    sel.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="never prune layers matching this pattern (repeatable)",
+    )
+    sel.add_argument(
+        "--layer-type",
+        action="append",
+        dest="layer_types",
+        metavar="TYPE",
+        help="only prune layers of this class, e.g. Conv2d (repeatable)",
+    )
+    sel.add_argument(
+        "--layers",
+        type=lambda s: tuple(x for x in s.split(",") if x),
+        metavar="A,B,...",
+        help="only prune exactly these layers",
+    )
+    ft = parser.add_argument_group("finetuning")
+    budget = ft.add_mutually_exclusive_group()
+    budget.add_argument("--finetune-steps", type=int, metavar="N", help="steps per iteration")
+    budget.add_argument("--finetune-epochs", type=int, metavar="N", help="epochs per iteration")
+    ft.add_argument(
+        "--final-finetune",
+        type=int,
+        metavar="N",
+        help="finetune the final model N more steps (or epochs)",
+    )
+    add_training_args(parser)
+    stop = parser.add_argument_group("stop conditions")
+    stop.add_argument("--max-iterations", type=int, metavar="N", help="default 10")
+    stop.add_argument(
+        "--max-pruned-fraction",
+        type=float,
+        metavar="F",
+        help="never remove more than F of the prunable channels (default 0.9)",
+    )
+    stop.add_argument(
+        "--target",
+        action="append",
+        dest="targets",
+        metavar="GOAL",
+        help="stop when met: macs=-50%%, params<=1.5M, size<=2 (MB), latency<=8 "
+        "(ms); repeatable, all must hold",
+    )
+    stop.add_argument("--metric", help="metric watched by the floor (default: the task's)")
+    stop.add_argument(
+        "--metric-floor",
+        type=float,
+        metavar="V",
+        help="stop below V and keep the last model above it",
+    )
+    stop.add_argument(
+        "--max-metric-drop",
+        type=float,
+        metavar="D",
+        help="stop when the metric is D worse than the original",
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("runs/prune"),
+        help="checkpoint folder (default runs/prune)",
+    )
+    run.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    run.add_argument("--latency", action="store_true", help="measure latency every iteration")
+    add_run_args(parser)
+
+
+def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
+    """A PruneConfig from --config (if any) with the given flags on top."""
+    data: dict[str, Any] = {}
+    if args.config is not None:
+        data = PruneConfig.from_json(args.config.read_text(), source=str(args.config)).to_dict()
+    unit = "epochs" if args.finetune_epochs is not None else None
+    flags = {
+        "criterion": args.criterion,
+        "criterion_options": dict(args.criterion_arg) if args.criterion_arg else None,
+        "amount": args.amount,
+        "schedule": args.schedule,
+        "scope": args.scope,
+        "ranking_batches": args.ranking_batches,
+        "flops_reg": args.flops_reg,
+        "normalize": args.normalize,
+        "round_to": args.round_to,
+        "min_channels": args.min_channels,
+        "include": args.include,
+        "exclude": args.exclude,
+        "layer_types": args.layer_types,
+        "layers": args.layers,
+        "finetune": args.finetune_epochs if unit else args.finetune_steps,
+        "finetune_unit": unit or ("steps" if args.finetune_steps is not None else None),
+        "final_finetune": args.final_finetune,
+        "max_iterations": args.max_iterations,
+        "max_pruned_fraction": args.max_pruned_fraction,
+        "targets": args.targets,
+        "metric": args.metric,
+        "metric_floor": args.metric_floor,
+        "max_metric_drop": args.max_metric_drop,
+        "measure_latency": True if args.latency else None,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    data.update({k: v for k, v in flags.items() if v is not None})
+    watches = data.get("metric_floor") is not None or data.get("max_metric_drop") is not None
+    if watches and data.get("metric") is None:
+        data["metric"] = task.primary_metric
+        data["higher_is_better"] = task.higher_is_better
+    source = f"--config {args.config} and flags" if args.config else "flags"
+    return PruneConfig.from_dict(data, source=source)
+
+
+def _base_plan(args: argparse.Namespace, factory: Any, example: Any) -> Plan | None:
+    """The plan from the factory's architecture to the checkpoint's (None: use plan.json)."""
+    if args.channel_txt is not None:
+        model = factory()
+        names = unet_conv_names(model)
+        if not names:
+            raise CLIError(f"--channel-txt applies to U-Nets; {type(model).__name__} has no convs")
+        channels = read_channel_txt(args.channel_txt, expected=len(names))
+        return plan_from_widths(model, dict(zip(names, channels, strict=True)), example)
+    if args.spec is not None:
+        spec = read_spec(args.spec)
+        return spec if isinstance(spec, Plan) else plan_from_widths(factory(), spec, example)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    info = model_info(args, args.load)
+    task_name = args.task or info.get("task")
+    if task_name is None:
+        raise CLIError("--task is required (classify or segment); no model.json names it")
+    seed = args.seed if args.seed is not None else 0
+    data = load_data(args, task_name, seed=seed)
+    config = build_config(args, data.task)
+    kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
+    factory = model_factory(info["model"], kwargs)
+    plan = _base_plan(args, factory, data.example)
+    model = load(args.load, factory, plan=plan)
+    if plan is None:
+        _, plan_path = resolve_checkpoint(args.load)
+        plan = read_plan(plan_path) if plan_path is not None else Plan()
+    hooks = task_callbacks(
+        data.task,
+        data.train_loader,
+        data.val_loader,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        device=config.device,
+        progress=not args.quiet,
+    )
+    write_model_json(
+        args.run_dir,
+        {
+            "model": info["model"],
+            "model_args": kwargs,
+            "task": task_name,
+            "input_shape": list(data.example.shape),
+        },
+    )
+    say(args, f"pruning {info['model']} with {config.criterion}; checkpoints in {args.run_dir}")
+    result = run_pruning(
+        model,
+        data.example,
+        config=config,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        base_plan=plan,
+        progress=not args.quiet,
+        **hooks.as_kwargs(),
+    )
+    if unet_conv_names(result.model) and hasattr(result.model, "outc"):
+        write_channel_txt(args.run_dir / "channels.txt", unet_channel_list(result.model))
+    from ..report import to_markdown
+
+    print(to_markdown(result.table()))
+    print(
+        f"\nstopped: {result.stop_message}; final model from iteration {result.best_iteration}"
+        f" in {args.run_dir} (load it with 'filterprune eval --load {args.run_dir}')"
+    )
+    return 0

@@ -1,0 +1,336 @@
+"""The command line, driven in-process through ``main([...])``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from filterprune.cli import main
+from filterprune.cli.main import COMMANDS
+from filterprune.loop import RunDir
+
+DATA = [
+    "--data-arg",
+    "num_cars=6",
+    "--data-arg",
+    "views_per_car=2",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "4",
+]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("filterprune: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# ----- help ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", [c.NAME for c in COMMANDS])
+def test_every_subcommand_help_has_examples(capsys, command):
+    code, out, _ = run_cli(capsys, command, "--help")
+    assert code == 0
+    assert "examples:" in out and f"filterprune {command}" in out.split("examples:")[1]
+    assert "--quiet" in out and "--debug" in out
+
+
+def test_top_level_help_lists_commands(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for command in COMMANDS:
+        assert command.NAME in out
+    assert run_cli(capsys, "--version")[0] == 0
+    assert run_cli(capsys)[0] == 2  # no command: help, non-zero
+
+
+# ----- errors ----------------------------------------------------------------------------------
+def test_unknown_command(capsys):
+    code, _, err = run_cli(capsys, "shrink")
+    assert code == 2
+    assert_one_line_error(code, err, "invalid choice: 'shrink'")
+
+
+def test_missing_required_option_names_it(capsys):
+    code, _, err = run_cli(capsys, "prune", "--task", "segment")
+    assert code == 2
+    assert_one_line_error(code, err, "prune: ", "--load", "filterprune prune --help")
+
+
+def test_missing_file(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "prune", "--load", tmp_path / "nope")
+    assert_one_line_error(code, err, "--load", "does not exist")
+
+
+def test_bad_amount(capsys):
+    code, _, err = run_cli(capsys, "prune", "--load", ".", "--amount", "abc")
+    assert_one_line_error(code, err, "--amount", "'abc'")
+
+
+def test_unknown_model(capsys):
+    code, _, err = run_cli(capsys, "inspect", "--model", "alexnet2")
+    assert_one_line_error(code, err, "--model alexnet2", "unknown model", "vgg16_bn")
+
+
+def test_model_needed_without_model_json(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "eval", "--load", tmp_path, "--task", "classify")
+    assert_one_line_error(code, err, "--model is required")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="--model is required"):
+        main(["eval", "--load", str(tmp_path), "--task", "classify", "--debug"])
+
+
+# ----- end to end ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "base"
+    code = main(
+        [
+            "train",
+            "--task",
+            "segment",
+            "--model",
+            "unet",
+            "--model-arg",
+            "base=4",
+            *DATA,
+            "--steps",
+            "4",
+            "--out",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def pruned(baseline) -> Path:
+    run_dir = baseline.parent / "run"
+    code = main(
+        [
+            "prune",
+            "--load",
+            str(baseline),
+            *DATA,
+            "--criterion",
+            "taylor",
+            "--ranking-batches",
+            "2",
+            "--amount",
+            "0.25",
+            "--finetune-steps",
+            "2",
+            "--max-iterations",
+            "2",
+            "--run-dir",
+            str(run_dir),
+            "-q",
+        ]
+    )
+    assert code == 0
+    return run_dir
+
+
+def test_train_writes_a_loadable_folder(baseline):
+    names = sorted(p.name for p in baseline.iterdir())
+    assert names == ["metrics.json", "model.json", "plan.json", "weights.safetensors"]
+    info = json.loads((baseline / "model.json").read_text())
+    assert info == {
+        "model": "unet",
+        "model_args": {"base": 4, "num_classes": 1},
+        "task": "segment",
+        "input_shape": [1, 3, 32, 32],
+    }
+
+
+def test_prune_runs_two_iterations(pruned, capsys):
+    state = RunDir(pruned).read_state()
+    assert state["finished"] and state["stop_reason"] == "max_iterations"
+    rows = RunDir(pruned).read_rows()
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    assert rows[2]["removed_total"] > rows[1]["removed_total"] > 0
+    assert [r["ranking_batches"] for r in rows] == [0, 2, 2]
+    assert len((pruned / "channels.txt").read_text().split()) == 22
+
+
+def test_eval_of_the_run_matches_its_last_row(pruned, capsys):
+    code, out, _ = run_cli(capsys, "eval", "--load", pruned, *DATA, "--json")
+    assert code == 0
+    result = json.loads(out)
+    last = RunDir(pruned).read_rows()[-1]
+    assert result["metrics"] == pytest.approx(last["metrics"], rel=1e-6)
+    assert (result["params"], result["macs"]) == (last["params"], last["macs"])
+
+
+def test_resume_extends_a_finished_run(pruned, capsys, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(pruned, run_dir)
+    code, out, _ = run_cli(
+        capsys,
+        "prune",
+        "--load",
+        pruned.parent / "base",
+        *DATA,
+        "--criterion",
+        "taylor",
+        "--ranking-batches",
+        "2",
+        "--amount",
+        "0.25",
+        "--finetune-steps",
+        "2",
+        "--max-iterations",
+        "3",
+        "--run-dir",
+        run_dir,
+        "--resume",
+        "-q",
+    )
+    assert code == 0
+    assert [r["iteration"] for r in RunDir(run_dir).read_rows()] == [0, 1, 2, 3]
+    code, _, err = run_cli(
+        capsys, "prune", "--load", pruned.parent / "base", *DATA, "--run-dir", run_dir, "-q"
+    )
+    assert_one_line_error(code, err, "already holds a run", "--resume")
+
+
+def test_report_writes_tables_and_plots(pruned, capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "report", pruned, "--out", tmp_path / "rep", "-q")
+    assert code == 0
+    assert "| Iteration |" in out
+    assert "| Layer |" in out
+    written = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert {
+        "iterations.md",
+        "iterations.csv",
+        "layers.json",
+        "summary.md",
+        "channels.png",
+        "dice_vs_macs.png",
+    } <= written
+
+
+def test_inspect_a_pruned_run(pruned, capsys):
+    code, out, _ = run_cli(capsys, "inspect", "--load", pruned)
+    assert code == 0
+    assert out.startswith("UNet: 23 channel groups, 22 prunable, 1 frozen")
+
+
+def test_channel_txt_rebuilds_a_pruned_unet(pruned, capsys, tmp_path):
+    weights = pruned / "iter_002" / "weights.safetensors"
+    args = [
+        "eval",
+        "--load",
+        weights,
+        "--model",
+        "unet",
+        "--model-arg",
+        "base=4",
+        "--task",
+        "segment",
+        *DATA,
+        "--json",
+    ]
+    # the seed's situation: bare pruned weights + a channel list describing the architecture
+    code, _, err = run_cli(
+        capsys,
+        "prune",
+        "--load",
+        weights,
+        "--model",
+        "unet",
+        "--model-arg",
+        "base=4",
+        "--task",
+        "segment",
+        *DATA,
+        "--channel-txt",
+        pruned / "channels.txt",
+        "--max-iterations",
+        "1",
+        "--run-dir",
+        tmp_path / "run",
+        "-q",
+    )
+    assert code == 0, err
+    assert [r["iteration"] for r in RunDir(tmp_path / "run").read_rows()] == [0, 1]
+    assert run_cli(capsys, *args)[0] == 0  # a bare weights file uses the plan.json beside it
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("4\n4\n")
+    code, _, err = run_cli(
+        capsys,
+        "prune",
+        "--load",
+        weights,
+        "--model",
+        "unet",
+        "--model-arg",
+        "base=4",
+        "--task",
+        "segment",
+        *DATA,
+        "--channel-txt",
+        bad,
+        "--run-dir",
+        tmp_path / "run2",
+        "-q",
+    )
+    assert_one_line_error(code, err, "bad.txt", "has 2 channel counts", "22 conv layers")
+
+
+def test_bad_config_value_is_one_line(baseline, capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys,
+        "prune",
+        "--load",
+        baseline,
+        *DATA,
+        "--amount",
+        "1.5",
+        "--run-dir",
+        tmp_path / "r",
+        "-q",
+    )
+    assert_one_line_error(code, err, "PruneConfig.amount", "1.5")
+    config = tmp_path / "c.json"
+    config.write_text('{"amout": 0.1}')
+    code, _, err = run_cli(
+        capsys,
+        "prune",
+        "--load",
+        baseline,
+        *DATA,
+        "--config",
+        config,
+        "--run-dir",
+        tmp_path / "r",
+        "-q",
+    )
+    assert_one_line_error(code, err, "c.json", "unknown config keys ['amout']")
+
+
+def test_demo_quick(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "demo", "--quick", "--run-dir", tmp_path / "demo", "-q")
+    assert code == 0
+    assert "| Iteration |" in out and "| Layer |" in out and "stopped:" in out
+    assert RunDir(tmp_path / "demo").read_state()["finished"]

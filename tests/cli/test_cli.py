@@ -152,11 +152,19 @@ def test_train_writes_a_loadable_folder(baseline):
     names = sorted(p.name for p in baseline.iterdir())
     assert names == ["metrics.json", "model.json", "plan.json", "weights.safetensors"]
     info = json.loads((baseline / "model.json").read_text())
+    data = {
+        "data": "builtin",
+        "image_size": 32,
+        "val_fraction": 0.2,
+        "seed": 0,
+        "data_args": {"num_cars": 6, "views_per_car": 2},
+    }
     assert info == {
         "model": "unet",
         "model_args": {"base": 4, "num_classes": 1},
         "task": "segment",
         "input_shape": [1, 3, 32, 32],
+        "data": data,
     }
 
 
@@ -171,7 +179,8 @@ def test_prune_runs_two_iterations(pruned, capsys):
 
 
 def test_eval_of_the_run_matches_its_last_row(pruned, capsys):
-    code, out, _ = run_cli(capsys, "eval", "--load", pruned, *DATA, "--json")
+    # model, task and data settings all come from the run folder's model.json
+    code, out, _ = run_cli(capsys, "eval", "--load", pruned, "--json")
     assert code == 0
     result = json.loads(out)
     last = RunDir(pruned).read_rows()[-1]

@@ -316,3 +316,33 @@ def test_data_criterion_without_batches_is_a_clear_error(example):
 def test_finetune_budget_without_callback_is_a_clear_error(example):
     with pytest.raises(ConfigError, match="needs a finetune callback"):
         run_pruning(make_model(), example, config=PruneConfig(finetune=5), progress=False)
+
+
+def test_layer_types_and_explicit_layers_select_what_is_pruned(example, hooks):
+    only_conv2 = _run(example, Hooks(), layers=("conv2",), max_iterations=1)
+    assert only_conv2.model.conv1.out_channels == 8 and only_conv2.model.conv2.out_channels == 9
+    with pytest.raises(ConfigError, match=r"layer_types: \['Conv3d'\] match no layer"):
+        _run(example, hooks, layer_types=("Conv3d",))
+    with pytest.raises(ConfigError, match=r"layers: \['conv9'\] are not prunable layers"):
+        _run(example, hooks, layers=("conv9",))
+
+
+def test_epoch_budgets_reach_the_callback(example):
+    budgets = []
+
+    def finetune(model, start_step, budget):
+        budgets.append(budget)
+        return 4 * budget.epochs
+
+    config = PruneConfig(amount=0.25, finetune=2, finetune_unit="epochs", max_iterations=2)
+    result = run_pruning(make_model(), example, config=config, finetune=finetune, progress=True)
+    assert [(b.steps, b.epochs) for b in budgets] == [(None, 2), (None, 2)]
+    assert result.rows[2]["finetune"] == "2 epochs (8 steps)"
+
+
+def test_finetune_callback_must_return_a_step_count(example):
+    config = PruneConfig(amount=0.25, finetune=2, max_iterations=1)
+    with pytest.raises(TypeError, match="must return the number of steps it did"):
+        run_pruning(
+            make_model(), example, config=config, finetune=lambda *a: "done", progress=False
+        )

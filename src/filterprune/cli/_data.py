@@ -24,20 +24,23 @@ DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64}
 
 
 def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    group = parser.add_argument_group("data")
+    note = (
+        None if required else "unset options default to the settings in model.json next to --load"
+    )
+    group = parser.add_argument_group("data", note)
     group.add_argument(
         "--task",
         choices=("classify", "segment"),
         default=None,
         required=required,
-        help="the task: loss, metrics and data layout (read from model.json if omitted)",
+        help="the task: loss, metrics and data layout",
     )
     group.add_argument(
         "--data",
-        default="builtin",
+        default=None,
         metavar="DIR|builtin",
-        help="'builtin' (digits for classify, synthetic cars for segment; nothing is downloaded)"
-        " or a folder (see 'filterprune prune --help')",
+        help="'builtin' (digits for classify, synthetic cars for segment; nothing is "
+        "downloaded; the default) or a folder (see 'filterprune prune --help')",
     )
     group.add_argument(
         "--image-size",
@@ -49,9 +52,17 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
     group.add_argument(
         "--val-fraction",
         type=float,
-        default=0.2,
+        default=None,
         metavar="F",
-        help="validation share when a folder has no split (default 0.2)",
+        help="validation share when the data has no split (default 0.2)",
+    )
+    group.add_argument(
+        "--data-arg",
+        action="append",
+        type=key_value,
+        default=None,
+        metavar="KEY=VALUE",
+        help="option of the built-in data, e.g. num_cars=16 (repeatable)",
     )
     group.add_argument("--batch-size", type=int, default=16, metavar="N", help="default 16")
     group.add_argument(
@@ -61,14 +72,24 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         metavar="N",
         help="use at most N training and N validation samples (quick checks)",
     )
-    group.add_argument(
-        "--data-arg",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="option of the built-in data, e.g. num_cars=16 (repeatable)",
-    )
+
+
+def data_settings(
+    args: argparse.Namespace, task_name: str, saved: dict[str, Any] | None, seed: int | None
+) -> dict[str, Any]:
+    """Data flags, falling back to the settings saved in model.json, then to defaults.
+
+    Unless ``seed`` is given, the split seed is the saved one, so that pruning and evaluation
+    never validate on images the baseline was trained on.
+    """
+    saved = saved or {}
+    return {
+        "data": args.data or saved.get("data", "builtin"),
+        "image_size": args.image_size or saved.get("image_size", DEFAULT_IMAGE_SIZE[task_name]),
+        "val_fraction": args.val_fraction or saved.get("val_fraction", 0.2),
+        "data_args": dict(args.data_arg) if args.data_arg else saved.get("data_args", {}),
+        "seed": seed if seed is not None else saved.get("seed", 0),
+    }
 
 
 @dataclass
@@ -78,6 +99,7 @@ class Data:
     val: Dataset
     train_loader: DataLoader
     val_loader: DataLoader
+    settings: dict[str, Any]
 
     @property
     def example(self) -> torch.Tensor:
@@ -111,29 +133,37 @@ def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: in
     )
 
 
-def load_data(args: argparse.Namespace, task_name: str, *, seed: int) -> Data:
-    """Datasets and loaders for ``task_name`` as the data flags ask."""
+def load_data(
+    args: argparse.Namespace,
+    task_name: str,
+    *,
+    seed: int | None,
+    saved: dict[str, Any] | None = None,
+) -> Data:
+    """Datasets and loaders for ``task_name`` as the data flags (or the saved settings) ask."""
     from ..tasks import builtin_data, get_task
 
     task = get_task(task_name)
-    size = args.image_size or DEFAULT_IMAGE_SIZE[task_name]
-    if args.data == "builtin":
-        options = {"image_size": size, **dict(args.data_arg)}
+    settings = data_settings(args, task_name, saved, seed)
+    size, seed = settings["image_size"], settings["seed"]
+    if settings["data"] == "builtin":
+        options = {"image_size": size, **settings["data_args"]}
         try:
             train, val = builtin_data(task_name, seed=seed, **options)
         except TypeError as exc:
-            raise CLIError(f"--data-arg {dict(args.data_arg)}: {exc}") from None
+            raise CLIError(f"--data-arg {settings['data_args']}: {exc}") from None
     else:
-        if args.data_arg:
+        if settings["data_args"]:
             raise CLIError("--data-arg only applies to --data builtin")
-        train, val = _folder(task_name, Path(args.data), size, args.val_fraction, seed)
+        root = Path(settings["data"])
+        train, val = _folder(task_name, root, size, settings["val_fraction"], seed)
     if args.limit is not None:
         if args.limit < 1:
             raise CLIError(f"--limit must be >= 1, got {args.limit}")
         train = Subset(train, range(min(args.limit, len(train))))
         val = Subset(val, range(min(args.limit, len(val))))
     if len(train) == 0 or len(val) == 0:
-        raise CLIError(f"--data {args.data}: no training or no validation samples")
+        raise CLIError(f"--data {settings['data']}: no training or no validation samples")
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
     generator = torch.Generator().manual_seed(seed)
@@ -145,6 +175,7 @@ def load_data(args: argparse.Namespace, task_name: str, *, seed: int) -> Data:
             train, batch_size=args.batch_size, shuffle=True, generator=generator
         ),
         val_loader=DataLoader(val, batch_size=max(args.batch_size, 32)),
+        settings=settings,
     )
 
 

@@ -37,7 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", action="store_true", help="also time a forward pass")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data split (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the data split (default: model.json's, or 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     task_name = args.task or info.get("task")
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
-    data = load_data(args, task_name, seed=args.seed)
+    data = load_data(args, task_name, seed=args.seed, saved=info.get("data"))
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
     model = load(args.load, model_factory(info["model"], kwargs), device=args.device)
     metrics = data.task.evaluate(model, data.val_loader, device=args.device)

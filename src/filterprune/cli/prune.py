@@ -8,6 +8,7 @@ from typing import Any
 
 from ..loop import (
     PruneConfig,
+    RunDir,
     load,
     plan_from_widths,
     read_channel_txt,
@@ -22,6 +23,7 @@ from ..loop import (
 from ..loop.checkpoint import read_plan
 from ..plan import Plan
 from ._common import (
+    MODEL_JSON,
     CLIError,
     add_model_args,
     amount,
@@ -206,7 +208,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     run.add_argument("--latency", action="store_true", help="measure latency every iteration")
-    add_run_args(parser)
+    add_run_args(parser, run)
 
 
 def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
@@ -272,8 +274,14 @@ def run(args: argparse.Namespace) -> int:
     task_name = args.task or info.get("task")
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
-    seed = args.seed if args.seed is not None else 0
-    data = load_data(args, task_name, seed=seed)
+    if RunDir(args.run_dir).exists() and not args.resume:
+        raise CLIError(
+            f"--run-dir {args.run_dir} already holds a run; add --resume to continue it or "
+            "choose another --run-dir"
+        )
+    # the data split follows model.json (the baseline's split); --seed seeds the pruning
+    split_seed = None if info.get("data") else (args.seed or 0)
+    data = load_data(args, task_name, seed=split_seed, saved=info.get("data"))
     config = build_config(args, data.task)
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
     factory = model_factory(info["model"], kwargs)
@@ -293,15 +301,15 @@ def run(args: argparse.Namespace) -> int:
         device=config.device,
         progress=not args.quiet,
     )
-    write_model_json(
-        args.run_dir,
-        {
+    if not (args.run_dir / MODEL_JSON).is_file():
+        info = {
             "model": info["model"],
             "model_args": kwargs,
             "task": task_name,
             "input_shape": list(data.example.shape),
-        },
-    )
+            "data": data.settings,
+        }
+        write_model_json(args.run_dir, info)
     say(args, f"pruning {info['model']} with {config.criterion}; checkpoints in {args.run_dir}")
     result = run_pruning(
         model,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..loop import save, seed_everything
 from ..loop.checkpoint import atomic_write_json
@@ -35,8 +36,8 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weight-decay", type=float, default=0.0, help="default 0")
 
 
-def add_run_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("run")
+def add_run_args(parser: argparse.ArgumentParser, group: Any = None) -> None:
+    group = group or parser.add_argument_group("run")
     group.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
     group.add_argument("--seed", type=int, default=None, help="RNG seed (default 0)")
 
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "model_args": kwargs,
         "task": args.task,
         "input_shape": list(data.example.shape),
+        "data": data.settings,
     }
     write_model_json(args.out, info)
     atomic_write_json(args.out / "metrics.json", {"steps": done, "metrics": metrics})

@@ -180,7 +180,9 @@ class PruneConfig:
         max_iterations: Run at most this many pruning iterations (``None`` = no limit).
         max_pruned_fraction: Never remove more than this fraction of the prunable channels of the
             starting model; checked before removing, and the last amount is clipped to fit.
-        targets: Stop once all these targets are met (MACs, params, size, latency).
+        targets: Stop once all these targets are met: :class:`Target` objects, their dicts, or
+            strings such as ``"macs=-50%"`` and ``"params<=1.5M"`` (see :meth:`Target.parse`).
+            MACs are for one forward pass of ``example_inputs``.
         metric: Key of the ``evaluate`` result watched by ``metric_floor``/``max_metric_drop``.
         higher_is_better: Whether a larger ``metric`` is better.
         metric_floor: Stop when ``metric`` falls below this value; the last model above it is kept.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from loop_tiny import make_model
@@ -12,17 +10,9 @@ import filterprune as fp
 from filterprune.loop import (
     CheckpointError,
     load,
-    plan_from_widths,
-    read_channel_txt,
-    read_spec,
     save,
-    unet_channel_list,
-    unet_conv_names,
-    unet_from_channels,
-    write_channel_txt,
 )
 from filterprune.loop.checkpoint import atomic_write_text, write_checkpoint_dir
-from filterprune.models import create_model
 from filterprune.plan import Plan
 
 
@@ -79,75 +69,3 @@ def test_write_checkpoint_dir_replaces_atomically(tmp_path):
     atomic_write_text(tmp_path / "f.txt", "b")
     assert (tmp_path / "f.txt").read_text() == "b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "f.txt"]
-
-
-# ----- channel lists ---------------------------------------------------------------------------
-def test_unet_channel_list_has_the_seed_count():
-    model = create_model("unet", base=4)
-    names = unet_conv_names(model)
-    assert len(names) == 22 and names[0] == "inc.0" and "up1.up" in names and "outc" not in names
-    assert unet_channel_list(model)[:4] == [4, 4, 8, 8]
-    assert len(unet_conv_names(create_model("unet", base=4, bilinear=True))) == 18
-
-
-def test_unet_rebuilt_from_its_channel_list_loads_the_pruned_weights(tmp_path):
-    torch.manual_seed(0)
-    model = create_model("unet", base=4)
-    x = torch.randn(1, 3, 32, 32)
-    fp.prune(model, x, amount=0.3)
-    channels = unet_channel_list(model)
-    write_channel_txt(tmp_path / "channels.txt", channels)
-    save(model, None, tmp_path / "ckpt")
-    read = read_channel_txt(tmp_path / "channels.txt", expected=22)
-    assert read == channels
-    rebuilt, plan = unet_from_channels(read, base=4)
-    assert unet_channel_list(rebuilt) == channels
-    again = load(tmp_path / "ckpt", lambda: create_model("unet", base=4), plan=plan)
-    model.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("4\n4\nfour\n", r"channels.txt:3: 'four' is not an integer"),
-        ("4\n\n0\n", r"channels.txt:3: channel count must be >= 1, got 0"),
-        ("4\n-2\n", r"channels.txt:2: channel count must be >= 1, got -2"),
-        ("4\n4\n", r"channels.txt: has 2 channel counts but the model has 22 conv layers"),
-    ],
-)
-def test_channel_txt_errors_name_file_and_line(tmp_path, text, message):
-    (tmp_path / "channels.txt").write_text(text)
-    with pytest.raises(ValueError, match=message):
-        read_channel_txt(tmp_path / "channels.txt", expected=22)
-
-
-def test_channel_txt_skips_blank_lines_and_comments(tmp_path):
-    (tmp_path / "c.txt").write_text("# widths\n4\n\n8  # second\n")
-    assert read_channel_txt(tmp_path / "c.txt") == [4, 8]
-    with pytest.raises(FileNotFoundError, match="missing.txt"):
-        read_channel_txt(tmp_path / "missing.txt")
-
-
-def test_plan_from_widths_keeps_the_first_channels(example):
-    model = make_model()
-    plan = plan_from_widths(model, {"conv1": 5}, example)
-    assert plan.removed_outputs["conv1"] == [5, 6, 7]
-    with pytest.raises(ValueError, match=r"layer 'bn1'.*layers are: conv1, conv2"):
-        plan_from_widths(model, {"bn1": 5}, example)
-    with pytest.raises(ValueError, match=r"'conv1' must keep an int in 1..8 channels, got 9"):
-        plan_from_widths(model, {"conv1": 9}, example)
-    with pytest.raises(ValueError, match="'fc' cannot be narrowed"):
-        plan_from_widths(model, {"fc": 2}, example)
-
-
-def test_read_spec_accepts_widths_or_a_plan(tmp_path, example):
-    (tmp_path / "w.json").write_text(json.dumps({"widths": {"conv1": 4}}))
-    assert read_spec(tmp_path / "w.json") == {"conv1": 4}
-    plan = fp.prune(make_model(), example, amount=0.5)
-    (tmp_path / "p.json").write_text(plan.to_json())
-    assert read_spec(tmp_path / "p.json") == plan
-    (tmp_path / "bad.json").write_text('{"conv1": "four"}')
-    with pytest.raises(ValueError, match="bad.json"):
-        read_spec(tmp_path / "bad.json")

@@ -10,25 +10,23 @@
 from .checkpoint import CheckpointError, RunDir
 from .config import Budget, ConfigError, PruneConfig, Target
 from .layers import ignored_layers, layer_widths, producing_layers
-from .load import (
-    load,
-    load_state_dict_strict,
-    plan_from_widths,
-    read_channel_txt,
-    read_spec,
-    resolve_checkpoint,
-    save,
-    unet_channel_list,
-    unet_conv_names,
-    unet_from_channels,
-    write_channel_txt,
-)
+from .load import load, load_state_dict_strict, resolve_checkpoint, save
 from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
 from .summary import RunReport, run_tables, write_run_report
 from .tasks import TaskCallbacks, task_callbacks
+from .widths import (
+    plan_from_widths,
+    read_channel_txt,
+    read_spec,
+    unet_channel_list,
+    unet_conv_names,
+    unet_from_channels,
+    unet_widths,
+    write_channel_txt,
+)
 
 __all__ = [
     "STOP_REASONS",
@@ -60,6 +58,7 @@ __all__ = [
     "unet_channel_list",
     "unet_conv_names",
     "unet_from_channels",
+    "unet_widths",
     "write_channel_txt",
     "write_run_report",
 ]

@@ -16,7 +16,9 @@ from .criteria import (
     list_criteria,
     register_criterion,
 )
+from . import distributed
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
+from .loop import PruneConfig, load, run_pruning, save
 from .plan import Plan, PlanError
 from .select import Selection
 from .surgery import apply_plan
@@ -27,21 +29,26 @@ __all__ = [
     "DependencyGraph",
     "Plan",
     "PlanError",
+    "PruneConfig",
     "Selection",
     "TraceError",
     "__version__",
     "analyze",
     "apply_plan",
     "count",
+    "distributed",
     "criterion_from_removals",
     "criterion_from_scores",
     "get_criterion",
     "inspect",
     "list_criteria",
+    "load",
     "param_count",
     "prune",
     "rank",
     "register_criterion",
     "register_layer",
     "register_leaf",
+    "run_pruning",
+    "save",
 ]

@@ -338,8 +338,20 @@ def test_bad_config_value_is_one_line(baseline, capsys, tmp_path):
     assert_one_line_error(code, err, "c.json", "unknown config keys ['amout']")
 
 
-def test_demo_quick(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "demo", "--quick", "--run-dir", tmp_path / "demo", "-q")
+def test_demo_smoke(capsys, tmp_path):
+    code, out, _ = run_cli(
+        capsys,
+        "demo",
+        "--size",
+        "smoke",
+        "--run-dir",
+        tmp_path / "demo",
+        "--cache-dir",
+        tmp_path / "cache",
+        "-q",
+    )
     assert code == 0
     assert "| Iteration |" in out and "| Layer |" in out and "stopped:" in out
     assert RunDir(tmp_path / "demo").read_state()["finished"]
+    assert (tmp_path / "demo" / "report" / "summary.md").exists()
+    assert list((tmp_path / "cache").glob("*.safetensors"))  # the baseline is cached

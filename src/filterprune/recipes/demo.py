@@ -11,6 +11,7 @@ per-layer tables are printed and written with plots and a summary page.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..loop import PruneConfig, run_pruning
-from ..loop.layers import layer_widths
 from ..models import create_model
 from ..tasks import builtin_data, get_task
 
@@ -41,24 +41,34 @@ class Preset:
     final_finetune: int
 
 
-PRESETS: dict[tuple[str, bool], Preset] = {
-    ("segment", False): Preset(
+PRESETS: dict[tuple[str, str], Preset] = {
+    ("segment", "full"): Preset(
         "unet", dict(base=16, num_classes=1), dict(image_size=64, num_cars=64, views_per_car=8),
         (1, 3, 64, 64), 16, 300, 2e-3, 5, 0.15, 8, 60, 100,
     ),
-    ("segment", True): Preset(
+    ("segment", "quick"): Preset(
         "unet", dict(base=8, num_classes=1), dict(image_size=48, num_cars=32, views_per_car=6),
         (1, 3, 48, 48), 16, 150, 3e-3, 2, 0.2, 4, 30, 30,
     ),
-    ("classify", False): Preset(
+    ("classify", "full"): Preset(
         "vgg16_bn", dict(width=0.25, head="cifar", num_classes=10), dict(image_size=32),
         (1, 3, 32, 32), 64, 300, 2e-3, 5, 0.15, 8, 60, 100,
     ),
-    ("classify", True): Preset(
+    ("classify", "quick"): Preset(
         "vgg16_bn", dict(width=0.125, head="cifar", num_classes=10), dict(image_size=32),
         (1, 3, 32, 32), 64, 120, 3e-3, 2, 0.2, 4, 30, 30,
     ),
+    ("segment", "smoke"): Preset(
+        "unet", dict(base=4, num_classes=1), dict(image_size=32, num_cars=8, views_per_car=4),
+        (1, 3, 32, 32), 8, 10, 3e-3, 1, 0.2, 2, 4, 0,
+    ),
+    ("classify", "smoke"): Preset(
+        "vgg16_bn", dict(width=1 / 16, head="cifar", num_classes=10), dict(image_size=32),
+        (1, 3, 32, 32), 32, 10, 3e-3, 1, 0.2, 2, 4, 0,
+    ),
 }  # fmt: skip
+
+SIZES = ("full", "quick", "smoke")
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,8 @@ class DemoConfig:
 
     Attributes:
         task: ``"segment"`` (U-Net, synthetic cars) or ``"classify"`` (VGG16-BN, digits).
-        quick: A smaller model, data and budget (about 2 minutes on 2 CPU cores).
+        size: ``"full"`` (at most 10 minutes on 2 CPU cores), ``"quick"`` (at most 2 minutes) or
+            ``"smoke"`` (seconds; for tests, the numbers mean nothing).
         run_dir: Where checkpoints, tables, plots and the summary go.
         cache_dir: Where the trained baseline is cached between runs.
         seed: Seed for data, training and pruning.
@@ -75,7 +86,7 @@ class DemoConfig:
     """
 
     task: str = "segment"
-    quick: bool = False
+    size: str = "full"
     run_dir: Path = field(default_factory=lambda: Path("runs/demo"))
     cache_dir: Path = field(default_factory=lambda: Path(".cache/filterprune"))
     seed: int = 0
@@ -84,10 +95,12 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.task not in ("segment", "classify"):
             raise ValueError(f"task must be 'segment' or 'classify', got {self.task!r}")
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
 
     @property
     def preset(self) -> Preset:
-        return PRESETS[(self.task, self.quick)]
+        return PRESETS[(self.task, self.size)]
 
 
 def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.nn.Module:
@@ -96,7 +109,7 @@ def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.
     p = config.preset
     torch.manual_seed(config.seed)
     model = create_model(p.model, **p.model_kwargs)
-    key = f"{config.task}-{'quick' if config.quick else 'full'}-seed{config.seed}"
+    key = f"{config.task}-{config.size}-seed{config.seed}"
     weights = Path(config.cache_dir) / f"{key}.safetensors"
     if weights.exists():
         model.load_state_dict(load_file(str(weights)))
@@ -127,6 +140,8 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
 
     config = config or DemoConfig()
     p = config.preset
+    if (Path(config.run_dir) / "demo.json").exists():  # a previous demo run: start over
+        shutil.rmtree(config.run_dir)
     start = time.perf_counter()
     task = get_task(config.task)
     train, val = builtin_data(config.task, seed=config.seed, **p.data_kwargs)
@@ -135,7 +150,6 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
     val_loader = DataLoader(val, batch_size=64)
     model = _baseline(config, task, train_loader, val_loader, echo)
     example = torch.zeros(p.input_shape)
-    before = layer_widths(model)
 
     def finetune(m, start_step, budget):
         return task.finetune(
@@ -171,35 +185,19 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
         run_dir=config.run_dir,
         progress=config.progress,
     )
-    after = layer_widths(result.model)
-    run_dir = Path(config.run_dir)
-    iterations = report.iteration_table(
-        result.table_rows() + ([result.final_row] if result.final_row else [])
-    )
-    layers = report.layer_table(before=before, after=after)
+    from ..loop import write_run_report
+
     echo("\nPer-iteration results\n")
-    echo(report.to_markdown(iterations))
+    echo(report.to_markdown(result.table()))
     echo("\nPer-layer channels\n")
-    echo(report.to_markdown(layers))
-    images = []
-    images += report.plot_channels(before, after, run_dir / "channels")
-    images += report.plot_metric_vs_macs(
-        result.rows, task.primary_metric, run_dir / "metric_vs_macs"
-    )
-    images += report.plot_latency_vs_macs(result.rows, run_dir / "latency_vs_macs")
-    for name, table in (("iterations", iterations), ("layers", layers)):
-        (run_dir / f"{name}.md").write_text(report.to_markdown(table))
-        (run_dir / f"{name}.csv").write_text(report.to_csv(table))
-        (run_dir / f"{name}.json").write_text(report.to_json(table))
-    summary = report.write_summary(
-        run_dir, iteration_table=iterations, layer_table=layers, images=list(images)
-    )
+    echo(report.to_markdown(result.layer_table()))
+    written = write_run_report(config.run_dir)
     elapsed = time.perf_counter() - start
-    (run_dir / "demo.json").write_text(
+    Path(config.run_dir, "demo.json").write_text(
         json.dumps(
             {
                 "task": config.task,
-                "quick": config.quick,
+                "size": config.size,
                 "seconds": elapsed,
                 "stop_reason": result.stop_reason,
             },
@@ -207,5 +205,6 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
         )
     )
     echo(f"\nstopped: {result.stop_message}; total {elapsed:.0f} s")
-    echo(f"pruned model and checkpoints: {run_dir}; summary: {summary}")
+    summary = next((f for f in written.files if f.name == "summary.md"), None)
+    echo(f"pruned model and checkpoints: {config.run_dir}; summary: {summary}")
     return result

@@ -8,6 +8,7 @@ Quick use::
     fp.apply_plan(fresh_model, fp.Plan.from_json(plan.to_json()))  # rebuild the architecture
 """
 
+from . import distributed
 from .api import analyze, count, inspect, param_count, prune, rank
 from .criteria import (
     criterion_from_removals,
@@ -16,7 +17,6 @@ from .criteria import (
     list_criteria,
     register_criterion,
 )
-from . import distributed
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
 from .loop import PruneConfig, load, run_pruning, save
 from .plan import Plan, PlanError

@@ -163,6 +163,7 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
 
     prune_config = PruneConfig(
         criterion="taylor",
+        flops_reg=1e-3,
         amount=p.amount,
         scope="global",
         ranking_batches=p.ranking_batches,

@@ -166,14 +166,13 @@ def load_data(
         raise CLIError(f"--data {settings['data']}: no training or no validation samples")
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
-    generator = torch.Generator().manual_seed(seed)
+    # no generator of its own: the shuffle follows the global RNG, which the pruning loop reseeds
+    # from (seed, iteration), so a resumed run draws the same batches as an uninterrupted one
     return Data(
         task=task,
         train=train,
         val=val,
-        train_loader=DataLoader(
-            train, batch_size=args.batch_size, shuffle=True, generator=generator
-        ),
+        train_loader=DataLoader(train, batch_size=args.batch_size, shuffle=True),
         val_loader=DataLoader(val, batch_size=max(args.batch_size, 32)),
         settings=settings,
     )

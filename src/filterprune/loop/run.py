@@ -8,6 +8,9 @@ checkpoint size and optionally latency. Row 0 is the starting model, evaluated.
 Surgery replaces the pruned parameters with new ``nn.Parameter`` objects, so the ``finetune``
 callback must build its optimizer (and any LR scheduler) on every call from
 ``model.parameters()``; an optimizer kept across iterations would update stale tensors.
+
+Under ``torch.distributed`` (DDP, torchrun) every rank runs the loop on its own data shard and
+takes the same steps; see :mod:`filterprune.loop.replicas` and ``docs/distributed.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ..plan import Plan
 from .checkpoint import RunDir, state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from .layers import ignored_layers, layer_widths
+from .replicas import Replicas
 from .result import RunResult
 from .state import LoopState, restore, seed_everything
 from .stop import (
@@ -114,7 +118,8 @@ class PruningLoop:
             )
         self.config = config
         self.device = torch.device(config.device)
-        self.model = model.to(self.device)
+        self.ranks = Replicas(model)  # under DDP: the unwrapped module, rank 0's decisions
+        self.model = self.ranks.module(model).to(self.device)
         self.example = _to_device(example_inputs, self.device)
         self.finetune_fn, self.evaluate_fn = finetune, evaluate
         self.batches_fn, self.loss_fn = batches, loss_fn
@@ -136,9 +141,11 @@ class PruningLoop:
                 "the evaluate callback must return a dict name -> number, got "
                 f"{type(metrics).__name__}"
             )
-        return {str(k): float(v) for k, v in metrics.items()}
+        return self.ranks.shared({str(k): float(v) for k, v in metrics.items()})
 
     def _row(self, iteration: int | str, **fields: Any) -> tuple[dict[str, Any], bytes]:
+        if not self.ranks.main:  # rank 0's row (metrics, latency, decisions) is everyone's
+            return self.ranks.shared(None), b""
         counts = count(self.model, self.example)
         weights = state_dict_bytes(self.model)
         row: dict[str, Any] = {"iteration": iteration, **fields}
@@ -148,12 +155,14 @@ class PruningLoop:
 
             row["latency_ms"] = measure_latency(self.model, self.example)[0].median_ms
         row["channels"] = layer_widths(self.model)
-        return row, weights
+        return self.ranks.shared(row), weights
 
     def _finetune(self, budget: Budget) -> int:
         if budget.amount <= 0 or self.finetune_fn is None:
             return 0
-        done = self.finetune_fn(self.model, self.state.steps_done, budget)
+        model = self.ranks.for_training(self.model)  # a DDP wrapper under torch.distributed
+        done = self.ranks.shared(self.finetune_fn(model, self.state.steps_done, budget))
+        self.ranks.sync(self.model)  # BatchNorm statistics followed each rank's own batches
         if done is None:
             return 0
         if isinstance(done, bool) or not isinstance(done, int) or done < 0:
@@ -167,7 +176,7 @@ class PruningLoop:
     # ----- persistence -----------------------------------------------------------------------
     def _record(self, name: str, row: dict[str, Any], weights: bytes, step: Plan) -> None:
         self.state.rows.append(row)
-        if self.rundir is not None:
+        if self.rundir is not None and self.ranks.main:
             self.rundir.write_checkpoint(
                 name, weights=weights, plan=self.state.plan, step_plan=step, row=row
             )
@@ -177,9 +186,11 @@ class PruningLoop:
         self, *, finished: bool = False, stop_reason: str | None = None, final: str | None = None
     ) -> None:
         if self.rundir is not None:
-            self.rundir.write_state(
-                self.state.to_json_dict(finished=finished, stop_reason=stop_reason, final=final)
-            )
+            if self.ranks.main:
+                self.rundir.write_state(
+                    self.state.to_json_dict(finished=finished, stop_reason=stop_reason, final=final)
+                )
+            self.ranks.barrier()  # other ranks may read the run folder from here on
 
     def _keep_best(self) -> None:
         """Remember the current model as the last good one (a copy only if a floor is set)."""
@@ -188,6 +199,7 @@ class PruningLoop:
 
     # ----- start / resume --------------------------------------------------------------------
     def _start(self) -> None:
+        self.ranks.sync(self.model)  # start from rank 0's weights, as DDP would
         self._graph = analyze(self.model, self.example, ignore=self.ignore)
         self.state.base_total = sum(g.size for g in self._graph.prunable)
         seed_everything(self.config.seed, 0)
@@ -202,7 +214,7 @@ class PruningLoop:
             pruned_fraction=0.0,
             accepted=True,
         )
-        if self.rundir is not None:
+        if self.rundir is not None and self.ranks.main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
             self.rundir.write_config(self.config.to_json())
         self._record(self.state.current, row, weights, Plan())
@@ -224,7 +236,7 @@ class PruningLoop:
                 f"({', '.join(fixed)} differ); resume with the same settings or use a new run "
                 f"folder (only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
-        done = saved["finished"] and not diff
+        done = self.ranks.shared(saved["finished"] and not diff)  # diff may hold cuda:RANK
         weights_from = saved["final"] if done else saved["current"]
         self.state = restore(run, self.model, saved, weights_from=weights_from)
         self.model.to(self.device)
@@ -234,9 +246,11 @@ class PruningLoop:
             if saved["final"] != saved["current"]:
                 self.state.rows.append(final_row)
             return self._result(saved["stop_reason"], final_row)
-        run.write_config(self.config.to_json())
+        self.ranks.barrier()  # every rank has read the run folder before rank 0 writes to it
+        if self.ranks.main:
+            run.write_config(self.config.to_json())
+            logger.info("resuming %s after iteration %d", run.path, self.state.iteration)
         self._keep_best()
-        logger.info("resuming %s after iteration %d", run.path, self.state.iteration)
         return None
 
     # ----- one iteration ---------------------------------------------------------------------
@@ -291,6 +305,8 @@ class PruningLoop:
         seed_everything(cfg.seed, i)
         self.model.zero_grad(set_to_none=True)
         step, ranked = self._prune(removal)
+        self.ranks.check(step)  # under DDP: every rank removed the same channels
+        self.ranks.forget()  # new parameters: finetuning gets a new DDP wrapper
         if step.num_removed == 0:
             return "max_pruned_fraction" if removal.clipped else "nothing_left"
         state.removed_total += step.num_removed
@@ -313,6 +329,7 @@ class PruningLoop:
             accepted=accepted,
             seconds=round(time.perf_counter() - started, 3),
         )
+        accepted = row["accepted"]  # rank 0's decision under DDP
         self._record(name, row, weights, step)
         if accepted:
             state.current = name
@@ -363,7 +380,8 @@ class PruningLoop:
     # ----- the loop --------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> RunResult:
         """Run (or with ``resume=True`` continue) the loop until a stop condition holds."""
-        existing = self.rundir is not None and self.rundir.exists()
+        # rank 0's view: it may create the folder before another rank looks
+        existing = self.ranks.shared(self.rundir is not None and self.rundir.exists())
         if existing and not resume:
             raise ConfigError(
                 f"run folder {str(self.rundir.path)!r} already holds a run; resume it "
@@ -379,7 +397,7 @@ class PruningLoop:
         try:
             i = self.state.iteration + 1
             while True:
-                reason, removal = self._check_before(i)
+                reason, removal = self.ranks.shared(self._check_before(i))
                 if reason is None:
                     reason = self._iterate(i, removal)
                     self._log(bar)
@@ -389,13 +407,15 @@ class PruningLoop:
         finally:
             if bar is not None:
                 bar.close()
-        logger.info("stopped: %s", STOP_REASONS[reason])
+        if self.ranks.main:
+            logger.info("stopped: %s", STOP_REASONS[reason])
         final, final_row = self._final_finetune()
         self._save_state(finished=True, stop_reason=reason, final=final)
+        self.ranks.forget()
         return self._result(reason, final_row)
 
     def _bar(self) -> Any:
-        if not self.progress:
+        if not self.progress or not self.ranks.main:
             return None
         try:
             from tqdm.auto import tqdm
@@ -410,6 +430,8 @@ class PruningLoop:
         )
 
     def _log(self, bar: Any) -> None:
+        if not self.ranks.main:
+            return
         row = self.state.rows[-1]
         shown = {k: f"{v:.4g}" for k, v in (row.get("metrics") or {}).items()}
         logger.info(
@@ -466,6 +488,18 @@ def run_pruning(
 
     Returns:
         A :class:`RunResult`.
+
+    Under ``torch.distributed`` (a process group is initialised, e.g. by torchrun), call this on
+    every rank with the same arguments except the data: each rank's ``batches`` and ``finetune``
+    use its own shard. ``model`` may be a ``DistributedDataParallel`` (its options are kept) or
+    the plain module; the loop works on the unwrapped module and ``result.model`` is unwrapped.
+    ``finetune`` receives a new ``DistributedDataParallel`` after every removal (so, again, build
+    the optimizer from it on every call); afterwards rank 0's weights and buffers are copied to
+    all ranks. ``config.ranking_batches`` counts per rank; the criterion all-reduces its
+    statistics and every plan is checked across ranks. ``evaluate`` runs on every rank (so it
+    may use collectives) and rank 0's metrics decide, as do rank 0's rows and stop decisions.
+    Only rank 0 writes ``run_dir``, logs and shows progress; ``resume`` needs ``run_dir`` on a
+    file system every rank can read. See ``docs/distributed.md``.
     """
     loop = PruningLoop(
         model,

@@ -83,6 +83,18 @@ def inspect(model: nn.Module, example_inputs: Any, **options: Any) -> Dependency
     return graph
 
 
+class RankingMemoryError(torch.OutOfMemoryError):
+    """Ranking ran out of (device) memory; the message says how to rank with less."""
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError | MemoryError) or (
+        isinstance(exc, RuntimeError)
+        and ("out of memory" in text or "can't allocate memory" in text)
+    )
+
+
 def rank(
     model: nn.Module,
     example_inputs: Any,
@@ -119,14 +131,27 @@ def rank(
     crit = get_criterion(criterion, **(criterion_options or {}))
     if graph is None:
         graph = analyze(model, example_inputs)
-    scores = crit(
-        graph,
-        model=model,
-        example_inputs=example_inputs,
-        batches=batches,
-        loss_fn=loss_fn,
-        **context,
-    )
+    failure = None
+    try:
+        scores = crit(
+            graph,
+            model=model,
+            example_inputs=example_inputs,
+            batches=batches,
+            loss_fn=loss_fn,
+            **context,
+        )
+    except (RuntimeError, MemoryError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        failure = " ".join(str(exc).split()[:40])  # raised below, once the tensors are freed
+    if failure is not None:
+        name = criterion if isinstance(criterion, str) else type(crit).__name__
+        raise RankingMemoryError(
+            f"out of memory while ranking with criterion {name!r} ({failure}); rank with fewer "
+            "or smaller batches: lower ranking_batches (--ranking-batches) or the batch size "
+            "(--batch-size), or use a data-free criterion such as 'l1'"
+        )
     if normalize:
         scores = l2_normalize(scores)
     if flops_reg:
@@ -218,4 +243,13 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["analyze", "apply_plan", "count", "inspect", "param_count", "prune", "rank"]
+__all__ = [
+    "RankingMemoryError",
+    "analyze",
+    "apply_plan",
+    "count",
+    "inspect",
+    "param_count",
+    "prune",
+    "rank",
+]

@@ -249,7 +249,8 @@ def prepare_inputs(example_inputs: Any) -> tuple[Any, ...]:
 
     def prep(x: Any) -> Any:
         if isinstance(x, torch.Tensor) and x.is_floating_point():
-            return x.detach().clone().requires_grad_(True)
+            # not a leaf, so a model may modify its input in place (e.g. ``x.sub_(mean)``)
+            return x.detach().requires_grad_(True).clone()
         return x
 
     return tuple(prep(x) for x in example_inputs)
@@ -266,16 +267,52 @@ def trace(
     was_training = model.training
     model.eval()
     tracer = Tracer(model, seed_outputs=seed_outputs)
+    inputs = prepare_inputs(example_inputs)
     try:
-        tracer.run(prepare_inputs(example_inputs), leaf_types)
+        tracer.run(inputs, leaf_types)
     except Exception as exc:
-        op = tracer.current_op
-        at = f" (while tracing op '{op.name}' in module '{op.module}')" if op else ""
-        raise TraceError(
-            f"running {type(model).__name__} on the example inputs failed{at}: {exc}. "
-            "Check that the example inputs have the shape the model expects; if an op cannot "
-            "run under tracing, register its module as a leaf with filterprune.register_leaf."
-        ) from exc
+        raise TraceError(_trace_failure(model, tracer, inputs, exc)) from exc
     finally:
         model.train(was_training)
     return tracer
+
+
+def _describe_inputs(inputs: tuple[Any, ...]) -> str:
+    return ", ".join(
+        f"tensor {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        for x in inputs
+    )
+
+
+def _trace_failure(
+    model: nn.Module, tracer: Tracer, inputs: tuple[Any, ...], exc: Exception
+) -> str:
+    """One paragraph: which op and module failed, on which inputs, and the way out."""
+    op = tracer.current_op
+    module = op.module if op is not None and op.module else ""
+    if not module and tracer._module_stack:
+        module = tracer._module_stack[-1]
+    kind = type(model.get_submodule(module)).__name__ if module else ""
+    where = [f"op '{op.name}'"] if op is not None else []
+    if module:
+        where.append(f"module '{module}' ({kind})")
+    at = f" in {' of '.join(where)}" if where else ""
+    error = " ".join(str(exc).split()).rstrip(".")
+    if module in tracer.leaves:  # a leaf already: the module itself rejects the inputs
+        fix = "pass example inputs the model accepts, e.g. one batch of its training data"
+    elif module:
+        fix = (
+            "if the model runs on these inputs outside filterprune, trace that module as an "
+            f"opaque leaf: filterprune.register_leaf({kind}) or leaf_types=({kind},) (its "
+            "channels are then kept)"
+        )
+    else:
+        fix = (
+            "if the model runs on these inputs outside filterprune, move the failing code into "
+            "a module and register it with filterprune.register_leaf"
+        )
+    return (
+        f"running {type(model).__name__} on the example inputs ({_describe_inputs(inputs)}) "
+        f"failed{at}: {error}. Check that the example inputs have the shape and channel count "
+        f"the model expects; {fix}."
+    )

@@ -47,6 +47,18 @@ class ConstantSlice(nn.Module):
         return self.head(self.c(x))
 
 
+class ConstantSetitem(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.a(x).clone()
+        y[:, :2] = 0.0  # positions written in the code
+        return self.b(y)
+
+
 class ConstantSplit(nn.Module):
     def __init__(self):
         super().__init__()
@@ -247,6 +259,7 @@ ALL = {
     "chunk_split": ChunkSplit,
     "constant_slice": ConstantSlice,
     "constant_split": ConstantSplit,
+    "constant_setitem": ConstantSetitem,
     "constant_view": ConstantView,
     "ratio_slice": RatioSlice,
     "squeeze_excite": SqueezeExcite,

@@ -50,6 +50,11 @@ def test_constant_slice_is_frozen_with_reason():
     del ConstantSlice
 
 
+def test_writing_channels_by_position_is_frozen():
+    g = fp.analyze(ALL["constant_setitem"](), _input())
+    assert "a" in _frozen_names(g) and "__setitem__" in _reasons(g)
+
+
 def test_constant_split_is_frozen():
     g = fp.analyze(ALL["constant_split"](), _input())
     assert "a" in _frozen_names(g)

@@ -332,6 +332,20 @@ def _couple_rows(tr: Tracer, before: torch.Tensor, after: torch.Tensor) -> None:
         tr.union(grid[0], row)
 
 
+def setitem(tr: Tracer, args: tuple) -> None:
+    """``x[index] = value``: writing to channel positions written in code freezes them."""
+    x, index = args[0], args[1]
+    lab = tr.label(x)
+    varying = L.varying_dims(lab)
+    if set(_getitem_dims(index, x.dim())) & set(varying) and not _full_slices(index, x, varying):
+        reason = tr.reason(
+            "'__setitem__' on the channel dimension", "it writes to channels by position"
+        )
+        tr.freeze(lab, reason)
+        if len(args) > 2 and isinstance(args[2], torch.Tensor):
+            tr.freeze(tr.label(args[2]), reason)
+
+
 def _split_is_fixed(name: str, args: tuple, kwargs: dict) -> bool:
     if name == "chunk":
         return False

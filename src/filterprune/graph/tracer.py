@@ -162,6 +162,14 @@ class Tracer(TorchFunctionMode):
         self.current_op = record
         out = func(*args, **kwargs)
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not outs and name == "__setitem__":
+            self._busy = True
+            try:
+                from .rules import setitem
+
+                setitem(self, args)
+            finally:
+                self._busy = False
         if not outs:
             self.current_op = None
             return out

@@ -273,6 +273,7 @@ def test_every_stop_reason_has_a_message():
         "metric_floor",
         "nothing_left",
         "schedule_done",
+        "non_finite",
     }
 
 

@@ -330,4 +330,16 @@ def run(args: argparse.Namespace) -> int:
         f"\nstopped: {result.stop_message}; final model from iteration {result.best_iteration}"
         f" in {args.run_dir} (load it with 'filterprune eval --load {args.run_dir}')"
     )
+    if result.stop_detail:  # a NaN/inf finetuning or targets not reached: exit non-zero
+        detail = result.stop_detail.rstrip(".")
+        if result.stop_reason == "non_finite":
+            raise CLIError(
+                f"finetuning diverged ({detail}); {args.run_dir} keeps iteration "
+                f"{result.best_iteration}, the last good model: lower --lr (now {args.lr}) and "
+                "continue with --resume"
+            )
+        raise CLIError(
+            f"{detail} (the run stopped: {result.stop_message}); relax --target or allow more "
+            "pruning with --max-pruned-fraction / --max-iterations"
+        )
     return 0

@@ -47,6 +47,8 @@ class RunResult:
         best_iteration: The iteration ``model`` comes from.
         run_dir: The run folder, if the run was checkpointed.
         final_row: The row describing ``model``.
+        stop_detail: What went wrong, when the run stopped short: the NaN/inf error of a
+            diverged finetuning (``stop_reason == "non_finite"``) or the targets not reached.
     """
 
     model: nn.Module
@@ -56,6 +58,7 @@ class RunResult:
     best_iteration: int
     run_dir: Path | None = None
     final_row: dict[str, Any] = field(default_factory=dict)
+    stop_detail: str | None = None
 
     @property
     def stop_message(self) -> str:

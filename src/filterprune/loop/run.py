@@ -36,13 +36,16 @@ from .replicas import Replicas
 from .result import RunResult
 from .state import LoopState, restore, seed_everything
 from .stop import (
+    RETRYABLE_STOPS,
     STOP_REASONS,
     Removal,
+    check_finite,
     max_removable,
     metric_ok,
     metric_threshold,
     plan_removal,
     targets_reached,
+    unmet_targets,
 )
 
 __all__ = ["PruningLoop", "run_pruning"]
@@ -130,6 +133,7 @@ class PruningLoop:
         self.best: tuple[nn.Module | None, LoopState] | None = None
         self.threshold: float | None = None
         self._graph: Any = None  # dependency graph of the current model, kept up to date
+        self.divergence: str | None = None  # what a NaN/inf finetuning reported
 
     # ----- measurement -----------------------------------------------------------------------
     def _evaluate(self) -> dict[str, float]:
@@ -193,9 +197,22 @@ class PruningLoop:
             self.ranks.barrier()  # other ranks may read the run folder from here on
 
     def _keep_best(self) -> None:
-        """Remember the current model as the last good one (a copy only if a floor is set)."""
-        kept = copy.deepcopy(self.model) if self.config.watches_metric else None
+        """Remember the current model as the last good one (a copy if a floor is set or a
+        finetuning may diverge)."""
+        finetunes = self.config.finetune or self.config.final_finetune
+        needed = self.config.watches_metric or (self.finetune_fn is not None and finetunes)
+        kept = copy.deepcopy(self.model) if needed else None
         self.best = (kept, copy.copy(self.state))
+
+    def _diverged(self, where: str, exc: FloatingPointError) -> str:
+        """Finetuning hit a NaN/inf: go back to the last good model and stop the run."""
+        self.divergence = f"{where}: {' '.join(str(exc).split())}"
+        logger.info("finetuning diverged in %s", self.divergence)
+        kept_model, kept_state = self.best
+        self.model, self._graph = kept_model, None
+        self.state = kept_state
+        self._keep_best()
+        return "non_finite"
 
     # ----- start / resume --------------------------------------------------------------------
     def _start(self) -> None:
@@ -236,7 +253,9 @@ class PruningLoop:
                 f"({', '.join(fixed)} differ); resume with the same settings or use a new run "
                 f"folder (only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
-        done = self.ranks.shared(saved["finished"] and not diff)  # diff may hold cuda:RANK
+        # a run stopped by a NaN loss continues from its last good iteration
+        retry = saved["stop_reason"] in RETRYABLE_STOPS
+        done = self.ranks.shared(saved["finished"] and not diff and not retry)
         weights_from = saved["final"] if done else saved["current"]
         self.state = restore(run, self.model, saved, weights_from=weights_from)
         self.model.to(self.device)
@@ -311,7 +330,11 @@ class PruningLoop:
             return "max_pruned_fraction" if removal.clipped else "nothing_left"
         state.removed_total += step.num_removed
         state.plan, state.run_plan = state.plan.then(step), state.run_plan.then(step)
-        steps = self._finetune(cfg.budget())
+        try:
+            steps = self._finetune(cfg.budget())
+            check_finite(self.model)
+        except FloatingPointError as exc:  # NaN/inf loss or weights
+            return self._diverged(f"iteration {i}", exc)
         metrics = self._evaluate()
         accepted = metric_ok(cfg, self.threshold, metrics)
         state.iteration = i
@@ -352,7 +375,12 @@ class PruningLoop:
         seed_everything(self.config.seed, "final")
         self.model.zero_grad(set_to_none=True)
         budget = self.config.budget(final=True)
-        steps = self._finetune(budget)
+        try:
+            steps = self._finetune(budget)
+            check_finite(self.model)
+        except FloatingPointError as exc:
+            self._diverged("the final finetuning", exc)
+            return self.state.current, self.state.current_row
         row, weights = self._row(
             "final",
             ranking_batches=0,
@@ -375,7 +403,16 @@ class PruningLoop:
             best_iteration=self.state.best_iteration,
             run_dir=self.rundir.path if self.rundir is not None else None,
             final_row=final_row,
+            stop_detail=self._stop_detail(reason, final_row),
         )
+
+    def _stop_detail(self, reason: str, final_row: dict[str, Any]) -> str | None:
+        if reason == "non_finite":
+            return self.divergence
+        missed = unmet_targets(self.config, self.state.rows[0], final_row)
+        if reason != "target_reached" and missed:
+            return f"targets not reached: {', '.join(missed)}"
+        return None
 
     # ----- the loop --------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> RunResult:
@@ -400,7 +437,8 @@ class PruningLoop:
                 reason, removal = self.ranks.shared(self._check_before(i))
                 if reason is None:
                     reason = self._iterate(i, removal)
-                    self._log(bar)
+                    if reason != "non_finite":
+                        self._log(bar)
                 if reason is not None:
                     break
                 i += 1
@@ -409,7 +447,11 @@ class PruningLoop:
                 bar.close()
         if self.ranks.main:
             logger.info("stopped: %s", STOP_REASONS[reason])
-        final, final_row = self._final_finetune()
+        if reason == "non_finite":
+            final, final_row = self.state.current, self.state.current_row
+        else:
+            final, final_row = self._final_finetune()
+            reason = "non_finite" if self.divergence else reason
         self._save_state(finished=True, stop_reason=reason, final=final)
         self.ranks.forget()
         return self._result(reason, final_row)

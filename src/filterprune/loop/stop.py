@@ -12,9 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from .config import PruneConfig
 
-__all__ = ["STOP_REASONS", "Removal", "metric_threshold", "plan_removal", "targets_reached"]
+__all__ = [
+    "RETRYABLE_STOPS",
+    "STOP_REASONS",
+    "Removal",
+    "check_finite",
+    "metric_threshold",
+    "plan_removal",
+    "targets_reached",
+    "unmet_targets",
+]
 
 STOP_REASONS = {
     "max_iterations": "the iteration limit was reached",
@@ -23,7 +34,12 @@ STOP_REASONS = {
     "metric_floor": "the metric fell below its floor; the last good model was kept",
     "nothing_left": "no prunable channels are left",
     "schedule_done": "the schedule is used up",
+    "non_finite": "finetuning produced a NaN or infinite loss or weights; the last good model "
+    "was kept (lower the learning rate and resume)",
 }
+
+# Stops after which ``resume`` continues the run instead of returning the stored result.
+RETRYABLE_STOPS = ("non_finite",)
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,28 @@ def targets_reached(
         if not target.reached(float(original[key]), float(row[key])):
             return False
     return True
+
+
+def unmet_targets(
+    config: PruneConfig, original: Mapping[str, Any], row: Mapping[str, Any]
+) -> list[str]:
+    """The targets of ``config`` that ``row`` misses, each with the value reached."""
+    missed = []
+    for target in config.targets:
+        key = _ROW_KEYS[target.quantity]
+        value, base = row.get(key), original.get(key)
+        if value is None or base is None or not target.reached(float(base), float(value)):
+            missed.append(f"{target} (reached {value:.4g})" if value is not None else str(target))
+    return missed
+
+
+def check_finite(model: Any) -> None:
+    """Raise ``FloatingPointError`` naming the first parameter that holds NaN or inf."""
+    params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
+    if not params or bool(torch.stack([p.detach().isfinite().all() for _, p in params]).all()):
+        return
+    name = next(n for n, p in params if not bool(p.detach().isfinite().all()))
+    raise FloatingPointError(f"finetuning left NaN or inf values in parameter {name!r}")
 
 
 def metric_threshold(config: PruneConfig, original_metrics: Mapping[str, float]) -> float | None:

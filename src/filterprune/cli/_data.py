@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from ..distributed import is_distributed
 from ._common import CLIError, key_value
 
 DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64}
@@ -140,7 +141,11 @@ def load_data(
     seed: int | None,
     saved: dict[str, Any] | None = None,
 ) -> Data:
-    """Datasets and loaders for ``task_name`` as the data flags (or the saved settings) ask."""
+    """Datasets and loaders for ``task_name`` as the data flags (or the saved settings) ask.
+
+    Under torchrun the training loader yields this rank's shard (a ``DistributedSampler``); the
+    validation loader holds the whole validation set on every rank.
+    """
     from ..tasks import builtin_data, get_task
 
     task = get_task(task_name)
@@ -168,11 +173,16 @@ def load_data(
         raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
     # no generator of its own: the shuffle follows the global RNG, which the pruning loop reseeds
     # from (seed, iteration), so a resumed run draws the same batches as an uninterrupted one
+    if is_distributed():  # torchrun: this rank's shard; set_epoch reshuffles (loop.EpochLoader)
+        shard = DistributedSampler(train, shuffle=True, seed=seed)
+        train_loader = DataLoader(train, batch_size=args.batch_size, sampler=shard)
+    else:
+        train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True)
     return Data(
         task=task,
         train=train,
         val=val,
-        train_loader=DataLoader(train, batch_size=args.batch_size, shuffle=True),
+        train_loader=train_loader,
         val_loader=DataLoader(val, batch_size=max(args.batch_size, 32)),
         settings=settings,
     )

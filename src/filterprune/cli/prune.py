@@ -36,6 +36,7 @@ from ._common import (
     write_model_json,
 )
 from ._data import add_data_args, default_model_args, load_data
+from ._distributed import join_torchrun
 from .train import add_run_args, add_training_args
 
 NAME = "prune"
@@ -270,6 +271,7 @@ def _base_plan(args: argparse.Namespace, factory: Any, example: Any) -> Plan | N
 
 
 def run(args: argparse.Namespace) -> int:
+    main_process = join_torchrun(args)  # under torchrun: one copy per rank, rank 0 writes
     info = model_info(args, args.load)
     task_name = args.task or info.get("task")
     if task_name is None:
@@ -301,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         device=config.device,
         progress=not args.quiet,
     )
-    if not (args.run_dir / MODEL_JSON).is_file():
+    if main_process and not (args.run_dir / MODEL_JSON).is_file():
         info = {
             "model": info["model"],
             "model_args": kwargs,
@@ -321,6 +323,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         **hooks.as_kwargs(),
     )
+    if not main_process:  # the run is over on every rank; rank 0 writes and prints the rest
+        return 0
     if unet_conv_names(result.model) and hasattr(result.model, "outc"):
         write_channel_txt(args.run_dir / "channels.txt", unet_channel_list(result.model))
     from ..report import to_markdown

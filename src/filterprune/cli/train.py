@@ -6,10 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..distributed import is_distributed, rewrap_ddp
 from ..loop import save, seed_everything
 from ..loop.checkpoint import atomic_write_json
+from ..loop.tasks import EpochLoader
 from ._common import add_model_args, model_factory, say, write_model_json
 from ._data import add_data_args, default_model_args, load_data
+from ._distributed import join_torchrun
 
 NAME = "train"
 HELP = "train a baseline model and save it (safetensors + model.json)"
@@ -63,17 +66,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    main_process = join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
     seed = args.seed or 0
     device = args.device or "cpu"
     seed_everything(seed, "train")
     data = load_data(args, args.task, seed=seed)
     kwargs = default_model_args(args.model, args.task, data, dict(args.model_arg))
-    model = model_factory(args.model, kwargs)()
+    model = model_factory(args.model, kwargs)().to(device)
     steps = args.steps if args.steps is not None or args.epochs is not None else 200
     say(args, f"training {args.model} {kwargs} on {len(data.train)} samples")
     done = data.task.finetune(
-        model,
-        data.train_loader,
+        rewrap_ddp(model) if is_distributed() else model,  # DDP averages the ranks' gradients
+        EpochLoader(data.train_loader),  # a DistributedSampler reshuffles every epoch
         steps=steps,
         epochs=args.epochs,
         lr=args.lr,
@@ -83,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         progress=not args.quiet,
     )
+    if not main_process:  # rank 0 evaluates and saves its replica
+        return 0
     metrics = data.task.evaluate(model, data.val_loader, device=device)
     save(model.to("cpu"), None, args.out)
     info = {

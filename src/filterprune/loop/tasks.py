@@ -6,16 +6,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..distributed import seed_sampler
 from .config import Budget
 
-__all__ = ["TaskCallbacks", "task_callbacks"]
+__all__ = ["EpochLoader", "TaskCallbacks", "task_callbacks"]
+
+
+class EpochLoader:
+    """``loader``, calling ``set_epoch`` on its ``DistributedSampler`` before every pass.
+
+    Pass ``k`` (from 0) uses epoch ``first_epoch + k``, so each pass gets a new shuffle, the same
+    on every rank. Any other loader is iterated unchanged. The loop passes its ``start_step``: a
+    pass takes at least one step, so no two passes of a run share an epoch, and a resumed run
+    uses the epochs of an uninterrupted one.
+    """
+
+    def __init__(self, loader: Iterable[Any], first_epoch: int = 0) -> None:
+        self.loader, self.epoch = loader, first_epoch
+
+    def __iter__(self) -> Iterator[Any]:
+        seed_sampler(self.loader, self.epoch)
+        self.epoch += 1
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -55,7 +77,9 @@ def task_callbacks(
     Args:
         task: A :class:`filterprune.tasks.Task` or its registered name (``"classify"``,
             ``"segment"``).
-        train_loader: ``(inputs, targets)`` batches for finetuning and ranking.
+        train_loader: ``(inputs, targets)`` batches for finetuning and ranking; under
+            ``torch.distributed``, this rank's shard (a ``DistributedSampler``, reseeded per pass
+            and per ranking).
         val_loader: Batches for evaluation.
         lr, optimizer, momentum, weight_decay: Finetuning settings; a new optimizer is built on
             every call (pruning replaces the parameters).
@@ -69,8 +93,8 @@ def task_callbacks(
 
     def finetune(model: nn.Module, start_step: int, budget: Budget) -> int:
         return task.finetune(
-            model,
-            train_loader,
+            model,  # a new DDP wrapper after every removal under torch.distributed
+            EpochLoader(train_loader, first_epoch=start_step),
             steps=budget.steps,
             epochs=budget.epochs,
             lr=lr,
@@ -84,10 +108,16 @@ def task_callbacks(
     def evaluate(model: nn.Module) -> Mapping[str, float]:
         return task.evaluate(model, val_loader, device=device)
 
+    def batches() -> Iterator[Any]:
+        # a DistributedSampler gets a new shuffle per ranking, the same on every rank: the loop
+        # seeds torch from (seed, iteration) first. Other loaders are left alone.
+        seed_sampler(train_loader, torch.initial_seed() % 2**31)
+        return iter(train_loader)
+
     return TaskCallbacks(
         finetune=finetune,
         evaluate=evaluate,
-        batches=lambda: iter(train_loader),
+        batches=batches,
         loss_fn=task.loss,
         metric=task.primary_metric,
         higher_is_better=task.higher_is_better,

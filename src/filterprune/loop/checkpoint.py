@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, remove_leftovers
+from .._atomic import fsync_dir as _fsync_dir
 from ..plan import Plan
 
 __all__ = [
@@ -51,46 +53,6 @@ METRICS = "metrics.json"
 
 class CheckpointError(ValueError):
     """A checkpoint or run directory is missing, incomplete or does not fit the model."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_json(path: str | Path, *, what: str = "file") -> Any:
@@ -136,15 +98,57 @@ def state_dict_bytes(model: nn.Module) -> bytes:
     return _safetensors().save(savable_state_dict(model))
 
 
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+
+
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file, on CPU."""
+    """Tensors of a safetensors file, or of a ``torch.save``-d state dict (``.pt``/``.pth``), on CPU.
+
+    Nothing in the file is executed: state dicts are read with ``torch.load(weights_only=True)``,
+    which refuses pickled objects other than tensors and plain containers.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file {str(path)!r} does not exist")
+    if path.suffix.lower() in TORCH_SUFFIXES:
+        return _read_state_dict(path)
     try:
         return _safetensors().load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"weights file {str(path)!r} cannot be read: {exc}") from None
+        raise CheckpointError(
+            f"weights file {str(path)!r} is not a readable safetensors file ({exc}); pass a "
+            "weights.safetensors written by filterprune, or a state dict saved with "
+            "torch.save(model.state_dict(), 'model.pt')"
+        ) from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    import pickle
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"weights file {str(path)!r} holds pickled Python objects, not only tensors (e.g. a "
+            "whole model saved with torch.save(model)); filterprune does not unpickle them, "
+            "because unpickling can run any code the file contains. Re-save the weights where "
+            "the model is trusted: torch.save(model.state_dict(), 'model.pt')"
+        ) from None
+    except Exception as exc:  # a truncated or foreign file
+        raise CheckpointError(
+            f"weights file {str(path)!r} cannot be read by torch.load ({exc}); save it with "
+            "torch.save(model.state_dict(), 'model.pt')"
+        ) from None
+    if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
+        data = data["state_dict"]  # e.g. {"state_dict": ..., "epoch": ...}
+    if not isinstance(data, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()
+    ):
+        raise CheckpointError(
+            f"weights file {str(path)!r} is not a state dict (parameter name -> tensor); save "
+            "it with torch.save(model.state_dict(), 'model.pt')"
+        )
+    return dict(data)
 
 
 def write_checkpoint_dir(
@@ -166,6 +170,11 @@ def write_checkpoint_dir(
             atomic_write_text(tmp / STEP_PLAN, step_plan.to_json() + "\n")
         if metrics is not None:
             atomic_write_json(tmp / METRICS, dict(metrics))
+        if path.exists() and not (path / WEIGHTS).is_file() and not _empty_dir(path):
+            raise CheckpointError(
+                f"{str(path)!r} exists and is not a filterprune checkpoint folder (no {WEIGHTS}); "
+                "it is left untouched: choose a new or empty folder"
+            )
         if path.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, trash / path.name)
@@ -178,6 +187,10 @@ def write_checkpoint_dir(
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
 
 
 def read_plan(path: str | Path) -> Plan:
@@ -232,6 +245,7 @@ class RunDir:
 
     def write_state(self, state: Mapping[str, Any]) -> None:
         atomic_write_json(self.state_path, {"format": STATE_FORMAT, **state})
+        remove_leftovers(self.path)  # temporaries of writes a killed run did not finish
 
     # ----- reading ---------------------------------------------------------------------------
     def read_state(self) -> dict[str, Any]:

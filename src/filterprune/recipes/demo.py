@@ -10,7 +10,6 @@ per-layer tables are printed and written with plots and a summary page.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from .._atomic import atomic_write_bytes, atomic_write_json
 from ..loop import PruneConfig, run_pruning
 from ..models import create_model
 from ..tasks import builtin_data, get_task
@@ -104,7 +104,7 @@ class DemoConfig:
 
 
 def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.nn.Module:
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     p = config.preset
     torch.manual_seed(config.seed)
@@ -125,10 +125,7 @@ def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.
         optimizer="adam",
         progress=config.progress,
     )
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(weights)
+    atomic_write_bytes(weights, save({k: v.contiguous() for k, v in model.state_dict().items()}))
     metrics = task.evaluate(model, val_loader)
     say(f"baseline: {metrics} after {time.perf_counter() - start:.0f} s (cached in {weights})")
     return model
@@ -194,16 +191,14 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
     echo(report.to_markdown(result.layer_table()))
     written = write_run_report(config.run_dir)
     elapsed = time.perf_counter() - start
-    Path(config.run_dir, "demo.json").write_text(
-        json.dumps(
-            {
-                "task": config.task,
-                "size": config.size,
-                "seconds": elapsed,
-                "stop_reason": result.stop_reason,
-            },
-            indent=1,
-        )
+    atomic_write_json(
+        Path(config.run_dir, "demo.json"),
+        {
+            "task": config.task,
+            "size": config.size,
+            "seconds": elapsed,
+            "stop_reason": result.stop_reason,
+        },
     )
     echo(f"\nstopped: {result.stop_message}; total {elapsed:.0f} s")
     summary = next((f for f in written.files if f.name == "summary.md"), None)

@@ -7,6 +7,7 @@ optional extra: ``pip install filterprune[report]``.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from filterprune._atomic import atomic_write_bytes
 from filterprune.report.tables import Table
 
 if TYPE_CHECKING:
@@ -46,8 +48,10 @@ def _save(figure: Figure, path: str | Path) -> tuple[Path, Path]:
     stem = path.with_suffix("") if path.suffix.lower() in _IMAGE_SUFFIXES else path
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")
-    figure.savefig(png, dpi=150)
-    figure.savefig(svg)
+    for target, options in ((png, {"dpi": 150}), (svg, {})):  # atomically: no half images
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=target.suffix[1:], **options)
+        atomic_write_bytes(target, buffer.getvalue())
     return png, svg
 
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from filterprune._atomic import atomic_write_text
 from filterprune.report.render import to_html, to_markdown
 from filterprune.report.tables import Table
 
@@ -76,7 +77,7 @@ def write_summary(
         md += ["## Figures", ""]
         md += [f"![{stem}]({link})\n" for stem, link in links]
     md_path = run_dir / "summary.md"
-    md_path.write_text("\n".join(md), encoding="utf-8")
+    atomic_write_text(md_path, "\n".join(md))
 
     esc = html.escape
     page = [
@@ -93,5 +94,5 @@ def write_summary(
         page.append("<h2>Figures</h2>")
         page += [f'<p><img src="{esc(link)}" alt="{esc(stem)}"></p>' for stem, link in links]
     page.append("</body></html>\n")
-    (run_dir / "summary.html").write_text("\n".join(page), encoding="utf-8")
+    atomic_write_text(run_dir / "summary.html", "\n".join(page))
     return md_path

@@ -6,9 +6,11 @@ import argparse
 import importlib
 import json
 import logging
+import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +181,32 @@ def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
 
 def write_model_json(folder: Path, info: dict[str, Any]) -> None:
     atomic_write_json(folder / MODEL_JSON, info)
+
+
+@contextmanager
+def discard_on_error(folder: Path, *, kept: Callable[[], bool]) -> Iterator[None]:
+    """Remove what the body created in ``folder`` if it fails before ``kept()`` holds.
+
+    An error (or Ctrl-C) before the output is usable leaves no partial output behind: the folders
+    this call found missing (``folder`` and its missing parents) are deleted, or, if ``folder``
+    existed, the entries the body added to it. Once ``kept()`` is true (e.g. a run folder with
+    its first checkpoint, which ``--resume`` continues) nothing is removed.
+    """
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    before = set(folder.iterdir()) if not missing and folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if not kept():
+            if missing:
+                shutil.rmtree(missing[-1], ignore_errors=True)
+            elif folder.is_dir():
+                for entry in set(folder.iterdir()) - before:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+        raise
 
 
 # ----- output -------------------------------------------------------------------------------------

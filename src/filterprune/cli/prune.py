@@ -28,6 +28,7 @@ from ._common import (
     add_model_args,
     amount,
     amounts,
+    discard_on_error,
     existing_path,
     key_value,
     model_factory,
@@ -303,26 +304,30 @@ def run(args: argparse.Namespace) -> int:
         device=config.device,
         progress=not args.quiet,
     )
-    if main_process and not (args.run_dir / MODEL_JSON).is_file():
-        info = {
-            "model": info["model"],
-            "model_args": kwargs,
-            "task": task_name,
-            "input_shape": list(data.example.shape),
-            "data": data.settings,
-        }
-        write_model_json(args.run_dir, info)
-    say(args, f"pruning {info['model']} with {config.criterion}; checkpoints in {args.run_dir}")
-    result = run_pruning(
-        model,
-        data.example,
-        config=config,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        base_plan=plan,
-        progress=not args.quiet,
-        **hooks.as_kwargs(),
-    )
+    # an error before the first checkpoint leaves no run folder (or model.json) behind
+    with discard_on_error(
+        args.run_dir, kept=lambda: not main_process or RunDir(args.run_dir).exists()
+    ):
+        if main_process and not (args.run_dir / MODEL_JSON).is_file():
+            info = {
+                "model": info["model"],
+                "model_args": kwargs,
+                "task": task_name,
+                "input_shape": list(data.example.shape),
+                "data": data.settings,
+            }
+            write_model_json(args.run_dir, info)
+        say(args, f"pruning {info['model']} with {config.criterion}; checkpoints in {args.run_dir}")
+        result = run_pruning(
+            model,
+            data.example,
+            config=config,
+            run_dir=args.run_dir,
+            resume=args.resume,
+            base_plan=plan,
+            progress=not args.quiet,
+            **hooks.as_kwargs(),
+        )
     if not main_process:  # the run is over on every rank; rank 0 writes and prints the rest
         return 0
     if unet_conv_names(result.model) and hasattr(result.model, "outc"):

@@ -177,6 +177,7 @@ def prune(
     flops_reg: float = 0.0,
     cost: str = "flops",
     criterion_options: dict[str, Any] | None = None,
+    scores_out: dict[str, torch.Tensor] | None = None,
     **criterion_context: Any,
 ) -> Plan:
     """Remove ``amount`` of the channels of ``model`` in place, lowest-scored first.
@@ -198,6 +199,9 @@ def prune(
             updated in place to follow the removal, so it can be passed again next iteration.
         normalize, flops_reg, cost: See :func:`rank` (they matter for ``scope="global"``).
         criterion_options: Keyword arguments for the criterion's constructor.
+        scores_out: A dict that receives the scores the selection used (as :func:`rank`
+            returns them: group name -> 1-D tensor, in the numbering before this call), e.g.
+            to report score distributions without ranking twice.
         **criterion_context: Passed to data-driven criteria (``batches``, ``loss_fn``, ...).
 
     Returns:
@@ -225,6 +229,8 @@ def prune(
         amount=amount,
         **criterion_context,
     )
+    if scores_out is not None:
+        scores_out.update(scores)
     removed = select(graph, scores, selection)
     plan = graph.plan(removed)
     apply_plan(model, plan)

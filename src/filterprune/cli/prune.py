@@ -210,7 +210,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     run.add_argument("--latency", action="store_true", help="measure latency every iteration")
+    add_latency_args(parser)
     add_run_args(parser, run)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers such as 1,8, got {text!r}") from None
+
+
+def add_latency_args(parser: argparse.ArgumentParser) -> None:
+    """Flags of PruneConfig.latency; any of them turns on --latency."""
+    lat = parser.add_argument_group("latency (each implies --latency)")
+    lat.add_argument(
+        "--latency-batch-sizes", type=_ints, metavar="B,B,...", help="batch sizes (default 1)"
+    )
+    lat.add_argument(
+        "--latency-devices",
+        type=lambda s: [x for x in s.split(",") if x],
+        metavar="DEV,...",
+        help="devices to time on (default cpu,cuda; cuda only where present)",
+    )
+    lat.add_argument(
+        "--latency-input-size",
+        type=_ints,
+        metavar="H,W",
+        help="spatial size of the timed input (default: the example input's)",
+    )
+    lat.add_argument("--latency-threads", type=int, metavar="N", help="CPU threads while timing")
+    lat.add_argument("--latency-repeats", type=int, metavar="N", help="timed calls (default 30)")
+
+
+def _latency_settings(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any] | None:
+    flags = {
+        "batch_sizes": args.latency_batch_sizes,
+        "devices": args.latency_devices,
+        "input_size": args.latency_input_size,
+        "threads": args.latency_threads,
+        "repeats": args.latency_repeats,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    return {**data.get("latency", {}), **flags} if flags else None
 
 
 def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
@@ -243,7 +285,8 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         "metric": args.metric,
         "metric_floor": args.metric_floor,
         "max_metric_drop": args.max_metric_drop,
-        "measure_latency": True if args.latency else None,
+        "measure_latency": True if args.latency or _latency_settings(args, data) else None,
+        "latency": _latency_settings(args, data),
         "seed": args.seed,
         "device": args.device,
     }
@@ -332,9 +375,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if unet_conv_names(result.model) and hasattr(result.model, "outc"):
         write_channel_txt(args.run_dir / "channels.txt", unet_channel_list(result.model))
+    from ..distributed import is_main_process
+    from ..loop import write_run_report
     from ..report import to_markdown
 
-    print(to_markdown(result.table()))
+    if is_main_process():
+        tables = write_run_report(args.run_dir, plots=False)  # figures: filterprune report
+        for table in tables.tables().values():
+            print(to_markdown(table))
     print(
         f"\nstopped: {result.stop_message}; final model from iteration {result.best_iteration}"
         f" in {args.run_dir} (load it with 'filterprune eval --load {args.run_dir}')"

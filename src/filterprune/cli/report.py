@@ -6,20 +6,24 @@ import argparse
 from pathlib import Path
 
 from ..loop import write_run_report
-from ._common import CLIError, say
+from ._common import CLIError, add_model_args, model_factory, model_info, say, shape
 
 NAME = "report"
 HELP = "write tables, plots and summary.md/html for a run folder"
 DESCRIPTION = (
-    "Read a run folder written by 'filterprune prune' (log.jsonl) and write the per-iteration "
-    "and per-layer tables (Markdown, CSV, JSON), plots (channels per layer, each metric and "
-    "latency against MACs) and summary.md / summary.html into RUN_DIR/report (or --out). The "
-    "tables are printed too."
+    "Read a run folder written by 'filterprune prune' (log.jsonl) and write the per-iteration, "
+    "per-layer and latency tables (Markdown, CSV, JSON), plots (channels per layer, each metric "
+    "and latency against MACs, importance score distributions) and summary.md / summary.html "
+    "into RUN_DIR/report (or --out). The tables are printed too. --onnx rebuilds the original "
+    "and the final model (from model.json, or --model) and checks their deployment: ONNX export "
+    "(model.onnx) with onnxruntime parity and CPU latency when onnxruntime is installed, "
+    "torch.export and TorchScript."
 )
 EXAMPLES = [
     "filterprune report runs/vgg-pruned",
     "filterprune report runs/vgg-pruned --format csv --no-plots",
     "filterprune report runs/unet-pruned --out docs/unet-report",
+    "filterprune report runs/vgg-pruned --onnx --onnx-threads 1",
 ]
 
 
@@ -33,6 +37,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="format of the printed tables (all three are written)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
+    deploy = parser.add_argument_group("deployment checks")
+    deploy.add_argument(
+        "--onnx",
+        "--deploy",
+        dest="deploy",
+        action="store_true",
+        help="export the original and final model to ONNX (model.onnx), compare with PyTorch "
+        "and time them with onnxruntime; check torch.export and TorchScript",
+    )
+    deploy.add_argument(
+        "--onnx-threads", type=int, metavar="N", help="onnxruntime threads (default: torch's)"
+    )
+    deploy.add_argument(
+        "--input-shape",
+        type=shape,
+        default=None,
+        metavar="N,C,H,W",
+        help="input of the exported graphs (default: model.json's)",
+    )
+    add_model_args(parser)
+
+
+def _deploy_inputs(args: argparse.Namespace) -> dict:
+    import torch
+
+    info = model_info(args, args.run_dir)
+    input_shape = args.input_shape or info.get("input_shape")
+    if input_shape is None:
+        raise CLIError(
+            f"--onnx needs the input shape: {args.run_dir} has no model.json with input_shape; "
+            "pass --input-shape N,C,H,W"
+        )
+    if args.onnx_threads is not None and args.onnx_threads < 1:
+        raise CLIError(f"--onnx-threads must be >= 1, got {args.onnx_threads}")
+    example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    return {
+        "model_factory": model_factory(info["model"], info["model_args"]),
+        "example_inputs": example,
+        "onnx_threads": args.onnx_threads,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,11 +84,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.run_dir.is_dir():
         raise CLIError(f"RUN_DIR {str(args.run_dir)!r} is not a folder; pass a prune --run-dir")
-    result = write_run_report(args.run_dir, out_dir=args.out, plots=not args.no_plots)
+    extra = _deploy_inputs(args) if args.deploy else {}
+    result = write_run_report(
+        args.run_dir, out_dir=args.out, plots=not args.no_plots, deploy=args.deploy, **extra
+    )
     render = {"markdown": rep.to_markdown, "csv": rep.to_csv, "json": rep.to_json}[args.format]
-    for table in (result.iterations, result.layers):
-        if table is not None:
-            print(render(table))
+    for table in result.tables().values():
+        print(render(table))
     out = args.out or args.run_dir / "report"
     say(args, f"wrote {len(result.files)} files to {out}")
     return 0

@@ -10,6 +10,7 @@ Layout::
         plan.json                composed plan from the original architecture (Plan.then)
         step_plan.json           this iteration's plan, in the previous iteration's numbering
         metrics.json             the iteration's row (metrics, params, MACs, size, ...)
+        scores.json              importance scores the iteration ranked with (group -> list)
     run_dir/iter_001/ ...
     run_dir/final/               after the optional final finetune
 
@@ -21,6 +22,7 @@ when complete, so a crash leaves either the old state or the new one, never half
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -49,6 +51,7 @@ WEIGHTS = "weights.safetensors"
 PLAN = "plan.json"
 STEP_PLAN = "step_plan.json"
 METRICS = "metrics.json"
+SCORES = "scores.json"
 
 
 class CheckpointError(ValueError):
@@ -158,8 +161,13 @@ def write_checkpoint_dir(
     plan: Plan,
     step_plan: Plan | None = None,
     metrics: Mapping[str, Any] | None = None,
+    scores: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write a complete checkpoint folder atomically (temp folder, then rename over ``path``)."""
+    """Write a complete checkpoint folder atomically (temp folder, then rename over ``path``).
+
+    ``scores`` (group name -> 1-D tensor) go to ``scores.json`` as lists of floats, a
+    non-finite score as ``null``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -170,6 +178,8 @@ def write_checkpoint_dir(
             atomic_write_text(tmp / STEP_PLAN, step_plan.to_json() + "\n")
         if metrics is not None:
             atomic_write_json(tmp / METRICS, dict(metrics))
+        if scores is not None:
+            atomic_write_text(tmp / SCORES, _scores_json(scores))
         if path.exists() and not (path / WEIGHTS).is_file() and not _empty_dir(path):
             raise CheckpointError(
                 f"{str(path)!r} exists and is not a filterprune checkpoint folder (no {WEIGHTS}); "
@@ -187,6 +197,22 @@ def write_checkpoint_dir(
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _scores_json(scores: Mapping[str, torch.Tensor]) -> str:
+    out = {}
+    for name, values in scores.items():
+        flat = torch.as_tensor(values).detach().to("cpu", torch.float64).flatten().tolist()
+        out[str(name)] = [v if math.isfinite(v) else None for v in flat]
+    return json.dumps(out) + "\n"
+
+
+def read_scores(path: str | Path) -> dict[str, list[float]]:
+    """Scores of a ``scores.json`` (``null`` -> NaN)."""
+    data = read_json(path, what="importance scores")
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise CheckpointError(f"importance scores {str(path)!r}: expected {{group: [scores]}}")
+    return {k: [math.nan if v is None else float(v) for v in vs] for k, vs in data.items()}
 
 
 def _empty_dir(path: Path) -> bool:
@@ -233,10 +259,22 @@ class RunDir:
         atomic_write_text(self.config_path, config_json + "\n")
 
     def write_checkpoint(
-        self, name: str, *, weights: bytes, plan: Plan, step_plan: Plan, row: Mapping[str, Any]
+        self,
+        name: str,
+        *,
+        weights: bytes,
+        plan: Plan,
+        step_plan: Plan,
+        row: Mapping[str, Any],
+        scores: Mapping[str, torch.Tensor] | None = None,
     ) -> Path:
         return write_checkpoint_dir(
-            self.checkpoint(name), weights=weights, plan=plan, step_plan=step_plan, metrics=row
+            self.checkpoint(name),
+            weights=weights,
+            plan=plan,
+            step_plan=step_plan,
+            metrics=row,
+            scores=scores,
         )
 
     def write_log(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -264,6 +302,11 @@ class RunDir:
 
     def read_row(self, name: str) -> dict[str, Any]:
         return read_json(self.checkpoint(name) / METRICS, what="iteration metrics")
+
+    def read_scores(self, name: str) -> dict[str, list[float]] | None:
+        """Importance scores of checkpoint ``name`` (``None`` if it ranked nothing)."""
+        path = self.checkpoint(name) / SCORES
+        return read_scores(path) if path.is_file() else None
 
     def read_rows(self) -> list[dict[str, Any]]:
         """Rows of log.jsonl (empty if there is no log)."""

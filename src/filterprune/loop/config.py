@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..report.latency_config import LatencyConfig
 from .errors import ConfigError
 from .target import Target
 
@@ -113,6 +114,9 @@ class PruneConfig:
         round_to: Keep a multiple of this many channels per group.
         min_channels: Keep at least this many channels per group.
         measure_latency: Time a forward pass each iteration (also on with a latency target).
+        latency: How to time it: a :class:`filterprune.report.LatencyConfig` or its dict
+            (devices, batch sizes, input size, threads, repeats). The iteration table shows the
+            first batch size on the run's device; the latency table shows every measurement.
         seed: RNG seed; every iteration reseeds from ``(seed, iteration)``, so a resumed run
             reproduces an uninterrupted one.
         device: Where the model runs during the loop, e.g. ``"cpu"`` or ``"cuda"``.
@@ -144,6 +148,7 @@ class PruneConfig:
     round_to: int = 1
     min_channels: int = 1
     measure_latency: bool = False
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
     seed: int = 0
     device: str = "cpu"
 
@@ -189,6 +194,13 @@ class PruneConfig:
             object.__setattr__(self, name, tuple(value))
         if not isinstance(self.device, str) or not self.device:
             _fail("device", self.device, "need a device name such as 'cpu' or 'cuda'")
+        if isinstance(self.latency, Mapping):
+            try:
+                object.__setattr__(self, "latency", LatencyConfig.from_dict(self.latency))
+            except ValueError as exc:
+                raise ConfigError(f"PruneConfig.latency: {exc}") from None
+        elif not isinstance(self.latency, LatencyConfig):
+            _fail("latency", self.latency, "need a LatencyConfig or a dict of its fields")
 
     def _check_ints(self) -> None:
         for name, low in (
@@ -270,6 +282,8 @@ class PruneConfig:
             value = getattr(self, f.name)
             if f.name == "targets":
                 value = [t.to_dict() for t in value]
+            elif isinstance(value, LatencyConfig):
+                value = value.to_dict()
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
@@ -333,5 +347,6 @@ RESUMABLE_CHANGES = (
     "max_metric_drop",
     "final_finetune",
     "measure_latency",
+    "latency",
     "device",
 )

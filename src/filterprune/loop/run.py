@@ -155,9 +155,10 @@ class PruningLoop:
         row: dict[str, Any] = {"iteration": iteration, **fields}
         row.update(params=counts.params, macs=counts.macs, size_mb=len(weights) / 1e6)
         if self.config.needs_latency:
-            from ..report import measure_latency
+            from ..report import latency_fields, measure_latencies
 
-            row["latency_ms"] = measure_latency(self.model, self.example)[0].median_ms
+            timed = measure_latencies(self.model, self.example, self.config.latency)
+            row.update(latency_fields(timed, self.model))
         row["channels"] = layer_widths(self.model)
         return self.ranks.shared(row), weights
 
@@ -178,11 +179,18 @@ class PruningLoop:
         return done
 
     # ----- persistence -----------------------------------------------------------------------
-    def _record(self, name: str, row: dict[str, Any], weights: bytes, step: Plan) -> None:
+    def _record(
+        self,
+        name: str,
+        row: dict[str, Any],
+        weights: bytes,
+        step: Plan,
+        scores: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
         self.state.rows.append(row)
         if self.rundir is not None and self.ranks.main:
             self.rundir.write_checkpoint(
-                name, weights=weights, plan=self.state.plan, step_plan=step, row=row
+                name, weights=weights, plan=self.state.plan, step_plan=step, row=row, scores=scores
             )
             self.rundir.write_log(self.state.rows)
 
@@ -301,6 +309,7 @@ class PruningLoop:
         if self.needs_data:
             counted = _Counted(itertools.islice(self.batches_fn(), cfg.ranking_batches))
             context = {"batches": counted, "loss_fn": self.loss_fn, "device": self.device}
+        self._scores: dict[str, torch.Tensor] = {}  # saved with the checkpoint, for the report
         step = prune(
             self.model,
             self.example,
@@ -314,6 +323,7 @@ class PruningLoop:
             flops_reg=cfg.flops_reg,
             cost=cfg.cost,
             graph=self._graph,  # prune() updates it to follow the removal
+            scores_out=self._scores,
             **context,
         )
         return step, counted.count if counted is not None else 0
@@ -353,7 +363,7 @@ class PruningLoop:
             seconds=round(time.perf_counter() - started, 3),
         )
         accepted = row["accepted"]  # rank 0's decision under DDP
-        self._record(name, row, weights, step)
+        self._record(name, row, weights, step, scores=self._scores)
         if accepted:
             state.current = name
             self._keep_best()

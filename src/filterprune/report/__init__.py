@@ -6,6 +6,7 @@ imported inside the functions that need them (``pip install filterprune[report]`
 """
 
 from filterprune.report.counting import Counts, count, count_params, per_module_macs
+from filterprune.report.deploy import DeployCheck, check_deployment, deployment_table
 from filterprune.report.export import (
     OnnxReport,
     check_torch_export,
@@ -22,6 +23,8 @@ from filterprune.report.latency import (
     speedup,
     speedups,
 )
+from filterprune.report.latency_config import LatencyConfig, latency_fields, measure_latencies
+from filterprune.report.latency_table import latency_table
 from filterprune.report.plots import (
     plot_channels,
     plot_latency_vs_macs,
@@ -35,21 +38,28 @@ from filterprune.report.tables import Column, Table, iteration_table, layer_tabl
 __all__ = [
     "Column",
     "Counts",
+    "DeployCheck",
+    "LatencyConfig",
     "LatencyResult",
     "OnnxReport",
     "Table",
     "bytes_to_mb",
+    "check_deployment",
     "check_torch_export",
     "check_torchscript",
     "checkpoint_size_bytes",
     "count",
     "count_params",
+    "deployment_table",
     "efficiency",
     "export_onnx",
     "format_value",
     "iteration_table",
+    "latency_fields",
+    "latency_table",
     "layer_table",
     "macs_reduction_ratio",
+    "measure_latencies",
     "measure_latency",
     "per_module_macs",
     "plot_channels",

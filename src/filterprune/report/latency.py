@@ -2,7 +2,9 @@
 
 Method: the model runs in eval mode under ``torch.inference_mode``. ``warmup`` calls are made
 with ``Timer.timeit`` (which adds two calls of its own) to warm caches and estimate the time of
-one call ``t``; then ``Timer.blocked_autorange(min_run_time=max(repeats * t, min_run_time))``
+one call ``t``; the warm-up is repeated (up to ``MAX_WARMUP_ROUNDS`` times) while ``t`` still
+falls by more than 20 % (thread pools and allocators can take several calls to settle, longer on
+a busy machine); then ``Timer.blocked_autorange(min_run_time=max(repeats * t, min_run_time))``
 times at least about ``repeats`` calls. ``blocked_autorange`` groups very fast calls into blocks
 (``calls_per_run``) so that timer overhead stays negligible; statistics are over the per-call
 time of each block. On CUDA the Timer synchronizes the device around every timed block.
@@ -20,6 +22,8 @@ from torch import nn
 from torch.utils.benchmark import Timer
 
 from filterprune.report._common import ExampleInputs, as_input_tuple, eval_mode, model_device
+
+MAX_WARMUP_ROUNDS = 10
 
 __all__ = [
     "LatencyResult",
@@ -175,8 +179,15 @@ def _measure_one(
             model(*inputs)
 
     timer = Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
-    estimate = timer.timeit(number=max(warmup, 1))  # also warms up; synchronizes on accelerators
-    run_time = max(repeats * estimate.mean, min_run_time)
+    number = max(warmup, 1)
+    estimate = timer.timeit(number=number).mean  # also warms up; synchronizes on accelerators
+    for _ in range(MAX_WARMUP_ROUNDS - 1):
+        again = timer.timeit(number=number).mean
+        settled = again > 0.8 * estimate
+        estimate = min(estimate, again)
+        if settled or warmup == 0:
+            break
+    run_time = max(repeats * estimate, min_run_time)
     measurement = timer.blocked_autorange(min_run_time=run_time)
     return LatencyResult(
         batch_size=batch_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from filterprune._atomic import atomic_write_text
@@ -50,6 +50,7 @@ def write_summary(
     *,
     iteration_table: Table | None = None,
     layer_table: Table | None = None,
+    tables: Sequence[Table | None] = (),
     images: ImagePaths = (),
     title: str = "filterprune run summary",
 ) -> Path:
@@ -59,6 +60,8 @@ def write_summary(
         run_dir: Run folder; created if missing. Images are linked relative to it.
         iteration_table: Table from :func:`~filterprune.report.tables.iteration_table`.
         layer_table: Table from :func:`~filterprune.report.tables.layer_table`.
+        tables: More tables shown after those two (e.g. latency, deployment); ``None`` entries
+            are skipped.
         images: Image paths, or the ``(png, svg)`` pairs returned by the plot functions.
         title: Page heading.
 
@@ -67,7 +70,7 @@ def write_summary(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tables = [t for t in (iteration_table, layer_table) if t is not None]
+    tables = [t for t in (iteration_table, layer_table, *tables) if t is not None]
     links = [(p.stem, _link(p, run_dir)) for p in _flatten_images(images)]
 
     md = [f"# {title}", ""]

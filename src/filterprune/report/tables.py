@@ -78,6 +78,7 @@ ITERATION_KEYS = (
     "macs",
     "size_mb",
     "latency_ms",
+    "latency_iqr_ms",
     "speedup",
 )
 
@@ -122,7 +123,7 @@ def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
                 f"iteration_table: row {index} metric {name!r} must be a number or "
                 f"None, got {value!r}"
             )
-    for key in ("params", "macs", "size_mb", "latency_ms", "speedup"):
+    for key in ("params", "macs", "size_mb", "latency_ms", "latency_iqr_ms", "speedup"):
         value = row.get(key)
         if value is not None and (not isinstance(value, Real) or value < 0):
             raise ValueError(
@@ -136,14 +137,17 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     Args:
         rows: One dict per iteration with keys from ``ITERATION_KEYS``; every key but
             ``iteration`` is optional (missing = N/A). ``metrics`` maps a metric name to its
-            value; ``size_mb`` is in MB (10**6 bytes), ``latency_ms`` in milliseconds,
-            ``finetune`` is free text or a number (e.g. ``"0/1500"`` epochs/iterations).
+            value; ``size_mb`` is in MB (10**6 bytes), ``latency_ms`` (median) and
+            ``latency_iqr_ms`` (its interquartile range) in milliseconds, ``finetune`` is free
+            text or a number (e.g. ``"0/1500"`` epochs/iterations).
 
     Returns:
         A table with the given columns (metrics flattened to ``metric:<name>``) plus the
         computed ``params_reduction_pct``, ``macs_reduction_pct``, ``size_reduction_pct``
         (``(first - value) / first * 100``) and ``delta:<name>`` (``value - first``) columns.
-        A missing ``speedup`` is filled from the latencies: ``latency_ms[0] / latency_ms``.
+        A missing ``speedup`` is filled from the latencies: ``latency_ms[0] / latency_ms``;
+        ``efficiency`` is ``speedup / (macs[0] / macs)``, the share of the MAC reduction that
+        became speed (1.0 = latency fell as much as MACs did).
     """
     if not rows:
         raise ValueError("iteration_table: rows is empty; pass at least the original model's row")
@@ -177,9 +181,13 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
                 first.get(key), row.get(key)
             )
         out["latency_ms"] = row.get("latency_ms")
+        out["latency_iqr_ms"] = row.get("latency_iqr_ms")
         out["speedup"] = row.get("speedup")
         if out["speedup"] is None and row.get("latency_ms") and first.get("latency_ms"):
             out["speedup"] = first["latency_ms"] / row["latency_ms"]
+        out["efficiency"] = None
+        if out["speedup"] is not None and row.get("macs") and first.get("macs"):
+            out["efficiency"] = out["speedup"] * row["macs"] / first["macs"]
         out_rows.append(out)
 
     columns = [
@@ -197,7 +205,9 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("size_mb", "Size (MB)", "mb"),
         Column("size_reduction_pct", "Size −%", "percent"),
         Column("latency_ms", "Latency (ms)", "ms"),
+        Column("latency_iqr_ms", "± IQR (ms)", "ms"),
         Column("speedup", "Speedup", "speedup"),
+        Column("efficiency", "Efficiency", "metric"),
     ]
     return Table("Pruning iterations", columns, out_rows, _iteration_notes(out_rows, metric_names))
 
@@ -216,6 +226,14 @@ def _iteration_notes(rows: list[dict[str, Any]], metric_names: list[str]) -> lis
         if pct is not None:
             a, b = format_value(first[key], kind), format_value(last[key], kind)
             notes.append(f"{label} reduction: ({a} − {b}) / {a} × 100 % = {pct:.1f} %")
+    if last.get("speedup") is not None:
+        note = f"Measured speed-up: {last['speedup']:.2f}x"
+        if last.get("efficiency") is not None:
+            note += (
+                f" for {first['macs'] / last['macs']:.2f}x fewer MACs; efficiency "
+                f"(speed-up / MACs ratio) = {last['efficiency']:.2f}"
+            )
+        notes.append(note)
     for name in metric_names:
         before, after = first.get(f"metric:{name}"), last.get(f"metric:{name}")
         if before is not None and after is not None:

@@ -10,8 +10,11 @@ files it wrote, its log lines) and saves its results to ``WORKDIR/loop_<rank>.js
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
 import logging
+import os
 import sys
 import weakref
 from pathlib import Path
@@ -23,7 +26,7 @@ from torch import nn
 
 from filterprune import distributed as fpd
 from filterprune.criteria.taylor import ChannelStats
-from filterprune.loop import PruneConfig, checkpoint, run_pruning
+from filterprune.loop import PruneConfig, run_pruning
 
 COLLECTIVE_TIMEOUT = 30.0
 FINETUNE_STEPS = 3
@@ -122,14 +125,46 @@ class Hooks:
 
 
 def record_writes(writes: list[str], workdir: Path) -> None:
-    """Make every run-folder file write of this process append its path to ``writes``."""
-    original = checkpoint.atomic_write_bytes
+    """Make this process append to ``writes`` every file or folder it creates under ``workdir``.
 
-    def recording(path: str | Path, data: bytes) -> Path:
-        writes.append(str(Path(path).relative_to(workdir)))
-        return original(path, data)
+    Watches the operating-system calls (``os.open`` for writing, ``open``, ``os.mkdir``,
+    ``os.replace``, ``os.rename``), so it does not depend on how filterprune writes its files.
+    """
+    root = os.path.realpath(workdir)
 
-    checkpoint.atomic_write_bytes = recording
+    def note(path: Any) -> None:
+        if isinstance(path, (str, Path)):
+            full = os.path.realpath(os.fspath(path))
+            if full.startswith(root + os.sep):
+                writes.append(os.path.relpath(full, root))
+
+    def watch(module: Any, name: str, is_write: Any, which: int = 0) -> None:
+        original = getattr(module, name)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            if is_write(*args, **kwargs):
+                note(args[which])
+            return original(*args, **kwargs)
+
+        setattr(module, name, watched)
+
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def always(*args: Any, **kwargs: Any) -> bool:
+        return True
+
+    def os_open_writes(path: Any, flags: int, *args: Any, **kwargs: Any) -> bool:
+        return bool(flags & write_flags)
+
+    def open_writes(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> bool:
+        return any(c in kwargs.get("mode", mode) for c in "wax+")
+
+    watch(os, "open", os_open_writes)
+    watch(io, "open", open_writes)
+    builtins.open = io.open
+    watch(os, "mkdir", always)
+    watch(os, "replace", always, which=1)
+    watch(os, "rename", always, which=1)
 
 
 def prune(workdir: Path, rank: int, run_dir: Path, **kwargs: Any) -> tuple[dict, dict]:

@@ -144,3 +144,21 @@ def test_deployment_table_flags_what_pruning_broke():
         and "ONNX export failed: boom" in failed.notes[0]
     )
     assert "| final | NO | yes | torchscript |" in to_markdown(table)
+
+
+def test_prune_cli_latency_flags_fill_the_config(tmp_path):
+    from filterprune.cli.main import build_parser
+    from filterprune.cli.prune import build_config
+
+    config_file = tmp_path / "prune.json"
+    config_file.write_text(PruneConfig(latency={"repeats": 7, "threads": 4}).to_json())
+    argv = ["prune", "--load", str(tmp_path), "--config", str(config_file),
+            "--latency-batch-sizes", "1,8", "--latency-threads", "1",
+            "--latency-input-size", "64x64"]  # fmt: skip
+    config = build_config(build_parser().parse_args(argv), task=None)
+    assert config.measure_latency  # any latency flag turns timing on
+    assert config.latency == LatencyConfig(
+        batch_sizes=(1, 8), input_size=(64, 64), threads=1, repeats=7
+    )
+    plain = build_config(build_parser().parse_args(["prune", "--load", str(tmp_path)]), task=None)
+    assert not plain.measure_latency and plain.latency == LatencyConfig()

@@ -186,7 +186,7 @@ class Tracer(TorchFunctionMode):
             apply_rule(self, name, func, args, kwargs, out)
         finally:
             self._busy = False
-            self.current_op = None
+        self.current_op = None  # kept when the rule fails: the TraceError names the op
         return out
 
     # ----- module hooks ---------------------------------------------------------------------
@@ -220,7 +220,7 @@ class Tracer(TorchFunctionMode):
                     apply_leaf(self, name, module, spec, args, output)
                 finally:
                     self._busy = False
-                    self.current_op = None
+                self.current_op = None
 
         return hook
 

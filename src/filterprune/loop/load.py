@@ -92,8 +92,9 @@ def load_state_dict_strict(
             layer = key.rsplit(".", 1)[0]
             raise CheckpointError(
                 f"{source}: layer '{layer}' tensor '{key}' has shape {tuple(tensor.shape)} in the "
-                f"checkpoint but {tuple(own[key].shape)} in the model; the plan (plan.json or "
-                "channel spec) does not describe this checkpoint's architecture"
+                f"checkpoint but {tuple(own[key].shape)} in the model; build the model the "
+                "checkpoint was made from (same --model and --model-arg) with the plan that "
+                "describes its channels (plan.json, --channel-txt or --spec)"
             )
     model.load_state_dict(dict(state), strict=True)
 

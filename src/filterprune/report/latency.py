@@ -5,9 +5,9 @@ with ``Timer.timeit`` (which adds two calls of its own) to warm caches and estim
 one call ``t``; the warm-up is repeated (up to ``MAX_WARMUP_ROUNDS`` times) while ``t`` still
 falls by more than 20 % (thread pools and allocators can take several calls to settle, longer on
 a busy machine); then ``Timer.blocked_autorange(min_run_time=max(repeats * t, min_run_time))``
-times at least about ``repeats`` calls. ``blocked_autorange`` groups very fast calls into blocks
-(``calls_per_run``) so that timer overhead stays negligible; statistics are over the per-call
-time of each block. On CUDA the Timer synchronizes the device around every timed block.
+times about ``repeats`` calls, and more blocks are timed until at least ``repeats`` calls were.
+``blocked_autorange`` groups very fast calls into blocks (``calls_per_run``) so that timer
+overhead stays negligible; median, IQR and mean are over the per-call time of each block. On CUDA the Timer synchronizes the device around every timed block.
 The thread count is fixed with ``torch.set_num_threads`` for the measurement and restored after.
 """
 
@@ -189,15 +189,22 @@ def _measure_one(
             break
     run_time = max(repeats * estimate, min_run_time)
     measurement = timer.blocked_autorange(min_run_time=run_time)
+    number = measurement.number_per_run
+    times = list(measurement.times)  # seconds per call, one entry per timed block
+    while len(times) * number < repeats:  # calls turned out slower than the estimate
+        times.append(timer.timeit(number=number).mean)
+    q25, median, q75 = torch.tensor(times, dtype=torch.float64).quantile(
+        torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+    )
     return LatencyResult(
         batch_size=batch_size,
         device=str(device),
         threads=threads,
-        median_ms=measurement.median * 1e3,
-        iqr_ms=measurement.iqr * 1e3,
-        mean_ms=measurement.mean * 1e3,
-        runs=len(measurement.times),
-        calls_per_run=measurement.number_per_run,
+        median_ms=median.item() * 1e3,
+        iqr_ms=(q75 - q25).item() * 1e3,
+        mean_ms=sum(times) / len(times) * 1e3,
+        runs=len(times),
+        calls_per_run=number,
     )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 from ..loop import (
+    ConfigError,
     PruneConfig,
     RunDir,
     load,
@@ -296,7 +298,30 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         data["metric"] = task.primary_metric
         data["higher_is_better"] = task.higher_is_better
     source = f"--config {args.config} and flags" if args.config else "flags"
-    return PruneConfig.from_dict(data, source=source)
+    try:
+        return PruneConfig.from_dict(data, source=source)
+    except ConfigError as exc:
+        raise ConfigError(_name_flags(str(exc))) from None
+
+
+# PruneConfig fields whose flag is not --FIELD-NAME
+_FLAGS = {
+    "finetune": "--finetune-steps/--finetune-epochs",
+    "targets": "--target",
+    "criterion_options": "--criterion-arg",
+    "layer_types": "--layer-type",
+    "measure_latency": "--latency",
+}
+
+
+def _name_flags(message: str) -> str:
+    """``PruneConfig.amount: ...`` -> ``--amount (PruneConfig.amount): ...``: show the flag."""
+
+    def flag(match: re.Match) -> str:
+        name = match[1]
+        return f"{_FLAGS.get(name, '--' + name.replace('_', '-'))} (PruneConfig.{name})"
+
+    return re.sub(r"PruneConfig\.(\w+)", flag, message)
 
 
 def _base_plan(args: argparse.Namespace, factory: Any, example: Any) -> Plan | None:
@@ -307,10 +332,16 @@ def _base_plan(args: argparse.Namespace, factory: Any, example: Any) -> Plan | N
         if not names:
             raise CLIError(f"--channel-txt applies to U-Nets; {type(model).__name__} has no convs")
         channels = read_channel_txt(args.channel_txt, expected=len(names))
-        return plan_from_widths(model, dict(zip(names, channels, strict=True)), example)
+        try:
+            return plan_from_widths(model, dict(zip(names, channels, strict=True)), example)
+        except ValueError as exc:
+            raise CLIError(f"--channel-txt {args.channel_txt}: {exc}") from None
     if args.spec is not None:
         spec = read_spec(args.spec)
-        return spec if isinstance(spec, Plan) else plan_from_widths(factory(), spec, example)
+        try:
+            return spec if isinstance(spec, Plan) else plan_from_widths(factory(), spec, example)
+        except ValueError as exc:
+            raise CLIError(f"--spec {args.spec}: {exc}") from None
     return None
 
 

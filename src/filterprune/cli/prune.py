@@ -22,7 +22,7 @@ from ..loop import (
     unet_conv_names,
     write_channel_txt,
 )
-from ..loop.checkpoint import read_plan
+from ..loop.checkpoint import read_plan, read_text
 from ..plan import Plan
 from ._common import (
     MODEL_JSON,
@@ -261,7 +261,8 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
     """A PruneConfig from --config (if any) with the given flags on top."""
     data: dict[str, Any] = {}
     if args.config is not None:
-        data = PruneConfig.from_json(args.config.read_text(), source=str(args.config)).to_dict()
+        text = read_text(args.config, what="--config")
+        data = PruneConfig.from_json(text, source=str(args.config)).to_dict()
     unit = "epochs" if args.finetune_epochs is not None else None
     flags = {
         "criterion": args.criterion,

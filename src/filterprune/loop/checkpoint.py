@@ -58,11 +58,22 @@ class CheckpointError(ValueError):
     """A checkpoint or run directory is missing, incomplete or does not fit the model."""
 
 
+def read_text(path: str | Path, *, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; a file that is not UTF-8 text is an error that names it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(
+            f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); pass the "
+            "text file it should be, not a binary one"
+        ) from None
+
+
 def read_json(path: str | Path, *, what: str = "file") -> Any:
     """Read a JSON file; errors name the file and the problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, what=what)
     except FileNotFoundError:
         raise CheckpointError(f"{what} {str(path)!r} does not exist") from None
     try:
@@ -223,7 +234,7 @@ def read_plan(path: str | Path) -> Plan:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"plan file {str(path)!r} does not exist")
-    return Plan.from_json(path.read_text(encoding="utf-8"), source=str(path))
+    return Plan.from_json(read_text(path, what="plan file"), source=str(path))
 
 
 class RunDir:
@@ -298,7 +309,7 @@ class RunDir:
     def read_config_json(self) -> str:
         if not self.config_path.is_file():
             raise CheckpointError(f"run config {str(self.config_path)!r} does not exist")
-        return self.config_path.read_text(encoding="utf-8")
+        return read_text(self.config_path, what="run config")
 
     def read_row(self, name: str) -> dict[str, Any]:
         return read_json(self.checkpoint(name) / METRICS, what="iteration metrics")
@@ -313,7 +324,8 @@ class RunDir:
         if not self.log_path.is_file():
             return []
         rows = []
-        for number, line in enumerate(self.log_path.read_text(encoding="utf-8").splitlines(), 1):
+        text = read_text(self.log_path, what="run log")
+        for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))

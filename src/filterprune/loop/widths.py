@@ -19,7 +19,7 @@ from torch import nn
 from ..api import analyze
 from ..plan import Plan
 from ..surgery import apply_plan
-from .checkpoint import atomic_write_text
+from .checkpoint import atomic_write_text, read_text
 from .layers import producing_layers
 
 __all__ = [
@@ -84,7 +84,7 @@ def read_spec(path: str | Path) -> Plan | dict[str, int]:
     if not path.is_file():
         raise FileNotFoundError(f"spec file {str(path)!r} does not exist")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path, what="spec file"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"spec file {str(path)!r} is not valid JSON ({exc})") from None
     if isinstance(data, dict) and "removed_outputs" in data:
@@ -142,7 +142,7 @@ def read_channel_txt(path: str | Path, *, expected: int | None = None) -> list[i
     if not path.is_file():
         raise FileNotFoundError(f"channel list {str(path)!r} does not exist")
     channels = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(read_text(path, what="channel list").splitlines(), 1):
         text = raw.split("#", 1)[0].strip()
         if not text:
             continue

@@ -1,0 +1,561 @@
+"""Every bad input of docs/errors.md: how to make it, and what the message must say.
+
+A CLI case builds an argument list in a fresh folder (``env``); the command must fail with one
+line ``filterprune: error: ...`` holding every fragment, exit with the given status, and leave
+no partial output (``--run-dir``/``--out`` absent, unless the case says the folder is kept as a
+complete, loadable run). An API case calls the Python API and expects an exception type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rel_tiny import DATA, MODEL, PRUNE, build
+
+
+@dataclass
+class Env:
+    """A fresh folder with a copy of the trained baseline."""
+
+    root: Path
+    base: Path
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    def write(self, name: str, data: str | bytes) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data)
+        return path
+
+    def prune(self, *extra: Any, load: Path | None = None) -> list[str]:
+        return [*PRUNE, "--load", str(load or self.base), "--run-dir", str(self.run), *extra]
+
+
+@dataclass(frozen=True)
+class CliCase:
+    id: str
+    bad: str  # the bad input, as the docs table says it
+    argv: Callable[[Env], list[Any]]
+    fragments: tuple[str, ...]
+    status: int = 1
+    keeps_run: bool = False  # the run folder holds a complete, loadable run afterwards
+    setup: Callable[[Env], None] | None = None
+    untouched: tuple[str, ...] = field(default=())  # files under env.root that must survive
+
+
+def _garbage(env: Env) -> Path:
+    return env.write("bad.safetensors", b"\x00\x01not a safetensors file" * 10)
+
+
+def _truncated(env: Env) -> Path:
+    data = (env.base / "weights.safetensors").read_bytes()
+    return env.write("half/weights.safetensors", data[: len(data) // 2])
+
+
+def _whole_model(env: Env) -> Path:
+    path = env.root / "whole.pt"
+    torch.save(build(), path)  # pickles the module object, not just tensors
+    return path
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, 'w')``: what a hostile checkpoint could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _hostile(env: Env) -> Path:
+    path = env.root / "hostile.pt"
+    torch.save({"conv1.weight": torch.zeros(1), "x": _Payload(env.root / "pwned")}, path)
+    return path
+
+
+def _folder_data(env: Env, *, bad_image: bool = False, empty_class: bool = False) -> Path:
+    from PIL import Image
+
+    root = env.root / "images"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        if empty_class and cls == "b":
+            continue
+        for i in range(4):
+            Image.new("RGB", (8, 8), (40 * i, 100 if cls == "a" else 200, 0)).save(
+                root / cls / f"{i}.png"
+            )
+    if bad_image:
+        (root / "a" / "0.png").write_bytes(b"this is not a png")  # read first: split order
+        (root / "b" / "0.png").write_bytes(b"this is not a png")
+    return root
+
+
+def _carvana_without_mask(env: Env) -> Path:
+    from PIL import Image
+
+    root = env.root / "cars"
+    (root / "train").mkdir(parents=True)
+    (root / "train_masks").mkdir()
+    for name in ("car1_01", "car1_02"):
+        Image.new("RGB", (8, 8)).save(root / "train" / f"{name}.jpg")
+    Image.new("L", (8, 8)).save(root / "train_masks" / "car1_01_mask.gif")
+    return root
+
+
+def _finished_run(env: Env) -> None:
+    from filterprune.cli import main
+
+    assert main(env.prune("--max-iterations", "1")) == 0
+
+
+def _user_folder(env: Env) -> None:
+    env.write("mine/notes.txt", "not a checkpoint")
+
+
+def _broken_state(env: Env) -> None:
+    _finished_run(env)
+    (env.run / "state.json").write_text('{"format": 1, "last_')
+
+
+CLI_CASES = [
+    # ----- checkpoints --------------------------------------------------------------------------
+    CliCase(
+        "load-missing",
+        "`--load` names no file or folder",
+        lambda env: env.prune(load=env.root / "nope"),
+        ("--load", "nope", "does not exist"),
+        status=2,
+    ),
+    CliCase(
+        "load-corrupt",
+        "`--load` file is not a safetensors file (garbage bytes)",
+        lambda env: env.prune("--model", MODEL, "--task", "classify", load=_garbage(env)),
+        ("bad.safetensors", "is not a readable safetensors file", "torch.save(model.state_dict()"),
+    ),
+    CliCase(
+        "load-truncated",
+        "`--load` weights file cut short (e.g. an interrupted copy)",
+        lambda env: env.prune("--model", MODEL, "--task", "classify", load=_truncated(env)),
+        ("half/weights.safetensors", "is not a readable safetensors file"),
+    ),
+    CliCase(
+        "load-pickled-model",
+        "`--load model.pt` holding a whole pickled model (`torch.save(model)`)",
+        lambda env: env.prune("--model", MODEL, "--task", "classify", load=_whole_model(env)),
+        ("whole.pt", "holds pickled Python objects", "does not unpickle", "model.state_dict()"),
+    ),
+    CliCase(
+        "load-hostile-pickle",
+        "`--load x.pt` whose pickle would run code when loaded",
+        lambda env: env.prune("--model", MODEL, "--task", "classify", load=_hostile(env)),
+        ("hostile.pt", "holds pickled Python objects", "can run any code"),
+    ),
+    CliCase(
+        "checkpoint-wrong-model-arg",
+        "checkpoint made with other model arguments (`--model-arg width=4`)",
+        lambda env: env.prune("--model", MODEL, "--model-arg", "width=4"),
+        ("layer 'conv1'", "(8, 3, 3, 3) in the checkpoint", "(4, 3, 3, 3) in the model"),
+    ),
+    CliCase(
+        "checkpoint-other-model",
+        "checkpoint of another architecture (`--model` names a different factory)",
+        lambda env: env.prune("--model", "rel_tiny:build_other"),
+        ("does not match Other", "missing keys ['features.0.weight'", "same --model"),
+    ),
+    # ----- channel lists and width specs ------------------------------------------------------
+    CliCase(
+        "channel-txt-count",
+        "`--channel-txt` with the wrong number of lines",
+        lambda env: env.prune("--channel-txt", env.write("ch.txt", "8\n")),
+        ("ch.txt", "has 1 channel counts but the model has 2 conv layers"),
+    ),
+    CliCase(
+        "channel-txt-zero",
+        "`--channel-txt` with a zero count",
+        lambda env: env.prune("--channel-txt", env.write("ch.txt", "8\n0\n")),
+        ("ch.txt:2", "channel count must be >= 1, got 0"),
+    ),
+    CliCase(
+        "channel-txt-negative",
+        "`--channel-txt` with a negative count",
+        lambda env: env.prune("--channel-txt", env.write("ch.txt", "-8\n16\n")),
+        ("ch.txt:1", "channel count must be >= 1, got -8"),
+    ),
+    CliCase(
+        "channel-txt-not-integer",
+        "`--channel-txt` with a non-integer line (`8.5`)",
+        lambda env: env.prune("--channel-txt", env.write("ch.txt", "8.5\n16\n")),
+        ("ch.txt:1", "'8.5' is not an integer", "one channel count per line"),
+    ),
+    CliCase(
+        "channel-txt-too-wide",
+        "`--channel-txt` count larger than the layer",
+        lambda env: env.prune("--channel-txt", env.write("ch.txt", "9\n16\n")),
+        ("--channel-txt", "ch.txt", "layer 'conv1' must keep an int in 1..8 channels, got 9"),
+    ),
+    CliCase(
+        "channel-txt-mismatch",
+        "`--channel-txt` valid, but not the checkpoint's widths",
+        lambda env: env.prune("--channel-txt", env.write("ch.txt", "4\n16\n")),
+        ("layer 'conv1'", "(8, 3, 3, 3) in the checkpoint", "(4, 3, 3, 3) in the model"),
+    ),
+    CliCase(
+        "spec-unknown-layer",
+        "`--spec` names a layer the model does not have",
+        lambda env: env.prune("--spec", env.write("s.json", '{"convX": 4}')),
+        ("--spec", "s.json", "names layer 'convX'", "layers are: conv1, conv2"),
+    ),
+    CliCase(
+        "spec-zero",
+        "`--spec` width 0",
+        lambda env: env.prune("--spec", env.write("s.json", '{"conv1": 0}')),
+        ("--spec", "s.json", "layer 'conv1' must keep an int in 1..8 channels, got 0"),
+    ),
+    CliCase(
+        "spec-not-integer",
+        '`--spec` width that is not an integer (`"8"`)',
+        lambda env: env.prune("--spec", env.write("s.json", '{"conv1": "8"}')),
+        ("s.json", "must hold a plan or an object layer -> channel count"),
+    ),
+    CliCase(
+        "spec-bad-json",
+        "`--spec` that is not JSON",
+        lambda env: env.prune("--spec", env.write("s.json", "{conv1: 8")),
+        ("s.json", "is not valid JSON"),
+    ),
+    CliCase(
+        "spec-mismatch",
+        "`--spec` valid, but not the checkpoint's widths",
+        lambda env: env.prune("--spec", env.write("s.json", '{"conv2": 12}')),
+        ("layer 'conv2'", "(16, 8, 3, 3) in the checkpoint", "(12, 8, 3, 3) in the model"),
+    ),
+    CliCase(
+        "plan-malformed",
+        "`--spec` plan.json with a negative channel index",
+        lambda env: env.prune(
+            "--spec", env.write("p.json", '{"format": 1, "removed_outputs": {"conv1": [-1]}}')
+        ),
+        ("p.json",),
+    ),
+    # ----- model and input -----------------------------------------------------------------------
+    CliCase(
+        "input-channels",
+        "input with the wrong channel count (`inspect --input-shape 1,1,8,8`)",
+        lambda env: ["inspect", "--model", MODEL, "--input-shape", "1,1,8,8"],
+        ("TraceError", "tensor (1, 1, 8, 8)", "module 'conv1' (Conv2d)", "to have 3 channels"),
+    ),
+    CliCase(
+        "input-shape-rank",
+        "input shape with too few dimensions (`--input-shape 3,8`)",
+        lambda env: ["inspect", "--model", MODEL, "--input-shape", "3,8"],
+        ("TraceError", "tensor (3, 8)", "shape and channel count"),
+    ),
+    CliCase(
+        "model-import",
+        "`--model` factory that cannot be imported",
+        lambda env: env.prune("--model", "no_such_module:build"),
+        ("--model no_such_module:build", "cannot import 'no_such_module'"),
+    ),
+    CliCase(
+        "model-arg-malformed",
+        "`--model-arg` without `=`",
+        lambda env: env.prune("--model-arg", "width"),
+        ("--model-arg", "expected KEY=VALUE", "'width'"),
+        status=2,
+    ),
+    # ----- data ---------------------------------------------------------------------------------
+    CliCase(
+        "data-missing",
+        "`--data` folder that does not exist",
+        lambda env: env.prune("--data", env.root / "nowhere"),
+        ("--data", "nowhere", "does not exist"),
+    ),
+    CliCase(
+        "data-empty",
+        "`--data` folder with no class folders",
+        lambda env: env.prune("--data", (env.root / "empty").mkdir() or env.root / "empty"),
+        ("empty", "is empty (no class sub-folders)"),
+    ),
+    CliCase(
+        "data-class-without-images",
+        "`--data` class folder with no images",
+        lambda env: env.prune("--data", _folder_data(env, empty_class=True)),
+        ("images/b", "holds no images"),
+    ),
+    CliCase(
+        "data-unreadable-image",
+        "`--data` image file that is not an image",
+        lambda env: env.prune("--data", _folder_data(env, bad_image=True)),
+        ("cannot read image file", "0.png", "Replace it with a valid PNG/JPEG/GIF or delete it"),
+    ),
+    CliCase(
+        "data-image-without-mask",
+        "segment `--data` image without a mask",
+        lambda env: env.prune("--task", "segment", "--data", _carvana_without_mask(env)),
+        ("car1_02.jpg", "has no mask", "car1_02_mask.gif"),
+    ),
+    CliCase(
+        "batch-size-zero",
+        "`--batch-size 0`",
+        lambda env: env.prune("--batch-size", "0"),
+        ("--batch-size must be >= 1, got 0",),
+    ),
+    # ----- pruning settings ---------------------------------------------------------------------
+    CliCase(
+        "amount-above-one",
+        "`--amount 1.5`",
+        lambda env: env.prune("--amount", "1.5"),
+        ("--amount (PruneConfig.amount)", "fraction in (0, 1)", "got 1.5"),
+    ),
+    CliCase(
+        "amount-percent-above-100",
+        "`--amount 150%`",
+        lambda env: env.prune("--amount", "150%"),
+        ("--amount (PruneConfig.amount)", "fraction in (0, 1)", "got 1.5"),
+    ),
+    CliCase(
+        "amount-zero",
+        "`--amount 0`",
+        lambda env: env.prune("--amount", "0"),
+        ("--amount (PruneConfig.amount)", "int >= 1", "got 0"),
+    ),
+    CliCase(
+        "amount-negative",
+        "`--amount -0.2`",
+        lambda env: env.prune("--amount", "-0.2"),
+        ("--amount (PruneConfig.amount)", "fraction in (0, 1)", "got -0.2"),
+    ),
+    CliCase(
+        "amount-not-a-number",
+        "`--amount abc`",
+        lambda env: env.prune("--amount", "abc"),
+        ("--amount", "expected a fraction (0.1 or 10%) or a channel count (8)", "'abc'"),
+        status=2,
+    ),
+    CliCase(
+        "max-iterations-zero",
+        "`--max-iterations 0`",
+        lambda env: env.prune("--max-iterations", "0"),
+        ("--max-iterations (PruneConfig.max_iterations)", "int >= 1", "got 0"),
+    ),
+    CliCase(
+        "target-malformed",
+        "`--target macs=50` (no percent sign)",
+        lambda env: env.prune("--target", "macs=50"),
+        ("target 'macs=50' is not understood", "macs=-50%"),
+    ),
+    CliCase(
+        "target-unreachable",
+        "`--target macs<=1`, which no pruning can reach",
+        lambda env: env.prune("--target", "macs<=1", "--max-iterations", "2"),
+        ("targets not reached: macs<=1 (reached", "relax --target", "--max-pruned-fraction"),
+        keeps_run=True,
+    ),
+    CliCase(
+        "config-bad-json",
+        "`--config` file that is not JSON",
+        lambda env: env.prune("--config", env.write("c.json", "{amount: 0.1")),
+        ("c.json", "not valid JSON"),
+    ),
+    CliCase(
+        "config-unknown-key",
+        "`--config` with a misspelled key",
+        lambda env: env.prune("--config", env.write("c.json", '{"amout": 0.1}')),
+        ("c.json", "unknown config keys ['amout']", "known keys"),
+    ),
+    CliCase(
+        "nan-loss",
+        "finetuning diverges to a NaN/inf loss (`--lr 1e30`)",
+        lambda env: env.prune("--lr", "1e30", "--finetune-steps", "3"),
+        ("finetuning diverged (iteration 1", "the loss became", "keeps iteration 0"),
+        keeps_run=True,
+    ),
+    # ----- run folders --------------------------------------------------------------------------
+    CliCase(
+        "run-dir-holds-a-run",
+        "`--run-dir` already holds a run, without `--resume`",
+        lambda env: env.prune(),
+        ("--run-dir", "already holds a run", "--resume"),
+        setup=_finished_run,
+    ),
+    CliCase(
+        "resume-other-config",
+        "`--resume` with a different `--amount`",
+        lambda env: env.prune("--amount", "0.3", "--resume"),
+        ("was started with a different config (amount differ)", "new run folder"),
+        setup=_finished_run,
+    ),
+    CliCase(
+        "run-state-corrupt",
+        "`--resume` of a run whose state.json was damaged by hand",
+        lambda env: env.prune("--resume"),
+        ("run state", "state.json", "is not valid JSON"),
+        setup=_broken_state,
+    ),
+    CliCase(
+        "out-not-a-checkpoint",
+        "`train --out` names a folder that holds other files",
+        lambda env: (
+            ["train", "--model", MODEL, "--task", "classify", *DATA, "--steps", "1"]
+            + ["--out", str(env.root / "mine"), "-q"]
+        ),
+        ("mine", "is not a filterprune checkpoint folder", "left untouched"),
+        setup=_user_folder,
+        untouched=("mine/notes.txt",),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class ApiCase:
+    id: str
+    bad: str
+    call: Callable[[Env], Any]
+    error: type[BaseException]
+    fragments: tuple[str, ...]
+
+
+def _load(env: Env, path: Path) -> Any:
+    from filterprune import load
+
+    return load(path, build)
+
+
+def _untraceable(env: Env) -> Any:
+    """An op whose tracing rule fails (simulated), and the same model traced with a leaf."""
+    import filterprune as fp
+    from filterprune.graph import rules
+
+    class Spectrum(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.fft.fft2(x).real
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.spectrum = Spectrum()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.spectrum(self.conv(x))
+
+    original = rules.apply_rule
+
+    def failing(tracer, name, *args, **kwargs):
+        if name == "fft_fft2":
+            raise NotImplementedError("no rule can follow channels through fft_fft2")
+        return original(tracer, name, *args, **kwargs)
+
+    rules.apply_rule = failing
+    try:
+        fp.analyze(Model(), torch.randn(1, 3, 8, 8), leaf_types=(Spectrum,))  # the way out
+        fp.analyze(Model(), torch.randn(1, 3, 8, 8))
+    finally:
+        rules.apply_rule = original
+
+
+def _oom_loss(error: BaseException) -> Callable[[Any, Any], Any]:
+    def loss(output: Any, target: Any) -> Any:
+        raise error  # what a too large ranking batch does on a GPU
+
+    return loss
+
+
+def _oom_run(env: Env, error: BaseException) -> Any:
+    from filterprune.loop import PruneConfig, run_pruning
+
+    config = PruneConfig(criterion="taylor", amount=0.2, ranking_batches=2, max_iterations=2)
+    batches = [(torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))] * 2
+    return run_pruning(
+        build(),
+        torch.randn(1, 3, 8, 8),
+        config=config,
+        batches=lambda: iter(batches),
+        loss_fn=_oom_loss(error),
+        run_dir=env.run,
+        progress=False,
+    )
+
+
+API_CASES = [
+    ApiCase(
+        "api-load-missing",
+        "`filterprune.load` of a path that does not exist",
+        lambda env: _load(env, env.root / "nope"),
+        ValueError,
+        ("checkpoint", "nope", "does not exist"),
+    ),
+    ApiCase(
+        "api-load-pickled-model",
+        "`filterprune.load('whole.pt')` of a pickled whole model",
+        lambda env: _load(env, _whole_model(env)),
+        ValueError,
+        ("holds pickled Python objects", "does not unpickle"),
+    ),
+    ApiCase(
+        "api-input-channels",
+        "`analyze` on an input with the wrong channel count",
+        lambda env: __import__("filterprune").analyze(build(), torch.randn(1, 4, 8, 8)),
+        RuntimeError,
+        ("tensor (1, 4, 8, 8)", "module 'conv1' (Conv2d)", "to have 3 channels, but got 4"),
+    ),
+    ApiCase(
+        "api-untraceable-op",
+        "a model with an op the tracer cannot follow",
+        _untraceable,
+        RuntimeError,
+        ("op 'fft_fft2' of module 'spectrum' (Spectrum)", "register_leaf(Spectrum)"),
+    ),
+    ApiCase(
+        "api-oom-ranking",
+        "out of memory while ranking (`torch.OutOfMemoryError`)",
+        lambda env: _oom_run(env, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate")),
+        torch.OutOfMemoryError,
+        ("out of memory while ranking with criterion 'taylor'", "--ranking-batches"),
+    ),
+    ApiCase(
+        "api-oom-ranking-runtime-error",
+        "out of memory while ranking (a `RuntimeError` saying so)",
+        lambda env: _oom_run(env, RuntimeError("CUDA error: out of memory")),
+        torch.OutOfMemoryError,
+        ("out of memory while ranking", "fewer or smaller batches", "--batch-size"),
+    ),
+    ApiCase(
+        "api-amount-one",
+        "`PruneConfig(amount=1.0)`",
+        lambda env: __import__("filterprune").PruneConfig(amount=1.0),
+        ValueError,
+        ("PruneConfig.amount", "fraction in (0, 1)", "got 1.0"),
+    ),
+    ApiCase(
+        "api-amount-nan",
+        "`PruneConfig(amount=float('nan'))`",
+        lambda env: __import__("filterprune").PruneConfig(amount=float("nan")),
+        ValueError,
+        ("PruneConfig.amount", "got nan"),
+    ),
+    ApiCase(
+        "api-read-pickle-directly",
+        "`read_weights` of a pickle with a code payload",
+        lambda env: __import__("filterprune.loop.checkpoint").loop.checkpoint.read_weights(
+            _hostile(env)
+        ),
+        ValueError,
+        ("hostile.pt", "can run any code"),
+    ),
+]
+
+ALL_IDS = [c.id for c in CLI_CASES] + [c.id for c in API_CASES]
+assert len(set(ALL_IDS)) == len(ALL_IDS), "case ids must be unique"

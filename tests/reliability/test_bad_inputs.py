@@ -1,0 +1,141 @@
+"""One test per row of docs/errors.md: the message names the file/option, the value and the fix,
+the CLI prints it as one line without a traceback, and nothing half-written is left behind."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from bad_inputs import API_CASES, CLI_CASES, ApiCase, CliCase, Env
+from rel_tiny import build
+
+from filterprune import load
+from filterprune.cli import main
+from filterprune.loop import RunDir
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+
+
+@pytest.fixture
+def env(baseline: Path, tmp_path: Path) -> Env:
+    return Env(root=tmp_path, base=baseline)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def assert_complete_run(run: Path) -> None:
+    """Every file of the run folder parses, and the run loads."""
+    assert RunDir(run).exists()
+    for path in run.rglob("*.json"):
+        json.loads(path.read_text())
+    RunDir(run).read_rows()
+    assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporaries left behind"
+    load(run, build)
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=lambda c: c.id)
+def test_cli_bad_input(case: CliCase, env: Env, capsys):
+    if case.setup is not None:
+        case.setup(env)
+        capsys.readouterr()
+    kept = {name: (env.root / name).read_bytes() for name in case.untouched}
+    base_before = _files(env.base)
+    run_before = _files(env.run) if env.run.exists() else None
+    code = main([str(a) for a in case.argv(env)])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == case.status, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("filterprune: error: ") and "Traceback" not in err
+    for fragment in case.fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    # no partial output: an existing run folder is left as it was, a new one exists only if it
+    # holds a complete run; the inputs are untouched
+    if run_before is not None:
+        assert _files(env.run) == run_before
+    elif case.keeps_run:
+        assert_complete_run(env.run)
+    else:
+        assert not env.run.exists(), sorted(p.name for p in env.run.iterdir())
+    assert _files(env.base) == base_before
+    for name, data in kept.items():
+        assert (env.root / name).read_bytes() == data
+    assert not (env.root / "pwned").exists(), "a pickle payload ran"
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=lambda c: c.id)
+def test_api_bad_input(case: ApiCase, env: Env):
+    with pytest.raises(case.error) as info:
+        case.call(env)
+    message = str(info.value)
+    assert "\n" not in message.strip()
+    for fragment in case.fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert not (env.root / "pwned").exists(), "a pickle payload ran"
+
+
+def test_docs_table_lists_every_case_and_only_those():
+    text = DOCS.read_text()
+    documented = re.findall(r"test_(?:cli|api)_bad_input\[([\w-]+)\]", text)
+    expected = [c.id for c in CLI_CASES] + [c.id for c in API_CASES]
+    assert sorted(documented) == sorted(expected)
+
+
+# ----- behaviours behind some rows, checked beyond the message ------------------------------------
+def test_nan_loss_run_resumes_from_the_last_good_iteration(env: Env, capsys):
+    assert main(env.prune("--lr", "1e30", "--finetune-steps", "3")) == 1
+    state = RunDir(env.run).read_state()
+    assert state["stop_reason"] == "non_finite" and state["current"] == "iter_000"
+    # a lower learning rate continues the same run (lr is not part of the run's config)
+    assert main(env.prune("--finetune-steps", "3", "--resume", "--max-iterations", "1")) == 0
+    state = RunDir(env.run).read_state()
+    assert state["stop_reason"] == "max_iterations" and state["current"] == "iter_001"
+
+
+def test_oom_while_ranking_leaves_a_resumable_run(env: Env):
+    oom = next(c for c in API_CASES if c.id == "api-oom-ranking")
+    with pytest.raises(torch.OutOfMemoryError):
+        oom.call(env)
+    assert_complete_run(env.run)  # iteration 0, resumable with fewer batches
+    assert RunDir(env.run).read_state()["last_completed"] == 0
+
+
+def test_state_dict_saved_with_torch_save_loads(env: Env):
+    model = build(width=8)
+    path = env.root / "weights.pt"
+    torch.save(model.state_dict(), path)
+    loaded = load(path, build)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(loaded(x), model.eval()(x))
+    torch.save({"state_dict": model.state_dict(), "epoch": 3}, path)  # trainer-style wrapper
+    assert torch.equal(load(path, build)(x), model(x))
+
+
+def test_prune_fails_cleanly_inside_an_existing_empty_run_dir(env: Env, capsys):
+    env.run.mkdir()
+    argv = env.prune("--data", _bad_images(env.root))
+    assert main(argv) == 1
+    assert env.run.is_dir() and not any(env.run.iterdir())  # the folder the user made stays
+
+
+def _bad_images(root: Path) -> Path:
+    from PIL import Image
+
+    data = root / "imgs"
+    for cls in ("a", "b"):
+        (data / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8)).save(data / cls / f"{i}.png")
+    for path in (data / "a").iterdir():
+        path.write_bytes(b"broken")
+    return data
+
+
+def test_no_leftover_files_in_the_baseline(baseline_dir: Path):
+    names = sorted(p.name for p in baseline_dir.iterdir())
+    assert names == ["metrics.json", "model.json", "plan.json", "weights.safetensors"]

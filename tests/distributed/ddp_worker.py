@@ -71,7 +71,7 @@ def make_setup(path: Path) -> None:
 
 
 def load(workdir: Path) -> tuple[Net, list]:
-    setup = torch.load(workdir / "setup.pt")
+    setup = torch.load(workdir / "setup.pt", weights_only=True)
     model = Net()
     model.load_state_dict(setup["state"])
     return model, setup["batches"]

@@ -117,7 +117,7 @@ def test_all_reduced_taylor_scores_equal_single_process_scores_on_all_data(run):
     model, batches = ddp_worker.load(run)
     example = ddp_worker.example(batches)
     union = fp.rank(model, example, batches, F.cross_entropy, normalize=False)
-    per_rank = [torch.load(run / f"scores_{r}.pt") for r in range(WORLD)]
+    per_rank = [torch.load(run / f"scores_{r}.pt", weights_only=True) for r in range(WORLD)]
     assert sum(x.shape[0] for x, _ in batches) == 16
     for scores in per_rank:
         assert scores.keys() == union.keys()
@@ -155,7 +155,7 @@ def test_prune_distributed_returns_a_ddp_model_that_trains(run):
         assert result["removed"][0] > 0 and result["removed"][1] > 0
         assert result["digest"] == plan_digest  # same model, same shards as fp.prune above
     assert results[0]["loss"] != results[1]["loss"]  # different data on each rank ...
-    steps = [torch.load(run / f"ddp_{r}.pt") for r in range(WORLD)]
+    steps = [torch.load(run / f"ddp_{r}.pt", weights_only=True) for r in range(WORLD)]
     torch.testing.assert_close(steps[0]["grads"], steps[1]["grads"])  # ... averaged gradients
     torch.testing.assert_close(steps[0]["params"], steps[1]["params"])
     assert steps[0]["grads"].abs().sum() > 0

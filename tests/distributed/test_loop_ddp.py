@@ -96,7 +96,7 @@ def _results(workdir: Path) -> list[dict]:
 
 
 def _tensors(workdir: Path) -> list[dict]:
-    return [torch.load(workdir / f"loop_{r}.pt") for r in range(WORLD)]
+    return [torch.load(workdir / f"loop_{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
 def test_ranks_with_different_shards_end_with_the_same_plan_and_weights(loop_run):

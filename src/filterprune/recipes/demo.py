@@ -43,20 +43,20 @@ class Preset:
 
 PRESETS: dict[tuple[str, str], Preset] = {
     ("segment", "full"): Preset(
-        "unet", dict(base=16, num_classes=1), dict(image_size=64, num_cars=64, views_per_car=8),
-        (1, 3, 64, 64), 16, 300, 2e-3, 5, 0.15, 8, 60, 100,
+        "unet", dict(base=12, num_classes=1), dict(image_size=64, num_cars=64, views_per_car=8),
+        (1, 3, 64, 64), 16, 250, 2e-3, 4, 0.15, 8, 40, 60,
     ),
     ("segment", "quick"): Preset(
         "unet", dict(base=8, num_classes=1), dict(image_size=48, num_cars=32, views_per_car=6),
-        (1, 3, 48, 48), 16, 150, 3e-3, 2, 0.2, 4, 30, 30,
+        (1, 3, 48, 48), 16, 100, 3e-3, 2, 0.2, 4, 20, 20,
     ),
     ("classify", "full"): Preset(
         "vgg16_bn", dict(width=0.25, head="cifar", num_classes=10), dict(image_size=32),
-        (1, 3, 32, 32), 64, 300, 2e-3, 5, 0.15, 8, 60, 100,
+        (1, 3, 32, 32), 64, 250, 2e-3, 4, 0.15, 8, 40, 60,
     ),
     ("classify", "quick"): Preset(
         "vgg16_bn", dict(width=0.125, head="cifar", num_classes=10), dict(image_size=32),
-        (1, 3, 32, 32), 64, 120, 3e-3, 2, 0.2, 4, 30, 30,
+        (1, 3, 32, 32), 64, 100, 3e-3, 2, 0.2, 4, 20, 20,
     ),
     ("segment", "smoke"): Preset(
         "unet", dict(base=4, num_classes=1), dict(image_size=32, num_cars=8, views_per_car=4),

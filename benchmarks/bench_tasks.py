@@ -230,28 +230,32 @@ def splits(spec: Spec) -> dict[str, TensorDataset]:
 class Runner:
     """Loaders, training and evaluation of one task."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, order_seed: int = 0) -> None:
         self.spec = spec
         self.task = get_task(spec.task)
         self.data = splits(spec)
-        gen = torch.Generator().manual_seed(spec.seed)
-        self.train_loader = DataLoader(
-            self.data["train"], batch_size=spec.batch_size, shuffle=True, generator=gen
-        )
+        # Separate, fixed shuffles for the baseline and for the loop, so the loop sees the same
+        # batches whether the baseline was just trained or loaded from the cache.
+        self.baseline_loader = self.loader(spec.seed)
+        self.train_loader = self.loader(1000 + 1000 * order_seed + spec.seed)
         self.loaders = {k: DataLoader(self.data[k], batch_size=128) for k in ("select", "test")}
+
+    def loader(self, seed: int) -> DataLoader:
+        gen = torch.Generator().manual_seed(seed)
+        return DataLoader(
+            self.data["train"], batch_size=self.spec.batch_size, shuffle=True, generator=gen
+        )
 
     def sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.data.items()}
 
-    def train(self, model: nn.Module, steps: int, lr: float) -> int:
+    def train(self, model: nn.Module, steps: int, lr: float, loader: DataLoader) -> int:
         """Adam: 2/3 of ``steps`` at ``lr``, the rest at ``lr / 5`` (a fresh optimizer each)."""
         first = (2 * steps) // 3
         done = 0
         for n, rate in ((first, lr), (steps - first, lr / 5)):
             if n > 0:
-                done += self.task.finetune(
-                    model, self.train_loader, steps=n, lr=rate, optimizer="adam"
-                )
+                done += self.task.finetune(model, loader, steps=n, lr=rate, optimizer="adam")
         return done
 
     def metric(self, model: nn.Module, split: str) -> float:
@@ -267,13 +271,13 @@ def factory(spec: Spec):
     return lambda: create_model(spec.model, **spec.model_kwargs)
 
 
-def _paths(cache: Path, name: str, spec: Spec) -> dict[str, Path]:
+def _paths(cache: Path, name: str, spec: Spec, order_seed: int) -> dict[str, Path]:
     tag = "-".join(f"{k}{v:g}" for k, v in spec.model_kwargs.items() if isinstance(v, int | float))
     root = cache / f"{name}-{tag}-seed{spec.seed}"
     return {
         "baseline": root / f"baseline-steps{spec.baseline_steps}",
-        "run": root / "run",
-        "pruned": root / "pruned",
+        "run": root / f"run-order{order_seed}",
+        "pruned": root / f"pruned-order{order_seed}",
     }
 
 
@@ -284,7 +288,7 @@ def baseline(runner: Runner, path: Path) -> tuple[nn.Module, dict[str, Any]]:
     torch.manual_seed(spec.seed)
     model = factory(spec)()
     start = time.perf_counter()
-    runner.train(model, spec.baseline_steps, spec.base_lr)
+    runner.train(model, spec.baseline_steps, spec.base_lr, runner.baseline_loader)
     save(model, None, path)
     return model, {"cached": False, "train_seconds": round(time.perf_counter() - start, 1)}
 
@@ -305,8 +309,8 @@ def describe(model: nn.Module, runner: Runner) -> dict[str, Any]:
 
 # ----- accuracy pass -------------------------------------------------------------------------
 def run_task(name: str, spec: Spec, args: argparse.Namespace) -> dict[str, Any]:
-    paths = _paths(Path(args.cache_dir), name, spec)
-    runner = Runner(spec)
+    paths = _paths(Path(args.cache_dir), name, spec, args.order_seed)
+    runner = Runner(spec, args.order_seed)
     start = time.perf_counter()
     model, binfo = baseline(runner, paths["baseline"])
     before = describe(model, runner)
@@ -329,7 +333,7 @@ def run_task(name: str, spec: Spec, args: argparse.Namespace) -> dict[str, Any]:
     )
 
     def finetune(m: nn.Module, start_step: int, budget: Budget) -> int:
-        return runner.train(m, int(budget.steps), spec.lr)
+        return runner.train(m, int(budget.steps), spec.lr, runner.train_loader)
 
     if paths["run"].exists():
         import shutil
@@ -494,12 +498,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the loop's max_metric_drop is this fraction of the target's bound (below 1: a "
         "margin for the selection/test difference)",
     )
+    p.add_argument(
+        "--order-seed",
+        type=int,
+        default=0,
+        help="seed of the loop's batch order only (data split and baseline stay the same)",
+    )
     p.add_argument("--latency-only", action="store_true", help="time the saved checkpoints")
     p.add_argument("--latency-threads", type=int, default=2)
     p.add_argument("--latency-rounds", type=int, default=3)
     p.add_argument("--cache-dir", default="/tmp/filterprune_bench/tasks")
     p.add_argument("--out", default=None, help="JSON path (default results/tasks.json)")
     p.add_argument("--quick", action="store_true", help="smoke run (numbers mean nothing)")
+    p.add_argument("--render", action="store_true", help="print the table of --out and exit")
     args = p.parse_args(argv)
     if args.out is None:
         args.out = str(ROOT / "results" / ("tasks_quick.json" if args.quick else "tasks.json"))
@@ -523,6 +534,9 @@ def specs(args: argparse.Namespace) -> dict[str, Spec]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = Path(args.out)
+    if args.render:
+        print(markdown(json.loads(out.read_text())))
+        return
     if args.latency_only:
         results = json.loads(out.read_text())
         for name, entry in results["tasks"].items():

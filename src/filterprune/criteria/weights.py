@@ -24,10 +24,11 @@ def filter_norms(graph: DependencyGraph, group: Group, p: float) -> torch.Tensor
         weight = next((q for q in spec_for(module).out_params(module) if q.name == "weight"), None)
         if weight is None:
             continue
-        w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1).double()
-        per_filter = w.abs().pow(p).sum(1)
-        for i, pos in enumerate(member.positions):
-            total[i] += per_filter[pos].sum()
+        w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1)
+        per_filter = torch.linalg.vector_norm(w.float(), ord=p, dim=1).double().pow(p).cpu()
+        owner = [i for i, pos in enumerate(member.positions) for _ in pos]
+        flat = [q for pos in member.positions for q in pos]
+        total.index_add_(0, torch.tensor(owner, dtype=torch.long), per_filter[flat])
     return total.pow(1.0 / p).float()
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
+
 UNTRACKED = 0
 
 
@@ -41,6 +43,15 @@ class ElementSets:
         while parent[x] != root:  # path compression
             parent[x], x = root, parent[x]
         return root
+
+    def roots(self) -> torch.Tensor:
+        """The class root of every element, as one int64 tensor (element id -> root id)."""
+        parent = torch.tensor(self._parent, dtype=torch.long)
+        while True:  # pointer jumping: the depth halves at every step
+            up = parent[parent]
+            if torch.equal(up, parent):
+                return parent
+            parent = up
 
     def union(self, a: int, b: int) -> None:
         """Merge the classes of ``a`` and ``b``; untracked elements are never merged."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from ..plan import Plan
@@ -64,6 +65,17 @@ class Group:
         return len(self.members[0].positions[index])
 
 
+def _positions(pos: torch.Tensor, channel: torch.Tensor, size: int) -> list[list[int]]:
+    """Per group channel, the module positions holding it (``pos[i]`` holds ``channel[i]``)."""
+    order = torch.argsort(channel, stable=True)
+    pos = pos[order]
+    counts = torch.bincount(channel, minlength=size)
+    k = int(counts[0])
+    if bool((counts == k).all()):  # the usual case: k positions per channel (1, or H*W)
+        return pos.view(size, k).tolist()
+    return [chunk.tolist() for chunk in torch.split(pos, counts.tolist())]
+
+
 class DependencyGraph:
     """The prunability analysis of one model: every group, every frozen group with its reasons."""
 
@@ -81,6 +93,7 @@ class DependencyGraph:
         self.leaves: dict[str, LayerSpec] = {n: tracer.leaves[n] for n in tracer.order}
         self.order = tracer.order
         self.ops = tracer.ops
+        self.on_meta = tracer.on_meta  # the probe traces its copies the same way
         modules = dict(model.named_modules())
         self.modules = {n: modules[n] for n in self.order}
         for name in ignore:
@@ -89,63 +102,62 @@ class DependencyGraph:
         self.groups: list[Group] = self._build()
 
     def _build(self) -> list[Group]:
-        find = self.sets.find
-        producers: dict[int, list[str]] = {}
+        """Form the groups and their members, vectorised over every module's channel list."""
+        root = self.sets.roots()
+        channel_lists: list[tuple[str, str, torch.Tensor]] = []
         for name in self.order:
-            if self.leaves[name].kind != "mixing":
+            if self.leaves[name].kind == "mixing":
+                roles = [("out", self.module_out.get(name, [])), ("in", self.module_in[name])]
+            else:
+                roles = [("channel", self.module_out.get(name, []))]
+            for role, elems in roles:
+                if elems:
+                    channel_lists.append((name, role, root[torch.tensor(elems)]))
+        producers: dict[int, list[str]] = {}
+        for name, role, roots in channel_lists:
+            if role != "out":
                 continue
-            for e in self.module_out[name]:
-                if e == UNTRACKED:
-                    continue
-                owners = producers.setdefault(find(e), [])
-                if name not in owners:
-                    owners.append(name)
+            for r in torch.unique(roots).tolist():
+                if r != UNTRACKED:
+                    producers.setdefault(r, []).append(name)
         by_key: dict[tuple[str, ...], list[int]] = {}
-        for root, owners in producers.items():
-            by_key.setdefault(tuple(owners), []).append(root)
-        groups = []
-        for owners, roots in by_key.items():
-            first = self.module_out[owners[0]]
-            wanted = set(roots)
-            ordered: list[int] = []
-            for e in first:
-                r = find(e)
-                if r in wanted and r not in ordered:
-                    ordered.append(r)
+        for r, owners in producers.items():
+            by_key.setdefault(tuple(owners), []).append(r)
+        first_out = {name: roots for name, role, roots in channel_lists if role == "out"}
+        group_of = torch.full((len(root),), -1, dtype=torch.long)
+        channel_of = torch.full((len(root),), -1, dtype=torch.long)
+        groups: list[Group] = []
+        for owners, members in by_key.items():
+            wanted = torch.zeros(len(root), dtype=torch.bool)
+            wanted[members] = True
+            roots = first_out[owners[0]]
+            roots = roots[wanted[roots]].tolist()
+            ordered = list(dict.fromkeys(roots))  # first appearance in the first producer
+            group_of[ordered] = len(groups)
+            channel_of[ordered] = torch.arange(len(ordered))
             group = Group(name=owners[0], classes=ordered)
-            group.members = self._members(ordered, owners)
             for r in ordered:
                 for reason in self.sets.reasons(r):
                     if reason not in group.reasons:
                         group.reasons.append(reason)
             groups.append(group)
+        for name, role, roots in channel_lists:
+            owner = group_of[roots]
+            hit = owner >= 0
+            if not bool(hit.any()):
+                continue
+            for gi in torch.unique(owner[hit]).tolist():
+                pos = (owner == gi).nonzero().flatten()
+                positions = _positions(pos, channel_of[roots[pos]], groups[gi].size)
+                groups[gi].members.append(Member(name, role, positions))
+        for group in groups:  # the first producer's filters first: scores follow its order
+            first = [m.module == group.name and m.role == "out" for m in group.members]
+            group.members = [m for m, f in zip(group.members, first, strict=True) if f] + [
+                m for m, f in zip(group.members, first, strict=True) if not f
+            ]
         order = {n: i for i, n in enumerate(self.order)}
         groups.sort(key=lambda g: order[g.name])
         return groups
-
-    def _members(self, classes: list[int], owners: tuple[str, ...]) -> list[Member]:
-        find = self.sets.find
-        index = {r: i for i, r in enumerate(classes)}
-        members = []
-        for name in self.order:
-            spec = self.leaves[name]
-            if spec.kind == "mixing":
-                roles = [("out", self.module_out.get(name, [])), ("in", self.module_in[name])]
-            else:
-                roles = [("channel", self.module_out.get(name, []))]
-            for role, elems in roles:
-                positions: list[list[int]] = [[] for _ in classes]
-                hit = False
-                for pos, e in enumerate(elems):
-                    i = index.get(find(e)) if e != UNTRACKED else None
-                    if i is not None:
-                        positions[i].append(pos)
-                        hit = True
-                if hit:
-                    members.append(Member(name, role, positions))
-        first = [m for m in members if m.module == owners[0] and m.role == "out"]
-        rest = [m for m in members if m not in first]
-        return first + rest
 
     # ----- queries ----------------------------------------------------------------------------
     @property

@@ -20,7 +20,7 @@ from torch import nn
 from . import labels as L
 from .elements import UNTRACKED
 from .groups import DependencyGraph
-from .tracer import OpRecord, Tracer, prepare_inputs
+from .tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 
 MAX_ROUNDS = 8
 
@@ -92,7 +92,10 @@ def _probe(
     if not targets:
         return None
     plan = graph.plan(targets)
-    pruned = copy.deepcopy(model)
+    if graph.on_meta:
+        pruned, example_inputs = meta_copy(model), meta_inputs(example_inputs)
+    else:
+        pruned = copy.deepcopy(model)
     apply_plan(pruned, plan)
     seeds = {}
     for name, elems in graph.module_out.items():

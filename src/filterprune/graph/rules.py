@@ -256,10 +256,16 @@ _LITERAL = {
 _BAKED = {"__getitem__", "narrow", "select", "index_select", "roll", "unbind", "tensor_split"}
 
 
+class NeedsValues(RuntimeError):
+    """A rule needs the values of an index tensor, which a ``meta`` trace does not have."""
+
+
 def _as_labels(tr: Tracer, obj: Any) -> Any:
     def sub(x: Any) -> Any:
         if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
             return tr.label(x).expand(x.shape)
+        if isinstance(x, torch.Tensor) and x.is_meta:
+            raise NeedsValues(f"the channel rule of this op reads an index tensor {x.shape}")
         return x
 
     return tree_map(sub, obj)

@@ -9,6 +9,8 @@ tensors to the output label tensors, merging or freezing channel elements as the
 
 from __future__ import annotations
 
+import copy
+import itertools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 from torch.autograd.function import BackwardCFunction
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map
 
 from . import labels as L
 from .elements import UNTRACKED, ElementSets
@@ -82,6 +84,7 @@ class Tracer(TorchFunctionMode):
         self._leaf_depth = 0
         self._module_stack: list[str] = []
         self.current_op: OpRecord | None = None
+        self.on_meta = False  # traced on a weightless copy (see :func:`trace`)
 
     # ----- labels -------------------------------------------------------------------------
     def label(self, t: torch.Tensor) -> torch.Tensor:
@@ -264,14 +267,73 @@ def prepare_inputs(example_inputs: Any) -> tuple[Any, ...]:
     return tuple(prep(x) for x in example_inputs)
 
 
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose parameters and buffers live on the ``meta`` device.
+
+    Shapes, dtypes and module attributes are kept; no weight is copied, so copying and running
+    it cost next to nothing whatever the model's size. Tied weights stay tied.
+    """
+    memo: dict[int, Any] = {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        if id(t) not in memo:
+            empty = torch.empty_like(t, device="meta")
+            memo[id(t)] = (
+                nn.Parameter(empty, requires_grad=t.requires_grad)
+                if isinstance(t, nn.Parameter)
+                else empty
+            )
+    return copy.deepcopy(model, memo)
+
+
+def meta_inputs(example_inputs: Any) -> Any:
+    """``example_inputs`` with every tensor moved to the ``meta`` device."""
+    return tree_map(
+        lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x,
+        example_inputs,
+    )
+
+
+def _trace_on_meta(
+    model: nn.Module,
+    example_inputs: Any,
+    leaf_types: tuple[type, ...],
+    seed_outputs: dict[str, list[int]] | None,
+) -> Tracer | None:
+    try:
+        twin = meta_copy(model)
+        inputs = prepare_inputs(meta_inputs(example_inputs))
+    except Exception:  # noqa: BLE001 - not copyable: trace the model itself
+        return None
+    twin.eval()
+    tracer = Tracer(twin, seed_outputs=seed_outputs)
+    try:
+        tracer.run(inputs, leaf_types)
+    except Exception:  # noqa: BLE001 - it reads values (``.item()``, masks...): trace for real
+        return None
+    tracer.model = model
+    tracer.on_meta = True
+    return tracer
+
+
 def trace(
     model: nn.Module,
     example_inputs: Any,
     *,
     leaf_types: tuple[type, ...] = (),
     seed_outputs: dict[str, list[int]] | None = None,
+    meta: bool = True,
 ) -> Tracer:
-    """Run ``model`` once under the tracer (in eval mode, restoring the mode afterwards)."""
+    """Run ``model`` once under the tracer (in eval mode, restoring the mode afterwards).
+
+    With ``meta`` (the default) the model is first run as a weightless copy on the ``meta``
+    device: shapes, and so Python control flow on shapes, are the real ones, but no arithmetic is
+    done and the model itself is not touched. A forward that needs values (``.item()``, a
+    boolean mask, data-dependent branches) fails there and is then traced for real.
+    """
+    if meta:
+        tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs)
+        if tracer is not None:
+            return tracer
     was_training = model.training
     model.eval()
     tracer = Tracer(model, seed_outputs=seed_outputs)

@@ -23,12 +23,12 @@ def _keep(total: int, removed: list[int]) -> list[int]:
 def _slice(module: nn.Module, param: ChannelParam, keep: list[int]) -> None:
     tensor = getattr(module, param.name)
     index = torch.tensor(keep, dtype=torch.long, device=tensor.device)
-    with torch.no_grad():
-        data = tensor.detach().index_select(param.axis, index).clone()
+    with torch.no_grad():  # index_select copies: the result shares no memory with the input
+        data = tensor.detach().index_select(param.axis, index)
     if isinstance(tensor, nn.Parameter):
         new = nn.Parameter(data, requires_grad=tensor.requires_grad)
         if tensor.grad is not None:
-            new.grad = tensor.grad.index_select(param.axis, index).clone()
+            new.grad = tensor.grad.index_select(param.axis, index)
         setattr(module, param.name, new)
     else:
         module._buffers[param.name] = data

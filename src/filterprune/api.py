@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._gc import gc_paused
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .graph.groups import DependencyGraph
@@ -64,15 +65,16 @@ def analyze(
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
-    tracer = trace(model, example_inputs, leaf_types=leaf_types)
-    graph = DependencyGraph(model, tracer, ignore=names)
-    if probe:
-        for _ in range(MAX_ROUNDS):
-            bad = probe_once(model, example_inputs, graph, leaf_types)
-            if bad is None:
-                break
-            freeze_op(graph, bad)
-            graph.groups = graph._build()
+    with gc_paused():
+        tracer = trace(model, example_inputs, leaf_types=leaf_types)
+        graph = DependencyGraph(model, tracer, ignore=names)
+        if probe:
+            for _ in range(MAX_ROUNDS):
+                bad = probe_once(model, example_inputs, graph, leaf_types)
+                if bad is None:
+                    break
+                freeze_op(graph, bad)
+                graph.groups = graph._build()
     return graph
 
 
@@ -231,10 +233,11 @@ def prune(
     )
     if scores_out is not None:
         scores_out.update(scores)
-    removed = select(graph, scores, selection)
-    plan = graph.plan(removed)
-    apply_plan(model, plan)
-    graph.update(plan)
+    with gc_paused():
+        removed = select(graph, scores, selection)
+        plan = graph.plan(removed)
+        apply_plan(model, plan)
+        graph.update(plan)
     return plan
 
 

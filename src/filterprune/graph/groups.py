@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .._gc import gc_paused
 from ..plan import Plan
 from .elements import UNTRACKED, ElementSets
 from .specs import LayerSpec
@@ -203,6 +204,7 @@ class DependencyGraph:
         perchannel = {n for n, s in self.leaves.items() if s.kind == "perchannel"}
         return find_anchors(self.ops, producers, perchannel, where)
 
+    @gc_paused()
     def update(self, plan: Plan) -> None:
         """Follow a plan that was just applied, without tracing again.
 

@@ -71,8 +71,8 @@ def _round_up(x: int, multiple: int) -> int:
 def _lowest(scores: torch.Tensor, k: int) -> list[int]:
     if k <= 0:
         return []
-    order = sorted(range(len(scores)), key=lambda i: (float(scores[i]), i))
-    return sorted(order[:k])
+    order = torch.sort(scores.detach().double().flatten(), stable=True).indices  # ties: lower index
+    return sorted(order[:k].tolist())
 
 
 def _rounded_removal(n: int, k: int, sel: Selection) -> int:
@@ -99,9 +99,8 @@ def select(
         return out
     total = sum(g.size for g in groups)
     budget = math.floor(total * selection.amount + 1e-9)
-    ranked = sorted(
-        ((float(scores[g.name][i]), gi, i) for gi, g in enumerate(groups) for i in range(g.size))
-    )
+    values = [scores[g.name].detach().double().flatten().tolist() for g in groups]
+    ranked = sorted((v, gi, i) for gi, row in enumerate(values) for i, v in enumerate(row))
     taken: dict[int, list[int]] = {gi: [] for gi in range(len(groups))}
     limits = [selection.max_removable(g.size) for g in groups]
     for _score, gi, i in ranked:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 import filterprune as fp
 from filterprune.models import create_model
@@ -109,3 +110,11 @@ def test_valid_plans_round_trip(removed):
     )
     again = fp.Plan.from_json(plan.to_json())
     assert again.to_dict() == plan.to_dict()
+
+
+def test_hand_made_plan_with_indices_out_of_range_is_refused():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 2, 1))
+    plan = fp.Plan(removed_outputs={"0": [1, 7]}, removed_inputs={"1": [1, 7]})
+    with pytest.raises(fp.PlanError, match="outside 0..3 from module '0'"):
+        fp.apply_plan(model, plan)
+    assert model[0].weight.shape == (4, 3, 3, 3)

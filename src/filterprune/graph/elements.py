@@ -68,8 +68,21 @@ class ElementSets:
             self._reasons.setdefault(ra, []).extend(r for r in moved if r not in self._reasons[ra])
 
     def union_pairs(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """:meth:`union` for many pairs (the hot loop of residual adds: kept lean)."""
+        find, parent, reasons = self.find, self._parent, self._reasons
         for a, b in pairs:
-            self.union(a, b)
+            if a == UNTRACKED or b == UNTRACKED:
+                continue
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                continue
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+            moved = reasons.pop(rb, None)
+            if moved:
+                kept = reasons.setdefault(ra, [])
+                kept.extend(r for r in moved if r not in kept)
 
     def freeze(self, x: int, reason: str) -> None:
         """Mark the class of ``x`` as not removable, recording why."""
@@ -83,6 +96,10 @@ class ElementSets:
         if x == UNTRACKED:
             return ["untracked channel (model input or constant)"]
         return list(self._reasons.get(self.find(x), ()))
+
+    def frozen_elements(self) -> list[int]:
+        """One element of every frozen class (its root when the reasons were recorded)."""
+        return list(self._reasons)
 
     def is_frozen(self, x: int) -> bool:
         return x == UNTRACKED or self.find(x) in self._reasons

@@ -77,6 +77,14 @@ def _positions(pos: torch.Tensor, channel: torch.Tensor, size: int) -> list[list
     return [chunk.tolist() for chunk in torch.split(pos, counts.tolist())]
 
 
+def _first_appearances(values: torch.Tensor) -> torch.Tensor:
+    """The distinct entries of ``values`` in the order they first appear."""
+    distinct, inverse = torch.unique(values, return_inverse=True)
+    first = torch.full((len(distinct),), len(values), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(len(values)), reduce="amin")
+    return distinct[first.argsort()]
+
+
 class DependencyGraph:
     """The prunability analysis of one model: every group, every frozen group with its reasons."""
 
@@ -105,6 +113,7 @@ class DependencyGraph:
     def _build(self) -> list[Group]:
         """Form the groups and their members, vectorised over every module's channel list."""
         root = self.sets.roots()
+        frozen = {int(root[e]): self.sets.reasons(e) for e in self.sets.frozen_elements()}
         channel_lists: list[tuple[str, str, torch.Tensor]] = []
         for name in self.order:
             if self.leaves[name].kind == "mixing":
@@ -132,13 +141,12 @@ class DependencyGraph:
             wanted = torch.zeros(len(root), dtype=torch.bool)
             wanted[members] = True
             roots = first_out[owners[0]]
-            roots = roots[wanted[roots]].tolist()
-            ordered = list(dict.fromkeys(roots))  # first appearance in the first producer
+            ordered = _first_appearances(roots[wanted[roots]])  # the first producer's order
             group_of[ordered] = len(groups)
             channel_of[ordered] = torch.arange(len(ordered))
-            group = Group(name=owners[0], classes=ordered)
-            for r in ordered:
-                for reason in self.sets.reasons(r):
+            group = Group(name=owners[0], classes=ordered.tolist())
+            for r in [c for c in group.classes if c in frozen] if frozen else ():
+                for reason in frozen[r]:
                     if reason not in group.reasons:
                         group.reasons.append(reason)
             groups.append(group)

@@ -25,38 +25,44 @@ from .tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 MAX_ROUNDS = 8
 
 
-def _predict(lab: torch.Tensor, removed: set[int], find) -> list[int] | None:
-    dims = L.varying_dims(lab)
-    if len(dims) != 1:
-        return None
-    return [e for e in L.vector(lab, dims[0], lab.shape[dims[0]]) if find(e) not in removed]
-
-
-def _actual(lab: torch.Tensor) -> list[int] | None:
+def _line(lab: torch.Tensor) -> torch.Tensor | None:
+    """The element ids along the one dimension where ``lab`` varies (one id if none varies)."""
     dims = L.varying_dims(lab)
     if len(dims) > 1:
         return None
     if not dims:
-        return [int(lab.reshape(-1)[0])]
-    return L.vector(lab, dims[0], lab.shape[dims[0]])
+        return lab.reshape(-1)[:1]
+    return lab.movedim(dims[0], 0).reshape(lab.shape[dims[0]], -1)[:, 0]
+
+
+def _predict(lab: torch.Tensor, removed: torch.Tensor, root: torch.Tensor) -> torch.Tensor | None:
+    """The labels the op should show after pruning: the original ones minus removed classes."""
+    if len(L.varying_dims(lab)) != 1:
+        return None
+    line = _line(lab)
+    return line[~torch.isin(root[line], removed)]
 
 
 def _first_mismatch(
-    original: list[OpRecord], probed: list[OpRecord], removed: set[int], find
+    original: list[OpRecord], probed: list[OpRecord], removed: torch.Tensor, root: torch.Tensor
 ) -> int | None:
     for rec, new in zip(original, probed, strict=False):
         if rec.name != new.name:
             return rec.index
         for lab, got in zip(rec.outputs, new.outputs, strict=False):
-            want = _predict(lab, removed, find)
+            want = _predict(lab, removed, root)
             if want is None:
                 continue
-            have = _actual(got)
+            have = _line(got)
             if have is None:
                 return rec.index
-            if want != have and not (len(want) <= 1 and len(have) <= 1 and want[:1] == have[:1]):
-                if not (len(want) == 1 and have == [UNTRACKED]):
-                    return rec.index
+            if torch.equal(want, have):
+                continue
+            if len(want) <= 1 and len(have) <= 1 and want[:1].tolist() == have[:1].tolist():
+                continue  # both empty, or one channel left on both sides
+            if len(want) == 1 and have.tolist() == [UNTRACKED]:
+                continue
+            return rec.index
     return None
 
 
@@ -65,19 +71,15 @@ def probe_once(
 ) -> OpRecord | None:
     """Return the first op whose behaviour after pruning disagrees with the analysis, if any.
 
-    Two patterns are tried: the first channel of every group (catches fixed slices at either
-    end), and channel ``(i + 1) mod size`` of the ``i``-th group (catches ops that assume two
-    groups lose the same positions).
+    One pruned copy is traced: the ``i``-th group loses its first channel (catches fixed slices
+    at either end) and channel ``(i + 1) mod size`` (so groups lose different positions: catches
+    ops that assume two groups lose the same ones); a group of two loses only its first.
     """
-    groups = graph.prunable
-    for targets in (
-        {g.name: [0] for g in groups},
-        {g.name: [(i + 1) % g.size] for i, g in enumerate(groups)},
-    ):
-        found = _probe(model, example_inputs, graph, leaf_types, targets)
-        if found is not None:
-            return found
-    return None
+    targets = {}
+    for i, g in enumerate(graph.prunable):
+        other = (i + 1) % g.size
+        targets[g.name] = [0, other] if g.size > 2 and other else [0]
+    return _probe(model, example_inputs, graph, leaf_types, targets)
 
 
 def _probe(
@@ -105,7 +107,8 @@ def _probe(
     tracer = Tracer(pruned, seed_outputs=seeds)
     tracer.sets.new(len(graph.sets) - 1)
     by_name = {g.name: g for g in graph.groups}
-    removed = {graph.sets.find(by_name[n].classes[i[0]]) for n, i in targets.items()}
+    root = graph.sets.roots()
+    removed = root[[by_name[n].classes[c] for n, cs in targets.items() for c in cs]]
     was_training = pruned.training
     pruned.eval()
     failed = False
@@ -115,7 +118,7 @@ def _probe(
         failed = True
     finally:
         pruned.train(was_training)
-    index = _first_mismatch(graph.ops, tracer.ops, removed, graph.sets.find)
+    index = _first_mismatch(graph.ops, tracer.ops, removed, root)
     if index is None and failed:
         index = min(len(tracer.ops), len(graph.ops) - 1)
     return None if index is None else graph.ops[index]

@@ -117,7 +117,9 @@ class Tracer(TorchFunctionMode):
         a, b = torch.broadcast_tensors(a, b)
         pairs = torch.stack([a.reshape(-1), b.reshape(-1)], 1)
         pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & (pairs != UNTRACKED).all(1)]
-        self.sets.union_pairs(map(tuple, torch.unique(pairs, dim=0).tolist()))
+        n = len(self.sets)
+        keys = torch.unique(pairs[:, 0] * n + pairs[:, 1])  # 1-D unique: far cheaper than dim=0
+        self.sets.union_pairs(zip((keys // n).tolist(), (keys % n).tolist(), strict=True))
 
     def _custom_function(self, t: torch.Tensor, fn: BackwardCFunction) -> None:
         """A custom ``autograd.Function`` ran: its inside is unknown, so freeze what it touched."""
@@ -209,7 +211,7 @@ class Tracer(TorchFunctionMode):
             self._leaf_depth -= 1
             if self._leaf_depth == 0 and not self._busy:
                 self._busy = True
-                try:
+                try:  # label bookkeeping: not traced, and faster without the mode's dispatch
                     from .rules import apply_leaf
 
                     record = OpRecord(len(self.ops), f"module:{name}", "", name)
@@ -220,7 +222,8 @@ class Tracer(TorchFunctionMode):
                     self._alive.append((tensors, outs))
                     self.current_op = record
                     self.ops.append(record)
-                    apply_leaf(self, name, module, spec, args, output)
+                    with torch._C.DisableTorchFunction():
+                        apply_leaf(self, name, module, spec, args, output)
                 finally:
                     self._busy = False
                 self.current_op = None

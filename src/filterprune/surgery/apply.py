@@ -16,9 +16,18 @@ from ..graph.specs import LayerSpec, spec_for
 from ..plan import Plan, PlanError
 
 
-def _keep(total: int, removed: list[int]) -> list[int]:
-    gone = set(removed)
-    return [i for i in range(total) if i not in gone]
+def _keep(name: str, total: int, removed: list[int]) -> torch.Tensor:
+    """The sorted indices in ``range(total)`` that ``removed`` leaves, as an int64 tensor."""
+    mask = torch.ones(total, dtype=torch.bool)
+    if removed:
+        index = torch.tensor(removed, dtype=torch.long)
+        if int(index.min()) < 0 or int(index.max()) >= total:
+            raise PlanError(
+                f"plan removes channel indices outside 0..{total - 1} from module '{name}'; "
+                "the plan was made for a different model"
+            )
+        mask[index] = False
+    return mask.nonzero().flatten()
 
 
 def _gather(tensor: torch.Tensor, keep: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -34,9 +43,9 @@ def _gather(tensor: torch.Tensor, keep: dict[int, torch.Tensor]) -> torch.Tensor
     return tensor
 
 
-def _slice(module: nn.Module, name: str, keep: dict[int, list[int]]) -> None:
+def _slice(module: nn.Module, name: str, keep: dict[int, torch.Tensor]) -> None:
     tensor = getattr(module, name)
-    index = {a: torch.tensor(k, dtype=torch.long, device=tensor.device) for a, k in keep.items()}
+    index = {a: k.to(tensor.device) for a, k in keep.items()}
     with torch.no_grad():  # gathering copies: the result shares no memory with the input
         data = _gather(tensor.detach(), index)
     if isinstance(tensor, nn.Parameter):
@@ -89,8 +98,8 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
         removed_in = plan.removed_inputs.get(name, [])
         if spec.kind == "perchannel":
             removed_in = removed_out
-        keep_out, keep_in = _keep(n_out, removed_out), _keep(n_in, removed_in)
-        if not keep_out or not keep_in:
+        keep_out, keep_in = _keep(name, n_out, removed_out), _keep(name, n_in, removed_in)
+        if not len(keep_out) or not len(keep_in):
             raise PlanError(f"plan would leave module '{name}' with no channels")
         if getattr(module, "groups", 1) > 1:
             per_in, per_out = n_in // module.groups, n_out // module.groups
@@ -98,7 +107,7 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
                 raise PlanError(f"plan removes part of a group from grouped conv '{name}'")
         work.append((name, module, spec, keep_in, keep_out, n_in, n_out))
     for _name, module, spec, keep_in, keep_out, n_in, n_out in work:
-        cuts: dict[str, dict[int, list[int]]] = {}
+        cuts: dict[str, dict[int, torch.Tensor]] = {}
         if len(keep_out) < n_out:
             for p in spec.out_params(module):
                 cuts.setdefault(p.name, {})[p.axis] = keep_out

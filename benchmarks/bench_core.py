@@ -42,10 +42,9 @@ Run from the repository root (Torch-Pruning is a benchmark-only extra)::
     PYTHONPATH=src .venv/bin/python benchmarks/bench_core.py --quick  # -> results/core_quick.json
     .venv/bin/python benchmarks/render.py benchmarks/results/core.json   # Markdown tables
 
-Profile one filterprune build + prune (no JSON written)::
+Profile one filterprune build + prune after a warm-up (no JSON written)::
 
-    PYTHONPATH=src .venv/bin/python -m cProfile -s cumtime benchmarks/bench_core.py \\
-        --profile-one vgg16_bn | head -n 40
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_core.py --profile-one resnet50
 """
 
 from __future__ import annotations
@@ -622,12 +621,24 @@ def run_benchmark(cfg: Config, quick: bool) -> dict[str, Any]:
     }
 
 
-def profile_one(name: str, width: float, size: int) -> None:
-    """One filterprune build (with probe) + 50% L1 prune; meant to run under ``cProfile``."""
+def profile_one(name: str, width: float, size: int, lines: int = 40) -> None:
+    """Profile one filterprune build (with probe) + 50% L1 prune, after an untimed warm-up.
+
+    Prints the ``lines`` entries with the largest cumulative time. The warm-up keeps the one-off
+    import of PyTorch's meta kernels (about 1 s, first trace of a process) out of the profile.
+    """
+    import cProfile
+    import pstats
+
+    warm_up(size, with_tp=False)
     x = example_input(size)
     model = build_model(name, width)
+    profiler = cProfile.Profile()
+    profiler.enable()
     graph = fp.analyze(model, x)
     fp.prune(model, x, amount=AMOUNT, criterion="l1", graph=graph)
+    profiler.disable()
+    pstats.Stats(profiler).strip_dirs().sort_stats("cumtime").print_stats(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,9 @@ measures each:
 - ``uniform``: the same fraction of every layer (per-group selection), like the peer's run;
 - ``global-lambda=X``: global lowest-K of L2-normalised L1 scores minus X times the normalised
   FLOPs cost of a channel (Molchanov's FLOPs regularisation, larger X = expensive layers first);
-each with ``round_to`` 1 and 8. Weights are random (latency does not depend on them). Pruning goes in
-small global steps until the MACs are at or below the target. Latency: ``torch.utils.benchmark``
+each with ``round_to`` 1 and 8. Weights are random (latency does not depend on them). Uniform
+pruning is one shot, its fraction bisected to land at or just below the target; global pruning goes
+in small steps until the MACs are at or below the target. Latency: ``torch.utils.benchmark``
 with warm-up, 2 threads, median.
 
 Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_vgg224_speed.py [--quick]
@@ -22,11 +23,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import statistics
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch import nn
 
 import filterprune as fp
 from filterprune.models import create_model
@@ -35,16 +38,45 @@ from filterprune.report import measure_latency
 TARGET_GFLOPS = 8.0
 
 
+def _prune_uniform(model, x, *, round_to: int, target_macs: float) -> tuple[torch.nn.Module, int]:
+    """One-shot per-layer pruning: bisect the fraction so MACs land at or just below the target.
+
+    Every trial prunes a fresh copy of ``model``; the returned model is the smallest fraction whose
+    MACs are at or below ``target_macs``. The count of trials is returned as the steps.
+    """
+    graph = fp.analyze(model, x)
+    lo, hi, best, trials = 0.0, 0.95, None, 0
+    while hi - lo > 2e-3:
+        mid = (lo + hi) / 2
+        trial, trial_graph = copy.deepcopy((model, graph))
+        fp.prune(trial, x, amount=mid, criterion="l1", round_to=round_to, graph=trial_graph)
+        trials += 1
+        if fp.count(trial, x).macs <= target_macs:
+            hi, best = mid, trial
+        else:
+            lo = mid
+    if best is None:
+        raise RuntimeError("no fraction reaches the MACs target")
+    return best, trials
+
+
 def _prune_to(
     model, x, *, scope: str, lam: float, round_to: int, target_macs: float
 ) -> tuple[torch.nn.Module, int]:
-    """Prune in steps until MACs are within 3 % below ``target_macs``; undo and halve overshoots."""
+    """Prune in global steps until MACs are within 3 % below ``target_macs``.
+
+    A step that overshoots below 97 % of the target is undone and the step halved. Per-group
+    (uniform) pruning is done in one shot by :func:`_prune_uniform` instead: small per-group steps
+    never remove anything from the narrow layers once ``round_to`` rounds them back up.
+    """
+    if scope == "per_group":
+        return _prune_uniform(model, x, round_to=round_to, target_macs=target_macs)
     graph = fp.analyze(model, x)
     steps = 0
     macs = fp.count(model, x).macs
     step = 0.08
     while macs > target_macs and step > 1e-3:
-        frac = min(step, 1 - target_macs / macs) if scope == "global" else step
+        frac = min(step, 1 - target_macs / macs)
         saved = copy.deepcopy((model, graph))
         plan = fp.prune(
             model,
@@ -71,28 +103,17 @@ def _prune_to(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer strategies and repeats")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating latency rounds (3)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     x = torch.randn(1, 3, 224, 224)
     batch_sizes = (1, 16)
     reps = {1: (2, 10), 16: (1, 3)} if not args.quick else {1: (1, 3), 16: (1, 1)}
-
-    def latency(model):
-        out = {}
-        for b in batch_sizes:
-            warm, rep = reps[b]
-            r = measure_latency(model, x, batch_sizes=(b,), repeats=rep, warmup=warm, threads=2)[0]
-            out[b] = asdict(r)
-        return out
+    rounds = 1 if args.quick else args.rounds
 
     torch.manual_seed(0)
     base = create_model("vgg16", head="imagenet", num_classes=1000).eval()
     base_counts = fp.count(base, x)
-    base_lat = latency(base)
-    print(
-        f"original: {2 * base_counts.macs / 1e9:.2f} GFLOPs, "
-        f"b1 {base_lat[1]['median_ms']:.0f} ms, b16 {base_lat[16]['median_ms']:.0f} ms"
-    )
     strategies = [
         ("uniform", "per_group", 0.0, 8),
         ("global-lambda=1", "global", 1.0, 8),
@@ -106,7 +127,7 @@ def main() -> None:
             ("global-lambda=0.001", "global", 1e-3, 8),
         ]
     target = TARGET_GFLOPS / 2 * 1e9
-    results = []
+    results, models = [], {"original": base}
     for label, scope, lam, round_to in strategies:
         model = create_model("vgg16", head="imagenet", num_classes=1000).eval()
         model.load_state_dict(base.state_dict())
@@ -114,37 +135,58 @@ def main() -> None:
         model, steps = _prune_to(
             model, x, scope=scope, lam=lam, round_to=round_to, target_macs=target
         )
-        prune_s = time.perf_counter() - t0
         counts = fp.count(model, x)
-        lat = latency(model)
-        row = {
-            "strategy": label,
-            "scope": scope,
-            "flops_reg": lam,
-            "round_to": round_to,
-            "steps": steps,
-            "prune_seconds": prune_s,
-            "gflops": 2 * counts.macs / 1e9,
-            "params": counts.params,
-            "flops_ratio": base_counts.macs / counts.macs,
-            "speedup_b1": base_lat[1]["median_ms"] / lat[1]["median_ms"],
-            "speedup_b16": base_lat[16]["median_ms"] / lat[16]["median_ms"],
-            "latency": lat,
-            "widths": [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)],
-        }
-        results.append(row)
-        print(
-            f"{label} round_to={round_to}: {row['gflops']:.2f} GFLOPs, x{row['speedup_b1']:.2f} (b1) "
-            f"x{row['speedup_b16']:.2f} (b16) widths {row['widths']}"
+        key = f"{label} round_to={round_to}"
+        models[key] = model
+        results.append(
+            {
+                "strategy": label,
+                "scope": scope,
+                "flops_reg": lam,
+                "round_to": round_to,
+                "steps": steps,
+                "prune_seconds": time.perf_counter() - t0,
+                "gflops": 2 * counts.macs / 1e9,
+                "params": counts.params,
+                "flops_ratio": base_counts.macs / counts.macs,
+                "widths": [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)],
+            }
         )
+        print(f"{key}: {results[-1]['gflops']:.2f} GFLOPs, widths {results[-1]['widths']}")
+
+    # Latency: every model once per round, rounds alternating, so drifting load hits all alike.
+    per_round: dict[str, dict[int, list[float]]] = {k: {b: [] for b in batch_sizes} for k in models}
+    for r in range(rounds):
+        for key, model in models.items():
+            for b in batch_sizes:
+                warm, rep = reps[b]
+                (res,) = measure_latency(
+                    model, x, batch_sizes=(b,), repeats=rep, warmup=warm, threads=2
+                )
+                per_round[key][b].append(res.median_ms)
+        print(f"latency round {r + 1}/{rounds} done")
+    median = {k: {b: statistics.median(v) for b, v in d.items()} for k, d in per_round.items()}
+    for row, key in zip(results, list(models)[1:], strict=True):
+        row["latency_ms"] = {str(b): median[key][b] for b in batch_sizes}
+        row["latency_per_round_ms"] = {str(b): per_round[key][b] for b in batch_sizes}
+        row["speedup_b1"] = median["original"][1] / median[key][1]
+        row["speedup_b16"] = median["original"][16] / median[key][16]
+        print(f"{key}: x{row['speedup_b1']:.2f} (b1) x{row['speedup_b16']:.2f} (b16)")
     out = {
         "torch": torch.__version__,
         "threads": 2,
         "input": [1, 3, 224, 224],
+        "latency": {
+            "rounds": rounds,
+            "per_round": {str(b): {"warmup": reps[b][0], "repeats": reps[b][1]} for b in reps},
+            "statistic": "median over rounds of the per-round median",
+            "loadavg_after": list(os.getloadavg()),
+        },
         "original": {
             "gflops": 2 * base_counts.macs / 1e9,
             "params": base_counts.params,
-            "latency": base_lat,
+            "latency_ms": {str(b): median["original"][b] for b in batch_sizes},
+            "latency_per_round_ms": {str(b): per_round["original"][b] for b in batch_sizes},
         },
         "target_gflops": TARGET_GFLOPS,
         "results": results,

@@ -192,3 +192,34 @@ def test_flops_regularization_prunes_the_expensive_layer_first():
     # the U-Net seed's sign (adding the cost) would protect the expensive layer instead
     scores = fp.rank(TwoLayers(), x, criterion="all_equal_for_test", flops_reg=1e-3)
     assert scores["costly"].max() < scores["cheap"].min()
+
+
+def test_ranking_frees_feature_maps_without_the_cycle_collector(monkeypatch):
+    """Each batch's observed maps must die by reference counting, not wait for the collector."""
+    import gc
+    import weakref
+
+    from filterprune.criteria.observe import FeatureObserver
+
+    model = Tiny()
+    batches = _batches()
+    x = batches[0][0][:1]
+    graph = fp.analyze(model, x)
+    seen = []
+    emit = FeatureObserver._emit
+
+    def spy(self, anchor, z):
+        seen.append(weakref.ref(z))
+        emit(self, anchor, z)
+
+    monkeypatch.setattr(FeatureObserver, "_emit", spy)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        fp.rank(model, x, batches, F.cross_entropy, criterion="taylor", graph=graph)
+        alive = sum(ref() is not None for ref in seen)
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert len(seen) == len(batches)
+    assert alive == 0

@@ -10,7 +10,6 @@ train/eval mode, even when the loss function raises.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
 from typing import Any
 
 import torch
@@ -96,17 +95,28 @@ class FeatureObserver:
         return hook
 
     def __enter__(self) -> FeatureObserver:
-        self._stack = ExitStack()
-        for name, anchors in self._watch.items():
-            handle = self._modules[name].register_forward_hook(self._hook(anchors))
-            self._stack.callback(handle.remove)
-        if any(a.activation for a in self.anchors.values()):
-            self._stack.enter_context(_ActivationWatch(self))
+        self._handles = []
+        self._mode: _ActivationWatch | None = None
+        try:
+            for name, anchors in self._watch.items():
+                module = self._modules[name]
+                self._handles.append(module.register_forward_hook(self._hook(anchors)))
+            if any(a.activation for a in self.anchors.values()):
+                self._mode = _ActivationWatch(self)
+                self._mode.__enter__()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._pending.clear()
-        self._stack.close()
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 def run_passes(

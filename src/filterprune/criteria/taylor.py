@@ -16,6 +16,7 @@ product over examples and takes the absolute value at the end (the VGG16 seed's 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -134,8 +135,11 @@ def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) ->
             if stat is None:
                 continue
             found = True
-            for i, pos in enumerate(m.positions):
-                total[i] += stat[pos].sum()
+            flat = torch.tensor([p for pos in m.positions for p in pos], dtype=torch.long)
+            owner = torch.tensor(
+                [i for i, pos in enumerate(m.positions) for _ in pos], dtype=torch.long
+            )
+            total.index_add_(0, owner, stat.detach().cpu()[flat].to(total.dtype))
         if not found:
             raise RuntimeError(
                 f"no feature map of group '{g.name}' was observed during ranking; does the loss "
@@ -184,12 +188,20 @@ class Taylor:
         stats = ChannelStats(accumulate=self.accumulate, momentum=self.momentum)
         signed = self.signed
 
+        # Feature maps wait here for their gradient. The hook must not capture ``z`` itself:
+        # z -> its hooks -> the closure -> z would be a reference cycle, and every batch's
+        # activations would then stay alive until the cyclic garbage collector ran.
+        waiting: dict[int, torch.Tensor] = {}
+        counter = itertools.count()
+
         def on_feature(name: str, z: torch.Tensor, cdim: int) -> None:
             if not z.requires_grad:
                 return
+            key = next(counter)
+            waiting[key] = z.detach()
 
             def hook(grad: torch.Tensor) -> None:
-                prod = channel_dot(z.detach(), grad, cdim)  # (N, C)
+                prod = channel_dot(waiting.pop(key), grad, cdim)  # (N, C)
                 stats.add(name, prod if signed else prod.abs())
 
             z.register_hook(hook)
@@ -207,6 +219,7 @@ class Taylor:
             device=ctx.get("device"),
             progress=ctx.get("progress", False),
         )
+        waiting.clear()  # maps that got no gradient (their output did not reach the loss)
         result = stats.result()
         return {k: v.abs() for k, v in result.items()} if signed else result
 

@@ -13,7 +13,7 @@ from ._gc import gc_paused
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .graph.groups import DependencyGraph
-from .graph.probe import MAX_ROUNDS, freeze_op, probe_once
+from .graph.probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
 from .graph.tracer import trace
 from .plan import Plan
 from .select import Selection, select
@@ -61,14 +61,15 @@ def analyze(
         ignore: Modules whose output channels must stay: names (``fnmatch`` patterns), module
             objects or module types.
         leaf_types: Extra module types to treat as opaque leaves.
-        probe: Check the analysis by pruning a copy (see :mod:`filterprune.graph.probe`).
+        probe: Check the analysis by pruning a copy (see :mod:`filterprune.graph.probe`). It is
+            skipped when the model has nothing it could find (see ``needs_probe`` there).
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
     with gc_paused():
         tracer = trace(model, example_inputs, leaf_types=leaf_types)
         graph = DependencyGraph(model, tracer, ignore=names)
-        if probe:
+        if probe and needs_probe(graph):
             for _ in range(MAX_ROUNDS):
                 bad = probe_once(model, example_inputs, graph, leaf_types)
                 if bad is None:

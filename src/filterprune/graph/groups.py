@@ -103,6 +103,7 @@ class DependencyGraph:
         self.order = tracer.order
         self.ops = tracer.ops
         self.on_meta = tracer.on_meta  # the probe traces its copies the same way
+        self.read_shapes = tracer.read_shapes
         modules = dict(model.named_modules())
         self.modules = {n: modules[n] for n in self.order}
         for name in ignore:

@@ -20,6 +20,7 @@ from torch import nn
 from . import labels as L
 from .elements import UNTRACKED
 from .groups import DependencyGraph
+from .specs import is_builtin_layer
 from .tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 
 MAX_ROUNDS = 8
@@ -64,6 +65,47 @@ def _first_mismatch(
                 continue
             return rec.index
     return None
+
+
+# Ops none of whose arguments can carry a channel count or position: element-wise ops and
+# activations (tensors and scalars), pooling (spatial sizes), flatten and cat (dimension indices).
+# Their rules follow the input shapes exactly, so pruning a copy cannot disagree with them.
+SHAPE_FREE_OPS = frozenset(
+    {
+        *("add", "add_", "__add__", "__iadd__", "__radd__"),
+        *("sub", "sub_", "__sub__", "__isub__", "__rsub__"),
+        *("mul", "mul_", "__mul__", "__imul__", "__rmul__"),
+        *("div", "div_", "__truediv__", "__itruediv__"),
+        *("relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_"),
+        *("sigmoid", "sigmoid_", "tanh", "tanh_", "silu", "gelu", "hardswish", "hardsigmoid"),
+        *("elu", "selu", "mish", "softplus"),
+        *("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout"),
+        *("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d"),
+        *("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"),
+        *("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"),
+        *("flatten", "cat", "concat", "concatenate"),
+    }
+)
+
+
+def needs_probe(graph: DependencyGraph) -> bool:
+    """Whether the probe can find anything: some op or leaf could hold a count fixed in code.
+
+    A model traced only through :data:`SHAPE_FREE_OPS` and torch's own layer types (exactly those
+    types, with their shipped specs) has no argument that could carry a channel count, so the
+    probe would only confirm the analysis, unless the model's Python code read a size or a value
+    (``x.size(1)``, ``x.shape``, ``.item()``) and may branch on it. Anything else (views, slices,
+    splits, pads, factories, user-registered or subclassed layers, size reads) is probed.
+    """
+    if graph.read_shapes:  # e.g. ``assert x.size(1) == 64``: only a pruned copy can tell
+        return True
+    for record in graph.ops:
+        if record.name.startswith("module:"):
+            if not is_builtin_layer(graph.model.get_submodule(record.module)):
+                return True
+        elif record.name not in SHAPE_FREE_OPS:
+            return True
+    return False
 
 
 def probe_once(

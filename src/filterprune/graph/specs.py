@@ -279,3 +279,12 @@ register_layer(nn.LayerNorm, LayerNormSpec())
 register_layer(nn.PReLU, PReLUSpec())
 for _t in (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding, nn.Bilinear):
     register_layer(_t, OpaqueSpec())
+
+# The layers registered above, as shipped: for these exact types the spec is known to be right.
+BUILTIN_SPECS: dict[type, LayerSpec] = dict(_REGISTRY)
+
+
+def is_builtin_layer(module: nn.Module) -> bool:
+    """Whether ``module`` is exactly a torch layer type whose shipped spec is still in use."""
+    spec = BUILTIN_SPECS.get(type(module))
+    return spec is not None and _REGISTRY.get(type(module)) is spec

@@ -38,6 +38,13 @@ _PASSIVE = {
 }  # fmt: skip
 
 
+# Reads that hand a size or a value to the model's Python code (which the trace does not see).
+_SHAPE_READS = {
+    "size", "attr:shape", "numel", "nelement", "__len__", "item", "tolist", "__bool__",
+    "is_nonzero", "__iter__", "__format__",
+}  # fmt: skip
+
+
 class TraceError(RuntimeError):
     """The model could not be run under the tracer."""
 
@@ -85,6 +92,7 @@ class Tracer(TorchFunctionMode):
         self._module_stack: list[str] = []
         self.current_op: OpRecord | None = None
         self.on_meta = False  # traced on a weightless copy (see :func:`trace`)
+        self.read_shapes = False  # the model's own code read a size or value (see _SHAPE_READS)
 
     # ----- labels -------------------------------------------------------------------------
     def label(self, t: torch.Tensor) -> torch.Tensor:
@@ -160,6 +168,8 @@ class Tracer(TorchFunctionMode):
         name = getattr(func, "__name__", None) or repr(func)
         if name == "__get__":
             name = "attr:" + getattr(getattr(func, "__self__", None), "__name__", "?")
+        if name in _SHAPE_READS:
+            self.read_shapes = True  # Python code saw a size: it may branch or compute on it
         if name in _PASSIVE:
             return func(*args, **kwargs)
         module = self._module_stack[-1] if self._module_stack else ""
@@ -217,6 +227,7 @@ class Tracer(TorchFunctionMode):
                     record = OpRecord(len(self.ops), f"module:{name}", "", name)
                     tensors = [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)]
                     outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+                    record.inputs = [self.label(t) for t in tensors]  # the probe freezes these
                     record.in_ids = [id(t) for t in tensors]
                     record.out_ids = [id(t) for t in outs]
                     self._alive.append((tensors, outs))

@@ -104,6 +104,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer strategies and repeats")
     parser.add_argument("--rounds", type=int, default=3, help="alternating latency rounds (3)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="LABEL:ROUND_TO", help="run these strategies only"
+    )
+    parser.add_argument("--out", type=Path, help="JSON path (default results/vgg224_speed.json)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     x = torch.randn(1, 3, 224, 224)
@@ -126,6 +130,8 @@ def main() -> None:
             ("uniform", "per_group", 0.0, 1),
             ("global-lambda=0.001", "global", 1e-3, 8),
         ]
+    if args.only:
+        strategies = [s for s in strategies if f"{s[0]}:{s[3]}" in set(args.only)]
     target = TARGET_GFLOPS / 2 * 1e9
     results, models = [], {"original": base}
     for label, scope, lam, round_to in strategies:
@@ -191,7 +197,7 @@ def main() -> None:
         "target_gflops": TARGET_GFLOPS,
         "results": results,
     }
-    path = Path(__file__).parent / "results" / "vgg224_speed.json"
+    path = args.out or Path(__file__).parent / "results" / "vgg224_speed.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     print(f"wrote {path}")

@@ -223,3 +223,46 @@ def test_ranking_frees_feature_maps_without_the_cycle_collector(monkeypatch):
             gc.enable()
     assert len(seen) == len(batches)
     assert alive == 0
+
+
+class InPlaceInput(Tiny):
+    def forward(self, x):
+        x.sub_(0.5)  # normalises its input in place
+        return super().forward(x)
+
+
+def test_ranking_skips_weight_gradients_but_scores_the_same():
+    """Backward towards the inputs gives the feature-map gradients Taylor needs, and no more."""
+    torch.manual_seed(0)
+    model = Tiny(bn=True)
+    batches = _batches()
+    x = batches[0][0][:1]
+    graph = fp.analyze(model, x)
+    calls = []
+    handle = model.c1.weight.register_hook(lambda g: calls.append(g))
+    try:
+        scores = fp.rank(model, x, batches, F.cross_entropy, criterion="taylor", graph=graph)
+    finally:
+        handle.remove()
+    assert calls == []  # no gradient was taken for a weight
+    # the same scores with gradients taken for the parameters, through a user step function
+    twin = fp.rank(
+        model,
+        x,
+        batches,
+        criterion="taylor",
+        graph=graph,
+        step_fn=lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+    )
+    for name in scores:
+        torch.testing.assert_close(scores[name], twin[name])
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_ranking_a_model_that_modifies_its_input_in_place():
+    model = InPlaceInput()
+    batches = _batches()
+    x = batches[0][0][:1].clone()
+    graph = fp.analyze(model, x)
+    scores = fp.rank(model, x, batches, F.cross_entropy, criterion="taylor", graph=graph)
+    assert all(torch.isfinite(v).all() and (v >= 0).all() for v in scores.values())

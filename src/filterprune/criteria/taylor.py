@@ -214,6 +214,7 @@ class Taylor:
             step_fn=ctx.get("step_fn"),
             observer=observer,
             backward=True,
+            weight_grads=False,
             train_mode=self.train_mode,
             max_batches=ctx.get("max_batches"),
             device=ctx.get("device"),

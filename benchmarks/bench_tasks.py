@@ -63,7 +63,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from filterprune.loop import Budget, PruneConfig, load, run_pruning, save
 from filterprune.models import create_model
-from filterprune.report import checkpoint_size_bytes, count, measure_latency
+from filterprune.report import LatencyConfig, checkpoint_size_bytes, count, measure_latency
 from filterprune.tasks import (
     SyntheticCarsConfig,
     builtin_data,
@@ -98,6 +98,7 @@ class Spec:
     targets: tuple[str, ...]
     round_to: int = 8
     seed: int = 0
+    latency_batch: int | None = None  # time this batch size each iteration (for latency targets)
     requirements: dict[str, float] = field(default_factory=dict)
 
 
@@ -271,13 +272,16 @@ def factory(spec: Spec):
     return lambda: create_model(spec.model, **spec.model_kwargs)
 
 
-def _paths(cache: Path, name: str, spec: Spec, order_seed: int) -> dict[str, Path]:
+def _paths(
+    cache: Path, name: str, spec: Spec, order_seed: int, variant: str = ""
+) -> dict[str, Path]:
     tag = "-".join(f"{k}{v:g}" for k, v in spec.model_kwargs.items() if isinstance(v, int | float))
     root = cache / f"{name}-{tag}-seed{spec.seed}"
+    suffix = f"-{variant}" if variant else ""
     return {
         "baseline": root / f"baseline-steps{spec.baseline_steps}",
-        "run": root / f"run-order{order_seed}",
-        "pruned": root / f"pruned-order{order_seed}",
+        "run": root / f"run-order{order_seed}{suffix}",
+        "pruned": root / f"pruned-order{order_seed}{suffix}",
     }
 
 
@@ -309,7 +313,7 @@ def describe(model: nn.Module, runner: Runner) -> dict[str, Any]:
 
 # ----- accuracy pass -------------------------------------------------------------------------
 def run_task(name: str, spec: Spec, args: argparse.Namespace) -> dict[str, Any]:
-    paths = _paths(Path(args.cache_dir), name, spec, args.order_seed)
+    paths = _paths(Path(args.cache_dir), name, spec, args.order_seed, args.variant)
     runner = Runner(spec, args.order_seed)
     start = time.perf_counter()
     model, binfo = baseline(runner, paths["baseline"])
@@ -330,6 +334,15 @@ def run_task(name: str, spec: Spec, args: argparse.Namespace) -> dict[str, Any]:
         metric=metric,
         max_metric_drop=spec.max_drop * args.stop_margin,
         seed=spec.seed,
+        **(
+            {
+                "latency": LatencyConfig(
+                    batch_sizes=(spec.latency_batch,), devices=("cpu",), threads=2
+                )
+            }
+            if spec.latency_batch
+            else {}
+        ),
     )
 
     def finetune(m: nn.Module, start_step: int, budget: Budget) -> int:
@@ -504,6 +517,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="seed of the loop's batch order only (data split and baseline stay the same)",
     )
+    p.add_argument(
+        "--vgg-targets", nargs="+", metavar="TARGET", help='VGG loop targets, e.g. "params=-75%%"'
+    )
+    p.add_argument(
+        "--latency-batch", type=int, help="batch size the loop times (for latency targets)"
+    )
+    p.add_argument(
+        "--variant", default="", help="suffix of the run and pruned folders (keeps other runs)"
+    )
     p.add_argument("--latency-only", action="store_true", help="time the saved checkpoints")
     p.add_argument("--latency-threads", type=int, default=2)
     p.add_argument("--latency-rounds", type=int, default=3)
@@ -525,6 +547,10 @@ def specs(args: argparse.Namespace) -> dict[str, Spec]:
             spec = replace(spec, model_kwargs={**spec.model_kwargs, "width": args.vgg_width})
         if name == "unet" and args.unet_base is not None:
             spec = replace(spec, model_kwargs={**spec.model_kwargs, "base": args.unet_base})
+        if name == "vgg" and args.vgg_targets:
+            spec = replace(spec, targets=tuple(args.vgg_targets))
+        if args.latency_batch:
+            spec = replace(spec, latency_batch=args.latency_batch)
         if args.quick:
             spec = replace(spec, **QUICK[name])
         out[name] = spec

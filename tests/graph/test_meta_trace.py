@@ -119,3 +119,28 @@ def test_value_dependent_forward_falls_back_to_a_real_trace(cls):
     original = copy.deepcopy(model)
     plan = fp.prune(model, x, amount=0.25, criterion="random")
     assert max_difference(original, model, plan, x) < 1e-5
+
+
+class CpuConstant(nn.Module):
+    """Builds a constant on the default device inside forward: it can't meet a meta tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.a(x)
+        return self.b(y + torch.ones(1, 1, 1, 1))
+
+
+def test_device_bound_constant_falls_back_and_prunes_exactly():
+    model = CpuConstant().eval()
+    x = torch.randn(2, 3, 8, 8)
+    graph = _graph(model, x, meta=True)
+    assert not graph.on_meta  # meta + cpu tensor fails: traced for real
+    assert _shape(graph) == _shape(_graph(model, x, meta=False))
+    original = copy.deepcopy(model)
+    plan = fp.prune(model, x, amount=0.5, criterion="l1")
+    assert plan.removed_outputs["a"]
+    assert max_difference(original, model, plan, x) < 1e-5

@@ -45,7 +45,7 @@ def _per_group(graph: DependencyGraph, per_filter: Callable[[str], torch.Tensor]
     scores = {}
     for g in graph.prunable:
         values = per_filter(g.name)
-        scores[g.name] = torch.stack([values[pos].float().sum() for pos in g.members[0].positions])
+        scores[g.name] = g.members[0].channel_sums(values.float())
     return scores
 
 

@@ -79,8 +79,7 @@ class _GradientCriterion:
             for m in g.members:
                 if m.module not in per_module or m.role not in self.roles:
                     continue
-                for i, pos in enumerate(m.positions):
-                    total[i] += per_module[m.module][pos].sum()
+                total += m.channel_sums(per_module[m.module]).to(total)
             scores[g.name] = total
         return scores
 

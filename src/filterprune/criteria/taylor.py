@@ -135,11 +135,7 @@ def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) ->
             if stat is None:
                 continue
             found = True
-            flat = torch.tensor([p for pos in m.positions for p in pos], dtype=torch.long)
-            owner = torch.tensor(
-                [i for i, pos in enumerate(m.positions) for _ in pos], dtype=torch.long
-            )
-            total.index_add_(0, owner, stat.detach().cpu()[flat].to(total.dtype))
+            total += m.channel_sums(stat.detach().cpu()).to(total.dtype)
         if not found:
             raise RuntimeError(
                 f"no feature map of group '{g.name}' was observed during ranking; does the loss "

@@ -26,9 +26,7 @@ def filter_norms(graph: DependencyGraph, group: Group, p: float) -> torch.Tensor
             continue
         w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1)
         per_filter = torch.linalg.vector_norm(w.float(), ord=p, dim=1).double().pow(p).cpu()
-        owner = [i for i, pos in enumerate(member.positions) for _ in pos]
-        flat = [q for pos in member.positions for q in pos]
-        total.index_add_(0, torch.tensor(owner, dtype=torch.long), per_filter[flat])
+        total += member.channel_sums(per_filter)
     return total.pow(1.0 / p).float()
 
 
@@ -80,8 +78,7 @@ class BNScale:
                     continue
                 found = True
                 gamma = module.weight.detach().abs().float()
-                for i, pos in enumerate(m.positions):
-                    total[i] += gamma[pos].sum()
+                total += m.channel_sums(gamma).cpu()
             scores[g.name] = total if found else filter_norms(graph, g, 1.0)
         return scores
 

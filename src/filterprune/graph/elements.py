@@ -55,20 +55,13 @@ class ElementSets:
 
     def union(self, a: int, b: int) -> None:
         """Merge the classes of ``a`` and ``b``; untracked elements are never merged."""
-        if a == UNTRACKED or b == UNTRACKED:
-            return
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if rb < ra:
-            ra, rb = rb, ra
-        self._parent[rb] = ra
-        moved = self._reasons.pop(rb, None)
-        if moved:
-            self._reasons.setdefault(ra, []).extend(r for r in moved if r not in self._reasons[ra])
+        self.union_pairs(((a, b),))
 
     def union_pairs(self, pairs: Iterable[tuple[int, int]]) -> None:
-        """:meth:`union` for many pairs (the hot loop of residual adds: kept lean)."""
+        """Merge the classes of each pair ``(a, b)`` (the hot loop of residual adds: kept lean).
+
+        The lower root id becomes the root; freeze reasons move with the merged class.
+        """
         find, parent, reasons = self.find, self._parent, self._reasons
         for a, b in pairs:
             if a == UNTRACKED or b == UNTRACKED:

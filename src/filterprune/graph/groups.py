@@ -32,6 +32,14 @@ class Member:
     role: str
     positions: list[list[int]]  # per group channel, the module's positions holding it
 
+    def channel_sums(self, values: torch.Tensor) -> torch.Tensor:
+        """Per group channel, the sum of ``values`` (indexed by this module's positions)."""
+        flat = [p for pos in self.positions for p in pos]
+        owner = [i for i, pos in enumerate(self.positions) for _ in pos]
+        index = torch.tensor(owner, dtype=torch.long, device=values.device)
+        total = torch.zeros(len(self.positions), dtype=values.dtype, device=values.device)
+        return total.index_add_(0, index, values[flat])
+
 
 @dataclass
 class Group:

@@ -122,7 +122,9 @@ def rank(
         criterion: A registered criterion name or a criterion object.
         normalize: Per-group L2 normalisation (Molchanov et al. 2017).
         flops_reg: ``lambda`` of the cost regularisation (``1e-3`` in the paper; 0 = off).
-        cost: ``"flops"``, ``"params"`` or ``"memory"``: what ``flops_reg`` charges.
+        cost: ``"flops"``, ``"params"``, ``"memory"`` or ``"latency"`` (each layer's forward
+            timed on this machine at the batch size of ``example_inputs``): what ``flops_reg``
+            charges.
         graph: A graph of this model from :func:`analyze` (skips tracing).
         criterion_options: Keyword arguments for the criterion's constructor.
         **context: Extra inputs for the criterion (``step_fn``, ``max_batches``, ``device``...).

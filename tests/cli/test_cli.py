@@ -355,3 +355,18 @@ def test_demo_smoke(capsys, tmp_path):
     assert RunDir(tmp_path / "demo").read_state()["finished"]
     assert (tmp_path / "demo" / "report" / "summary.md").exists()
     assert list((tmp_path / "cache").glob("*.safetensors"))  # the baseline is cached
+
+
+def test_cost_flag_reaches_the_config(tmp_path):
+    from filterprune.cli._common import UsageError
+    from filterprune.cli.main import build_parser
+    from filterprune.cli.prune import build_config
+    from filterprune.tasks import get_task
+
+    args = build_parser().parse_args(
+        ["prune", "--load", str(tmp_path), "--flops-reg", "0.5", "--cost", "latency"]
+    )
+    config = build_config(args, get_task("classify"))
+    assert (config.flops_reg, config.cost) == (0.5, "latency")
+    with pytest.raises(UsageError, match="--cost: invalid choice: 'time'"):
+        build_parser().parse_args(["prune", "--load", str(tmp_path), "--cost", "time"])

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..criteria.regularize import COSTS
 from ..loop import (
     ConfigError,
     PruneConfig,
@@ -123,6 +124,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--flops-reg", type=float, metavar="LAMBDA", help="FLOPs regularisation lambda (e.g. 1e-3)"
+    )
+    p.add_argument(
+        "--cost",
+        choices=COSTS,
+        help="what --flops-reg charges per channel (default flops; latency = each layer timed "
+        "on this machine)",
     )
     p.add_argument(
         "--no-normalize",
@@ -272,6 +279,7 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         "scope": args.scope,
         "ranking_batches": args.ranking_batches,
         "flops_reg": args.flops_reg,
+        "cost": args.cost,
         "normalize": args.normalize,
         "round_to": args.round_to,
         "min_channels": args.min_channels,

@@ -3,12 +3,22 @@
 Molchanov et al. (2017) normalise each layer's scores by their L2 norm so one global ranking works
 across layers, and subtract ``lambda * cost`` so that, at equal importance, channels of expensive
 layers go first (``lambda = 1e-3`` in the paper). The cost of a channel is what removing it saves:
-MACs (default), parameters, or activation memory, summed over every layer the group touches and
-divided by the largest such cost in the model (so it lies in ``[0, 1]``).
+MACs (default), parameters, activation memory, or measured latency, summed over every layer the
+group touches and divided by the largest such cost in the model (so it lies in ``[0, 1]``).
+
+FLOPs are a poor proxy for time where a layer is bound by memory traffic rather than arithmetic:
+high-resolution early layers move large activations at any batch size, and at batch 1 a large
+fully connected layer is bound by reading its weights. ``cost="latency"`` therefore times each
+layer's forward on this machine, at the batch size of the example inputs, and shares that time
+evenly among the layer's channels (the hardware-aware idea of latency lookup tables, measured
+rather than modelled). The estimate is first-order: it ignores that a layer's speed per channel
+changes with its width.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from typing import Any
 
 import torch
@@ -18,7 +28,7 @@ from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
 from .registry import Scores
 
-COSTS = ("flops", "params", "memory")
+COSTS = ("flops", "params", "memory", "latency")
 
 
 def l2_normalize(scores: Scores) -> Scores:
@@ -30,9 +40,65 @@ def l2_normalize(scores: Scores) -> Scores:
     return out
 
 
-def _module_sizes(graph: DependencyGraph, example_inputs: Any, cost: str) -> dict[str, float]:
-    """Per module: MACs, parameter count, or output elements (batch 1) for the whole layer."""
+def _module_latency(
+    graph: DependencyGraph, example_inputs: Any, repeats: int = 5
+) -> dict[str, float]:
+    """Per module: median seconds of its forward over ``repeats`` timed passes of the model.
+
+    Forward pre-hooks and hooks around each graph module read ``time.perf_counter``; one untimed
+    pass warms up. On CUDA the device is synchronised at both hooks, so the times are the layer's
+    and not the launch's. Runs in eval mode without gradients; the training flag is restored.
+    """
     model = graph.model
+    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    cuda = any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
+    started: dict[str, float] = {}
+    times: dict[str, list[float]] = {n: [] for n in graph.modules}
+    timing = [False]
+
+    def now() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def pre(n: str) -> Any:
+        def hook(mod: nn.Module, inputs: Any) -> None:
+            if timing[0]:
+                started[n] = now()
+
+        return hook
+
+    def post(n: str) -> Any:
+        def hook(mod: nn.Module, inputs: Any, out: Any) -> None:
+            if timing[0] and n in started:
+                times[n].append(now() - started.pop(n))
+
+        return hook
+
+    handles = []
+    for n, m in graph.modules.items():
+        handles.append(m.register_forward_pre_hook(pre(n)))
+        handles.append(m.register_forward_hook(post(n)))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*args)
+            timing[0] = True
+            for _ in range(repeats):
+                model(*args)
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return {n: statistics.median(t) if t else 0.0 for n, t in times.items()}
+
+
+def _module_sizes(graph: DependencyGraph, example_inputs: Any, cost: str) -> dict[str, float]:
+    """Per module: MACs, parameters, output elements (batch 1) or seconds for the whole layer."""
+    model = graph.model
+    if cost == "latency":
+        return _module_latency(graph, example_inputs)
     if cost == "params":
         return {
             n: float(sum(p.numel() for p in m.parameters(recurse=False)))

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..criteria.regularize import COSTS
 from ..report.latency_config import LatencyConfig
 from .errors import ConfigError
 from .target import Target
@@ -22,7 +23,6 @@ from .target import Target
 __all__ = ["SCOPES", "Budget", "ConfigError", "PruneConfig", "Target"]
 
 SCOPES = ("per_group", "global")
-COSTS = ("flops", "params", "memory")
 UNITS = ("steps", "epochs")
 CONFIG_FORMAT = 1
 
@@ -83,7 +83,8 @@ class PruneConfig:
             one global ranking fair across layers.
         flops_reg: Cost regularisation ``lambda`` (1e-3 in the paper; 0 = off): channels of
             expensive layers go first at equal importance.
-        cost: What ``flops_reg`` charges: ``"flops"``, ``"params"`` or ``"memory"``.
+        cost: What ``flops_reg`` charges: ``"flops"``, ``"params"``, ``"memory"`` or
+            ``"latency"`` (each layer's forward timed on this machine at the example batch).
         amount: Per iteration, a fraction in (0, 1) of the current channels of each group
             (``scope="per_group"``) or of all prunable channels (``"global"``), or an int: that
             many channels, ranked globally.

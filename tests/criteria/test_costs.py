@@ -134,3 +134,25 @@ def test_unknown_cost_is_named_with_the_choices():
     with pytest.raises(ValueError, match="flops, params, memory, latency.*'time'"):
         _costs(_Net(), "time")
     assert PruneConfig(cost="latency").cost == "latency"
+
+
+def test_latency_cost_sums_the_calls_of_a_layer_used_twice(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(regularize, "time", clock)
+
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = _TimedConv(3, 4, 3, padding=1, clock=clock, delay=1.0)
+            self.c = _TimedConv(4, 4, 1, clock=clock, delay=2.0)  # called twice: 4 units a pass
+            self.b = _TimedConv(4, 6, 1, clock=clock, delay=1.0)
+            self.head = _TimedLinear(6, 2, clock=clock, delay=0.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.b(self.c(self.c(self.a(x)))).mean((2, 3)))
+
+    costs = channel_costs(fp.analyze(Twice(), X), X, "latency")
+    (tied,) = [k for k in costs if k != "b"]  # a's outputs, c's inputs and outputs, b's inputs
+    # tied channel: a 1/4 + c in 4/4 + c out 4/4 + b in 1/4 = 2.5; b's channel: 1/6 + 0
+    torch.testing.assert_close(costs[tied], torch.ones(4))
+    torch.testing.assert_close(costs["b"], torch.full((6,), (1 / 6) / 2.5))

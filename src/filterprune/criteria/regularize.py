@@ -43,16 +43,17 @@ def l2_normalize(scores: Scores) -> Scores:
 def _module_latency(
     graph: DependencyGraph, example_inputs: Any, repeats: int = 5
 ) -> dict[str, float]:
-    """Per module: median seconds of its forward over ``repeats`` timed passes of the model.
+    """Per module: median over ``repeats`` timed passes of the model of its forward seconds.
 
-    Forward pre-hooks and hooks around each graph module read ``time.perf_counter``; one untimed
-    pass warms up. On CUDA the device is synchronised at both hooks, so the times are the layer's
+    Forward pre-hooks and hooks around each graph module read ``time.perf_counter``; a module
+    called several times in one pass has its calls summed. One untimed pass warms up. On CUDA the device is synchronised at both hooks, so the times are the layer's
     and not the launch's. Runs in eval mode without gradients; the training flag is restored.
     """
     model = graph.model
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     cuda = any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
     started: dict[str, float] = {}
+    this_pass: dict[str, float] = {}
     times: dict[str, list[float]] = {n: [] for n in graph.modules}
     timing = [False]
 
@@ -71,7 +72,7 @@ def _module_latency(
     def post(n: str) -> Any:
         def hook(mod: nn.Module, inputs: Any, out: Any) -> None:
             if timing[0] and n in started:
-                times[n].append(now() - started.pop(n))
+                this_pass[n] = this_pass.get(n, 0.0) + now() - started.pop(n)
 
         return hook
 
@@ -86,7 +87,10 @@ def _module_latency(
             model(*args)
             timing[0] = True
             for _ in range(repeats):
+                this_pass.clear()
                 model(*args)
+                for n, seconds in this_pass.items():
+                    times[n].append(seconds)
     finally:
         model.train(was)
         for h in handles:

@@ -497,6 +497,56 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary(paths: list[Path], name: str = "vgg") -> str:
+    """One row per result file (one loop batch order each) and the mean ± std across them.
+
+    The requirement is checked on the mean drop (one test image moves a single run by 0.28
+    points) and on the worst run's parameter ratio and speed-ups.
+    """
+    rows, drops, ratios, speeds = [], [], [], {"1": [], "16": []}
+    req = None
+    for path in paths:
+        e = json.loads(path.read_text())["tasks"][name]
+        v, req = e["verdict"], e["spec"]["requirements"]
+        drops.append(v["drop_points_test"])
+        ratios.append(v["params_ratio"])
+        speed = e.get("latency", {}).get("speedup")
+        for b in speeds:
+            speeds[b].append(speed[b] if speed else float("nan"))
+        m = v["metric"]
+        rows.append(
+            f"| {e['settings']['order_seed']} | {100 * e['baseline'][f'test_{m}']:.2f} → "
+            f"{100 * e['pruned'][f'test_{m}']:.2f} | {v['drop_points_test']:.2f} / "
+            f"{v['drop_points_select']:.2f} | {v['params_ratio']:.1f}x | {v['macs_ratio']:.1f}x "
+            f"| {speeds['1'][-1]:.2f}x / {speeds['16'][-1]:.2f}x | {e['best_iteration']} "
+            f"({e['stop_reason']}) |"
+        )
+
+    def mean_std(values: list[float]) -> str:
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+
+    rows.append(
+        f"| mean ± std | | {mean_std(drops)} (test) | {mean_std(ratios)}x (min "
+        f"{min(ratios):.1f}x) | | {mean_std(speeds['1'])}x / {mean_std(speeds['16'])}x (min "
+        f"{min(speeds['1']):.2f}x / {min(speeds['16']):.2f}x) | |"
+    )
+    head = (
+        "| batch order | test accuracy % | drop, points (test / select) | params | MACs "
+        "| speed-up b1 / b16 | stopped at |\n| --- | --- | --- | --- | --- | --- | --- |"
+    )
+    met = (
+        statistics.mean(drops) <= req["drop_points"] + 1e-9
+        and min(ratios) >= req["params_ratio"]
+        and min(min(v) for v in speeds.values()) >= req["speedup"]
+    )
+    verdict_line = (
+        f"\nmean drop ≤ {req['drop_points']} points, every run ≥ {req['params_ratio']:g}x fewer "
+        f"params and ≥ {req['speedup']:g}x faster at batch 1 and 16: {'met' if met else 'NOT met'}"
+    )
+    return "\n".join([head, *rows]) + "\n" + verdict_line
+
+
 # ----- main ----------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -533,6 +583,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="JSON path (default results/tasks.json)")
     p.add_argument("--quick", action="store_true", help="smoke run (numbers mean nothing)")
     p.add_argument("--render", action="store_true", help="print the table of --out and exit")
+    p.add_argument(
+        "--summary",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="print the VGG runs of these result files (one batch order each) with their mean",
+    )
     args = p.parse_args(argv)
     if args.out is None:
         args.out = str(ROOT / "results" / ("tasks_quick.json" if args.quick else "tasks.json"))
@@ -562,6 +619,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.render:
         print(markdown(json.loads(out.read_text())))
+        return
+    if args.summary:
+        print(summary(args.summary))
         return
     if args.latency_only:
         results = json.loads(out.read_text())

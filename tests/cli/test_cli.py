@@ -357,16 +357,18 @@ def test_demo_smoke(capsys, tmp_path):
     assert list((tmp_path / "cache").glob("*.safetensors"))  # the baseline is cached
 
 
-def test_cost_flag_reaches_the_config(tmp_path):
+def test_cost_and_recovery_flags_reach_the_config(tmp_path):
     from filterprune.cli._common import UsageError
     from filterprune.cli.main import build_parser
     from filterprune.cli.prune import build_config
     from filterprune.tasks import get_task
 
     args = build_parser().parse_args(
-        ["prune", "--load", str(tmp_path), "--flops-reg", "0.5", "--cost", "latency"]
-    )
+        ["prune", "--load", str(tmp_path), "--flops-reg", "0.5", "--cost", "latency",
+         "--max-metric-drop", "0.01", "--recovery", "2"]
+    )  # fmt: skip
     config = build_config(args, get_task("classify"))
     assert (config.flops_reg, config.cost) == (0.5, "latency")
+    assert (config.metric, config.max_metric_drop, config.recovery) == ("accuracy", 0.01, 2)
     with pytest.raises(UsageError, match="--cost: invalid choice: 'time'"):
         build_parser().parse_args(["prune", "--load", str(tmp_path), "--cost", "time"])

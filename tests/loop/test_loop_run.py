@@ -247,6 +247,49 @@ def test_max_metric_drop_is_relative_to_the_start(example, hooks):
     assert result.stop_reason == "metric_floor" and result.best_iteration == 1
 
 
+class ScriptedScores:
+    """``evaluate`` returning the given scores in order, one per call."""
+
+    def __init__(self, *scores: float) -> None:
+        self.scores = list(scores)
+
+    def __call__(self, model):
+        return {"score": self.scores.pop(0)}
+
+
+def test_recovery_finetunes_a_missed_iteration_before_rejecting_it(example, hooks, tmp_path):
+    # start 1.0; iteration 1 misses (0.7), recovers after one more finetune (0.8);
+    # iteration 2 misses three times (0.7, 0.72, 0.74) and is rejected after 2 recoveries
+    evaluate = ScriptedScores(1.0, 0.7, 0.8, 0.7, 0.72, 0.74)
+    kwargs = {**hooks.kwargs(), "evaluate": evaluate}
+    config = PruneConfig(
+        amount=0.25, finetune=2, metric="score", metric_floor=0.75, recovery=2, max_iterations=5
+    )
+    result = run_pruning(
+        make_model(), example, config=config, run_dir=tmp_path / "run", progress=False, **kwargs
+    )
+    assert not evaluate.scores, "every scripted evaluation was used"
+    assert result.stop_reason == "metric_floor" and result.best_iteration == 1
+    rows = result.rows
+    assert [r["accepted"] for r in rows] == [True, True, False]
+    assert [r.get("recovery") for r in rows] == [None, 1, 2]
+    assert [r["metrics"]["score"] for r in rows] == [1.0, 0.8, 0.74]  # the last evaluation
+    assert rows[1]["finetune"] == "4 steps (with 1 recovery)"
+    assert rows[2]["finetune"] == "6 steps (with 2 recovery)"
+    # each finetune continues the step count: 2 + 2 for iteration 1, 2 + 2 + 2 for iteration 2
+    assert [start for start, _ in hooks.finetune_calls] == [0, 2, 4, 6, 8]
+    assert result.model.conv2.out_channels == rows[1]["channels"]["conv2"]
+
+
+def test_without_recovery_the_first_miss_stops_the_run(example, hooks):
+    evaluate = ScriptedScores(1.0, 0.7)
+    kwargs = {**hooks.kwargs(), "evaluate": evaluate}
+    config = PruneConfig(amount=0.25, finetune=2, metric="score", metric_floor=0.75)
+    result = run_pruning(make_model(), example, config=config, progress=False, **kwargs)
+    assert result.stop_reason == "metric_floor" and result.best_iteration == 0
+    assert "recovery" not in result.rows[1] and len(hooks.finetune_calls) == 1
+
+
 def test_unknown_metric_is_reported(example, hooks):
     with pytest.raises(
         KeyError, match="'acc' is not in the evaluate.. result; its keys are: accuracy, loss"

@@ -210,6 +210,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="D",
         help="stop when the metric is D worse than the original",
     )
+    stop.add_argument(
+        "--recovery",
+        type=int,
+        metavar="N",
+        help="before stopping on the metric, finetune the iteration up to N more times",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--run-dir",
@@ -296,6 +302,7 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         "metric": args.metric,
         "metric_floor": args.metric_floor,
         "max_metric_drop": args.max_metric_drop,
+        "recovery": args.recovery,
         "measure_latency": True if args.latency or _latency_settings(args, data) else None,
         "latency": _latency_settings(args, data),
         "seed": args.seed,

@@ -108,6 +108,11 @@ class PruneConfig:
         metric_floor: Stop when ``metric`` falls below this value; the last model above it is kept.
         max_metric_drop: Stop when ``metric`` is worse than the original by more than this
             (absolute); the last good model is kept.
+        recovery: When an iteration misses ``metric_floor``/``max_metric_drop``, finetune it
+            again with the iteration's budget up to this many times, evaluating after each,
+            and accept it as soon as it is back within the bound; only then is it rejected and
+            the run stopped. One noisy evaluation or a step that needs more training then does
+            not end the run. 0 (default) = reject at the first miss.
         include: Only prune layers whose module name matches one of these fnmatch patterns.
         exclude: Never prune layers matching these patterns.
         layer_types: Only prune layers of these class names (e.g. ``"Conv2d"``).
@@ -142,6 +147,7 @@ class PruneConfig:
     higher_is_better: bool = True
     metric_floor: float | None = None
     max_metric_drop: float | None = None
+    recovery: int = 0
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     layer_types: tuple[str, ...] = ()
@@ -208,6 +214,7 @@ class PruneConfig:
             ("ranking_batches", 0),
             ("finetune", 0),
             ("final_finetune", 0),
+            ("recovery", 0),
             ("round_to", 1),
             ("min_channels", 1),
             ("seed", 0),
@@ -346,6 +353,7 @@ RESUMABLE_CHANGES = (
     "targets",
     "metric_floor",
     "max_metric_drop",
+    "recovery",
     "final_finetune",
     "measure_latency",
     "latency",

@@ -14,7 +14,7 @@ from .stop import STOP_REASONS
 __all__ = ["TABLE_KEYS", "RunResult"]
 
 # Row keys understood by filterprune.report.iteration_table; rows hold a few more (accepted,
-# pruned_fraction, amount, scope, channels, latency, seconds) that only the log keeps.
+# pruned_fraction, amount, scope, channels, latency, seconds, recovery) that only the log keeps.
 TABLE_KEYS = (
     "iteration",
     "ranking_batches",

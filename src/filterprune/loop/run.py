@@ -347,6 +347,17 @@ class PruningLoop:
             return self._diverged(f"iteration {i}", exc)
         metrics = self._evaluate()
         accepted = metric_ok(cfg, self.threshold, metrics)
+        recovered = 0
+        while not self.ranks.shared(accepted) and recovered < cfg.recovery:
+            recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
+            try:
+                steps += self._finetune(cfg.budget())
+                check_finite(self.model)
+            except FloatingPointError as exc:
+                return self._diverged(f"iteration {i} (recovery {recovered})", exc)
+            metrics = self._evaluate()
+            accepted = metric_ok(cfg, self.threshold, metrics)
+        extra = {"recovery": recovered} if cfg.recovery else {}
         state.iteration = i
         name = RunDir.iteration_name(i)
         row, weights = self._row(
@@ -354,13 +365,15 @@ class PruningLoop:
             ranking_batches=ranked,
             removed=step.num_removed,
             removed_total=state.removed_total,
-            finetune=_finetune_text(cfg.budget(), steps),
+            finetune=_finetune_text(cfg.budget(), steps)
+            + (f" (with {recovered} recovery)" if recovered else ""),
             metrics=metrics,
             pruned_fraction=state.removed_total / state.base_total if state.base_total else 0.0,
             amount=removal.fraction,
             scope=removal.scope,
             accepted=accepted,
             seconds=round(time.perf_counter() - started, 3),
+            **extra,
         )
         accepted = row["accepted"]  # rank 0's decision under DDP
         self._record(name, row, weights, step, scores=self._scores)

@@ -348,7 +348,7 @@ class PruningLoop:
         metrics = self._evaluate()
         accepted = metric_ok(cfg, self.threshold, metrics)
         recovered = 0
-        while not self.ranks.shared(accepted) and recovered < cfg.recovery:
+        while recovered < cfg.recovery and not self.ranks.shared(accepted):
             recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
             try:
                 steps += self._finetune(cfg.budget())

@@ -383,6 +383,7 @@ def run_task(name: str, spec: Spec, args: argparse.Namespace) -> dict[str, Any]:
                 "macs",
                 "size_mb",
                 "seconds",
+                "recovery",
             )
         }
         | {"metrics": row.get("metrics"), "accepted": row.get("accepted")}

@@ -124,6 +124,18 @@ class Hooks:
         return iter(self.data)
 
 
+class ScriptedVotes(Hooks):
+    """Votes in a fixed order per rank: rank 0 misses after the first removal then recovers;
+    rank 1 says the opposite every time, so a rank following its own vote would diverge."""
+
+    SCRIPT = {0: [1.0, 0.0, 1.0], 1: [1.0, 1.0, 0.0]}
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        metrics = super().evaluate(model)
+        self.votes[-1] = vote = self.SCRIPT[self.rank][len(self.votes) - 1]
+        return {**metrics, "vote": vote}
+
+
 def record_writes(writes: list[str], workdir: Path) -> None:
     """Make this process append to ``writes`` every file or folder it creates under ``workdir``.
 
@@ -167,8 +179,10 @@ def record_writes(writes: list[str], workdir: Path) -> None:
     watch(os, "rename", always, which=1)
 
 
-def prune(workdir: Path, rank: int, run_dir: Path, **kwargs: Any) -> tuple[dict, dict]:
-    hooks = Hooks(rank)
+def prune(
+    workdir: Path, rank: int, run_dir: Path, hooks: Hooks | None = None, **kwargs: Any
+) -> tuple[dict, dict]:
+    hooks = hooks or Hooks(rank)
     result = run_pruning(
         make_model(),
         torch.zeros(1, 3, 8, 8),
@@ -231,9 +245,19 @@ def main(workdir: Path) -> None:
     out["resume"], resumed = prune(workdir, rank, workdir / "resumed", resume=True)
     out["resume"]["writes"] = writes[len(out["full"]["writes"]) :]
 
+    # rank 0's evaluation misses after the removal: every rank finetunes once more (recovery)
+    out["recovery"], recovered = prune(
+        workdir,
+        rank,
+        workdir / "recovery",
+        hooks=ScriptedVotes(rank),
+        config=config(max_iterations=1, final_finetune=0, recovery=1),
+    )
     out["modules"] = different_modules(rank)
     (workdir / f"loop_{rank}.json").write_text(json.dumps(out))
-    torch.save({"full": tensors, "resume": resumed}, workdir / f"loop_{rank}.pt")
+    torch.save(
+        {"full": tensors, "resume": resumed, "recovery": recovered}, workdir / f"loop_{rank}.pt"
+    )
     fpd.barrier()
     torch.distributed.destroy_process_group()
 

@@ -156,6 +156,24 @@ def test_only_rank_zero_writes_the_run_folder_and_logs(loop_run):
     ]
 
 
+def test_recovery_follows_rank_zeros_metric_on_every_rank(loop_run):
+    results, tensors = _results(loop_run), _tensors(loop_run)
+    assert results[0]["recovery"]["votes"] == [1.0, 0.0, 1.0]  # rank 0: miss, then recovered
+    assert results[1]["recovery"]["votes"] == [1.0, 1.0, 0.0]  # rank 1 would decide the opposite
+    steps = loop_worker.FINETUNE_STEPS
+    for result in results:
+        rec = result["recovery"]
+        assert [row["iteration"] for row in rec["rows"]] == [0, 1]
+        assert rec["rows"][1]["recovery"] == 1 and rec["rows"][1]["accepted"]
+        assert rec["rows"][1]["finetune"] == f"{2 * steps} steps (with 1 recovery)"
+        assert [c["start"] for c in rec["calls"]] == [0, steps]  # one recovery on every rank
+        assert rec["stop_reason"] == "max_iterations"
+    assert results[0]["recovery"]["digest"] == results[1]["recovery"]["digest"]
+    states = [t["recovery"]["state"] for t in tensors]
+    for name in states[0]:
+        assert torch.equal(states[0][name], states[1][name]), name
+
+
 def test_the_checkpoint_gives_rank_zeros_outputs(loop_run):
     results, tensors = _results(loop_run), _tensors(loop_run)
     model = fp.load(loop_run / "run", loop_worker.make_model).eval()

@@ -17,8 +17,10 @@ changes with its width.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -40,22 +42,41 @@ def l2_normalize(scores: Scores) -> Scores:
     return out
 
 
+@contextlib.contextmanager
+def _hooked(graph: DependencyGraph, pre: Any, post: Any) -> Iterator[Any]:
+    """Hooks ``pre(name)``/``post(name)`` on every graph module; yields a no-grad eval forward.
+
+    The model's training flags are restored and the hooks removed afterwards.
+    """
+    from ..report._common import eval_mode
+
+    handles = []
+    for n, m in graph.modules.items():
+        if pre is not None:
+            handles.append(m.register_forward_pre_hook(pre(n)))
+        handles.append(m.register_forward_hook(post(n)))
+    try:
+        with eval_mode(graph.model), torch.no_grad():
+            yield graph.model
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _module_latency(
-    graph: DependencyGraph, example_inputs: Any, repeats: int = 5
+    graph: DependencyGraph, args: tuple[torch.Tensor, ...], repeats: int = 5
 ) -> dict[str, float]:
     """Per module: median over ``repeats`` timed passes of the model of its forward seconds.
 
-    Forward pre-hooks and hooks around each graph module read ``time.perf_counter``; a module
-    called several times in one pass has its calls summed. One untimed pass warms up. On CUDA the device is synchronised at both hooks, so the times are the layer's
-    and not the launch's. Runs in eval mode without gradients; the training flag is restored.
+    One untimed pass warms up. Forward pre-hooks and hooks around each graph module read
+    ``time.perf_counter``; a module called several times in one pass has its calls summed. On
+    CUDA the device is synchronised at both hooks, so the times are the layer's and not the
+    launch's.
     """
-    model = graph.model
-    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
-    cuda = any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
+    cuda = any(a.is_cuda for a in args)
     started: dict[str, float] = {}
     this_pass: dict[str, float] = {}
     times: dict[str, list[float]] = {n: [] for n in graph.modules}
-    timing = [False]
 
     def now() -> float:
         if cuda:
@@ -64,45 +85,32 @@ def _module_latency(
 
     def pre(n: str) -> Any:
         def hook(mod: nn.Module, inputs: Any) -> None:
-            if timing[0]:
-                started[n] = now()
+            started[n] = now()
 
         return hook
 
     def post(n: str) -> Any:
         def hook(mod: nn.Module, inputs: Any, out: Any) -> None:
-            if timing[0] and n in started:
-                this_pass[n] = this_pass.get(n, 0.0) + now() - started.pop(n)
+            this_pass[n] = this_pass.get(n, 0.0) + now() - started.pop(n)
 
         return hook
 
-    handles = []
-    for n, m in graph.modules.items():
-        handles.append(m.register_forward_pre_hook(pre(n)))
-        handles.append(m.register_forward_hook(post(n)))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
+    with _hooked(graph, pre, post) as model:
+        model(*args)  # warm-up: its times are dropped
+        for _ in range(repeats):
+            this_pass.clear()
             model(*args)
-            timing[0] = True
-            for _ in range(repeats):
-                this_pass.clear()
-                model(*args)
-                for n, seconds in this_pass.items():
-                    times[n].append(seconds)
-    finally:
-        model.train(was)
-        for h in handles:
-            h.remove()
+            for n, seconds in this_pass.items():
+                times[n].append(seconds)
     return {n: statistics.median(t) if t else 0.0 for n, t in times.items()}
 
 
 def _module_sizes(graph: DependencyGraph, example_inputs: Any, cost: str) -> dict[str, float]:
     """Per module: MACs, parameters, output elements (batch 1) or seconds for the whole layer."""
-    model = graph.model
+    from ..report._common import as_input_tuple
+
     if cost == "latency":
-        return _module_latency(graph, example_inputs)
+        return _module_latency(graph, as_input_tuple(example_inputs))
     if cost == "params":
         return {
             n: float(sum(p.numel() for p in m.parameters(recurse=False)))
@@ -111,27 +119,19 @@ def _module_sizes(graph: DependencyGraph, example_inputs: Any, cost: str) -> dic
     if cost == "flops":
         from ..report.counting import per_module_macs
 
-        macs = per_module_macs(model, example_inputs)
+        macs = per_module_macs(graph.model, example_inputs)
         return {n: float(macs.get(n, 0)) for n in graph.modules}
     sizes: dict[str, float] = {}
-    handles = []
-    for n, m in graph.modules.items():
 
-        def hook(mod: nn.Module, args: Any, out: Any, n: str = n) -> None:
+    def post(n: str) -> Any:
+        def hook(mod: nn.Module, args: Any, out: Any) -> None:
             if isinstance(out, torch.Tensor):
                 sizes[n] = float(out[:1].numel())
 
-        handles.append(m.register_forward_hook(hook))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
-            model(*args)
-    finally:
-        model.train(was)
-        for h in handles:
-            h.remove()
+        return hook
+
+    with _hooked(graph, None, post) as model:
+        model(*as_input_tuple(example_inputs))
     return sizes
 
 

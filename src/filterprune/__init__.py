@@ -17,6 +17,19 @@ from .criteria import (
     list_criteria,
     register_criterion,
 )
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    FilterpruneError,
+    MissingDependencyError,
+    MissingFileError,
+    NonFiniteError,
+    SetupError,
+    StorageError,
+    UnknownNameError,
+    UnreadableFileError,
+)
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
 from .loop import PruneConfig, load, run_pruning, save
 from .plan import Plan, PlanError
@@ -26,6 +39,17 @@ from .surgery import apply_plan
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "FilterpruneError",
+    "MissingDependencyError",
+    "MissingFileError",
+    "NonFiniteError",
+    "SetupError",
+    "StorageError",
+    "UnknownNameError",
+    "UnreadableFileError",
     "DependencyGraph",
     "Plan",
     "PlanError",

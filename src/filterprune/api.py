@@ -12,6 +12,7 @@ from torch import nn
 from ._gc import gc_paused
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
+from .errors import ConfigError, FilterpruneError
 from .graph.groups import DependencyGraph
 from .graph.probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
 from .graph.tracer import trace
@@ -38,7 +39,7 @@ def _ignored_names(model: nn.Module, ignore: Ignore | None) -> tuple[str, ...]:
                 break
     for item in items:
         if isinstance(item, str) and not any(fnmatch.fnmatchcase(n, item) for n in names):
-            raise ValueError(
+            raise ConfigError(
                 f"ignore pattern {item!r} matches no module of {type(model).__name__}; "
                 "use names as printed by model.named_modules()"
             )
@@ -86,7 +87,7 @@ def inspect(model: nn.Module, example_inputs: Any, **options: Any) -> Dependency
     return graph
 
 
-class RankingMemoryError(torch.OutOfMemoryError):
+class RankingMemoryError(FilterpruneError, torch.OutOfMemoryError):
     """Ranking ran out of (device) memory; the message says how to rank with less."""
 
 

@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .api import prune
+from .errors import FilterpruneError, SetupError
 from .plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +58,7 @@ _COPIED_DDP_ARGS = (
 )
 
 
-class DistributedMismatchError(RuntimeError):
+class DistributedMismatchError(FilterpruneError, RuntimeError):
     """Ranks disagree (different plans) or did not all reach the same collective in time.
 
     Attributes:
@@ -118,7 +119,7 @@ def init_from_env(*, backend: str | None = None, timeout: float | timedelta | No
         return False
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise RuntimeError(
+        raise SetupError(
             f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {', '.join(missing)} not set; launch with "
             "torchrun (e.g. torchrun --nproc-per-node 2 script.py) or set them yourself"
         )
@@ -372,7 +373,7 @@ def rewrap_ddp(module: nn.Module, **ddp_kwargs: Any) -> nn.parallel.DistributedD
             module's CUDA device, or none on CPU); see :func:`ddp_kwargs_of`.
     """
     if not is_distributed():
-        raise RuntimeError(
+        raise SetupError(
             "rewrap_ddp needs an initialised process group (torch.distributed.init_process_group, "
             "or launch with torchrun); without one, use the unwrapped module directly"
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ConfigError
 from .graph.groups import DependencyGraph, Group
 
 
@@ -36,20 +37,20 @@ class Selection:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.amount < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"amount must be a fraction in [0, 1) of the channels to remove, got {self.amount}"
             )
         if self.scope not in ("per_group", "global"):
-            raise ValueError(f"scope must be 'per_group' or 'global', got {self.scope!r}")
+            raise ConfigError(f"scope must be 'per_group' or 'global', got {self.scope!r}")
         if self.min_channels < 1:
-            raise ValueError(f"min_channels must be >= 1, got {self.min_channels}")
+            raise ConfigError(f"min_channels must be >= 1, got {self.min_channels}")
         if self.round_to < 1:
-            raise ValueError(f"round_to must be >= 1, got {self.round_to}")
+            raise ConfigError(f"round_to must be >= 1, got {self.round_to}")
         if not 0.0 < self.max_fraction <= 1.0:
-            raise ValueError(f"max_fraction must be in (0, 1], got {self.max_fraction}")
+            raise ConfigError(f"max_fraction must be in (0, 1], got {self.max_fraction}")
         for width, frac in self.bins:
             if width < 1 or not 0.0 <= frac < 1.0:
-                raise ValueError(f"bad bin ({width}, {frac}): need width >= 1, 0 <= fraction < 1")
+                raise ConfigError(f"bad bin ({width}, {frac}): need width >= 1, 0 <= fraction < 1")
 
     def fraction_for(self, n: int) -> float:
         for width, frac in self.bins:
@@ -87,7 +88,7 @@ def select(
     groups: list[Group] = [g for g in graph.prunable if g.name in scores]
     for g in groups:
         if scores[g.name].numel() != g.size:
-            raise ValueError(
+            raise ConfigError(
                 f"criterion returned {scores[g.name].numel()} scores for group '{g.name}', "
                 f"which has {g.size} channels"
             )

@@ -8,13 +8,14 @@ complete, loadable run). An API case calls the Python API and expects an excepti
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from rel_tiny import DATA, MODEL, PRUNE, build
+from rel_tiny import DATA, MODEL, PRUNE, TRAIN, TRUSTED, build
 
 
 @dataclass
@@ -118,6 +119,18 @@ def _finished_run(env: Env) -> None:
     from filterprune.cli import main
 
     assert main(env.prune("--max-iterations", "1")) == 0
+
+
+def _untrusted(env: Env) -> list[str]:
+    """A prune command without --model/--trust-model-code: the model comes from model.json."""
+    return [a for a in env.prune() if a not in TRUSTED]
+
+
+def _hostile_model_json(env: Env) -> None:
+    """model.json naming a standard-library function with a shell command as its argument."""
+    info = json.loads((env.base / "model.json").read_text())
+    info["model"], info["model_args"] = "os:system", {"command": f"touch {env.root / 'pwned'}"}
+    (env.base / "model.json").write_text(json.dumps(info))
 
 
 def _user_folder(env: Env) -> None:
@@ -253,20 +266,39 @@ CLI_CASES = [
     CliCase(
         "input-channels",
         "input with the wrong channel count (`inspect --input-shape 1,1,8,8`)",
-        lambda env: ["inspect", "--model", MODEL, "--input-shape", "1,1,8,8"],
-        ("TraceError", "tensor (1, 1, 8, 8)", "module 'conv1' (Conv2d)", "to have 3 channels"),
+        lambda env: ["inspect", *TRUSTED, "--input-shape", "1,1,8,8"],
+        ("tensor (1, 1, 8, 8)", "module 'conv1' (Conv2d)", "to have 3 channels"),
     ),
     CliCase(
         "input-shape-rank",
         "input shape with too few dimensions (`--input-shape 3,8`)",
-        lambda env: ["inspect", "--model", MODEL, "--input-shape", "3,8"],
-        ("TraceError", "tensor (3, 8)", "shape and channel count"),
+        lambda env: ["inspect", *TRUSTED, "--input-shape", "3,8"],
+        ("tensor (3, 8)", "shape and channel count"),
     ),
     CliCase(
         "model-import",
         "`--model` factory that cannot be imported",
         lambda env: env.prune("--model", "no_such_module:build"),
         ("--model no_such_module:build", "cannot import 'no_such_module'"),
+    ),
+    CliCase(
+        "model-json-names-code",
+        "`model.json` next to `--load` names a factory `MODULE:FUNCTION` (here `os:system`)",
+        _untrusted,
+        ("model.json", "'os:system'", "not a built-in model", "never imports code named in a file"),
+        setup=_hostile_model_json,
+    ),
+    CliCase(
+        "model-json-own-factory",
+        "`model.json` of a baseline trained with `--model mypkg:build`, loaded without `--model`",
+        _untrusted,
+        ("model.json", "'rel_tiny:build'", "--model rel_tiny:build --trust-model-code"),
+    ),
+    CliCase(
+        "model-code-untrusted",
+        "`--model MODULE:FUNCTION` without `--trust-model-code`",
+        lambda env: [a for a in env.prune() if a != "--trust-model-code"],
+        ("--model rel_tiny:build", "would import module 'rel_tiny'", "--trust-model-code"),
     ),
     CliCase(
         "model-arg-malformed",
@@ -405,13 +437,19 @@ CLI_CASES = [
         setup=_broken_state,
     ),
     CliCase(
+        "out-exists",
+        "`train --out` names an existing baseline, without `--overwrite`",
+        lambda env: [*TRAIN, "--out", str(env.base)],
+        ("--out", "already exists", "--overwrite", "choose another --out"),
+    ),
+    CliCase(
         "out-not-a-checkpoint",
         "`train --out` names a folder that holds other files",
         lambda env: (
-            ["train", "--model", MODEL, "--task", "classify", *DATA, "--steps", "1"]
-            + ["--out", str(env.root / "mine"), "-q"]
+            ["train", *TRUSTED, "--task", "classify", *DATA, "--steps", "1"]
+            + ["--out", str(env.root / "mine"), "--overwrite", "-q"]
         ),
-        ("mine", "is not a filterprune checkpoint folder", "left untouched"),
+        ("--out", "mine", "is not a checkpoint folder filterprune wrote", "left untouched"),
         setup=_user_folder,
         untouched=("mine/notes.txt",),
     ),
@@ -549,7 +587,7 @@ API_CASES = [
     ApiCase(
         "api-read-pickle-directly",
         "`read_weights` of a pickle with a code payload",
-        lambda env: __import__("filterprune.loop.checkpoint").loop.checkpoint.read_weights(
+        lambda env: __import__("filterprune.store.weights").store.weights.read_weights(
             _hostile(env)
         ),
         ValueError,

@@ -138,4 +138,10 @@ def _bad_images(root: Path) -> Path:
 
 def test_no_leftover_files_in_the_baseline(baseline_dir: Path):
     names = sorted(p.name for p in baseline_dir.iterdir())
-    assert names == ["metrics.json", "model.json", "plan.json", "weights.safetensors"]
+    assert names == [
+        "manifest.json",
+        "metrics.json",
+        "model.json",
+        "plan.json",
+        "weights.safetensors",
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import shutil
@@ -14,14 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from ..errors import FilterpruneError
+from ..models._factory import UntrustedCodeError, is_builtin, model_factory
+from ..store.model_json import MODEL_JSON, find_model_json, read_model_json, write_model_json
 
-from ..loop.checkpoint import atomic_write_json, read_json
-
-MODEL_JSON = "model.json"
+__all__ = ["MODEL_JSON", "CLIError", "UsageError", "model_factory", "write_model_json"]
 
 
-class CLIError(Exception):
+class CLIError(FilterpruneError):
     """A user error: printed as one line ``filterprune: error: ...`` with a non-zero exit."""
 
 
@@ -89,6 +88,28 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def device(text: str) -> str:
+    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:1``, ``mps``, ..."""
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device name; use e.g. cpu, cuda or cuda:1"
+        ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            have = "no CUDA device" if count == 0 else f"{count} CUDA device(s)"
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {have}; use cpu")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"{text!r}: filterprune runs on cpu, cuda or mps")
+    return text
+
+
 def existing_path(text: str) -> Path:
     path = Path(text)
     if not path.exists():
@@ -104,7 +125,14 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
         required=required,
         metavar="NAME|MODULE:FACTORY",
         help="a built-in model (see 'filterprune inspect --list-models') or an importable "
-        "factory such as mypkg.nets:build; read from model.json next to --load if omitted",
+        "factory such as mypkg.nets:build (needs --trust-model-code); read from model.json next "
+        "to --load if omitted (a built-in model only)",
+    )
+    group.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="allow --model MODULE:FUNCTION: importing the module runs its code with your "
+        "rights, so use it only for code you trust. A model.json never names code to run",
     )
     group.add_argument(
         "--model-arg",
@@ -116,71 +144,44 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
     )
 
 
-def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
-    """A zero-argument factory for a built-in model name or a ``module:function`` path."""
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise CLIError(f"--model {spec}: cannot import {module_name!r} ({exc})") from None
-        factory = getattr(module, attr, None)
-        if not callable(factory):
-            raise CLIError(f"--model {spec}: {module_name!r} has no callable {attr!r}")
-    else:
-        from ..models import create_model, list_models
-
-        if spec not in list_models():
-            raise CLIError(
-                f"--model {spec}: unknown model; built-in models: {', '.join(list_models())}; "
-                "or pass an importable factory as MODULE:FUNCTION"
-            )
-
-        def factory(**kw: Any) -> nn.Module:
-            return create_model(spec, **kw)
-
-    def build() -> nn.Module:
-        try:
-            model = factory(**kwargs)
-        except TypeError as exc:
-            raise CLIError(f"--model {spec} with --model-arg {kwargs}: {exc}") from None
-        if not isinstance(model, nn.Module):
-            raise CLIError(f"--model {spec} returned {type(model).__name__}, not an nn.Module")
-        return model
-
-    return build
+def trust_flag(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "trust_model_code", False))
 
 
-def find_model_json(path: Path | None) -> Path | None:
-    """``model.json`` in ``path``, or up to two folders above it (a run folder's checkpoint)."""
-    if path is None:
-        return None
-    folder = path if path.is_dir() else path.parent
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / MODEL_JSON).is_file():
-            return candidate / MODEL_JSON
-    return None
+def build_factory(args: argparse.Namespace, spec: str, kwargs: dict[str, Any]):
+    """The model factory for ``spec`` (a ``MODULE:FUNCTION`` only with --trust-model-code)."""
+    return model_factory(spec, kwargs, trust_code=trust_flag(args))
 
 
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
-    """Model name, model arguments, task and input shape: flags first, then model.json."""
+    """Model name, model arguments, task and input shape: flags first, then model.json.
+
+    A model named in model.json is used only if it is a built-in model: a ``MODULE:FUNCTION``
+    written in a file is never imported (the file may come from anyone). The user names such a
+    factory on the command line instead, with --trust-model-code.
+    """
     info: dict[str, Any] = {}
     found = find_model_json(load)
     if found is not None:
-        info = read_json(found, what="model description")
+        info = read_model_json(found)
     if args.model:
-        info = {**info, "model": args.model, "model_args": dict(args.model_arg)}
-    elif args.model_arg:
-        info["model_args"] = {**info.get("model_args", {}), **dict(args.model_arg)}
+        same = info.get("model") == args.model  # keep the saved arguments of the same model
+        saved = info.get("model_args", {}) if same else {}
+        info = {**info, "model": args.model, "model_args": {**saved, **dict(args.model_arg)}}
+    else:
+        if args.model_arg:
+            info["model_args"] = {**info.get("model_args", {}), **dict(args.model_arg)}
+        if "model" in info and not is_builtin(info["model"]):
+            raise UntrustedCodeError(
+                f"{found} names the model factory {info['model']!r}, which is not a built-in "
+                "model; filterprune never imports code named in a file. If you trust that code, "
+                f"name it yourself: --model {info['model']} --trust-model-code"
+            )
     if "model" not in info:
         where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
         raise CLIError(f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25")
     info.setdefault("model_args", {})
     return info
-
-
-def write_model_json(folder: Path, info: dict[str, Any]) -> None:
-    atomic_write_json(folder / MODEL_JSON, info)
 
 
 @contextmanager

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from ..loop import load
-from ._common import CLIError, add_model_args, existing_path, model_factory, model_info
+from ._common import (
+    CLIError,
+    add_model_args,
+    build_factory,
+    device,
+    existing_path,
+    model_info,
+)
 from ._data import add_data_args, default_model_args, load_data
 
 NAME = "eval"
@@ -36,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_args(parser, required=False)
     parser.add_argument("--latency", action="store_true", help="also time a forward pass")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument(
         "--seed",
         type=int,
@@ -54,8 +62,15 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--task is required (classify or segment); no model.json names it")
     data = load_data(args, task_name, seed=args.seed, saved=info.get("data"))
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
-    model = load(args.load, model_factory(info["model"], kwargs), device=args.device)
+    model = load(args.load, build_factory(args, info["model"], kwargs), device=args.device)
     metrics = data.task.evaluate(model, data.val_loader, device=args.device)
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if bad:
+        raise CLIError(
+            f"--load {args.load}: metric {bad[0]!r} is {metrics[bad[0]]} (the model outputs NaN "
+            "or inf on the validation data); the checkpoint is not usable: evaluate an earlier "
+            "one or retrain"
+        )
     counts = report.count(model, data.example)
     out = {
         "metrics": metrics,
@@ -66,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.latency:
         out["latency_ms"] = report.measure_latency(model, data.example)[0].median_ms
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
         return 0
     table = report.iteration_table([{"iteration": str(args.load), **out}])
     keep = {"iteration", "params", "macs", "size_mb", "latency_ms"}

@@ -8,7 +8,7 @@ import torch
 
 from ..api import analyze
 from ..loop import load
-from ._common import add_model_args, existing_path, model_factory, model_info, shape
+from ._common import add_model_args, build_factory, existing_path, model_info, shape
 
 NAME = "inspect"
 HELP = "print the prunability report (channel groups, frozen reasons) of a model"
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(list_models()))
         return 0
     info = model_info(args, args.load)
-    factory = model_factory(info["model"], info["model_args"])
+    factory = build_factory(args, info["model"], info["model_args"])
     model = load(args.load, factory) if args.load is not None else factory()
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
     example = torch.zeros(input_shape)

@@ -23,18 +23,20 @@ from ..loop import (
     unet_conv_names,
     write_channel_txt,
 )
-from ..loop.checkpoint import read_plan, read_text
 from ..plan import Plan
+from ..store.checkpoint import read_plan
+from ..store.files import read_text
 from ._common import (
     MODEL_JSON,
     CLIError,
     add_model_args,
     amount,
     amounts,
+    build_factory,
+    device,
     discard_on_error,
     existing_path,
     key_value,
-    model_factory,
     model_info,
     say,
     write_model_json,
@@ -258,6 +260,15 @@ def add_latency_args(parser: argparse.ArgumentParser) -> None:
     lat.add_argument("--latency-repeats", type=int, metavar="N", help="timed calls (default 30)")
 
 
+def _check_devices(devices: list[str]) -> None:
+    """Explicit --latency-devices must exist here (the default skips CUDA where there is none)."""
+    for name in devices:
+        try:
+            device(name)
+        except argparse.ArgumentTypeError as exc:
+            raise CLIError(f"--latency-devices: {exc}; nothing would be timed there") from None
+
+
 def _latency_settings(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any] | None:
     flags = {
         "batch_sizes": args.latency_batch_sizes,
@@ -362,6 +373,8 @@ def _base_plan(args: argparse.Namespace, factory: Any, example: Any) -> Plan | N
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.latency_devices:
+        _check_devices(args.latency_devices)
     main_process = join_torchrun(args)  # under torchrun: one copy per rank, rank 0 writes
     info = model_info(args, args.load)
     task_name = args.task or info.get("task")
@@ -377,7 +390,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args, task_name, seed=split_seed, saved=info.get("data"))
     config = build_config(args, data.task)
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
-    factory = model_factory(info["model"], kwargs)
+    factory = build_factory(args, info["model"], kwargs)
     plan = _base_plan(args, factory, data.example)
     model = load(args.load, factory, plan=plan)
     if plan is None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..loop import write_run_report
-from ._common import CLIError, add_model_args, model_factory, model_info, say, shape
+from ._common import CLIError, add_model_args, build_factory, model_info, say, shape
 
 NAME = "report"
 HELP = "write tables, plots and summary.md/html for a run folder"
@@ -73,7 +73,7 @@ def _deploy_inputs(args: argparse.Namespace) -> dict:
         raise CLIError(f"--onnx-threads must be >= 1, got {args.onnx_threads}")
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     return {
-        "model_factory": model_factory(info["model"], info["model_args"]),
+        "model_factory": build_factory(args, info["model"], info["model_args"]),
         "example_inputs": example,
         "onnx_threads": args.onnx_threads,
     }

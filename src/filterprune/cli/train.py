@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from ..distributed import is_distributed, rewrap_ddp
-from ..loop import save, seed_everything
-from ..loop.checkpoint import atomic_write_json
+from ..loop import seed_everything
 from ..loop.tasks import EpochLoader
-from ._common import add_model_args, model_factory, say, write_model_json
+from ..plan import Plan
+from ..store.checkpoint import is_own_checkpoint, write_checkpoint_dir
+from ..store.model_json import MODEL_JSON
+from ..store.weights import state_dict_bytes
+from ._common import CLIError, add_model_args, build_factory, device, say
 from ._data import add_data_args, default_model_args, load_data
 from ._distributed import join_torchrun
 
@@ -41,7 +44,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
 
 def add_run_args(parser: argparse.ArgumentParser, group: Any = None) -> None:
     group = group or parser.add_argument_group("run")
-    group.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+    group.add_argument(
+        "--device", type=device, default=None, help="cpu (default), cuda, cuda:1, ..."
+    )
     group.add_argument("--seed", type=int, default=None, help="RNG seed (default 0)")
 
 
@@ -63,16 +68,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("runs/baseline"),
         help="output folder (default runs/baseline)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it holds a baseline filterprune wrote (never other folders)",
+    )
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that exists, unless --overwrite and filterprune wrote it."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not overwrite:
+        raise CLIError(
+            f"--out {out} already exists; add --overwrite to replace it (only a checkpoint "
+            "folder filterprune wrote is replaced) or choose another --out"
+        )
+    if not is_own_checkpoint(out):
+        raise CLIError(
+            f"--out {out} is not a checkpoint folder filterprune wrote (or holds other files); "
+            "it is left untouched: choose another --out"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
+    check_out(args.out, args.overwrite)  # before any training: refuse early
     main_process = join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
     seed = args.seed or 0
     device = args.device or "cpu"
     seed_everything(seed, "train")
     data = load_data(args, args.task, seed=seed)
     kwargs = default_model_args(args.model, args.task, data, dict(args.model_arg))
-    model = model_factory(args.model, kwargs)().to(device)
+    model = build_factory(args, args.model, kwargs)().to(device)
     steps = args.steps if args.steps is not None or args.epochs is not None else 200
     say(args, f"training {args.model} {kwargs} on {len(data.train)} samples")
     done = data.task.finetune(
@@ -90,7 +117,6 @@ def run(args: argparse.Namespace) -> int:
     if not main_process:  # rank 0 evaluates and saves its replica
         return 0
     metrics = data.task.evaluate(model, data.val_loader, device=device)
-    save(model.to("cpu"), None, args.out)
     info = {
         "model": args.model,
         "model_args": kwargs,
@@ -98,8 +124,12 @@ def run(args: argparse.Namespace) -> int:
         "input_shape": list(data.example.shape),
         "data": data.settings,
     }
-    write_model_json(args.out, info)
-    atomic_write_json(args.out / "metrics.json", {"steps": done, "metrics": metrics})
+    write_checkpoint_dir(  # one folder, written whole: a crash leaves the old one or the new one
+        args.out,
+        weights=state_dict_bytes(model.to("cpu")),
+        plan=Plan(),
+        extra_json={MODEL_JSON: info, "metrics.json": {"steps": done, "metrics": metrics}},
+    )
     shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
     print(f"{shown} after {done} steps; saved to {args.out}")
     return 0

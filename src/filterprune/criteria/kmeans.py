@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError, MissingDependencyError
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
 from .registry import Scores, register_criterion
@@ -33,16 +34,16 @@ class KMeansCriterion:
         self, *, keep_fraction: float | None = None, variant: str = "ridurre", seed: int = 0
     ) -> None:
         if keep_fraction is not None and not 0.0 < keep_fraction <= 1.0:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+            raise ConfigError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
         if variant not in ("ridurre", "paper"):
-            raise ValueError(f"variant must be 'ridurre' or 'paper', got {variant!r}")
+            raise ConfigError(f"variant must be 'ridurre' or 'paper', got {variant!r}")
         self.keep_fraction, self.variant, self.seed = keep_fraction, variant, seed
 
     def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
         try:
             from sklearn.cluster import KMeans
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
+            raise MissingDependencyError(
                 "the kmeans criterion needs scikit-learn: pip install filterprune[kmeans]"
             ) from exc
         keep = self.keep_fraction

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from ..graph.groups import DependencyGraph
 
@@ -48,7 +50,7 @@ def get_criterion(name: str | Criterion, **options: Any) -> Criterion:
         return name
     factory = _CRITERIA.get(name)
     if factory is None:
-        raise ValueError(
+        raise ConfigError(
             f"unknown criterion {name!r}; known criteria: {', '.join(list_criteria())}. "
             "Register your own with filterprune.register_criterion."
         )

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
 from .registry import Scores
@@ -138,7 +139,7 @@ def _module_sizes(graph: DependencyGraph, example_inputs: Any, cost: str) -> dic
 def channel_costs(graph: DependencyGraph, example_inputs: Any, cost: str = "flops") -> Scores:
     """Normalised cost of removing each channel of each prunable group, in ``[0, 1]``."""
     if cost not in COSTS:
-        raise ValueError(f"cost must be one of {', '.join(COSTS)}, got {cost!r}")
+        raise ConfigError(f"cost must be one of {', '.join(COSTS)}, got {cost!r}")
     sizes = _module_sizes(graph, example_inputs, cost)
     raw = {}
     for g in graph.prunable:

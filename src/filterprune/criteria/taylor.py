@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError, SetupError
 from ..graph.groups import DependencyGraph
 from .observe import FeatureObserver, channel_dot, run_passes
 from .registry import Scores, register_criterion
@@ -31,9 +32,9 @@ class ChannelStats:
 
     def __init__(self, *, accumulate: str = "mean", momentum: float = 0.9) -> None:
         if accumulate not in ("mean", "ema"):
-            raise ValueError(f"accumulate must be 'mean' or 'ema', got {accumulate!r}")
+            raise ConfigError(f"accumulate must be 'mean' or 'ema', got {accumulate!r}")
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+            raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
         self.accumulate = accumulate
         self.momentum = momentum
         self.sums: dict[str, torch.Tensor] = {}
@@ -112,7 +113,7 @@ def _check_same_modules(observed: list[tuple[str, tuple[int, ...]]]) -> None:
         details.append(f"'{n}' has shape {mine[n]} on rank 0 but {theirs[n]} on rank {first}")
     if not mine or not theirs:
         details.append("a rank without ranking batches observes nothing")
-    raise RuntimeError(
+    raise SetupError(
         f"ranking statistics cannot be all-reduced: rank(s) {bad} observed other modules than "
         f"rank 0 ({'; '.join(details)}). Every rank must rank the same model, with at least one "
         "ranking batch, and every observed layer must take part in each rank's loss"
@@ -137,7 +138,7 @@ def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) ->
             found = True
             total += m.channel_sums(stat.detach().cpu()).to(total.dtype)
         if not found:
-            raise RuntimeError(
+            raise SetupError(
                 f"no feature map of group '{g.name}' was observed during ranking; does the loss "
                 "depend on it?"
             )
@@ -171,7 +172,7 @@ class Taylor:
         train_mode: bool = False,
     ) -> None:
         if where not in ("activation", "module"):
-            raise ValueError(f"where must be 'activation' or 'module', got {where!r}")
+            raise ConfigError(f"where must be 'activation' or 'module', got {where!r}")
         self.where = where
         self.signed = signed
         self.train_mode = train_mode
@@ -226,7 +227,7 @@ class Taylor:
 
 def _require(ctx: dict, key: str) -> Any:
     if ctx.get(key) is None:
-        raise ValueError(
+        raise ConfigError(
             f"this criterion needs data: pass {key}= (batches is an iterable of (inputs, targets); "
             "loss_fn(outputs, targets) returns a scalar)"
         )

@@ -22,6 +22,7 @@ from torch.autograd.function import BackwardCFunction
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from ..errors import FilterpruneError
 from . import labels as L
 from .elements import UNTRACKED, ElementSets
 from .specs import LayerSpec, spec_for
@@ -45,7 +46,7 @@ _SHAPE_READS = {
 }  # fmt: skip
 
 
-class TraceError(RuntimeError):
+class TraceError(FilterpruneError, RuntimeError):
     """The model could not be run under the tracer."""
 
 

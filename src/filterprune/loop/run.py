@@ -29,7 +29,8 @@ from torch import nn
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..plan import Plan
-from .checkpoint import RunDir, state_dict_bytes
+from ..store.rundir import RunDir
+from ..store.weights import state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from .layers import ignored_layers, layer_widths
 from .replicas import Replicas
@@ -199,9 +200,12 @@ class PruningLoop:
     ) -> None:
         if self.rundir is not None:
             if self.ranks.main:
-                self.rundir.write_state(
-                    self.state.to_json_dict(finished=finished, stop_reason=stop_reason, final=final)
+                state = self.state.to_json_dict(
+                    finished=finished, stop_reason=stop_reason, final=final
                 )
+                # the settings this state was reached with, switched with it in one rename: a
+                # resume compares against them (config.json may already hold newer ones)
+                self.rundir.write_state({**state, "config": self.config.to_dict()})
             self.ranks.barrier()  # other ranks may read the run folder from here on
 
     def _keep_best(self) -> None:
@@ -251,7 +255,10 @@ class PruningLoop:
         run = self.rundir
         assert run is not None
         saved = run.read_state()
-        old = PruneConfig.from_json(run.read_config_json(), source=str(run.config_path))
+        if "config" in saved:
+            old = PruneConfig.from_dict(saved["config"], source=f"{run.state_path}: config")
+        else:  # a state written before the settings were kept in it
+            old = PruneConfig.from_json(run.read_config_json(), source=str(run.config_path))
         old_dict, new_dict = old.to_dict(), self.config.to_dict()
         diff = [k for k in old_dict if old_dict[k] != new_dict.get(k)]
         fixed = [k for k in diff if k not in RESUMABLE_CHANGES]
@@ -269,6 +276,8 @@ class PruningLoop:
         self.model.to(self.device)
         self.threshold = metric_threshold(self.config, self.state.rows[0].get("metrics") or {})
         if done:
+            if self.ranks.main:
+                run.tidy(saved)  # e.g. the old final model, if a kill came before its removal
             final_row = run.read_row(saved["final"])
             if saved["final"] != saved["current"]:
                 self.state.rows.append(final_row)
@@ -414,8 +423,11 @@ class PruningLoop:
             pruned_fraction=state.current_row.get("pruned_fraction"),
             accepted=True,
         )
-        self._record("final", row, weights, Plan())
-        return "final", row
+        # a new name: state.json may point to the previous final model until it is switched
+        writes = self.rundir is not None and self.ranks.main
+        name = self.ranks.shared(self.rundir.next_final_name() if writes else "final")
+        self._record(name, row, weights, Plan())
+        return name, row
 
     def _result(self, reason: str, final_row: dict[str, Any]) -> RunResult:
         return RunResult(

@@ -17,8 +17,9 @@ from typing import Any
 
 from torch import nn
 
-from .._atomic import atomic_write_text
-from .checkpoint import CheckpointError, RunDir
+from ..errors import CheckpointError, ConfigError
+from ..store.files import atomic_write_text
+from ..store.rundir import RunDir, row_key
 from .result import table_rows
 
 __all__ = ["RunReport", "run_tables", "write_run_report"]
@@ -50,8 +51,7 @@ class RunReport:
 
 def _final_row(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, Any]:
     if run.exists():
-        final = run.read_state()["final"]
-        wanted: int | str = "final" if final == "final" else int(final.removeprefix("iter_"))
+        wanted = row_key(run.read_state()["final"])
         for row in reversed(rows):
             if row["iteration"] == wanted:
                 return row
@@ -104,7 +104,7 @@ def _deploy(
     run_dir: Path, out: Path, factory: Callable[[], nn.Module], example_inputs: Any, threads: Any
 ) -> Any:
     from .. import report
-    from .load import load
+    from ..store.load import load
 
     run = RunDir(run_dir)
     checks = []
@@ -152,7 +152,7 @@ def write_run_report(
     from .. import report
 
     if deploy and (model_factory is None or example_inputs is None):
-        raise ValueError(
+        raise ConfigError(
             "write_run_report(deploy=True) needs model_factory (builds the original model) and "
             "example_inputs (e.g. torch.randn(1, 3, 32, 32)); the CLI reads both from model.json"
         )

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from ..errors import ConfigError, UnknownNameError
+
 __all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
 
 _MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
@@ -23,7 +25,7 @@ _MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
-class UnknownModelError(KeyError, ValueError):
+class UnknownModelError(UnknownNameError):
     """Raised by :func:`create_model` for a name that no model registered.
 
     Subclasses both ``KeyError`` (lookup by name failed) and ``ValueError`` (bad argument value),
@@ -48,12 +50,12 @@ def register_model(name: str) -> Callable[[F], F]:
         ValueError: If ``name`` is empty or already registered.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"register_model: name must be a non-empty string, got {name!r}.")
+        raise ConfigError(f"register_model: name must be a non-empty string, got {name!r}.")
 
     def decorator(factory: F) -> F:
         if name in _MODEL_FACTORIES:
             existing = _MODEL_FACTORIES[name]
-            raise ValueError(
+            raise ConfigError(
                 f"register_model: model name {name!r} is already registered by "
                 f"{existing.__module__}.{existing.__qualname__}; pick another name."
             )

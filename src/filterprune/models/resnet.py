@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ._common import check_choice, check_positive, init_weights, scale_channels
 from ._registry import register_model
 
@@ -147,7 +148,7 @@ class ResNet(nn.Module):
         check_positive("ResNet", "width", width)
         check_choice("ResNet", "stem", stem, _STEMS)
         if len(layers) != 4 or any(n < 1 for n in layers):
-            raise ValueError(f"ResNet: layers must be four positive block counts, got {layers!r}.")
+            raise ConfigError(f"ResNet: layers must be four positive block counts, got {layers!r}.")
 
         widths = [scale_channels(c, width) for c in _STAGE_WIDTHS]
         stem_channels = widths[0]

@@ -9,35 +9,14 @@ from __future__ import annotations
 import os
 import tempfile
 
-import torch
 from torch import nn
+
+from ..errors import MissingDependencyError
+from ..store.weights import savable_state_dict
 
 __all__ = ["bytes_to_mb", "checkpoint_size_bytes"]
 
 _EXTRA_HINT = "pip install filterprune[report]"
-
-
-def _storage_key(tensor: torch.Tensor) -> tuple[str, int]:
-    return (str(tensor.device), tensor.untyped_storage().data_ptr())
-
-
-def _savable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict with contiguous CPU tensors that share no storage (safetensors requires both).
-
-    A tensor whose storage an earlier entry already uses (tied weights, views) is cloned, so
-    every key is written with its own copy and tied weights count once per key.
-    """
-    seen: set[tuple[str, int]] = set()
-    out: dict[str, torch.Tensor] = {}
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach()
-        key = _storage_key(tensor)
-        if key in seen or not tensor.is_contiguous():
-            tensor = tensor.clone(memory_format=torch.contiguous_format)
-        else:
-            seen.add(key)
-        out[name] = tensor.to("cpu")
-    return out
 
 
 def checkpoint_size_bytes(model: nn.Module) -> int:
@@ -51,9 +30,11 @@ def checkpoint_size_bytes(model: nn.Module) -> int:
     try:
         from safetensors.torch import save_file
     except ImportError as err:
-        raise ImportError(f"checkpoint_size_bytes needs safetensors: {_EXTRA_HINT}") from err
+        raise MissingDependencyError(
+            f"checkpoint_size_bytes needs safetensors: {_EXTRA_HINT}"
+        ) from err
 
-    state = _savable_state_dict(model)
+    state = savable_state_dict(model)
     fd, path = tempfile.mkstemp(suffix=".safetensors")
     os.close(fd)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from numbers import Real
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["KINDS", "NUMERIC_KINDS", "format_value"]
 
 NUMERIC_KINDS = ("int", "count", "mb", "ms", "percent", "speedup", "metric", "delta")
@@ -44,7 +46,7 @@ def format_value(value: Any, kind: str) -> str:
         The text; ``"N/A"`` for ``None``; ``str(value)`` for text and non-numbers.
     """
     if kind not in KINDS:
-        raise ValueError(f"format_value: unknown kind {kind!r}; known: {KINDS}")
+        raise ConfigError(f"format_value: unknown kind {kind!r}; known: {KINDS}")
     if value is None:
         return "N/A"
     if kind == "text" or isinstance(value, bool) or not isinstance(value, Real):

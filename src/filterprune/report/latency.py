@@ -23,6 +23,8 @@ from torch.utils.benchmark import Timer
 
 from filterprune.report._common import ExampleInputs, as_input_tuple, eval_mode, model_device
 
+from ..errors import ConfigError
+
 MAX_WARMUP_ROUNDS = 10
 
 __all__ = [
@@ -70,7 +72,7 @@ def _batched(inputs: tuple[torch.Tensor, ...], batch_size: int) -> tuple[torch.T
     out = []
     for tensor in inputs:
         if tensor.dim() == 0:
-            raise ValueError("example_inputs must have a batch dimension; got a 0-d tensor")
+            raise ConfigError("example_inputs must have a batch dimension; got a 0-d tensor")
         if tensor.shape[0] == batch_size:
             out.append(tensor)
         else:
@@ -90,7 +92,7 @@ def _indexed(device: torch.device) -> torch.device:
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"measure_latency: {name} must be {bound}, got {value!r}")
+        raise ConfigError(f"measure_latency: {name} must be {bound}, got {value!r}")
 
 
 def measure_latency(
@@ -124,7 +126,7 @@ def measure_latency(
         One :class:`LatencyResult` per batch size, in the order given.
     """
     if not batch_sizes:
-        raise ValueError("measure_latency: batch_sizes is empty; pass e.g. batch_sizes=(1,)")
+        raise ConfigError("measure_latency: batch_sizes is empty; pass e.g. batch_sizes=(1,)")
     for b in batch_sizes:
         _check_positive("each batch size", b)
     _check_positive("repeats", repeats)
@@ -216,7 +218,7 @@ def speedup(before: LatencyResult | float, after: LatencyResult | float) -> floa
     """Measured speedup ``before / after`` of median latencies (results or milliseconds)."""
     after_ms = _median_ms(after)
     if after_ms <= 0:
-        raise ValueError(f"speedup: the 'after' latency must be > 0 ms, got {after_ms!r}")
+        raise ConfigError(f"speedup: the 'after' latency must be > 0 ms, got {after_ms!r}")
     return _median_ms(before) / after_ms
 
 
@@ -233,7 +235,7 @@ def speedups(before: Sequence[LatencyResult], after: Sequence[LatencyResult]) ->
 def macs_reduction_ratio(macs_before: int, macs_after: int) -> float:
     """Theoretical speedup from compute alone: ``macs_before / macs_after`` (2.0 = half the MACs)."""
     if macs_after <= 0:
-        raise ValueError(f"macs_reduction_ratio: macs_after must be > 0, got {macs_after!r}")
+        raise ConfigError(f"macs_reduction_ratio: macs_after must be > 0, got {macs_after!r}")
     return macs_before / macs_after
 
 

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from filterprune._atomic import atomic_write_bytes
 from filterprune.report.tables import Table
+from filterprune.store.files import atomic_write_bytes
+
+from ..errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,7 +39,9 @@ def _new_figure(width: float, height: float) -> Figure:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise ImportError("plots need matplotlib: pip install filterprune[report]") from err
+        raise MissingDependencyError(
+            "plots need matplotlib: pip install filterprune[report]"
+        ) from err
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -70,7 +74,7 @@ def plot_channels(
     """
     names = list(before)
     if not names:
-        raise ValueError("plot_channels: before is empty; nothing to plot")
+        raise ConfigError("plot_channels: before is empty; nothing to plot")
     figure = _new_figure(max(6.0, 0.35 * len(names) + 2), 4.0)
     ax = figure.add_subplot()
     xs = range(len(names))
@@ -103,7 +107,7 @@ def _xy_plot(
         if row.get("macs") is not None and y_of(row) is not None
     ]
     if not points:
-        raise ValueError(f"{what}: no row has both 'macs' and the plotted value")
+        raise ConfigError(f"{what}: no row has both 'macs' and the plotted value")
     figure = _new_figure(6.0, 4.0)
     ax = figure.add_subplot()
     ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
@@ -165,7 +169,7 @@ def plot_score_distributions(
         path: Output stem (or ``.png``/``.svg`` file name).
     """
     if not scores_by_iteration:
-        raise ValueError("plot_score_distributions: scores_by_iteration is empty")
+        raise ConfigError("plot_score_distributions: scores_by_iteration is empty")
     layers: list[str] = []
     for by_layer in scores_by_iteration.values():
         layers += [name for name in by_layer if name not in layers]

@@ -24,6 +24,8 @@ from filterprune.tasks._images import (
 )
 from filterprune.tasks.splits import split_by_object_id
 
+from ..errors import DataError, MissingFileError
+
 __all__ = ["CarvanaDataset", "ImageFolderDataset", "split_by_object_id"]
 
 MASK_SUFFIXES = (".gif", ".png")
@@ -36,7 +38,7 @@ def _image_files(folder: Path) -> list[Path]:
 def _check_dir(path: Path, *, option: str, owner: str) -> None:
     if not path.is_dir():
         what = "is not a folder" if path.exists() else "does not exist"
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{owner}: {option} {str(path)!r} {what}; pass the folder that holds the images."
         )
 
@@ -72,7 +74,7 @@ class ImageFolderDataset(Dataset):
         _check_dir(self.root, option="root", owner="ImageFolderDataset")
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not self.classes:
-            raise ValueError(
+            raise DataError(
                 f"ImageFolderDataset: root {str(self.root)!r} is empty (no class sub-folders); "
                 "expected root/CLASS_NAME/image.png with one sub-folder per class."
             )
@@ -80,7 +82,7 @@ class ImageFolderDataset(Dataset):
         for label, name in enumerate(self.classes):
             files = _image_files(self.root / name)
             if not files:
-                raise ValueError(
+                raise DataError(
                     f"ImageFolderDataset: class folder {str(self.root / name)!r} holds no images "
                     f"(looked for {', '.join(IMAGE_SUFFIXES)}); add images or remove the folder."
                 )
@@ -133,13 +135,11 @@ class CarvanaDataset(Dataset):
     ) -> None:
         owner = "CarvanaDataset"
         if scale not in (None, 1.0) and image_size is not None:
-            raise ValueError(
+            raise DataError(
                 f"{owner}: pass scale or image_size, not both (got {scale=}, {image_size=})."
             )
         if scale is not None and not 0.0 < scale <= 1.0:
-            raise ValueError(
-                f"{owner}: scale must be in (0, 1], got {scale!r}; use e.g. scale=0.5."
-            )
+            raise DataError(f"{owner}: scale must be in (0, 1], got {scale!r}; use e.g. scale=0.5.")
         self.size_hw = (
             None if image_size is None else as_hw(image_size, option=f"{owner} image_size")
         )
@@ -150,7 +150,7 @@ class CarvanaDataset(Dataset):
         _check_dir(self.masks_dir, option="masks_dir", owner=owner)
         images = _image_files(self.images_dir)
         if not images:
-            raise ValueError(
+            raise DataError(
                 f"{owner}: images_dir {str(self.images_dir)!r} holds no images "
                 f"(looked for {', '.join(IMAGE_SUFFIXES)})."
             )
@@ -162,7 +162,7 @@ class CarvanaDataset(Dataset):
             candidate = self.masks_dir / f"{image.stem}_mask{suffix}"
             if candidate.is_file():
                 return candidate
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"CarvanaDataset: image {str(image)!r} has no mask; expected "
             f"{str(self.masks_dir / (image.stem + '_mask.gif'))!r} (or .png). "
             "Add the mask or remove the image."

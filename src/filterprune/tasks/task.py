@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 from filterprune.tasks._deps import progress_bar
 from filterprune.tasks.trainer import FinetuneConfig, finetune, move_batch
 
+from ..errors import ConfigError, UnknownNameError
+
 _TASKS: dict[str, type[Task]] = {}
 
 
@@ -24,7 +26,7 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
 
     def decorate(cls: type[Task]) -> type[Task]:
         if name in _TASKS and _TASKS[name] is not cls:
-            raise ValueError(
+            raise ConfigError(
                 f"register_task: a task named {name!r} is already registered ({_TASKS[name].__name__})."
             )
         cls.name = name
@@ -46,7 +48,7 @@ def get_task(name: str, **options: Any) -> Task:
         KeyError: Unknown name; the message lists the known ones.
     """
     if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}.")
+        raise UnknownNameError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}.")
     return _TASKS[name](**options)
 
 

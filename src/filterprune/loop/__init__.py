@@ -11,6 +11,7 @@ Checkpoints, run folders and loading live in :mod:`filterprune.store`; ``load``,
 """
 
 from ..errors import CheckpointError
+from ..report.run_report import RunReport, run_tables, write_run_report
 from ..store.load import load, load_state_dict_strict, resolve_checkpoint, save
 from ..store.rundir import RunDir
 from .config import Budget, ConfigError, PruneConfig, Target
@@ -19,7 +20,6 @@ from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
-from .summary import RunReport, run_tables, write_run_report
 from .tasks import TaskCallbacks, task_callbacks
 from .widths import (
     plan_from_widths,

@@ -156,7 +156,7 @@ class PruningLoop:
         row: dict[str, Any] = {"iteration": iteration, **fields}
         row.update(params=counts.params, macs=counts.macs, size_mb=len(weights) / 1e6)
         if self.config.needs_latency:
-            from ..report import latency_fields, measure_latencies
+            from ..measure import latency_fields, measure_latencies
 
             timed = measure_latencies(self.model, self.example, self.config.latency)
             row.update(latency_fields(timed, self.model))
@@ -555,7 +555,7 @@ def run_pruning(
         batches: ``batches() -> iterable of (inputs, targets)``, fresh on each call; the first
             ``config.ranking_batches`` feed a data-driven criterion such as ``"taylor"``.
         loss_fn: ``loss_fn(model_output, targets) -> scalar loss`` for data-driven criteria.
-        run_dir: Checkpoint folder (see :mod:`filterprune.loop.checkpoint`); ``None`` keeps
+        run_dir: Checkpoint folder (see :mod:`filterprune.store` for its layout); ``None`` keeps
             everything in memory.
         resume: Continue the run in ``run_dir`` after its last completed iteration (a new run if
             ``run_dir`` holds none). ``model`` must be the same starting model as the first time.

@@ -5,7 +5,7 @@ The files (``channels.txt``, width specs) are read and written by :mod:`filterpr
 The seed project described a pruned U-Net by a text file with one integer per line, the output
 channels of each conv layer in order. :func:`plan_from_widths` turns any such spec into the plan
 that narrows the original architecture to those widths (keeping each layer's first channels), so
-a checkpoint of that shape can be loaded with :func:`filterprune.loop.load` (``plan=...``).
+a checkpoint of that shape can be loaded with :func:`filterprune.load` (``plan=...``).
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def _run(config: DemoConfig, p: Preset, start: float, echo: Any) -> Any:
         run_dir=config.run_dir,
         progress=config.progress,
     )
-    from ..loop import write_run_report
+    from ..report.run_report import write_run_report
 
     echo("\nPer-iteration results\n")
     echo(report.to_markdown(result.table()))

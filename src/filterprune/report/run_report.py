@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..store.files import atomic_write_text
 from ..store.rundir import row_key
 from .tables import table_rows

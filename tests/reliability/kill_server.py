@@ -7,8 +7,8 @@ starts in milliseconds, so many kills fit in a few seconds. The server itself ne
 op, so its children start from a clean (fork-safe) state.
 
 Protocol, one JSON object per line: ``{"argv": [...], "kill_after": 0.4 | null, "log": PATH,
-"env": {...}}`` on stdin (``env``: variables set in the child, e.g. the crash hook's
-``FILTERPRUNE_TEST_CRASH_AT``); ``{"killed": bool, "status": int | null, "seconds": float}`` on
+"env": {...}, "err": PATH}`` on stdin (``env``: variables set in the child, e.g. the crash hook's
+``FILTERPRUNE_TEST_CRASH_AT``; ``err``: a file for the child's stderr alone, whose fd 2 it is); ``{"killed": bool, "status": int | null, "seconds": float}`` on
 stdout. A child that killed itself reports ``killed`` true as well.
 """
 
@@ -21,13 +21,13 @@ import sys
 import time
 
 
-def _child(argv: list[str], log: str, env: dict[str, str]) -> None:
+def _child(argv: list[str], log: str, env: dict[str, str], err: str | None) -> None:
     os.environ.update(env)
     try:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(fd, 1)
-        os.dup2(fd, 2)
+        os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if err else fd, 2)
         import torch
 
         from filterprune.cli import main
@@ -41,11 +41,13 @@ def _child(argv: list[str], log: str, env: dict[str, str]) -> None:
     os._exit(code)
 
 
-def _run(argv: list[str], kill_after: float | None, log: str, env: dict[str, str]) -> dict:
+def _run(
+    argv: list[str], kill_after: float | None, log: str, env: dict[str, str], err: str | None
+) -> dict:
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        _child(argv, log, env)
+        _child(argv, log, env, err)
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         elapsed = time.monotonic() - start
@@ -75,7 +77,11 @@ def serve() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         reply = _run(
-            request["argv"], request.get("kill_after"), request["log"], request.get("env") or {}
+            request["argv"],
+            request.get("kill_after"),
+            request["log"],
+            request.get("env") or {},
+            request.get("err"),
         )
         print(json.dumps(reply), flush=True)
 

@@ -14,11 +14,8 @@ in milliseconds.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,42 +25,9 @@ from rel_tiny import DATA, PRUNE, TRUSTED, build
 from filterprune import load
 from filterprune.loop import RunDir
 
-HERE = Path(__file__).resolve().parent
-SRC = HERE.parents[1] / "src"
+from conftest import KillServer
+
 CRASH_AT, CRASH_TRACE = "FILTERPRUNE_TEST_CRASH_AT", "FILTERPRUNE_TEST_CRASH_TRACE"
-
-
-class KillServer:
-    def __init__(self, log: Path) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(HERE), env.get("PYTHONPATH", "")])
-        env["OMP_NUM_THREADS"] = "1"
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "kill_server.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert json.loads(self.proc.stdout.readline()) == {"ready": True}
-
-    def run(
-        self, argv: list[str], kill_after: float | None = None, env: dict | None = None
-    ) -> dict:
-        request = {
-            "argv": [str(a) for a in argv],
-            "kill_after": kill_after,
-            "log": str(self.log),
-            "env": env or {},
-        }
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture

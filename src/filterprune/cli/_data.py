@@ -65,6 +65,11 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         metavar="KEY=VALUE",
         help="option of the built-in data, e.g. num_cars=16 (repeatable)",
     )
+    group.add_argument(
+        "--resize-masks",
+        action="store_true",
+        help="segment folders: resize a mask whose size differs from its image (default: error)",
+    )
     group.add_argument("--batch-size", type=int, default=16, metavar="N", help="default 16")
     group.add_argument(
         "--limit",
@@ -108,7 +113,9 @@ class Data:
         return self.val[0][0].unsqueeze(0)
 
 
-def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: int):
+def _folder(
+    task_name: str, root: Path, size: int, val_fraction: float, seed: int, resize_masks: bool
+):
     from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
 
     if not root.is_dir():
@@ -125,7 +132,9 @@ def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: in
         return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))
     for images, masks in (("train", "train_masks"), ("images", "masks")):
         if (root / images).is_dir() and (root / masks).is_dir():
-            full = CarvanaDataset(root / images, root / masks, image_size=size)
+            full = CarvanaDataset(
+                root / images, root / masks, image_size=size, resize_masks=resize_masks
+            )
             train_idx, val_idx = split_by_object_id(full.ids, val_fraction, seed)
             return Subset(full, train_idx), Subset(full, val_idx)
     raise CLIError(
@@ -161,7 +170,8 @@ def load_data(
         if settings["data_args"]:
             raise CLIError("--data-arg only applies to --data builtin")
         root = Path(settings["data"])
-        train, val = _folder(task_name, root, size, settings["val_fraction"], seed)
+        resize = bool(getattr(args, "resize_masks", False))
+        train, val = _folder(task_name, root, size, settings["val_fraction"], seed, resize)
     if args.limit is not None:
         if args.limit < 1:
             raise CLIError(f"--limit must be >= 1, got {args.limit}")

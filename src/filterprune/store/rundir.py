@@ -255,7 +255,7 @@ def _row_problem(row: Any) -> str | None:
     if not isinstance(row, dict):
         return f"expected an object, got {type(row).__name__}"
     iteration = row.get("iteration")
-    if not (isinstance(iteration, str) or _int(0)(iteration)):
+    if not (iteration == "final" or _int(0)(iteration)):
         return f"field 'iteration' must be an integer >= 0 or 'final', got {iteration!r:.40}"
     if not isinstance(row.get("accepted", True), bool):
         return f"field 'accepted' must be true or false, got {row['accepted']!r:.40}"

@@ -121,6 +121,11 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             "the model is trusted: torch.save(model.state_dict(), 'model.pt')"
         ) from None
     except Exception as exc:  # a truncated or foreign file
+        if "TorchScript" in str(exc):
+            raise CheckpointError(
+                f"weights file {str(path)!r} is a TorchScript archive (torch.jit.save), not a "
+                "state dict; save the weights with torch.save(model.state_dict(), 'model.pt')"
+            ) from None
         raise CheckpointError(
             f"weights file {str(path)!r} cannot be read by torch.load "
             f"({' '.join(str(exc).split())[:300]}); save it with "

@@ -115,6 +115,8 @@ class CarvanaDataset(Dataset):
             ``None`` or 1.0 keeps the size.
         image_size: Fixed output size instead of ``scale``: an int (square) or ``(height, width)``.
         augment: Random horizontal flip (image and mask together) with probability 0.5.
+        resize_masks: Resize a mask whose size differs from its image's (nearest neighbour);
+            by default such a pair is an error naming both files.
 
     Attributes:
         ids: Image names without suffix, sorted.
@@ -132,8 +134,10 @@ class CarvanaDataset(Dataset):
         scale: float | None = None,
         image_size: Size | None = None,
         augment: bool = False,
+        resize_masks: bool = False,
     ) -> None:
         owner = "CarvanaDataset"
+        self.resize_masks = resize_masks
         if scale not in (None, 1.0) and image_size is not None:
             raise DataError(
                 f"{owner}: pass scale or image_size, not both (got {scale=}, {image_size=})."
@@ -176,11 +180,23 @@ class CarvanaDataset(Dataset):
         height, width = image_size_of(image, owner="CarvanaDataset")
         return max(1, int(height * self.scale)), max(1, int(width * self.scale))
 
+    def _check_sizes(self, image: Path, mask: Path) -> None:
+        owner = "CarvanaDataset"
+        (ih, iw), (mh, mw) = image_size_of(image, owner=owner), image_size_of(mask, owner=owner)
+        if (ih, iw) != (mh, mw):
+            raise DataError(
+                f"{owner}: mask {str(mask)!r} is {mw}x{mh} pixels but its image {str(image)!r} is "
+                f"{iw}x{ih}; fix the mask, or resize masks to their images with --resize-masks "
+                "(Python: resize_masks=True)"
+            )
+
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.pairs[index]
+        if not self.resize_masks:
+            self._check_sizes(image_path, mask_path)
         size_hw = self._output_hw(image_path)
         image = load_rgb(image_path, size_hw=size_hw, owner="CarvanaDataset")
         mask = load_mask(mask_path, size_hw=image.shape[-2:], owner="CarvanaDataset")

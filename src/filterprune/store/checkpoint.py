@@ -32,6 +32,7 @@ from .files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    exchange,
     fsync_dir,
     make_temp_dir,
     read_json,
@@ -135,7 +136,9 @@ def write_checkpoint_dir(
         atomic_write_json(tmp / MANIFEST, manifest)
         _check_replaceable(path)  # again: the folder may have changed while we wrote
         try:
-            if path.exists():
+            if path.exists() and exchange(tmp, path, path.name):
+                remove_tree(tmp)  # now the old folder
+            elif path.exists():  # no atomic exchange here: move the old one aside first
                 trash = path.parent / f".{path.name}.{tmp.name.split('.')[-2]}.old"
                 _replace(path, trash, f"{path.name} (aside)")
                 _replace(tmp, path, path.name)

@@ -15,6 +15,7 @@ are for filterprune's own tests and do nothing unless set.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "crash_point",
+    "exchange",
     "fsync_dir",
     "make_temp_dir",
     "read_json",
@@ -89,6 +91,24 @@ def make_temp_dir(path: Path) -> Path:
                 continue
     except OSError as exc:
         raise StorageError.wrap(exc, path, "writing") from None
+
+
+def exchange(a: Path, b: Path, label: str) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported.
+
+    Replacing a folder with two renames leaves a moment where neither exists; an exchange has
+    none: ``b`` holds the new content and ``a`` the old one, which the caller then removes.
+    """
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    crash_point(f"before exchange {label}")
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        return False  # e.g. a file system without exchange: the caller renames twice
+    crash_point(f"after exchange {label}")
+    return True
 
 
 def _replace(src: Path, dst: Path, label: str) -> None:

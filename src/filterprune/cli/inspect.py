@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             apply_plan(model, plan)
     graph = analyze(model.eval(), example, ignore=args.ignore or None)
     print(graph.report())
-    from ..report import count
+    from ..measure import count
 
     counts = count(model, example)
     print(f"{counts.params} parameters, {counts.macs} MACs for input {tuple(input_shape)}")

@@ -365,8 +365,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if not main_process:  # the run is over on every rank; rank 0 writes and prints the rest
         return 0
-    from ..loop import write_run_report
     from ..report import to_markdown
+    from ..report.run_report import write_run_report
 
     tables = write_run_report(args.run_dir, plots=False)  # figures: filterprune report
     for table in tables.tables().values():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..loop import write_run_report
 from ..recipes import model_factory
+from ..report.run_report import write_run_report
 from ._common import CLIError, add_model_args, add_widths_args, model_info, say, shape
 
 NAME = "report"

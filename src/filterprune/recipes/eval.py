@@ -42,7 +42,7 @@ def evaluate_saved(
         ``{"metrics": {...}, "params": int, "macs": int, "size_mb": float}`` (and
         ``"latency_ms"``).
     """
-    from .. import report
+    from .. import measure
 
     info = saved_model(load, model=model, model_args=model_args, task=task)
     if data is None:
@@ -52,13 +52,13 @@ def evaluate_saved(
     net, _ = load_model(
         Path(load), factory, data.example, channel_txt=channel_txt, spec=spec, device=device
     )
-    counts = report.count(net, data.example)
+    counts = measure.count(net, data.example)
     out: dict[str, Any] = {
         "metrics": data.task.evaluate(net, data.val_loader, device=device),
         "params": counts.params,
         "macs": counts.macs,
-        "size_mb": report.checkpoint_size_bytes(net) / 1e6,
+        "size_mb": measure.checkpoint_size_bytes(net) / 1e6,
     }
     if latency:
-        out["latency_ms"] = report.measure_latency(net, data.example)[0].median_ms
+        out["latency_ms"] = measure.measure_latency(net, data.example)[0].median_ms
     return out

@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import FilterpruneError
-from ..models._factory import UntrustedCodeError, is_builtin, model_factory
-from ..store.model_json import MODEL_JSON, find_model_json, read_model_json, write_model_json
-
-__all__ = ["MODEL_JSON", "CLIError", "UsageError", "model_factory", "write_model_json"]
+from ..recipes.models import model_description
 
 
 class CLIError(FilterpruneError):
@@ -88,28 +83,6 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def device(text: str) -> str:
-    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:1``, ``mps``, ..."""
-    import torch
-
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device name; use e.g. cpu, cuda or cuda:1"
-        ) from None
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (dev.index is not None and dev.index >= count):
-            have = "no CUDA device" if count == 0 else f"{count} CUDA device(s)"
-            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {have}; use cpu")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise argparse.ArgumentTypeError(f"{text!r}: filterprune runs on cpu, cuda or mps")
-    return text
-
-
 def existing_path(text: str) -> Path:
     path = Path(text)
     if not path.exists():
@@ -144,70 +117,57 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
     )
 
 
-def trust_flag(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "trust_model_code", False))
-
-
-def build_factory(args: argparse.Namespace, spec: str, kwargs: dict[str, Any]):
-    """The model factory for ``spec`` (a ``MODULE:FUNCTION`` only with --trust-model-code)."""
-    return model_factory(spec, kwargs, trust_code=trust_flag(args))
+def add_widths_args(parser: argparse.ArgumentParser) -> None:
+    """--channel-txt / --spec: the widths of a checkpoint that has no plan.json."""
+    group = parser.add_argument_group(
+        "checkpoint widths", "for a checkpoint without plan.json, e.g. one made elsewhere"
+    ).add_mutually_exclusive_group()
+    group.add_argument(
+        "--channel-txt",
+        type=existing_path,
+        metavar="FILE",
+        help="one channel count per conv layer, in order (the output head's line may be left "
+        "out); 'filterprune prune' writes RUN_DIR/channels.txt",
+    )
+    group.add_argument(
+        "--spec",
+        type=existing_path,
+        metavar="FILE",
+        help="widths JSON {layer: channels} or a plan.json of the checkpoint",
+    )
 
 
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
-    """Model name, model arguments, task and input shape: flags first, then model.json.
-
-    A model named in model.json is used only if it is a built-in model: a ``MODULE:FUNCTION``
-    written in a file is never imported (the file may come from anyone). The user names such a
-    factory on the command line instead, with --trust-model-code.
-    """
-    info: dict[str, Any] = {}
-    found = find_model_json(load)
-    if found is not None:
-        info = read_model_json(found)
-    if args.model:
-        same = info.get("model") == args.model  # keep the saved arguments of the same model
-        saved = info.get("model_args", {}) if same else {}
-        info = {**info, "model": args.model, "model_args": {**saved, **dict(args.model_arg)}}
-    else:
-        if args.model_arg:
-            info["model_args"] = {**info.get("model_args", {}), **dict(args.model_arg)}
-        if "model" in info and not is_builtin(info["model"]):
-            raise UntrustedCodeError(
-                f"{found} names the model factory {info['model']!r}, which is not a built-in "
-                "model; filterprune never imports code named in a file. If you trust that code, "
-                f"name it yourself: --model {info['model']} --trust-model-code"
-            )
-    if "model" not in info:
-        where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
-        raise CLIError(f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25")
-    info.setdefault("model_args", {})
-    return info
+    """Model name, model arguments, task and input shape: flags first, then model.json (whose
+    model must be a built-in one; see :func:`filterprune.recipes.models.model_description`)."""
+    return model_description(load, model=args.model, model_args=dict(args.model_arg))
 
 
-@contextmanager
-def discard_on_error(folder: Path, *, kept: Callable[[], bool]) -> Iterator[None]:
-    """Remove what the body created in ``folder`` if it fails before ``kept()`` holds.
+def trust(args: argparse.Namespace) -> bool:
+    """--trust-model-code: a ``MODULE:FUNCTION`` model may be imported."""
+    return bool(getattr(args, "trust_model_code", False))
 
-    An error (or Ctrl-C) before the output is usable leaves no partial output behind: the folders
-    this call found missing (``folder`` and its missing parents) are deleted, or, if ``folder``
-    existed, the entries the body added to it. Once ``kept()`` is true (e.g. a run folder with
-    its first checkpoint, which ``--resume`` continues) nothing is removed.
-    """
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    before = set(folder.iterdir()) if not missing and folder.is_dir() else set()
+
+def device(text: str) -> str:
+    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    import torch
+
     try:
-        yield
-    except BaseException:
-        if not kept():
-            if missing:
-                shutil.rmtree(missing[-1], ignore_errors=True)
-            elif folder.is_dir():
-                for entry in set(folder.iterdir()) - before:
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.unlink(missing_ok=True)
-        raise
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device name; use e.g. cpu, cuda or cuda:1"
+        ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            have = "no CUDA device" if count == 0 else f"{count} CUDA device(s)"
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {have}; use cpu")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"{text!r}: filterprune runs on cpu, cuda or mps")
+    return text
 
 
 # ----- output -------------------------------------------------------------------------------------

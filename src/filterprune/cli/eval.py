@@ -6,16 +6,17 @@ import argparse
 import json
 import math
 
-from ..loop import load
+from ..recipes import evaluate_saved
 from ._common import (
     CLIError,
     add_model_args,
-    build_factory,
+    add_widths_args,
     device,
     existing_path,
     model_info,
+    trust,
 )
-from ._data import add_data_args, default_model_args, load_data
+from ._data import add_data_args, load_data
 
 NAME = "eval"
 HELP = "evaluate a saved or pruned model on built-in or folder data"
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder, run folder or .safetensors file",
     )
     add_model_args(parser)
+    add_widths_args(parser)
     add_data_args(parser, required=False)
     parser.add_argument("--latency", action="store_true", help="also time a forward pass")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -61,25 +63,25 @@ def run(args: argparse.Namespace) -> int:
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
     data = load_data(args, task_name, seed=args.seed, saved=info.get("data"))
-    kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
-    model = load(args.load, build_factory(args, info["model"], kwargs), device=args.device)
-    metrics = data.task.evaluate(model, data.val_loader, device=args.device)
-    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    out = evaluate_saved(
+        args.load,
+        data=data,
+        model=info["model"],
+        model_args=info["model_args"],
+        task=task_name,
+        channel_txt=args.channel_txt,
+        spec=args.spec,
+        latency=args.latency,
+        device=args.device,
+        trust_code=trust(args),
+    )
+    bad = [k for k, v in out["metrics"].items() if not math.isfinite(v)]
     if bad:
         raise CLIError(
-            f"--load {args.load}: metric {bad[0]!r} is {metrics[bad[0]]} (the model outputs NaN "
-            "or inf on the validation data); the checkpoint is not usable: evaluate an earlier "
-            "one or retrain"
+            f"--load {args.load}: metric {bad[0]!r} is {out['metrics'][bad[0]]} (the model "
+            "outputs NaN or inf on the validation data); the checkpoint is not usable: evaluate "
+            "an earlier one or retrain"
         )
-    counts = report.count(model, data.example)
-    out = {
-        "metrics": metrics,
-        "params": counts.params,
-        "macs": counts.macs,
-        "size_mb": report.checkpoint_size_bytes(model) / 1e6,
-    }
-    if args.latency:
-        out["latency_ms"] = report.measure_latency(model, data.example)[0].median_ms
     if args.json:
         print(json.dumps(out, allow_nan=False))
         return 0

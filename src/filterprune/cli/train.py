@@ -6,15 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..distributed import is_distributed, rewrap_ddp
-from ..loop import seed_everything
-from ..loop.tasks import EpochLoader
-from ..plan import Plan
-from ..store.checkpoint import is_own_checkpoint, write_checkpoint_dir
-from ..store.model_json import MODEL_JSON
-from ..store.weights import state_dict_bytes
-from ._common import CLIError, add_model_args, build_factory, device, say
-from ._data import add_data_args, default_model_args, load_data
+from ..distributed import is_main_process
+from ..recipes import Optimizer, train_baseline
+from ..recipes.train import OPTIMIZERS, check_out
+from ._common import add_model_args, device, say, trust
+from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
 
 NAME = "train"
@@ -29,17 +25,38 @@ EXAMPLES = [
     "--model-arg head=cifar --steps 300 --out runs/vgg-base",
     "filterprune train --task segment --model unet --model-arg base=16 --data-arg num_cars=32 "
     "--epochs 3 --optimizer adam --lr 0.002 --out runs/unet-base",
-    "filterprune train --task classify --model mypkg.nets:build --data ./images --image-size 64 "
-    "--out runs/mine",
+    "filterprune train --task classify --model mypkg.nets:build --trust-model-code --data ./images "
+    "--image-size 64 --out runs/mine",
 ]
 
 
-def add_training_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("optimizer")
-    group.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
-    group.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
-    group.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    group.add_argument("--weight-decay", type=float, default=0.0, help="default 0")
+def add_training_args(parser: argparse.ArgumentParser, *, inherit: bool = False) -> None:
+    """Optimizer flags; with ``inherit`` (prune) unset flags take the baseline's settings."""
+    base = Optimizer()
+    note = "unset flags: as the baseline was trained (model.json), else the defaults"
+    group = parser.add_argument_group("optimizer", note if inherit else None)
+
+    def default(value: Any) -> Any:
+        return None if inherit else value
+
+    group.add_argument(
+        "--lr", type=float, default=default(base.lr), help=f"learning rate (default {base.lr})"
+    )
+    group.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=default(base.name), help="default sgd"
+    )
+    group.add_argument(
+        "--momentum",
+        type=float,
+        default=default(base.momentum),
+        help=f"SGD momentum (default {base.momentum})",
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=float,
+        default=default(base.weight_decay),
+        help=f"default {base.weight_decay:g}",
+    )
 
 
 def add_run_args(parser: argparse.ArgumentParser, group: Any = None) -> None:
@@ -75,61 +92,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an --out that exists, unless --overwrite and filterprune wrote it."""
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return
-    if not overwrite:
-        raise CLIError(
-            f"--out {out} already exists; add --overwrite to replace it (only a checkpoint "
-            "folder filterprune wrote is replaced) or choose another --out"
-        )
-    if not is_own_checkpoint(out):
-        raise CLIError(
-            f"--out {out} is not a checkpoint folder filterprune wrote (or holds other files); "
-            "it is left untouched: choose another --out"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
-    check_out(args.out, args.overwrite)  # before any training: refuse early
-    main_process = join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
+    check_out(args.out, overwrite=args.overwrite)  # before anything is loaded or trained
+    join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
     seed = args.seed or 0
-    device = args.device or "cpu"
-    seed_everything(seed, "train")
     data = load_data(args, args.task, seed=seed)
-    kwargs = default_model_args(args.model, args.task, data, dict(args.model_arg))
-    model = build_factory(args, args.model, kwargs)().to(device)
-    steps = args.steps if args.steps is not None or args.epochs is not None else 200
-    say(args, f"training {args.model} {kwargs} on {len(data.train)} samples")
-    done = data.task.finetune(
-        rewrap_ddp(model) if is_distributed() else model,  # DDP averages the ranks' gradients
-        EpochLoader(data.train_loader),  # a DistributedSampler reshuffles every epoch
-        steps=steps,
+    say(args, f"training {args.model} {dict(args.model_arg)} on {len(data.train)} samples")
+    done = train_baseline(
+        args.model,
+        data,
+        out=args.out,
+        model_args=dict(args.model_arg),
+        steps=args.steps,
         epochs=args.epochs,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        device=device,
+        optimizer=Optimizer(
+            name=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+        ),
+        seed=seed,
+        device=args.device or "cpu",
         progress=not args.quiet,
+        overwrite=args.overwrite,
+        trust_code=trust(args),
     )
-    if not main_process:  # rank 0 evaluates and saves its replica
+    if not is_main_process():
         return 0
-    metrics = data.task.evaluate(model, data.val_loader, device=device)
-    info = {
-        "model": args.model,
-        "model_args": kwargs,
-        "task": args.task,
-        "input_shape": list(data.example.shape),
-        "data": data.settings,
-    }
-    write_checkpoint_dir(  # one folder, written whole: a crash leaves the old one or the new one
-        args.out,
-        weights=state_dict_bytes(model.to("cpu")),
-        plan=Plan(),
-        extra_json={MODEL_JSON: info, "metrics.json": {"steps": done, "metrics": metrics}},
-    )
-    shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    print(f"{shown} after {done} steps; saved to {args.out}")
+    shown = " ".join(f"{k}={v:.4g}" for k, v in done.metrics.items())
+    print(f"{shown} after {done.steps} steps; saved to {args.out}")
     return 0

@@ -83,6 +83,6 @@ def read_channel_txt(path: str | Path, *, expected: int | None = None) -> list[i
     if expected is not None and len(channels) != expected:
         raise ConfigError(
             f"{path}: has {len(channels)} channel counts but the model has {expected} conv layers; "
-            "write one line per conv layer, in order (see filterprune.loop.unet_conv_names)"
+            "write one line per conv layer, in order (see filterprune.loop.channel_layers)"
         )
     return channels

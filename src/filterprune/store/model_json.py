@@ -5,7 +5,8 @@ Written by ``filterprune train`` (into ``--out``) and ``filterprune prune`` (int
     {"model": "vgg16_bn", "model_args": {"width": 0.25, "num_classes": 10},
      "task": "classify", "input_shape": [1, 3, 32, 32],
      "data": {"data": "builtin", "image_size": 32, "val_fraction": 0.2, "data_args": {},
-              "seed": 0}}
+              "seed": 0},
+     "training": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}}
 
 The file is untrusted input: every field is checked (a wrong one is an error naming the file,
 the field and the fix) and ``model`` is only used when it names a built-in model. A factory
@@ -71,6 +72,7 @@ FIELDS = {
         "a list of at least two positive integers, e.g. [1, 3, 32, 32]",
     ),
     "data": (lambda v: isinstance(v, dict), "an object of data settings"),
+    "training": (_arguments, 'an object of optimizer settings, e.g. {"name": "sgd"}'),
 }
 DATA_FIELDS = {
     "data": (lambda v: isinstance(v, str) and bool(v), "'builtin' or a folder path"),

@@ -1,4 +1,6 @@
-"""Folders filterprune may start over in: it records what it wrote, and removes only that.
+"""Folders filterprune may start over in or clean up: it removes only what it wrote.
+
+:func:`discard_on_error` removes what a failing command created before its output was usable.
 
 A command that reuses its output folder (the demo) writes a record of every file it left there
 (relative path, size, modification time). Before starting over it checks the folder against the
@@ -9,13 +11,16 @@ removed (and the folders they leave empty).
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StorageError
 from .files import read_json
 
-__all__ = ["foreign_file", "record_files", "remove_recorded"]
+__all__ = ["discard_on_error", "foreign_file", "record_files", "remove_recorded"]
 
 
 def _stat(path: Path) -> list[int]:
@@ -86,3 +91,30 @@ def remove_recorded(folder: str | Path, record_name: str, *, option: str) -> Non
                 path.rmdir()  # the folder itself stays: the user may have made it
     except OSError as exc:
         raise StorageError.wrap(exc, folder, "emptying") from None
+
+
+@contextmanager
+def discard_on_error(folder: Path, *, kept: Callable[[], bool]) -> Iterator[None]:
+    """Remove what the body created in ``folder`` if it fails before ``kept()`` holds.
+
+    An error (or Ctrl-C) before the output is usable leaves no partial output behind: the folders
+    this call found missing (``folder`` and its missing parents) are deleted, or, if ``folder``
+    existed, the entries the body added to it. Once ``kept()`` is true (e.g. a run folder with
+    its first checkpoint, which ``--resume`` continues) nothing is removed.
+    """
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    before = set(folder.iterdir()) if not missing and folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if not kept():
+            if missing:
+                shutil.rmtree(missing[-1], ignore_errors=True)
+            elif folder.is_dir():
+                for entry in set(folder.iterdir()) - before:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,173 @@
+"""Building a saved model again: a model spec, model.json and the widths of the checkpoint.
+
+A run folder or checkpoint made by filterprune holds ``model.json`` (which factory and which
+arguments build the *original* architecture, the task, the input shape and the data settings)
+next to the weights and ``plan.json``. A checkpoint made elsewhere (e.g. the seed U-Net project)
+comes with a channel file (``channels.txt``: one width per conv layer) or a widths JSON instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..loop.widths import channel_widths, plan_from_widths
+from ..models._factory import UntrustedCodeError, is_builtin
+from ..models._factory import model_factory as _model_factory
+from ..plan import Plan
+from ..store.channels import read_channel_txt, read_spec
+from ..store.checkpoint import read_plan
+from ..store.load import load, resolve_checkpoint
+from ..store.model_json import MODEL_JSON, find_model_json, write_model_json
+from ..store.model_json import read_model_json as _read_model_json
+from .errors import RecipeError
+
+__all__ = [
+    "MODEL_JSON",
+    "find_model_json",
+    "load_model",
+    "model_description",
+    "model_factory",
+    "read_model_json",
+    "saved_model",
+    "widths_plan",
+    "write_model_json",
+]
+
+
+def model_factory(
+    spec: str, kwargs: dict[str, Any], *, trust_code: bool = False
+) -> Callable[[], nn.Module]:
+    """A zero-argument factory for a built-in model name, or (``trust_code``) ``module:function``.
+
+    See :func:`filterprune.models.model_factory`: importing a module runs its code, so a
+    ``module:function`` is refused unless the caller trusts it explicitly.
+    """
+    return _model_factory(spec, kwargs, trust_code=trust_code)
+
+
+def read_model_json(path: Path | None) -> dict[str, Any]:
+    """The checked model description next to ``path`` (see :func:`find_model_json`); ``{}`` if
+    none."""
+    found = find_model_json(path)
+    return _read_model_json(found) if found is not None else {}
+
+
+def model_description(
+    load: str | Path | None,
+    *,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """model.json next to ``load`` (checked) with ``model``/``model_args`` on top.
+
+    A model named only in model.json must be a built-in one: a ``module:function`` written in a
+    file is never imported (the folder may come from anyone); the caller names it instead
+    (``model=``, the CLI's ``--model ... --trust-model-code``). Given the same ``model`` as the
+    file, the file's arguments are kept under ``model_args``.
+
+    Raises:
+        RecipeError: Neither names the model.
+        UntrustedCodeError: model.json names code and ``model`` is not given.
+    """
+    found = find_model_json(Path(load)) if load is not None else None
+    info = _read_model_json(found) if found is not None else {}
+    if model is not None:
+        saved = info.get("model_args", {}) if info.get("model") == model else {}
+        info = {**info, "model": model, "model_args": {**saved, **dict(model_args or {})}}
+    else:
+        if model_args:
+            info["model_args"] = {**info.get("model_args", {}), **model_args}
+        if "model" in info and not is_builtin(info["model"]):
+            raise UntrustedCodeError(
+                f"{found} names the model factory {info['model']!r}, which is not a built-in "
+                "model; filterprune never imports code named in a file. If you trust that code, "
+                f"name it yourself: --model {info['model']} --trust-model-code"
+            )
+    if "model" not in info:
+        where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
+        raise RecipeError(
+            f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25"
+        )
+    info.setdefault("model_args", {})
+    return info
+
+
+def saved_model(
+    load: str | Path,
+    *,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    task: str | None = None,
+) -> dict[str, Any]:
+    """:func:`model_description` of ``load`` with ``task`` on top; the task is required."""
+    info = model_description(load, model=model, model_args=model_args)
+    if task is not None:
+        info["task"] = task
+    if info.get("task") is None:
+        raise RecipeError("--task is required (classify or segment); no model.json names it")
+    return info
+
+
+def widths_plan(
+    factory: Callable[[], nn.Module],
+    example: torch.Tensor,
+    *,
+    channel_txt: Path | None = None,
+    spec: Path | None = None,
+) -> Plan | None:
+    """The plan from the factory's architecture to a checkpoint's widths (None: neither given).
+
+    Args:
+        factory: Builds the original (full-width) architecture.
+        example: An input of the model, traced to find the channel groups and the output head.
+        channel_txt: A channel file: one width per conv layer in module order (the output
+            head's line may be included or left out).
+        spec: A widths JSON ``{layer: channels}`` or a plan.json.
+    """
+    if channel_txt is not None:
+        model = factory()
+        channels = read_channel_txt(channel_txt)
+        try:
+            widths = channel_widths(
+                model, channels, example_inputs=example, source=str(channel_txt)
+            )
+            return plan_from_widths(model, widths, example)
+        except ValueError as exc:
+            message = str(exc)
+            if not message.startswith(str(channel_txt)):
+                message = f"{channel_txt}: {message}"
+            raise RecipeError(f"--channel-txt {message}") from None
+    if spec is not None:
+        found = read_spec(spec)
+        try:
+            return found if isinstance(found, Plan) else plan_from_widths(factory(), found, example)
+        except ValueError as exc:
+            raise RecipeError(f"--spec {spec}: {exc}") from None
+    return None
+
+
+def load_model(
+    path: Path,
+    factory: Callable[[], nn.Module],
+    example: torch.Tensor,
+    *,
+    channel_txt: Path | None = None,
+    spec: Path | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, Plan]:
+    """Rebuild the model saved at ``path`` and return it with its plan from the original.
+
+    The plan comes from ``channel_txt`` or ``spec`` when given, else from the checkpoint's
+    ``plan.json`` (none: the full architecture).
+    """
+    plan = widths_plan(factory, example, channel_txt=channel_txt, spec=spec)
+    model = load(path, factory, plan=plan, device=device)
+    if plan is None:
+        _, plan_path = resolve_checkpoint(path)
+        plan = read_plan(plan_path) if plan_path is not None else Plan()
+    return model, plan

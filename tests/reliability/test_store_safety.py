@@ -6,6 +6,8 @@ import json
 import os
 import resource
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,29 @@ def test_write_errors_name_the_path(tmp_path):
     message = str(info.value)
     assert str(target) in message and "file-size limit" in message, message
     assert not target.exists() and not list(tmp_path.iterdir())  # no temporary left
+
+
+def test_installed_command_names_the_file_it_cannot_write(tmp_path):
+    """`filterprune train` under a file-size limit (as on a full disk): one line naming the path."""
+    script = Path(sys.executable).with_name("filterprune")
+    here = Path(__file__).resolve().parent
+    paths = [str(here.parents[1] / "src"), str(here)]
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "base"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, resource.RLIM_INFINITY))
+
+    done = subprocess.run(
+        [str(script), *TRAIN, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        preexec_fn=limit,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("filterprune: error: cannot finish writing")
+    assert "weights.safetensors" in lines[0] and "file-size limit" in lines[0], lines[0]
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written is left

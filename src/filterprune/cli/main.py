@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from ..errors import FilterpruneError
+from ..errors import FilterpruneError, StorageError
 from . import demo, inspect, prune, report, train
 from . import eval as eval_cmd
 from ._common import Parser, UsageError, add_common, examples, setup_logging, wrap
@@ -69,6 +69,8 @@ def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, FilterpruneError):
         return f"filterprune: error: {text}"
+    if isinstance(exc, OSError) and exc.filename is not None:  # the disk or the file system
+        return f"filterprune: error: {StorageError.wrap(exc, exc.filename, 'using')}"
     if isinstance(exc, MemoryError):  # includes torch.OutOfMemoryError
         return (
             f"filterprune: error: out of memory ({text}); use a smaller --batch-size or model, "

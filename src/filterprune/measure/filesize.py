@@ -11,7 +11,7 @@ import tempfile
 
 from torch import nn
 
-from ..errors import MissingDependencyError
+from ..errors import MissingDependencyError, StorageError
 from ..store.weights import savable_state_dict
 
 __all__ = ["bytes_to_mb", "checkpoint_size_bytes"]
@@ -40,6 +40,8 @@ def checkpoint_size_bytes(model: nn.Module) -> int:
     try:
         save_file(state, path)
         return os.path.getsize(path)
+    except OSError as exc:  # e.g. a full temporary folder: name it
+        raise StorageError.wrap(exc, path, "writing") from None
     finally:
         os.remove(path)
 

@@ -144,7 +144,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_text(path: str | Path, *, what: str = "file") -> str:

@@ -102,9 +102,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
     group.add_argument(
         "--model",
         required=required,
-        metavar="NAME|MODULE:FACTORY",
-        help="a built-in model (see 'filterprune inspect --list-models') or an importable "
-        "factory such as mypkg.nets:build; read from model.json next to --load if omitted",
+        metavar="NAME|HUB:NAME|MODULE:FACTORY",
+        help="a built-in model (see 'filterprune inspect --list-models'), a torchvision or timm "
+        "model when that library is installed (torchvision:resnet18, timm:convnext_atto; random "
+        "weights, load your own with --load) or an importable factory such as mypkg.nets:build; "
+        "read from model.json next to --load if omitted",
     )
     group.add_argument(
         "--model-arg",
@@ -117,8 +119,22 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
 
 
 def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
-    """A zero-argument factory for a built-in model name or a ``module:function`` path."""
-    if ":" in spec:
+    """A zero-argument factory for a built-in model, a hub name or a ``module:function`` path.
+
+    Hub names (``torchvision:resnet18``, ``timm:convnext_atto``) go through the fixed table of
+    :mod:`filterprune.models.hub`, never through an import of the text itself.
+    """
+    from ..models import HubError, create_hub_model, is_hub_name
+
+    if is_hub_name(spec):
+
+        def factory(**kw: Any) -> nn.Module:
+            try:
+                return create_hub_model(spec, **kw)
+            except HubError as exc:
+                raise CLIError(f"--model {exc}") from None
+
+    elif ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
             module = importlib.import_module(module_name)

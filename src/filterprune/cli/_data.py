@@ -189,8 +189,10 @@ def load_data(
 
 
 def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, Any]) -> dict:
-    """Add ``num_classes`` (and ``in_channels``) from the data for built-in models."""
-    if ":" in spec:
+    """Add ``num_classes`` from the data for built-in and hub models (torchvision, timm)."""
+    from ..models import is_hub_name
+
+    if ":" in spec and not is_hub_name(spec):
         return dict(given)
     out = dict(given)
     if task_name == "segment":

@@ -16,28 +16,12 @@ import termios
 from pathlib import Path
 
 import pytest
+from test_cli import DATA
 
 from filterprune.cli.main import COMMANDS, main
 
-TRAIN = [
-    "train",
-    "--task",
-    "segment",
-    "--model",
-    "unet",
-    "--model-arg",
-    "base=4",
-    "--data-arg",
-    "num_cars=6",
-    "--data-arg",
-    "views_per_car=2",
-    "--image-size",
-    "32",
-    "--batch-size",
-    "4",
-    "--steps",
-    "6",
-]
+TRAIN = ["train", "--task", "segment", "--model", "unet", "--model-arg", "base=4", *DATA]
+TRAIN += ["--steps", "6"]
 
 
 def _env() -> dict[str, str]:

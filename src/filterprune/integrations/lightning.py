@@ -48,14 +48,13 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from ..api import analyze, prune
+from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..criteria.taylor import Taylor, TaylorTap, group_scores
 from ..distributed import check_same_plan, is_distributed
 from ..graph.groups import DependencyGraph
 from ..loop.target import Target
 from ..plan import Plan
-from ..report.counting import count
 
 __all__ = ["FilterPruning", "apply_checkpoint_plan"]
 

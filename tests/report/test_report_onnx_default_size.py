@@ -77,7 +77,7 @@ def test_builtin_model_matches_onnxruntime_at_its_default_size(name, tmp_path):
     assert report.exporter in ("torchscript", "dynamo") and isinstance(report.opset, int)
 
 
-def test_legacy_exporter_failure_falls_back_to_dynamo_and_says_so(tmp_path):
+def test_legacy_exporter_failure_falls_back_to_dynamo_and_says_so(tmp_path, capfd):
     pytest.importorskip("onnxscript")
     # ImageNet head (AdaptiveAvgPool2d(7)) on 32x32 input: the legacy exporter refuses it
     report, scale = _export("vgg16_bn", dict(width=1 / 16), (1, 3, 32, 32), tmp_path / "v.onnx")
@@ -85,6 +85,8 @@ def test_legacy_exporter_failure_falls_back_to_dynamo_and_says_so(tmp_path):
     assert "torchscript" in report.fallback and "adaptive_avg_pool2d" in report.fallback
     assert report.checked and report.max_abs_diff <= 1e-4 * max(scale, 1.0)
     assert not (tmp_path / "v.onnx.data").exists()  # one self-contained file
+    printed = capfd.readouterr()
+    assert "Torch IR graph" not in printed.err + printed.out  # no dump of the failed attempt
     table = deployment_table([DeployCheck("original", None, None, report)])
     assert table.rows[0]["onnx_exporter"] == "dynamo"
     assert table.rows[0]["onnx_opset"] == report.opset

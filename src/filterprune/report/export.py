@@ -88,6 +88,11 @@ def _quiet_exporters() -> Iterator[None]:
     noisy = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = noisy.level
     noisy.setLevel(logging.ERROR)
+    # The legacy exporter dumps the whole TorchScript graph to the process's stderr when it
+    # fails: its log switch is read wrongly (torch 2.13) and so is always on. Mute that one call.
+    dump = getattr(torch._C, "_jit_onnx_log", None)
+    if dump is not None:
+        torch._C._jit_onnx_log = lambda *args: None
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX")
@@ -98,6 +103,9 @@ def _quiet_exporters() -> Iterator[None]:
             yield
     finally:
         noisy.setLevel(level)
+        if dump is not None:
+            torch._C._jit_onnx_log = dump
+            torch._C._jit_set_onnx_log_enabled(False)
 
 
 def _run_exporter(
@@ -113,7 +121,7 @@ def _run_exporter(
         return "torchscript", None
     errors: list[tuple[str, Exception]] = []
     attempts = (
-        ("torchscript", {"dynamo": False}),
+        ("torchscript", {"dynamo": False, "verbose": False}),  # no IR dump on failure
         # one self-contained file (no .onnx.data beside it), no progress lines on stdout
         ("dynamo", {"dynamo": True, "external_data": False, "verbose": False}),
     )
@@ -141,8 +149,10 @@ def _run_exporter(
 
 
 def _first_line(err: Exception) -> str:
+    """The first sentence of the error's first line (exporters append pages of IR and links)."""
     lines = str(err).strip().splitlines()
-    return (lines[0] if lines else type(err).__name__)[:300]
+    text = lines[0] if lines else type(err).__name__
+    return text.split(". ")[0][:200]
 
 
 def _opset(path: Path, *, validate: bool) -> int | None:

@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        setup_logging(args.quiet)
+        setup_logging(args.quiet, args.verbose)
         with warnings.catch_warnings(record=True) as caught:
             status = int(args.handler(args) or 0)
         _show(caught)

@@ -1,6 +1,8 @@
 """A model factory from a name: a built-in model, or (only when trusted) an importable function.
 
-``"vgg16_bn"`` builds a model of the zoo. ``"mypkg.nets:build"`` imports ``mypkg.nets`` and calls
+``"vgg16_bn"`` builds a model of the zoo; a hub name (``"torchvision:resnet18"``) builds a model
+of that library through the fixed table of :mod:`filterprune.models.hub`, never by importing the
+text itself, so it counts as built-in. ``"mypkg.nets:build"`` imports ``mypkg.nets`` and calls
 ``build``: importing a module runs its code, so this form is refused unless the caller passes
 ``trust_code=True`` (the CLI's ``--trust-model-code``). A name read from a file (``model.json``)
 is never trusted: filterprune only accepts built-in names from files, so a downloaded run folder
@@ -17,6 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError, FilterpruneError
 from ._registry import create_model, list_models
+from .hub import HubError, create_hub_model, is_hub_name
 
 __all__ = ["UntrustedCodeError", "is_builtin", "model_factory"]
 
@@ -26,8 +29,8 @@ class UntrustedCodeError(FilterpruneError, PermissionError):
 
 
 def is_builtin(spec: str) -> bool:
-    """Whether ``spec`` names a model of the built-in zoo (no code is imported for it)."""
-    return spec in list_models()
+    """Whether ``spec`` names a model of the zoo or a hub model (no code named by it runs)."""
+    return spec in list_models() or is_hub_name(spec)
 
 
 def model_factory(
@@ -51,7 +54,15 @@ def model_factory(
         ConfigError: Unknown name, import failure, or the function is not callable.
     """
     kwargs = dict(kwargs or {})
-    if ":" in spec:
+    if is_hub_name(spec):
+
+        def factory(**kw: Any) -> nn.Module:
+            try:
+                return create_hub_model(spec, **kw)
+            except HubError as exc:
+                raise ConfigError(f"{option} {exc}") from None
+
+    elif ":" in spec:
         if not trust_code:
             raise UntrustedCodeError(
                 f"{option} {spec} would import module {spec.partition(':')[0]!r} and run its "

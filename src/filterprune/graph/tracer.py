@@ -23,8 +23,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from . import labels as L
+from . import rules
 from .elements import UNTRACKED, ElementSets
-from .rules import apply_leaf, apply_rule, setitem
 from .specs import LayerSpec, OpaqueSpec, spec_for
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -181,7 +181,7 @@ class Tracer(TorchFunctionMode):
         if not outs and name == "__setitem__":
             self._busy = True
             try:
-                setitem(self, args)
+                rules.setitem(self, args)
             finally:
                 self._busy = False
         if not outs:
@@ -195,7 +195,7 @@ class Tracer(TorchFunctionMode):
             record.in_ids = [id(t) for t in tensors]
             record.out_ids = [id(t) for t in outs]
             self._alive.append(tensors)
-            apply_rule(self, name, func, args, kwargs, out)
+            rules.apply_rule(self, name, func, args, kwargs, out)
         finally:
             self._busy = False
         self.current_op = None  # kept when the rule fails: the TraceError names the op
@@ -229,7 +229,7 @@ class Tracer(TorchFunctionMode):
                     self.current_op = record
                     self.ops.append(record)
                     with torch._C.DisableTorchFunction():
-                        apply_leaf(self, name, module, spec, args, output)
+                        rules.apply_leaf(self, name, module, spec, args, output)
                 finally:
                     self._busy = False
                 self.current_op = None

@@ -9,6 +9,7 @@ Quick use::
 """
 
 from . import distributed
+from ._version import __version__
 from .api import analyze, count, inspect, param_count, prune, rank
 from .criteria import (
     criterion_from_removals,
@@ -22,8 +23,6 @@ from .loop import PruneConfig, load, run_pruning, save
 from .plan import Plan, PlanError
 from .select import Selection
 from .surgery import apply_plan
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DependencyGraph",

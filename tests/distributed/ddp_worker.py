@@ -178,8 +178,8 @@ def scenario_helpers(rank: int, workdir: Path) -> None:
     write("report")
     fpd.barrier()
     result = {
-        "rank": fpd.rank(),
-        "local_rank": fpd.local_rank(),
+        "rank": fpd.process_index(),
+        "local_rank": fpd.local_process_index(),
         "world": fpd.world_size(),
         "main": fpd.is_main_process(),
         "decision": fpd.broadcast_object({"accepted": rank == 0, "from": rank}),
@@ -203,7 +203,7 @@ def main(argv: list[str]) -> None:
     assert fpd.init_from_env(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
     try:
         for name in names:
-            SCENARIOS[name](fpd.rank(), Path(workdir))
+            SCENARIOS[name](fpd.process_index(), Path(workdir))
     finally:
         dist.destroy_process_group()
 

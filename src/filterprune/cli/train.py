@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..distributed import is_distributed, rewrap_ddp
 from ..loop import save, seed_everything
 from ..loop.checkpoint import atomic_write_json
 from ..loop.tasks import EpochLoader
+from ..parallel import is_distributed, rewrap_ddp
 from ._common import add_model_args, model_factory, say, write_model_json
 from ._data import add_data_args, default_model_args, load_data
 from ._distributed import join_torchrun

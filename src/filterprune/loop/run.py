@@ -121,8 +121,8 @@ class PruningLoop:
             )
         self.config = config
         self.device = torch.device(config.device)
-        self.ranks = Replicas(model)  # under DDP: the unwrapped module, rank 0's decisions
-        self.model = self.ranks.module(model).to(self.device)
+        self.replicas = Replicas(model)  # under DDP: the unwrapped module, rank 0's decisions
+        self.model = self.replicas.module(model).to(self.device)
         self.example = _to_device(example_inputs, self.device)
         self.finetune_fn, self.evaluate_fn = finetune, evaluate
         self.batches_fn, self.loss_fn = batches, loss_fn
@@ -145,11 +145,11 @@ class PruningLoop:
                 "the evaluate callback must return a dict name -> number, got "
                 f"{type(metrics).__name__}"
             )
-        return self.ranks.shared({str(k): float(v) for k, v in metrics.items()})
+        return self.replicas.shared({str(k): float(v) for k, v in metrics.items()})
 
     def _row(self, iteration: int | str, **fields: Any) -> tuple[dict[str, Any], bytes]:
-        if not self.ranks.main:  # rank 0's row (metrics, latency, decisions) is everyone's
-            return self.ranks.shared(None), b""
+        if not self.replicas.main:  # rank 0's row (metrics, latency, decisions) is everyone's
+            return self.replicas.shared(None), b""
         counts = count(self.model, self.example)
         weights = state_dict_bytes(self.model)
         row: dict[str, Any] = {"iteration": iteration, **fields}
@@ -160,14 +160,14 @@ class PruningLoop:
             timed = measure_latencies(self.model, self.example, self.config.latency)
             row.update(latency_fields(timed, self.model))
         row["channels"] = layer_widths(self.model)
-        return self.ranks.shared(row), weights
+        return self.replicas.shared(row), weights
 
     def _finetune(self, budget: Budget) -> int:
         if budget.amount <= 0 or self.finetune_fn is None:
             return 0
-        model = self.ranks.for_training(self.model)  # a DDP wrapper under torch.distributed
-        done = self.ranks.shared(self.finetune_fn(model, self.state.steps_done, budget))
-        self.ranks.sync(self.model)  # BatchNorm statistics followed each rank's own batches
+        model = self.replicas.for_training(self.model)  # a DDP wrapper under torch.distributed
+        done = self.replicas.shared(self.finetune_fn(model, self.state.steps_done, budget))
+        self.replicas.sync(self.model)  # BatchNorm statistics followed each rank's own batches
         if done is None:
             return 0
         if isinstance(done, bool) or not isinstance(done, int) or done < 0:
@@ -188,7 +188,7 @@ class PruningLoop:
         scores: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.state.rows.append(row)
-        if self.rundir is not None and self.ranks.main:
+        if self.rundir is not None and self.replicas.main:
             self.rundir.write_checkpoint(
                 name, weights=weights, plan=self.state.plan, step_plan=step, row=row, scores=scores
             )
@@ -198,11 +198,11 @@ class PruningLoop:
         self, *, finished: bool = False, stop_reason: str | None = None, final: str | None = None
     ) -> None:
         if self.rundir is not None:
-            if self.ranks.main:
+            if self.replicas.main:
                 self.rundir.write_state(
                     self.state.to_json_dict(finished=finished, stop_reason=stop_reason, final=final)
                 )
-            self.ranks.barrier()  # other ranks may read the run folder from here on
+            self.replicas.barrier()  # other ranks may read the run folder from here on
 
     def _keep_best(self) -> None:
         """Remember the current model as the last good one (a copy if a floor is set or a
@@ -224,7 +224,7 @@ class PruningLoop:
 
     # ----- start / resume --------------------------------------------------------------------
     def _start(self) -> None:
-        self.ranks.sync(self.model)  # start from rank 0's weights, as DDP would
+        self.replicas.sync(self.model)  # start from rank 0's weights, as DDP would
         self._graph = analyze(self.model, self.example, ignore=self.ignore)
         self.state.base_total = sum(g.size for g in self._graph.prunable)
         seed_everything(self.config.seed, 0)
@@ -239,7 +239,7 @@ class PruningLoop:
             pruned_fraction=0.0,
             accepted=True,
         )
-        if self.rundir is not None and self.ranks.main:
+        if self.rundir is not None and self.replicas.main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
             self.rundir.write_config(self.config.to_json())
         self._record(self.state.current, row, weights, Plan())
@@ -263,7 +263,7 @@ class PruningLoop:
             )
         # a run stopped by a NaN loss continues from its last good iteration
         retry = saved["stop_reason"] in RETRYABLE_STOPS
-        done = self.ranks.shared(saved["finished"] and not diff and not retry)
+        done = self.replicas.shared(saved["finished"] and not diff and not retry)
         weights_from = saved["final"] if done else saved["current"]
         self.state = restore(run, self.model, saved, weights_from=weights_from)
         self.model.to(self.device)
@@ -273,8 +273,8 @@ class PruningLoop:
             if saved["final"] != saved["current"]:
                 self.state.rows.append(final_row)
             return self._result(saved["stop_reason"], final_row)
-        self.ranks.barrier()  # every rank has read the run folder before rank 0 writes to it
-        if self.ranks.main:
+        self.replicas.barrier()  # every rank has read the run folder before rank 0 writes to it
+        if self.replicas.main:
             run.write_config(self.config.to_json())
             logger.info("resuming %s after iteration %d", run.path, self.state.iteration)
         self._keep_best()
@@ -334,8 +334,8 @@ class PruningLoop:
         seed_everything(cfg.seed, i)
         self.model.zero_grad(set_to_none=True)
         step, ranked = self._prune(removal)
-        self.ranks.check(step)  # under DDP: every rank removed the same channels
-        self.ranks.forget()  # new parameters: finetuning gets a new DDP wrapper
+        self.replicas.check(step)  # under DDP: every rank removed the same channels
+        self.replicas.forget()  # new parameters: finetuning gets a new DDP wrapper
         if step.num_removed == 0:
             return "max_pruned_fraction" if removal.clipped else "nothing_left"
         state.removed_total += step.num_removed
@@ -348,7 +348,7 @@ class PruningLoop:
         metrics = self._evaluate()
         accepted = metric_ok(cfg, self.threshold, metrics)
         recovered = 0
-        while recovered < cfg.recovery and not self.ranks.shared(accepted):
+        while recovered < cfg.recovery and not self.replicas.shared(accepted):
             recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
             try:
                 steps += self._finetune(cfg.budget())
@@ -441,7 +441,7 @@ class PruningLoop:
     def run(self, *, resume: bool = False) -> RunResult:
         """Run (or with ``resume=True`` continue) the loop until a stop condition holds."""
         # rank 0's view: it may create the folder before another rank looks
-        existing = self.ranks.shared(self.rundir is not None and self.rundir.exists())
+        existing = self.replicas.shared(self.rundir is not None and self.rundir.exists())
         if existing and not resume:
             raise ConfigError(
                 f"run folder {str(self.rundir.path)!r} already holds a run; resume it "
@@ -457,7 +457,7 @@ class PruningLoop:
         try:
             i = self.state.iteration + 1
             while True:
-                reason, removal = self.ranks.shared(self._check_before(i))
+                reason, removal = self.replicas.shared(self._check_before(i))
                 if reason is None:
                     reason = self._iterate(i, removal)
                     if reason != "non_finite":
@@ -468,7 +468,7 @@ class PruningLoop:
         finally:
             if bar is not None:
                 bar.close()
-        if self.ranks.main:
+        if self.replicas.main:
             logger.info("stopped: %s", STOP_REASONS[reason])
         if reason == "non_finite":
             final, final_row = self.state.current, self.state.current_row
@@ -476,11 +476,11 @@ class PruningLoop:
             final, final_row = self._final_finetune()
             reason = "non_finite" if self.divergence else reason
         self._save_state(finished=True, stop_reason=reason, final=final)
-        self.ranks.forget()
+        self.replicas.forget()
         return self._result(reason, final_row)
 
     def _bar(self) -> Any:
-        if not self.progress or not self.ranks.main:
+        if not self.progress or not self.replicas.main:
             return None
         try:
             from tqdm.auto import tqdm
@@ -495,7 +495,7 @@ class PruningLoop:
         )
 
     def _log(self, bar: Any) -> None:
-        if not self.ranks.main:
+        if not self.replicas.main:
             return
         row = self.state.rows[-1]
         shown = {k: f"{v:.4g}" for k, v in (row.get("metrics") or {}).items()}

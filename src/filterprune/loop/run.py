@@ -212,15 +212,35 @@ class PruningLoop:
         kept = copy.deepcopy(self.model) if needed else None
         self.best = (kept, copy.copy(self.state))
 
-    def _diverged(self, where: str, exc: FloatingPointError) -> str:
-        """Finetuning hit a NaN/inf: go back to the last good model and stop the run."""
-        self.divergence = f"{where}: {' '.join(str(exc).split())}"
-        logger.info("finetuning diverged in %s", self.divergence)
+    def _roll_back(self, rejected: int | None = None) -> None:
+        """Go back to the last good model and state.
+
+        Args:
+            rejected: The iteration whose result is rejected; its log row, its number and the
+                finetuning steps it took stay counted. ``None`` (a divergence) reverts all.
+        """
         kept_model, kept_state = self.best
-        self.model, self._graph = kept_model, None
-        self.state = kept_state
+        if rejected is not None:
+            kept_state.rows, kept_state.iteration = self.state.rows, rejected
+            kept_state.steps_done = self.state.steps_done
+        self.model, self._graph, self.state = kept_model, None, kept_state
         self._keep_best()
-        return "non_finite"
+
+    def _finetune_checked(self, budget: Budget, where: str) -> int | None:
+        """Finetune, then check the weights are finite; ``None`` after a NaN/inf.
+
+        On a NaN/inf loss or weights the model rolls back to the last good one and
+        ``self.divergence`` says where; the run then stops with ``"non_finite"``.
+        """
+        try:
+            steps = self._finetune(budget)
+            check_finite(self.model)
+        except FloatingPointError as exc:
+            self.divergence = f"{where}: {' '.join(str(exc).split())}"
+            logger.info("finetuning diverged in %s", self.divergence)
+            self._roll_back()
+            return None
+        return steps
 
     # ----- start / resume --------------------------------------------------------------------
     def _start(self) -> None:
@@ -340,23 +360,19 @@ class PruningLoop:
             return "max_pruned_fraction" if removal.clipped else "nothing_left"
         state.removed_total += step.num_removed
         state.plan, state.run_plan = state.plan.then(step), state.run_plan.then(step)
-        try:
-            steps = self._finetune(cfg.budget())
-            check_finite(self.model)
-        except FloatingPointError as exc:  # NaN/inf loss or weights
-            return self._diverged(f"iteration {i}", exc)
-        metrics = self._evaluate()
-        accepted = metric_ok(cfg, self.threshold, metrics)
+        steps = 0
         recovered = 0
-        while recovered < cfg.recovery and not self.replicas.shared(accepted):
-            recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
-            try:
-                steps += self._finetune(cfg.budget())
-                check_finite(self.model)
-            except FloatingPointError as exc:
-                return self._diverged(f"iteration {i} (recovery {recovered})", exc)
+        while True:  # finetune; then, while rejected, up to ``recovery`` more rounds
+            where = f"iteration {i}" + (f" (recovery {recovered})" if recovered else "")
+            done = self._finetune_checked(cfg.budget(), where)
+            if done is None:
+                return "non_finite"
+            steps += done
             metrics = self._evaluate()
             accepted = metric_ok(cfg, self.threshold, metrics)
+            if recovered >= cfg.recovery or self.replicas.shared(accepted):
+                break
+            recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
         extra = {"recovery": recovered} if cfg.recovery else {}
         state.iteration = i
         name = RunDir.iteration_name(i)
@@ -382,12 +398,7 @@ class PruningLoop:
             self._keep_best()
             self._save_state()
             return None
-        kept_model, kept_state = self.best
-        self.model, self._graph = kept_model, None
-        kept_state.rows, kept_state.iteration = state.rows, i
-        kept_state.steps_done = state.steps_done
-        self.state = kept_state
-        self._keep_best()
+        self._roll_back(rejected=i)
         self._save_state()
         return "metric_floor"
 
@@ -398,11 +409,8 @@ class PruningLoop:
         seed_everything(self.config.seed, "final")
         self.model.zero_grad(set_to_none=True)
         budget = self.config.budget(final=True)
-        try:
-            steps = self._finetune(budget)
-            check_finite(self.model)
-        except FloatingPointError as exc:
-            self._diverged("the final finetuning", exc)
+        steps = self._finetune_checked(budget, "the final finetuning")
+        if steps is None:
             return self.state.current, self.state.current_row
         row, weights = self._row(
             "final",

@@ -218,8 +218,8 @@ def fp_step(
     raw = fp.rank(
         model,
         x,
-        batches,
-        task.loss,
+        batches=batches,
+        loss_fn=task.loss,
         criterion=name,
         normalize=False,
         graph=graph,

@@ -53,7 +53,9 @@ def _child(model_name: str, variant: str, batches: int) -> dict:
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
     else:
-        fp.rank(model, example, data, F.cross_entropy, criterion="taylor", graph=graph)
+        fp.rank(
+            model, example, batches=data, loss_fn=F.cross_entropy, criterion="taylor", graph=graph
+        )
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {

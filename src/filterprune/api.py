@@ -103,10 +103,10 @@ def _out_of_memory(exc: BaseException) -> bool:
 def rank(
     model: nn.Module,
     example_inputs: Any,
+    *,
     batches: Iterable[Any] | None = None,
     loss_fn: Any = None,
     criterion: str | Any = "taylor",
-    *,
     normalize: bool = True,
     flops_reg: float = 0.0,
     cost: str = "flops",

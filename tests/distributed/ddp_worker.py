@@ -94,7 +94,9 @@ def scenario_plan(rank: int, workdir: Path) -> None:
     """Rank on this rank's shard (scores), then prune with Taylor (plan and digest)."""
     model, batches = load(workdir)
     mine = shard(batches, rank)
-    scores = fp.rank(model, example(batches), mine, F.cross_entropy, normalize=False)
+    scores = fp.rank(
+        model, example(batches), batches=mine, loss_fn=F.cross_entropy, normalize=False
+    )
     torch.save(scores, workdir / f"scores_{rank}.pt")
     plan = fp.prune(model, example(batches), **prune_kwargs(mine))
     digest = fpd.check_same_plan(plan, timeout=COLLECTIVE_TIMEOUT)

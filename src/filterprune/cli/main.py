@@ -18,6 +18,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from .._version import __version__
 from ..errors import FilterpruneError, StorageError
 from . import demo, inspect, prune, report, train
 from . import eval as eval_cmd
@@ -27,8 +28,6 @@ COMMANDS = (train, prune, eval_cmd, inspect, report, demo)
 
 
 def build_parser() -> Parser:
-    from .. import __version__
-
     parser = Parser(
         prog="filterprune",
         description=wrap(

@@ -9,14 +9,34 @@ from __future__ import annotations
 import os
 import tempfile
 
+import torch
 from torch import nn
 
 from ..errors import MissingDependencyError, StorageError
-from ..store.weights import savable_state_dict
 
-__all__ = ["bytes_to_mb", "checkpoint_size_bytes"]
+__all__ = ["bytes_to_mb", "checkpoint_size_bytes", "savable_state_dict"]
 
 _EXTRA_HINT = "pip install filterprune[report]"
+
+
+def savable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` as contiguous CPU tensors sharing no storage (safetensors needs it).
+
+    A tensor whose storage an earlier entry already uses (tied weights, views) is cloned, so
+    every key is written with its own copy and tied weights count once per key. The one helper
+    for this: checkpoints (:mod:`filterprune.store.weights`) use it too.
+    """
+    seen: set[tuple[str, int]] = set()
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach()
+        key = (str(tensor.device), tensor.untyped_storage().data_ptr())
+        if key in seen or not tensor.is_contiguous():
+            tensor = tensor.clone(memory_format=torch.contiguous_format)
+        else:
+            seen.add(key)
+        out[name] = tensor.to("cpu")
+    return out
 
 
 def checkpoint_size_bytes(model: nn.Module) -> int:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ._common import check_positive, init_weights, make_divisible
+from ._build import check_positive, init_weights, make_divisible
 from ._registry import register_model
 
 __all__ = [

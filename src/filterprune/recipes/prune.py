@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..distributed import is_main_process
 from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
 from ..loop.widths import channel_list, write_channel_txt
+from ..parallel import is_main_process
 from ..store.owned import discard_on_error
 from .data import Data, default_model_args, load_data
 from .errors import RecipeError

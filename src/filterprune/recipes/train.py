@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..distributed import is_distributed, is_main_process, rewrap_ddp
 from ..loop import seed_everything
 from ..loop.tasks import EpochLoader
+from ..parallel import is_distributed, is_main_process, rewrap_ddp
 from ..plan import Plan
 from ..store.checkpoint import is_own_checkpoint, write_checkpoint_dir
 from ..store.model_json import MODEL_JSON

@@ -1,8 +1,8 @@
 """Weights on disk: a model's state dict as safetensors bytes, and reading weight files back.
 
-:func:`savable_state_dict` is the one helper that turns ``model.state_dict()`` into what
-safetensors accepts (contiguous CPU tensors sharing no storage); checkpoints and the file-size
-measurement both use it. Reading never executes anything from the file, and every floating
+:func:`savable_state_dict` (from :mod:`filterprune.measure.filesize`, a lower floor) is the one
+helper that turns ``model.state_dict()`` into what safetensors accepts (contiguous CPU tensors
+sharing no storage); checkpoints and the file-size measurement both use it. Reading never executes anything from the file, and every floating
 tensor is checked for NaN/inf (the error names the tensor).
 """
 
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, MissingDependencyError, StorageError
+from ..measure.filesize import savable_state_dict
 
 __all__ = [
     "TORCH_SUFFIXES",
@@ -37,25 +38,6 @@ def safetensors_torch():
             "saving and loading checkpoints needs safetensors: pip install filterprune[report]"
         ) from err
     return st
-
-
-def savable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``model.state_dict()`` as contiguous CPU tensors sharing no storage (safetensors needs it).
-
-    A tensor whose storage an earlier entry already uses (tied weights, views) is cloned, so
-    every key is written with its own copy and tied weights count once per key.
-    """
-    seen: set[tuple[str, int]] = set()
-    out: dict[str, torch.Tensor] = {}
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach()
-        key = (str(tensor.device), tensor.untyped_storage().data_ptr())
-        if key in seen or not tensor.is_contiguous():
-            tensor = tensor.clone(memory_format=torch.contiguous_format)
-        else:
-            seen.add(key)
-        out[name] = tensor.to("cpu")
-    return out
 
 
 def state_dict_bytes(model: nn.Module) -> bytes:

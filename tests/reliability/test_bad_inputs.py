@@ -82,7 +82,8 @@ def test_installed_command_prints_only_the_error(env: Env, tmp_path):
     script = Path(sys.executable).with_name("filterprune")
     assert script.is_file(), script
     argv = next(c for c in CLI_CASES if c.id == "load-torchscript").argv(env)
-    paths = [str(Path(__file__).resolve().parents[2] / "src"), str(Path(__file__).parent)]
+    here = Path(__file__).resolve().parent
+    paths = [str(here.parents[1] / "src"), str(here), str(here.parent)]
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([str(script), *map(str, argv)], capture_output=True, text=True,
                           env=environ, timeout=300)  # fmt: skip

@@ -121,7 +121,7 @@ def test_installed_command_names_the_file_it_cannot_write(tmp_path):
     """`filterprune train` under a file-size limit (as on a full disk): one line naming the path."""
     script = Path(sys.executable).with_name("filterprune")
     here = Path(__file__).resolve().parent
-    paths = [str(here.parents[1] / "src"), str(here)]
+    paths = [str(here.parents[1] / "src"), str(here), str(here.parent)]
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "OMP_NUM_THREADS": "1"}
     out = tmp_path / "base"
 

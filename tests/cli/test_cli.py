@@ -226,7 +226,7 @@ def test_report_writes_tables_and_plots(pruned, capsys, tmp_path):
     code, out, _ = run_cli(capsys, "report", pruned, "--out", tmp_path / "rep", "-q")
     assert code == 0
     assert "| Iteration |" in out
-    assert "| Layer |" in out
+    assert "| Producing layer(s) |" in out
     written = {p.name for p in (tmp_path / "rep").iterdir()}
     assert {
         "iterations.md",
@@ -351,7 +351,7 @@ def test_demo_smoke(capsys, tmp_path):
         "-q",
     )
     assert code == 0
-    assert "| Iteration |" in out and "| Layer |" in out and "stopped:" in out
+    assert "| Iteration |" in out and "| Producing layer(s) |" in out and "stopped:" in out
     assert RunDir(tmp_path / "demo").read_state()["finished"]
     assert (tmp_path / "demo" / "report" / "summary.md").exists()
     assert list((tmp_path / "cache").glob("*.safetensors"))  # the baseline is cached

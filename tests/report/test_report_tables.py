@@ -15,6 +15,7 @@ from filterprune.report import (
     to_json,
     to_markdown,
 )
+from filterprune.report.formatting import metric_kinds
 
 # Concat-style network: branches "a" (16 ch) and "b" (16 ch) are concatenated into 32 channels
 # that feed "c". Only the producing layers are listed; the concat adds no channels of its own.
@@ -75,7 +76,23 @@ def test_iteration_table_reductions_vs_row_0():
     assert iteration_table(alone).column("speedup") == [None, None, None]
     assert table.column("ranking_batches") == [None, 500, 500]
     assert "Size reduction: (52.40 − 27.20) / 52.40 × 100 % = 48.1 %" in table.notes
-    assert "dice: 0.985 → 0.955 (-0.03)" in table.notes
+    assert "dice: 98.50 % → 95.50 % (-3.00 pt)" in table.notes
+
+
+def test_metric_changes_print_in_the_metrics_own_unit():
+    table = iteration_table(ROWS)
+    kinds = {c.key: c.kind for c in table.columns}
+    assert (kinds["metric:dice"], kinds["delta:dice"]) == ("fraction", "points")
+    md = to_markdown(table)
+    assert "| 95.50 % | -3.00 pt |" in md and "| 98.50 % | +0.00 pt |" in md and "-0.03" not in md
+    assert format_value(0.003839, "points") == "+0.38 pt"
+    assert format_value(0.9712, "fraction") == "97.12 %"
+    assert metric_kinds("top5", [0.5, 1.0]) == ("fraction", "points")
+    assert metric_kinds("val_accuracy", [0.5]) == ("fraction", "points")
+    assert metric_kinds("loss", [0.5, 0.2]) == ("metric", "delta")  # not a share
+    assert metric_kinds("accuracy", [97.1, 96.0]) == ("metric", "delta")  # already in percent
+    rows = [{"iteration": 0, "metrics": {"loss": 0.5}}, {"iteration": 1, "metrics": {"loss": 0.25}}]
+    assert "loss: 0.5 → 0.25 (-0.25)" in iteration_table(rows).notes
 
 
 def test_iteration_table_converts_numpy_and_rejects_bad_rows():

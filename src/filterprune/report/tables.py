@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
 
-from filterprune.report.formatting import KINDS, format_value
+from filterprune.report.formatting import KINDS, format_value, metric_kinds
 
 __all__ = ["ITERATION_KEYS", "Column", "Table", "iteration_table", "layer_table", "table_rows"]
 
@@ -217,14 +217,15 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             out["efficiency"] = out["speedup"] * row["macs"] / first["macs"]
         out_rows.append(out)
 
+    kinds = {n: metric_kinds(n, (r[f"metric:{n}"] for r in out_rows)) for n in metric_names}
     columns = [
         Column("iteration", "Iteration", "int"),
         Column("ranking_batches", "Ranking batches", "int"),
         Column("removed", "Removed channels", "int"),
         Column("removed_total", "Removed total", "int"),
         Column("finetune", "Finetuning", "text"),
-        *(Column(f"metric:{n}", n, "metric") for n in metric_names),
-        *(Column(f"delta:{n}", f"Δ {n}", "delta") for n in metric_names),
+        *(Column(f"metric:{n}", n, kinds[n][0]) for n in metric_names),
+        *(Column(f"delta:{n}", f"Δ {n}", kinds[n][1]) for n in metric_names),
         Column("params", "Params", "count"),
         Column("params_reduction_pct", "Params −%", "percent"),
         Column("macs", "MACs", "count"),
@@ -239,10 +240,13 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("efficiency", "Efficiency", "metric"),
         Column("latency_flags", "Timing flags", "text"),
     ]
-    return Table("Pruning iterations", columns, out_rows, _iteration_notes(out_rows, metric_names))
+    notes = _iteration_notes(out_rows, metric_names, kinds)
+    return Table("Pruning iterations", columns, out_rows, notes)
 
 
-def _iteration_notes(rows: list[dict[str, Any]], metric_names: list[str]) -> list[str]:
+def _iteration_notes(
+    rows: list[dict[str, Any]], metric_names: list[str], kinds: Mapping[str, tuple[str, str]]
+) -> list[str]:
     if len(rows) < 2:
         return []
     first, last = rows[0], rows[-1]
@@ -269,7 +273,9 @@ def _iteration_notes(rows: list[dict[str, Any]], metric_names: list[str]) -> lis
     for name in metric_names:
         before, after = first.get(f"metric:{name}"), last.get(f"metric:{name}")
         if before is not None and after is not None:
-            notes.append(f"{name}: {before:.4g} → {after:.4g} ({after - before:+.4g})")
+            value, change = kinds[name]
+            a, b = format_value(before, value), format_value(after, value)
+            notes.append(f"{name}: {a} → {b} ({format_value(after - before, change)})")
     return notes
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
+from ..measure.machine import machine_info
 from ..plan import Plan
 from .checkpoint import RunDir, state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
@@ -242,6 +243,9 @@ class PruningLoop:
         seed_everything(self.config.seed, 0)
         metrics = self._evaluate()
         self.threshold = metric_threshold(self.config, metrics)
+        bound = {}
+        if self.threshold is not None:  # for the report's plots: the worst accepted value
+            bound = {"metric_bound": {"metric": self.config.metric, "value": self.threshold}}
         row, weights = self._row(
             0,
             ranking_batches=0,
@@ -250,6 +254,8 @@ class PruningLoop:
             metrics=metrics,
             pruned_fraction=0.0,
             accepted=True,
+            machine=machine_info(),  # where the run (and its timing) happened
+            **bound,
         )
         if self.rundir is not None and self.ranks.main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)

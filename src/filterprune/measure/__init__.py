@@ -27,6 +27,7 @@ from filterprune.measure.latency_config import (
     latency_fields,
     measure_latencies,
 )
+from filterprune.measure.machine import cpu_model, machine_info
 
 __all__ = [
     "LAYER_COSTS",
@@ -42,9 +43,11 @@ __all__ = [
     "compare_latency",
     "count",
     "count_params",
+    "cpu_model",
     "efficiency",
     "latency_fields",
     "layer_costs",
+    "machine_info",
     "macs_reduction_ratio",
     "measure_latencies",
     "measure_latency",

@@ -27,6 +27,7 @@ from filterprune.report.plots import (
     plot_channels,
     plot_latency_vs_macs,
     plot_metric_vs_macs,
+    plot_run_overview,
     plot_score_distributions,
 )
 from filterprune.report.render import table_from_json, to_csv, to_html, to_json, to_markdown
@@ -68,6 +69,7 @@ __all__ = [
     "plot_channels",
     "plot_latency_vs_macs",
     "plot_metric_vs_macs",
+    "plot_run_overview",
     "plot_score_distributions",
     "run_tables",
     "table_from_json",

@@ -2,7 +2,7 @@
 
 The pruning loop (``run_pruning`` with ``measure_latency=True``) prunes a VGG-16-BN (CIFAR head,
 width 1/2, random weights: latency does not depend on the values) to about 4x fewer MACs in one
-global L1 step, and reports its speed-up: the original and the pruned model timed side by side
+L1 step (half of every layer's channels), and reports its speed-up: the original and the pruned model timed side by side
 in alternating rounds (``filterprune.measure.compare_latency``, 2 threads, batch 1). Each run is
 done in two settings, alternately, ``--repeats`` times:
 
@@ -54,10 +54,17 @@ def one_run(contended: bool, args: argparse.Namespace) -> dict[str, Any]:
     config = PruneConfig(
         criterion="l1",
         amount=args.amount,
-        scope="global",
+        scope="per_group",
         max_iterations=1,
         measure_latency=True,
-        latency={"batch_sizes": [1], "devices": ["cpu"], "threads": 2, "rounds": args.rounds},
+        latency={
+            "batch_sizes": [1],
+            "devices": ["cpu"],
+            "threads": args.threads,
+            "rounds": args.rounds,
+            "repeats": args.calls,
+            "min_run_time": args.min_run_time,
+        },
     )
     stop = mp.Event()
     burner = mp.Process(target=_burn, args=(stop,), daemon=True) if contended else None
@@ -92,7 +99,10 @@ def one_run(contended: bool, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds per timing")
+    parser.add_argument("--calls", type=int, default=3, help="timed calls per model and round")
+    parser.add_argument("--min-run-time", type=float, default=0.02, help="seconds per block")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--amount", type=float, default=0.5)
     parser.add_argument("--out", type=Path, default=RESULTS / "contention.json")

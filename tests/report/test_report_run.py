@@ -19,6 +19,7 @@ import filterprune as fp
 from filterprune.cli import main
 from filterprune.loop import PruneConfig, RunDir, run_pruning, write_run_report
 from filterprune.report import table_from_json
+from filterprune.report.summary import split_columns
 
 pytest.importorskip("safetensors")
 
@@ -155,13 +156,15 @@ def test_report_draws_every_figure_and_a_summary(run_dir, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "rep"
     report = write_run_report(run_dir, out_dir=out)
-    for stem in ("channels", "mean_out_vs_macs", "latency_vs_macs", "scores"):
+    for stem in ("overview", "channels", "mean_out_vs_macs", "latency_vs_macs", "scores"):
         _assert_image(out / f"{stem}.png", out / f"{stem}.svg")
     summary = (out / "summary.md").read_text(encoding="utf-8")
     for heading in ("## Pruning iterations", "## Channels per layer", "## Latency"):
         assert heading in summary
     assert "![scores](scores.png)" in summary
-    assert (out / "summary.html").read_text(encoding="utf-8").count("<table>") == 3
+    page = (out / "summary.html").read_text(encoding="utf-8")
+    parts = sum(len(split_columns(t)) for t in (report.iterations, report.layers, report.latency))
+    assert page.count("<table>") == 1 + parts and "<caption>Run settings</caption>" in page
     assert {p.name for p in report.files} >= {"latency.csv", "layers.json", "scores.svg"}
 
 

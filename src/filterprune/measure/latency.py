@@ -34,7 +34,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.benchmark import Timer
 
 from filterprune.measure._forward import ExampleInputs, as_input_tuple, eval_mode, model_device
 
@@ -209,6 +208,8 @@ class _Timed:
         def forward() -> None:
             with torch.inference_mode():
                 model(*inputs)
+
+        from torch.utils.benchmark import Timer  # on use: it imports setuptools (~0.8 s)
 
         self.timer = Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
         self.warmup = warmup

@@ -18,6 +18,16 @@ from typing import Any
 from torch import nn
 
 from .._atomic import atomic_write_text
+from .deploy import check_deployment, deployment_table
+from .plots import (
+    plot_channels,
+    plot_latency_vs_macs,
+    plot_metric_vs_macs,
+    plot_run_overview,
+    plot_score_distributions,
+)
+from .render import to_csv, to_json, to_markdown
+from .summary import write_summary
 from .tables import table_rows
 
 __all__ = ["RunReport", "run_settings", "run_tables", "write_run_report"]
@@ -110,7 +120,6 @@ def _some(scores: dict[int, Any], limit: int) -> dict[int, Any]:
 def _deploy(
     run_dir: Path, out: Path, factory: Callable[[], nn.Module], example_inputs: Any, threads: Any
 ) -> Any:
-    from .. import report
     from ..loop.load import load
 
     run = _run_dir(run_dir)
@@ -121,13 +130,13 @@ def _deploy(
     ):
         model = load(path, factory)
         checks.append(
-            report.check_deployment(
+            check_deployment(
                 model, example_inputs, label=label, onnx_path=out / onnx_name, threads=threads
             )
         )
     text = json.dumps([c.to_dict() for c in checks], indent=1, default=str)
     atomic_write_text(out / "deploy_checks.json", text + "\n")
-    return report.deployment_table(checks)
+    return deployment_table(checks)
 
 
 def write_run_report(
@@ -160,7 +169,6 @@ def write_run_report(
         example_inputs: Input of the exported graphs, e.g. ``torch.randn(1, 3, 32, 32)``.
         onnx_threads: onnxruntime intra-op threads (``None``: ``torch.get_num_threads()``).
     """
-    from .. import report
 
     if deploy and (model_factory is None or example_inputs is None):
         raise ValueError(
@@ -174,7 +182,7 @@ def write_run_report(
     if deploy:
         result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
         result.files += [out / "model.onnx", out / "original.onnx", out / "deploy_checks.json"]
-    render = {"markdown": report.to_markdown, "csv": report.to_csv, "json": report.to_json}
+    render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
     for name, table in result.tables().items():
         for fmt, suffix in FORMATS.items():
             path = out / f"{name}.{suffix}"
@@ -186,7 +194,7 @@ def write_run_report(
     result.files = [p for p in result.files if p.is_file()]
     result.files += [p for pair in images for p in pair]
     result.files.append(
-        report.write_summary(
+        write_summary(
             out,
             settings=settings,
             iteration_table=result.iterations,
@@ -287,7 +295,6 @@ def _cutoffs(run_dir: str | Path, scores: dict[int, Any]) -> dict[int, dict[str,
 
 
 def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
-    from .. import report
 
     images: list[Any] = []
     rows = result.iterations.rows
@@ -300,7 +307,7 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
         first = bound.get("metric") if bound.get("metric") in metrics else metrics[0]
         title = f"{config.get('criterion', '')} pruning: {first} vs compute and latency"
         images.append(
-            report.plot_run_overview(
+            plot_run_overview(
                 rows, first, out / "overview", threshold=bound.get("value"), title=title.strip()
             )
         )
@@ -308,18 +315,18 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
     if layers is not None:
         before = {r["layer"]: r["before"] for r in layers.rows}
         after = {r["layer"]: r["after"] for r in layers.rows}
-        images.append(report.plot_channels(before, after, out / "channels"))
+        images.append(plot_channels(before, after, out / "channels"))
     for metric in metrics:
         threshold = bound.get("value") if bound.get("metric") == metric else None
         images.append(
-            report.plot_metric_vs_macs(rows, metric, out / f"{metric}_vs_macs", threshold=threshold)
+            plot_metric_vs_macs(rows, metric, out / f"{metric}_vs_macs", threshold=threshold)
         )
     if any(r.get("latency_ms") is not None for r in rows):
-        images.append(report.plot_latency_vs_macs(rows, out / "latency_vs_macs"))
+        images.append(plot_latency_vs_macs(rows, out / "latency_vs_macs"))
     scores = run_scores(run_dir) if _criterion_has_scores(config.get("criterion")) else {}
     if any(math.isfinite(v) for by_group in scores.values() for s in by_group.values() for v in s):
         shown = _some(scores, MAX_SCORE_PANELS)
         images.append(
-            report.plot_score_distributions(shown, out / "scores", cutoffs=_cutoffs(run_dir, shown))
+            plot_score_distributions(shown, out / "scores", cutoffs=_cutoffs(run_dir, shown))
         )
     return images

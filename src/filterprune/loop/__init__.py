@@ -15,7 +15,7 @@ from ..report.run_report import RunReport, run_tables, write_run_report
 from ..store.load import load, load_state_dict_strict, resolve_checkpoint, save
 from ..store.rundir import RunDir
 from .config import Budget, ConfigError, PruneConfig, Target
-from .layers import ignored_layers, layer_widths, producing_layers
+from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
 from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
@@ -48,6 +48,7 @@ __all__ = [
     "LoopState",
     "Target",
     "TaskCallbacks",
+    "channel_groups",
     "channel_layers",
     "channel_list",
     "channel_widths",

@@ -6,6 +6,7 @@ import sys
 
 LAZY_PACKAGES = ("cli", "distributed", "loop", "models", "recipes", "report", "store", "tasks")
 OPTIONAL = ("matplotlib", "onnx", "onnxruntime", "safetensors", "sklearn", "lightning", "tqdm")
+HEAVY = ("torch.utils.benchmark", "setuptools")  # latency timing loads them (~0.8 s) when it runs
 
 
 def _run(code: str) -> dict:
@@ -24,6 +25,7 @@ def test_import_loads_the_core_only():
     assert {"api", "graph", "criteria", "surgery", "plan", "select"} <= own
     assert not own & set(LAZY_PACKAGES), sorted(own & set(LAZY_PACKAGES))
     assert not [m for m in loaded if m.split(".")[0] in OPTIONAL]
+    assert not [m for m in HEAVY if m in loaded]
 
 
 def test_lazy_names_load_on_first_use_and_are_the_real_objects():

@@ -26,15 +26,23 @@ class Registry(Generic[T]):
         plural: Its plural (``"criteria"``).
         register_with: The decorator that adds one, for messages (``"filterprune.register_criterion"``).
         error: The exception type raised for an unknown name.
+        hint: More ways to name an object, appended to the unknown-name message.
     """
 
     def __init__(
-        self, kind: str, plural: str, *, register_with: str, error: type[Exception] = ValueError
+        self,
+        kind: str,
+        plural: str,
+        *,
+        register_with: str,
+        error: type[Exception] = ValueError,
+        hint: str = "",
     ) -> None:
         self.kind = kind
         self.plural = plural
         self.register_with = register_with
         self.error = error
+        self.hint = hint
         self._items: dict[str, T] = {}
 
     def add(self, name: str, obj: T, *, override: bool = False) -> T:
@@ -58,7 +66,8 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "(none)"
             raise self.error(
                 f"unknown {self.kind} {name!r}; known {self.plural}: {known}. "
-                f"Register your own with {self.register_with}."
+                f"Register your own with {self.register_with}"
+                + (f", {self.hint}." if self.hint else ".")
             ) from None
 
     def names(self) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -24,6 +26,8 @@ from .surgery import apply_plan
 
 Ignore = Iterable[str | nn.Module | type]
 S = TypeVar("S", Selection, Ranking)
+
+logger = logging.getLogger(__name__)
 
 
 def _ignored_names(model: nn.Module, ignore: Ignore | None) -> tuple[str, ...]:
@@ -62,6 +66,7 @@ def analyze(
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
+    start = time.perf_counter()
     with gc_paused():
         tracer = trace(model, example_inputs, leaf_types=leaf_types)
         graph = DependencyGraph(model, tracer, ignore=names)
@@ -72,6 +77,13 @@ def analyze(
                     break
                 freeze_op(graph, bad)
                 graph.groups = graph._build()
+    logger.debug(
+        "analyzed %s: %d groups, %d prunable, in %.2f s",
+        type(model).__name__,
+        len(graph.groups),
+        len(graph.prunable),
+        time.perf_counter() - start,
+    )
     return graph
 
 

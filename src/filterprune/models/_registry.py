@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from .._registry import Registry
+from .hub import create_hub_model, is_hub_name
 
 __all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
 
@@ -36,7 +37,11 @@ class UnknownModelError(KeyError, ValueError):
 
 
 _MODELS: Registry[Callable[..., nn.Module]] = Registry(
-    "model", "models", register_with="filterprune.models.register_model", error=UnknownModelError
+    "model",
+    "models",
+    register_with="filterprune.models.register_model",
+    error=UnknownModelError,
+    hint="or name a model of torchvision or timm (torchvision:resnet18)",
 )
 
 
@@ -71,7 +76,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
     Args:
-        name: A name from :func:`list_models`, e.g. ``"vgg16_bn"``.
+        name: A name from :func:`list_models`, e.g. ``"vgg16_bn"``, or a hub name such as
+            ``"torchvision:resnet18"`` or ``"timm:convnext_atto"`` (see
+            :mod:`filterprune.models.hub`; the library must be installed).
         **kwargs: Keyword arguments forwarded to the model's constructor (``num_classes``,
             ``width``, ...; see each model's docstring).
 
@@ -80,5 +87,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
     Raises:
         UnknownModelError: If ``name`` is not registered; the message lists the known names.
+        HubError: For a hub name whose library is missing or does not know the model.
     """
+    if is_hub_name(name):
+        return create_hub_model(name, **kwargs)
     return _MODELS.get(name)(**kwargs)

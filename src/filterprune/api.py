@@ -272,22 +272,18 @@ def prune(
         max_fraction=max_fraction,
         bins=None if bins is None else tuple(bins),
     )
-    ranking = _settings(
-        Ranking,
-        ranking,
-        criterion=criterion,
-        normalize=normalize,
-        flops_reg=flops_reg,
-        cost=cost,
-        options=criterion_options,
-    )
     if graph is None:
         names = _ignored_names(model, ignore) + tuple(unselected_layers(model, selection))
         graph = analyze(model, example_inputs, ignore=names, leaf_types=leaf_types)
     scores = rank(
         model,
         example_inputs,
-        ranking=ranking,
+        ranking=Ranking() if ranking is None else ranking,  # prune's default criterion: "l1"
+        criterion=criterion,
+        normalize=normalize,
+        flops_reg=flops_reg,
+        cost=cost,
+        criterion_options=criterion_options,
         graph=graph,
         selection=selection,
         **criterion_context,

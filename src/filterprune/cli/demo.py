@@ -22,7 +22,7 @@ EXAMPLES = [
     "filterprune demo",
     "filterprune demo --quick",
     "filterprune demo --task classify --run-dir runs/demo-digits",
-    "filterprune report runs/demo",
+    "filterprune report runs/demo-segment",
 ]
 
 
@@ -36,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller model, data and budget")
     parser.add_argument("--size", choices=SIZES, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--run-dir", type=Path, default=None, help="output folder (default: runs/demo-TASK)"
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/demo-TASK, e.g. runs/demo-segment)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -49,11 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     size = args.size or ("quick" if args.quick else "full")
-    run_dir = args.run_dir or Path(f"runs/demo-{args.task}")
     config = DemoConfig(
         task=args.task,
         size=size,
-        run_dir=run_dir,
+        run_dir=args.run_dir,
         cache_dir=args.cache_dir,
         seed=args.seed,
         progress=not args.quiet,

@@ -89,6 +89,7 @@ class Random:
 
     name = "random"
     needs_data = False
+    meaningful_scores = False  # no score plot
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

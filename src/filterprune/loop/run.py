@@ -114,6 +114,7 @@ class PruningLoop:
             raise ConfigError("a metric floor needs an evaluate callback (model) -> dict")
         criterion = get_criterion(config.criterion, **config.criterion_options)
         self.needs_data = bool(getattr(criterion, "needs_data", False))
+        self.keep_scores = bool(getattr(criterion, "meaningful_scores", True))
         if self.needs_data and (batches is None or loss_fn is None):
             raise ConfigError(
                 f"criterion {config.criterion!r} ranks with data: pass batches=(callable "
@@ -358,6 +359,15 @@ class PruningLoop:
             metrics = self._evaluate()
             accepted = metric_ok(cfg, self.threshold, metrics)
         extra = {"recovery": recovered} if cfg.recovery else {}
+        if self.needs_data and ranked < cfg.ranking_batches:  # never shrink silently
+            extra["ranking_batches_asked"] = cfg.ranking_batches
+            logger.warning(
+                "iteration %d ranked on %d of the %d ranking batches asked for: the data ran out "
+                "(use more data or a smaller batch size, or lower ranking_batches)",
+                i,
+                ranked,
+                cfg.ranking_batches,
+            )
         state.iteration = i
         name = RunDir.iteration_name(i)
         row, weights = self._row(
@@ -376,7 +386,8 @@ class PruningLoop:
             **extra,
         )
         accepted = row["accepted"]  # rank 0's decision under DDP
-        self._record(name, row, weights, step, scores=self._scores)
+        scores = self._scores if self.keep_scores else None  # no plot of an order
+        self._record(name, row, weights, step, scores=scores)
         if accepted:
             state.current = name
             self._keep_best()

@@ -9,6 +9,7 @@ its own size knobs), initialises its weights with a fixed scheme (Kaiming-normal
 tests; each model module's docstring names them.
 """
 
+from ._arguments import ModelArgument, model_arguments
 from ._registry import UnknownModelError, create_model, list_models, register_model
 from .densenet import DenseLayer, DenseNet, Transition, densenet_tiny
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
@@ -36,6 +37,7 @@ __all__ = [
     "Down",
     "InvertedResidual",
     "MobileNetV2",
+    "ModelArgument",
     "OutConv",
     "ResNet",
     "Transition",
@@ -46,6 +48,7 @@ __all__ = [
     "densenet_tiny",
     "list_models",
     "mobilenet_v2",
+    "model_arguments",
     "register_model",
     "resnet18",
     "resnet34",

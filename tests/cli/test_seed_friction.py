@@ -147,3 +147,31 @@ def test_demo_help_names_the_folder_it_writes():
     assert default == Path("runs/demo-segment")
     assert f"filterprune report {default}" in help_text
     assert "runs/demo\n" not in help_text and "runs/demo " not in help_text
+
+
+def test_a_python_run_is_a_complete_run_folder(tmp_path):
+    import torch
+
+    from filterprune.loop import PruneConfig, run_pruning
+    from filterprune.models import create_model
+
+    config = PruneConfig(criterion="l1", amount=0.3, finetune=0, max_iterations=1)
+    x = torch.randn(1, 3, 32, 32)
+    model = create_model("vgg16_bn", width=1 / 16, head="cifar", num_classes=10)
+    result = run_pruning(model, x, config=config, run_dir=tmp_path / "py", progress=False)
+    ev = filterprune("eval", "--load", tmp_path / "py", "--task", "classify", "--limit", "8",
+                     "--json")  # fmt: skip
+    params = sum(p.numel() for p in result.model.parameters())
+    assert json.loads(ev.stdout)["params"] == params
+    # a model filterprune cannot rebuild from a file: a note says what to pass
+    custom = create_model("vgg16_bn", width=1 / 16, head="cifar", num_classes=10)
+    custom.classifier[3] = torch.nn.Linear(custom.classifier[3].in_features, 4)
+    run_pruning(custom, x, config=config, run_dir=tmp_path / "custom", progress=False)
+    note = (tmp_path / "custom" / "MODEL.txt").read_text()
+    assert (
+        "filterprune.models.vgg.VGG" in note and "--model filterprune.models.vgg:FUNCTION" in note
+    )
+    failed = filterprune("eval", "--load", tmp_path / "custom", "--task", "classify", ok=False)
+    assert (
+        "--model is required" in failed.stderr and "MODEL.txt says which factory" in failed.stderr
+    )

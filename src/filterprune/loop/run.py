@@ -31,6 +31,7 @@ from ..criteria import get_criterion
 from ..plan import Plan
 from .checkpoint import RunDir, state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
+from .describe import write_model_description
 from .layers import ignored_layers, layer_widths
 from .replicas import Replicas
 from .result import RunResult
@@ -243,6 +244,7 @@ class PruningLoop:
         if self.rundir is not None and self.ranks.main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
             self.rundir.write_config(self.config.to_json())
+            write_model_description(self.rundir.path, self.model, self.example, self.state.plan)
         self._record(self.state.current, row, weights, Plan())
         self._keep_best()
         self._save_state()

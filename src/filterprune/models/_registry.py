@@ -77,7 +77,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             ``width``, ...; see each model's docstring).
 
     Returns:
-        A freshly initialised model in training mode, on CPU, in float32.
+        A freshly initialised model in training mode, on CPU, in float32; its
+        ``filterprune_spec`` attribute holds ``name`` and ``kwargs`` (a run writes them to
+        model.json).
 
     Raises:
         UnknownModelError: If ``name`` is not registered; the message lists the known names.
@@ -91,4 +93,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             "Use filterprune.models.list_models() to list them, or register a new one with "
             "@register_model."
         ) from None
-    return factory(**kwargs)
+    model = factory(**kwargs)
+    # remembered so that a pruning run can write model.json (filterprune.loop.describe)
+    model.filterprune_spec = {"model": name, "model_args": dict(kwargs)}
+    return model

@@ -8,7 +8,6 @@ comes with a channel file (``channels.txt``: one width per conv layer) or a widt
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from ..loop import (
 from ..loop.checkpoint import read_json
 from ..loop.describe import MODEL_JSON, MODEL_NOTE
 from ..loop.widths import channel_widths
+from ..models._user_code import import_user_module
 from ..plan import Plan
 from .errors import RecipeError
 
@@ -58,9 +58,9 @@ def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
                 raise RecipeError(f"--model {exc}") from None
 
     elif ":" in spec:
-        module_name, _, attr = spec.partition(":")
+        module_name, _, attr = spec.rpartition(":")
         try:
-            module = importlib.import_module(module_name)
+            module = import_user_module(module_name)
         except ImportError as exc:
             raise RecipeError(f"--model {spec}: cannot import {module_name!r} ({exc})") from None
         factory = getattr(module, attr, None)

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}\n{_arguments(name)}")
         return 0
     info = model_info(args, args.load)
-    if info["model"] in list_models():
+    if args.load is None and info["model"] in list_models():
         print(f"{info['model']} takes (--model-arg NAME=VALUE):\n{_arguments(info['model'])}\n")
     factory = model_factory(info["model"], info["model_args"])
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))

@@ -77,7 +77,8 @@ class DemoConfig:
 
     Attributes:
         task: ``"segment"`` (U-Net, synthetic cars) or ``"classify"`` (VGG16-BN, digits).
-        size: ``"full"`` (at most 10 minutes on 2 CPU cores), ``"quick"`` (at most 2 minutes) or
+        size: ``"full"``, ``"quick"`` (about 6.5 CPU-minutes with the baseline; see
+            ``benchmarks/results/demo_quick_segment.json``) or
             ``"smoke"`` (seconds; for tests, the numbers mean nothing).
         run_dir: Where checkpoints, tables, plots and the summary go (default
             ``runs/demo-TASK``, e.g. ``runs/demo-segment``).

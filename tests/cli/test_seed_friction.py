@@ -175,3 +175,54 @@ def test_a_python_run_is_a_complete_run_folder(tmp_path):
     assert (
         "--model is required" in failed.stderr and "MODEL.txt says which factory" in failed.stderr
     )
+
+
+MYNETS = """
+import torch
+from filterprune.models import create_model
+
+
+class OutConv(torch.nn.Module):  # the 1x1 output conv inside a wrapper, as in public U-Nets
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def unet(base=4):
+    model = create_model("unet", base=base)
+    model.outc = OutConv(base, 1)
+    return model
+"""
+
+
+def test_own_factory_from_the_current_folder_or_a_file(tmp_path):
+    (tmp_path / "mynets.py").write_text(MYNETS)
+    trust = ["--trust-model-code"] if "--trust-model-code" in filterprune(
+        "inspect", "--help").stdout else []  # fmt: skip
+    by_module = filterprune("inspect", "--model", "mynets:unet", *trust, cwd=tmp_path)
+    by_file = filterprune("inspect", "--model", "./mynets.py:unet", *trust, cwd=tmp_path)
+    assert by_module.stdout.splitlines()[-1] == by_file.stdout.splitlines()[-1]
+    assert "outc.conv" in by_module.stdout
+    # the seed's channel file: 22 lines, or 23 with the head's; a wrong count lists the lines
+    widths = [3, 3, 6, 6, 12, 12, 24, 24, 48, 48, 24, 24, 24, 12, 12, 12, 6, 6, 6, 3, 3, 3]
+    (tmp_path / "c22.txt").write_text("\n".join(map(str, widths)))
+    (tmp_path / "c23.txt").write_text("\n".join(map(str, [*widths, 1])))
+    (tmp_path / "c5.txt").write_text("4\n4\n4\n4\n4\n")
+    model = ["--model", "mynets:unet", *trust]
+    counts = [
+        filterprune("inspect", *model, "--channel-txt", f, cwd=tmp_path).stdout.splitlines()[-1]
+        for f in ("c22.txt", "c23.txt")
+    ]
+    assert counts[0] == counts[1] != by_module.stdout.splitlines()[-1]
+    wrong = filterprune("inspect", *model, "--channel-txt", "c5.txt", cwd=tmp_path, ok=False)
+    assert "has 5 channel counts but the model has 22 conv layers" in wrong.stderr
+    assert "line 1 inc.0 (4 channels in the full model)" in wrong.stderr
+    assert "output head outc.conv (1) keeps its width" in wrong.stderr
+    # train from the folder: model.json names the factory so that any folder finds it again
+    filterprune("train", "--task", "segment", *model, *SMALL, *CARS, "--steps", "1", "--out",
+                "base", "-q", cwd=tmp_path)  # fmt: skip
+    info = json.loads((tmp_path / "base" / "model.json").read_text())
+    assert info["model"] == f"{(tmp_path / 'mynets.py').resolve()}:unet"

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ._registry import _MODEL_FACTORIES, create_model, list_models
+from ._registry import _MODELS, create_model, list_models
 
 __all__ = ["ModelArgument", "model_arguments"]
 
@@ -58,7 +58,7 @@ def model_arguments(name: str) -> list[ModelArgument]:
     """
     if name not in list_models():
         create_model(name)  # raises UnknownModelError with the list of names
-    factory = _MODEL_FACTORIES[name]
+    factory = _MODELS.get(name)
     cls = typing.get_type_hints(factory).get("return")
     if not isinstance(cls, type):
         return []

@@ -30,10 +30,13 @@ def test_kmeans_prunes_convolutions_only_by_default():
     assert any(name.startswith("classifier.") for name in opted.removed_outputs)
 
 
-def test_kmeans_runs_write_no_scores_to_plot(tmp_path):
-    config = PruneConfig(criterion="kmeans", amount=0.2, finetune=0, max_iterations=1)
-    run_pruning(_vgg(), X, config=config, run_dir=tmp_path / "km", progress=False)
-    assert not list((tmp_path / "km").glob("iter_*/scores.json"))
-    config = PruneConfig(criterion="l1", amount=0.2, finetune=0, max_iterations=1)
-    run_pruning(_vgg(), X, config=config, run_dir=tmp_path / "l1", progress=False)
-    assert list((tmp_path / "l1").glob("iter_*/scores.json"))  # the check can fail
+def test_kmeans_runs_draw_no_scores_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from filterprune.report.run_report import write_run_report
+
+    for criterion in ("kmeans", "l1"):
+        config = PruneConfig(criterion=criterion, amount=0.2, finetune=0, max_iterations=1)
+        run_pruning(_vgg(), X, config=config, run_dir=tmp_path / criterion, progress=False)
+        write_run_report(tmp_path / criterion)
+    assert not list((tmp_path / "kmeans" / "report").glob("scores*"))
+    assert list((tmp_path / "l1" / "report").glob("scores*"))  # the check can fail

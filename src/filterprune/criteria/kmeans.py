@@ -12,7 +12,7 @@ seeded, so results are deterministic.
 Like Ridurre, only convolutions are clustered by default: groups whose first producer is a
 ``Linear`` layer get no scores and keep their width; ``linear=True`` (``--criterion-arg
 linear=true``) clusters them too. The scores are an order (which filter goes first), not a measured
-importance, so run reports draw no score distribution for this criterion.
+importance (``synthetic_scores``), so run reports draw no score distribution for it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class KMeansCriterion:
 
     name = "kmeans"
     needs_data = False
-    meaningful_scores = False  # an order from clustering: no score plot
+    synthetic_scores = True  # ranks from the clustering, not importance: reports draw no scores
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ class Criterion(Protocol):
 
     ``needs_data`` criteria (Taylor, activation statistics) receive ``batches`` and ``loss_fn``.
     A criterion whose scores only order the channels (``kmeans``, ``random``) sets
-    ``meaningful_scores = False`` (default True); run reports then draw no score distribution.
+    ``synthetic_scores = True``; run reports then draw no score distribution.
     """
 
     name: str

@@ -41,7 +41,7 @@ from .errors import (
 )
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
 from .plan import Plan, PlanError
-from .select import Selection
+from .settings import Ranking, Selection
 from .surgery import apply_plan
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first use
@@ -96,7 +96,9 @@ __all__ = [
     "DependencyGraph",
     "Plan",
     "PlanError",
+    "ConfigError",
     "PruneConfig",
+    "Ranking",
     "Selection",
     "TraceError",
     "__version__",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FilterpruneError
-from ..recipes.models import model_description
+from ..recipes.models import saved_model
 
 
 class CLIError(FilterpruneError):
@@ -154,9 +154,9 @@ def add_widths_args(parser: argparse.ArgumentParser) -> None:
 
 
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
-    """Model name, model arguments, task and input shape: flags first, then model.json (whose
-    model must be a built-in one; see :func:`filterprune.recipes.models.model_description`)."""
-    return model_description(load, model=args.model, model_args=dict(args.model_arg))
+    """Model name, model arguments, task and input shape: flags first, then model.json."""
+    model_args = dict(args.model_arg) if args.model_arg else None
+    return saved_model(load, model=args.model, model_args=model_args, require_task=False)
 
 
 def trust(args: argparse.Namespace) -> bool:

@@ -14,13 +14,13 @@ from ..errors import CheckpointError
 from ..report.run_report import RunReport, run_tables, write_run_report
 from ..store.load import load, load_state_dict_strict, resolve_checkpoint, save
 from ..store.rundir import RunDir
+from .callbacks import TaskCallbacks, task_callbacks
 from .config import Budget, ConfigError, PruneConfig, Target
 from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
 from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
-from .tasks import TaskCallbacks, task_callbacks
 from .widths import (
     channel_layers,
     channel_list,

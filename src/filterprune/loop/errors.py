@@ -1,7 +1,7 @@
-"""Errors of the loop package (:class:`ConfigError` lives in :mod:`filterprune.errors`)."""
+"""Errors of the loop package (:class:`ConfigError` is shared with :mod:`filterprune.settings`)."""
 
 from __future__ import annotations
 
-from ..errors import ConfigError
+from ..settings import ConfigError
 
 __all__ = ["ConfigError"]

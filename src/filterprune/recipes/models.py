@@ -15,22 +15,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..loop.describe import MODEL_JSON, MODEL_NOTE
 from ..loop.widths import channel_widths, plan_from_widths
 from ..models._factory import UntrustedCodeError, is_builtin
-from ..models._factory import model_factory as _model_factory
+from ..models._user_code import import_user_module
 from ..plan import Plan
 from ..store.channels import read_channel_txt, read_spec
-from ..store.checkpoint import read_plan
-from ..store.load import load, resolve_checkpoint
-from ..store.model_json import MODEL_JSON, find_model_json, write_model_json
+from ..store.load import load
 from ..store.model_json import read_model_json as _read_model_json
+from ..store.model_json import write_model_json as _write_model_json
 from .errors import RecipeError
 
 __all__ = [
     "MODEL_JSON",
     "find_model_json",
     "load_model",
-    "model_description",
     "model_factory",
     "read_model_json",
     "saved_model",
@@ -42,36 +41,98 @@ __all__ = [
 def model_factory(
     spec: str, kwargs: dict[str, Any], *, trust_code: bool = False
 ) -> Callable[[], nn.Module]:
-    """A zero-argument factory for a built-in model name, or (``trust_code``) ``module:function``.
+    """A zero-argument factory for a built-in model, a hub name or a ``module:function`` path.
 
-    See :func:`filterprune.models.model_factory`: importing a module runs its code, so a
-    ``module:function`` is refused unless the caller trusts it explicitly.
+    Hub names (``torchvision:resnet18``, ``timm:convnext_atto``) go through the fixed table of
+    :mod:`filterprune.models.hub`, never through an import of the text itself. A
+    ``module:function`` imports the module, which runs its code: it is refused unless
+    ``trust_code`` (the CLI's ``--trust-model-code``).
     """
-    return _model_factory(spec, kwargs, trust_code=trust_code)
+    from ..models import HubError, create_hub_model, is_hub_name
+
+    if is_hub_name(spec):
+
+        def factory(**kw: Any) -> nn.Module:
+            try:
+                return create_hub_model(spec, **kw)
+            except HubError as exc:
+                raise RecipeError(f"--model {exc}") from None
+
+    elif ":" in spec:
+        module_name, _, attr = spec.rpartition(":")
+        if not trust_code:
+            raise UntrustedCodeError(
+                f"--model {spec} would import module {module_name!r} and run its code; add "
+                "--trust-model-code (Python: trust_code=True) if you trust it, or use a "
+                "built-in model"
+            )
+        try:
+            module = import_user_module(module_name)
+        except ImportError as exc:
+            raise RecipeError(f"--model {spec}: cannot import {module_name!r} ({exc})") from None
+        factory = getattr(module, attr, None)
+        if not callable(factory):
+            raise RecipeError(f"--model {spec}: {module_name!r} has no callable {attr!r}")
+    else:
+        from ..models import create_model, list_models
+
+        if spec not in list_models():
+            raise RecipeError(
+                f"--model {spec}: unknown model; built-in models: {', '.join(list_models())}; "
+                "or pass an importable factory as MODULE:FUNCTION"
+            )
+
+        def factory(**kw: Any) -> nn.Module:
+            return create_model(spec, **kw)
+
+    def build() -> nn.Module:
+        try:
+            model = factory(**kwargs)
+        except TypeError as exc:
+            raise RecipeError(f"--model {spec} with --model-arg {kwargs}: {exc}") from None
+        if not isinstance(model, nn.Module):
+            raise RecipeError(f"--model {spec} returned {type(model).__name__}, not an nn.Module")
+        return model
+
+    return build
+
+
+def find_model_json(path: Path | None) -> Path | None:
+    """``model.json`` in ``path``, or up to two folders above it (a run folder's checkpoint)."""
+    if path is None:
+        return None
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / MODEL_JSON).is_file():
+            return candidate / MODEL_JSON
+    return None
 
 
 def read_model_json(path: Path | None) -> dict[str, Any]:
-    """The checked model description next to ``path`` (see :func:`find_model_json`); ``{}`` if
-    none."""
+    """The model description next to ``path`` (see :func:`find_model_json`); ``{}`` if none."""
     found = find_model_json(path)
     return _read_model_json(found) if found is not None else {}
 
 
-def model_description(
+def saved_model(
     load: str | Path | None,
     *,
     model: str | None = None,
     model_args: dict[str, Any] | None = None,
+    task: str | None = None,
+    require_task: bool = True,
 ) -> dict[str, Any]:
-    """model.json next to ``load`` (checked) with ``model``/``model_args`` on top.
+    """model.json next to ``load`` with ``model``/``model_args``/``task`` on top.
 
-    A model named only in model.json must be a built-in one: a ``module:function`` written in a
-    file is never imported (the folder may come from anyone); the caller names it instead
-    (``model=``, the CLI's ``--model ... --trust-model-code``). Given the same ``model`` as the
-    file, the file's arguments are kept under ``model_args``.
+    A model named only in model.json must be a built-in or hub one: a ``module:function``
+    written in a file is never imported; the caller names it (``model=``, the CLI's
+    ``--model ... --trust-model-code``). Given the same ``model`` as the file, the file's
+    arguments are kept under ``model_args``.
 
     Raises:
-        RecipeError: Neither names the model.
+        RecipeError: Neither names the model (or, with ``require_task``, the task); the message
+            points at the run's ``MODEL.txt`` when a Python run left one.
         UntrustedCodeError: model.json names code and ``model`` is not given.
     """
     found = find_model_json(Path(load)) if load is not None else None
@@ -82,7 +143,7 @@ def model_description(
     else:
         if model_args:
             info["model_args"] = {**info.get("model_args", {}), **model_args}
-        if "model" in info and not is_builtin(info["model"]):
+        if "model" in info and not is_builtin(info["model"]):  # never import code a file names
             raise UntrustedCodeError(
                 f"{found} names the model factory {info['model']!r}, which is not a built-in "
                 "model; filterprune never imports code named in a file. If you trust that code, "
@@ -90,27 +151,32 @@ def model_description(
             )
     if "model" not in info:
         where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
+        note = _model_note(load)
+        hint = f"; {note} says which factory builds it" if note else ""
         raise RecipeError(
-            f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25"
+            f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25{hint}"
         )
     info.setdefault("model_args", {})
-    return info
-
-
-def saved_model(
-    load: str | Path,
-    *,
-    model: str | None = None,
-    model_args: dict[str, Any] | None = None,
-    task: str | None = None,
-) -> dict[str, Any]:
-    """:func:`model_description` of ``load`` with ``task`` on top; the task is required."""
-    info = model_description(load, model=model, model_args=model_args)
     if task is not None:
         info["task"] = task
-    if info.get("task") is None:
+    if require_task and info.get("task") is None:
         raise RecipeError("--task is required (classify or segment); no model.json names it")
     return info
+
+
+def _model_note(load: str | Path | None) -> Path | None:
+    if load is None:
+        return None
+    folder = Path(load) if Path(load).is_dir() else Path(load).parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / MODEL_NOTE).is_file():
+            return candidate / MODEL_NOTE
+    return None
+
+
+def write_model_json(folder: Path, info: dict[str, Any]) -> None:
+    """Write ``folder/model.json`` atomically (its fields are checked when read back)."""
+    _write_model_json(folder, info)
 
 
 def widths_plan(
@@ -165,6 +231,9 @@ def load_model(
     The plan comes from ``channel_txt`` or ``spec`` when given, else from the checkpoint's
     ``plan.json`` (none: the full architecture).
     """
+    from ..store.checkpoint import read_plan
+    from ..store.load import resolve_checkpoint
+
     plan = widths_plan(factory, example, channel_txt=channel_txt, spec=spec)
     model = load(path, factory, plan=plan, device=device)
     if plan is None:

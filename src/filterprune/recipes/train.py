@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..loop import seed_everything
-from ..loop.tasks import EpochLoader
+from ..loop.callbacks import EpochLoader
+from ..models._user_code import stable_spec
 from ..parallel import is_distributed, is_main_process, rewrap_ddp
 from ..plan import Plan
 from ..store.checkpoint import is_own_checkpoint, write_checkpoint_dir
@@ -158,7 +159,7 @@ def train_baseline(
         return TrainResult(steps=done, metrics={}, out=out)
     metrics = data.task.evaluate(net, data.val_loader, device=device)
     info = {
-        "model": model,
+        "model": stable_spec(model),  # found again from any folder
         "model_args": kwargs,
         "task": task_name,
         "input_shape": list(data.example.shape),

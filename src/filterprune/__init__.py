@@ -96,7 +96,6 @@ __all__ = [
     "DependencyGraph",
     "Plan",
     "PlanError",
-    "ConfigError",
     "PruneConfig",
     "Ranking",
     "Selection",

@@ -13,7 +13,7 @@ from ._gc import gc_paused
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .graph.groups import DependencyGraph
-from .graph.probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
+from .graph.probe import MAX_ROUNDS, freeze_op, freeze_unverified, needs_probe, probe_once
 from .graph.tracer import trace
 from .plan import Plan
 from .select import Selection, select
@@ -76,6 +76,9 @@ def analyze(
                     break
                 freeze_op(graph, bad)
                 graph.groups = graph._build()
+            else:
+                if probe_once(model, example_inputs, graph, leaf_types) is not None:
+                    freeze_unverified(graph)
     return graph
 
 

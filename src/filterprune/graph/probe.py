@@ -23,7 +23,7 @@ from .groups import DependencyGraph
 from .specs import is_builtin_layer
 from .tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 
-MAX_ROUNDS = 8
+MAX_ROUNDS = 32
 
 
 def _line(lab: torch.Tensor) -> torch.Tensor | None:
@@ -167,12 +167,35 @@ def _probe(
 
 
 def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
+    """Freeze the input channels of ``record`` and of every op run by the same source line.
+
+    The same line in another instance of a block (Res2Net's ``torch.split(x, self.width, 1)``
+    in each of its blocks) runs the same code, so it keeps the same counts fixed: freezing them
+    all at once spares the probe one round per block.
+    """
     reason = (
         f"op '{record.name}'"
         + (f" in module '{record.module}'" if record.module else "")
         + (f" at {record.where}" if record.where else "")
         + ": pruning a copy showed that it keeps channel positions or counts fixed in code"
     )
-    for lab in record.inputs:
-        for e in torch.unique(lab).tolist():
-            graph.sets.freeze(e, reason)
+    same_line = [
+        r
+        for r in graph.ops
+        if r is record or (record.where and r.where == record.where and r.name == record.name)
+    ]
+    for r in same_line:
+        for lab in r.inputs:
+            for e in torch.unique(lab).tolist():
+                graph.sets.freeze(e, reason)
+
+
+def freeze_unverified(graph: DependencyGraph) -> None:
+    """The probe still disagreed after :data:`MAX_ROUNDS`: keep every group it could not verify."""
+    reason = (
+        f"the probe still found ops keeping channel counts fixed after {MAX_ROUNDS} rounds; "
+        "what it could not verify is kept (use ignore= to keep layers explicitly)"
+    )
+    for group in graph.prunable:
+        graph.sets.freeze(group.classes[0], reason)
+    graph.groups = graph._build()

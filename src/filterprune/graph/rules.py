@@ -99,6 +99,8 @@ def _elementwise(tr: Tracer, name: str, func, args, kwargs, out) -> None:
     inputs = [t for t in _tensors((args, kwargs)) if t.dim() <= nd]
     labs = [L.align(tr.label(t), nd) for t in inputs]
     reals = [(1,) * (nd - t.dim()) + tuple(t.shape) for t in inputs]
+    if tr.params:
+        _label_params(tr, inputs, labs, reals)
     varying = set().union(*(L.varying_dims(lab) for lab in labs)) if labs else set()
     parts = []
     for lab, real in zip(labs, reals, strict=True):
@@ -127,6 +129,29 @@ def _elementwise(tr: Tracer, name: str, func, args, kwargs, out) -> None:
             result = torch.where(result == UNTRACKED, p, result)
     for t in outs:
         tr.set_label(t, result)
+
+
+def _label_params(tr: Tracer, inputs: list, labs: list, reals: list) -> None:
+    """Label a parameter that meets one channel dimension (a layer scale) with those channels.
+
+    ``gamma * x`` with ``gamma`` of shape ``(C, 1, 1)``: instead of freezing the channels as a
+    tensor of fixed size, the parameter joins the graph as a per-channel member and is sliced
+    with them.
+    """
+    nd = len(reals[0]) if reals else 0
+    for i, t in enumerate(inputs):
+        name = tr.params.get(id(t))
+        if name is None or not bool((labs[i] == UNTRACKED).all()):
+            continue
+        dims = [d for d in range(nd) if reals[i][d] > 1]
+        if len(dims) != 1:
+            continue
+        d = dims[0]
+        for j, lab in enumerate(labs):
+            if j != i and L.varying_dims(lab) == [d] and lab.shape[d] == reals[i][d]:
+                elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), d - (nd - t.dim()))
+                labs[i] = L.along(d, nd, elems)
+                break
 
 
 @rule(
@@ -430,6 +455,23 @@ def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
 
 
 # ----- leaf modules ---------------------------------------------------------------------------
+def _channels_first_subclass(spec, lab: torch.Tensor, x: torch.Tensor, in_dim: int, n_in: int):
+    """A per-channel subclass given NCHW channels where its base expects them last.
+
+    Only for subclasses (their forward may permute); the probe checks the pruned copy.
+    """
+    from .specs import SubclassSpec
+
+    return (
+        isinstance(spec, SubclassSpec)
+        and spec.kind == "perchannel"
+        and in_dim != 1
+        and x.dim() > 2
+        and L.varying_dims(lab) == [1]
+        and x.shape[1] == n_in
+    )
+
+
 def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, output) -> None:
     outs = _outputs(output)
     inputs = _tensors(args)
@@ -446,8 +488,20 @@ def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, 
         return
     x = inputs[0]
     lab = tr.label(x)
+    unknown = getattr(spec, "unknown", None)
+    if unknown:
+        reason = tr.reason(
+            f"module '{name}' ({type(module).__name__}, a subclass of "
+            f"{type(module).__mro__[1].__name__})",
+            f"it holds {', '.join(unknown)} whose channel axis is not known; register its type "
+            "with register_layer if these can be sliced",
+        )
+        for t in inputs:
+            tr.freeze(tr.label(t), reason)
     in_dim = spec.in_dim % x.dim()
     n_in, n_out = spec.channels(module)
+    if _channels_first_subclass(spec, lab, x, in_dim, n_in):
+        in_dim = 1  # ConvNeXt's LayerNorm2d: a LayerNorm subclass permuting NCHW inside
     other = [d for d in L.varying_dims(lab) if d != in_dim]
     if other:
         tr.freeze(

@@ -93,6 +93,7 @@ class Tracer(TorchFunctionMode):
         self.current_op: OpRecord | None = None
         self.on_meta = False  # traced on a weightless copy (see :func:`trace`)
         self.read_shapes = False  # the model's own code read a size or value (see _SHAPE_READS)
+        self.params: dict[int, str] = {}  # id -> name of non-leaf parameters and buffers
 
     # ----- labels -------------------------------------------------------------------------
     def label(self, t: torch.Tensor) -> torch.Tensor:
@@ -128,6 +129,24 @@ class Tracer(TorchFunctionMode):
         n = len(self.sets)
         keys = torch.unique(pairs[:, 0] * n + pairs[:, 1])  # 1-D unique: far cheaper than dim=0
         self.sets.union_pairs(zip((keys // n).tolist(), (keys % n).tolist(), strict=True))
+
+    def param_elements(self, name: str, elems: list[int], axis: int) -> list[int]:
+        """The channel elements of parameter ``name`` (a layer scale), first seen as ``elems``.
+
+        The parameter becomes a per-channel member of the graph (see ``ParamSpec``); used again
+        (a shared scale), its channels are merged with the new ones.
+        """
+        from .specs import ParamSpec
+
+        known = self.module_out.get(name)
+        if known is not None:
+            if len(known) == len(elems):
+                self.sets.union_pairs(zip(known, elems, strict=True))
+            return known
+        self.module_in[name] = self.module_out[name] = list(elems)
+        self.leaves[name] = ParamSpec(name.rpartition(".")[2], axis)
+        self.order.append(name)
+        return self.module_out[name]
 
     def _custom_function(self, t: torch.Tensor, fn: BackwardCFunction) -> None:
         """A custom ``autograd.Function`` ran: its inside is unknown, so freeze what it touched."""
@@ -224,7 +243,7 @@ class Tracer(TorchFunctionMode):
                 try:  # label bookkeeping: not traced, and faster without the mode's dispatch
                     from .rules import apply_leaf
 
-                    record = OpRecord(len(self.ops), f"module:{name}", "", name)
+                    record = OpRecord(len(self.ops), f"module:{name}", self.where(), name)
                     tensors = [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)]
                     outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
                     record.inputs = [self.label(t) for t in tensors]  # the probe freezes these
@@ -243,6 +262,7 @@ class Tracer(TorchFunctionMode):
 
     def run(self, example_inputs: tuple[Any, ...], leaf_types: tuple[type, ...] = ()) -> Any:
         handles = []
+        leaf_tensors: set[int] = set()
         for name, module in self.model.named_modules():
             spec = spec_for(module)
             if spec is None and leaf_types and isinstance(module, leaf_types):
@@ -251,8 +271,12 @@ class Tracer(TorchFunctionMode):
                 spec = OpaqueSpec()
             if spec is not None:
                 self.leaves[name] = spec
+                leaf_tensors.update(id(t) for t in (*module.parameters(), *module.buffers()))
             handles.append(module.register_forward_pre_hook(self._pre_hook(name, spec)))
             handles.append(module.register_forward_hook(self._post_hook(name, spec)))
+        for pname, t in (*self.model.named_parameters(), *self.model.named_buffers()):
+            if id(t) not in leaf_tensors:
+                self.params[id(t)] = pname
         try:
             with torch.enable_grad(), self:
                 out = self.model(*example_inputs)

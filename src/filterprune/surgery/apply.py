@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .._gc import gc_paused
-from ..graph.specs import LayerSpec, spec_for
+from ..graph.specs import LayerSpec, param_spec, spec_for
 from ..plan import Plan, PlanError
 
 
@@ -90,9 +90,12 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     work = []
     for name in names:
         module = modules.get(name)
+        spec = spec_for(module) if module is not None else None
         if module is None:
-            raise PlanError(f"plan names module '{name}', which the model does not have")
-        spec = spec_for(module)
+            found = param_spec(model, name)  # a parameter pruned with channels (a layer scale)
+            if found is None:
+                raise PlanError(f"plan names module '{name}', which the model does not have")
+            module, spec = found
         n_in, n_out = _check(name, module, spec, plan)
         removed_out = plan.removed_outputs.get(name, [])
         removed_in = plan.removed_inputs.get(name, [])

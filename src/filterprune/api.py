@@ -52,6 +52,7 @@ def analyze(
     ignore: Ignore | None = None,
     leaf_types: Sequence[type] = (),
     probe: bool = True,
+    grouped: str = "within",
 ) -> DependencyGraph:
     """Trace ``model`` on ``example_inputs`` and build its dependency graph.
 
@@ -63,11 +64,16 @@ def analyze(
         leaf_types: Extra module types to treat as opaque leaves.
         probe: Check the analysis by pruning a copy (see :mod:`filterprune.graph.probe`). It is
             skipped when the model has nothing it could find (see ``needs_probe`` there).
+        grouped: How grouped convs (ResNeXt, RegNet) and GroupNorm lose channels:
+            ``"within"`` (default) removes the same channels inside every group and keeps the
+            group count, so a 30 % amount removes about 30 % of them; ``"whole"`` removes
+            whole groups only (fewer groups, each as wide as before). Depthwise convs always
+            lose whole groups (each group holds one input channel).
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
     with gc_paused():
-        tracer = trace(model, example_inputs, leaf_types=leaf_types)
+        tracer = trace(model, example_inputs, leaf_types=leaf_types, grouped=grouped)
         graph = DependencyGraph(model, tracer, ignore=names)
         if probe and needs_probe(graph):
             for _ in range(MAX_ROUNDS):
@@ -180,6 +186,7 @@ def prune(
     max_fraction: float = 1.0,
     bins: Sequence[tuple[int, float]] = (),
     leaf_types: Sequence[type] = (),
+    grouped: str = "within",
     graph: DependencyGraph | None = None,
     normalize: bool = True,
     flops_reg: float = 0.0,
@@ -203,6 +210,8 @@ def prune(
         max_fraction: Remove at most this fraction of any one group.
         bins: Per-width fractions, see :class:`filterprune.select.Selection`.
         leaf_types: Extra module types to treat as opaque leaves.
+        grouped: ``"within"`` or ``"whole"``: how grouped convs lose channels (see
+            :func:`analyze`).
         graph: A graph from :func:`analyze` of this model as it is now (skips re-tracing); it is
             updated in place to follow the removal, so it can be passed again next iteration.
         normalize, flops_reg, cost: See :func:`rank` (they matter for ``scope="global"``).
@@ -224,7 +233,9 @@ def prune(
         bins=tuple(bins),
     )
     if graph is None:
-        graph = analyze(model, example_inputs, ignore=ignore, leaf_types=leaf_types)
+        graph = analyze(
+            model, example_inputs, ignore=ignore, leaf_types=leaf_types, grouped=grouped
+        )
     scores = rank(
         model,
         example_inputs,

@@ -16,6 +16,7 @@ conv) is evaluated in that reference as itself, with the removed input columns l
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from .graph.specs import SubclassSpec, spec_for
+from .graph.specs import SubclassSpec, channel_axis, spec_for
 from .graph.tracer import prepare_inputs
 from .plan import Plan
 
@@ -66,7 +67,9 @@ def _restrict_inputs(module: nn.Module, name: str, plan: Plan, dim: int) -> None
     n_in, n_out = plan.channels[name]
     apply_plan(
         holder,
-        Plan(removed_inputs={"layer": plan.removed_inputs[name]}, channels={"layer": [n_in, n_out]}),
+        Plan(
+            removed_inputs={"layer": plan.removed_inputs[name]}, channels={"layer": [n_in, n_out]}
+        ),
     )
     keep = [i for i in range(n_in) if i not in set(plan.removed_inputs[name])]
 
@@ -200,11 +203,20 @@ def assert_equivalent(
         raise AssertionError(f"pruned model differs from the masked original by {diff:.3g}")
 
 
-def randomize_norms(model: nn.Module, *, seed: int = 0) -> nn.Module:
-    """Give norm layers non-trivial statistics and affine parameters, in place.
+def randomize_norms(model: nn.Module, *, seed: int = 0, statistics: bool = True) -> nn.Module:
+    """Give norm layers non-trivial affine parameters (and statistics), in place.
 
-    Freshly initialised BatchNorms (mean 0, var 1, weight 1, bias 0) can hide index mistakes;
-    use this before an equivalence check.
+    Freshly initialised BatchNorms (mean 0, var 1, weight 1, bias 0) and layer scales (ConvNeXt's
+    ``1e-6``, GRN's zeros) can hide index mistakes; use this before an equivalence check.
+
+    Args:
+        model: The model, changed in place.
+        seed: Seed of the random values.
+        statistics: Also draw BatchNorm running statistics (off after
+            :func:`calibrate_batchnorm`, whose statistics keep deep models' outputs alive).
+
+    Besides norm layers, every parameter held directly by a module that is not a known layer
+    (a layer scale, GRN's gamma and beta) is drawn from ``[0.5, 1.5]``.
     """
     gen = torch.Generator().manual_seed(seed)
 
@@ -214,11 +226,54 @@ def randomize_norms(model: nn.Module, *, seed: int = 0) -> nn.Module:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._NormBase) and m.running_mean is not None:
-                uniform(m.running_mean, -0.5, 0.5)
-                uniform(m.running_var, 0.5, 2.0)
+                if statistics:
+                    uniform(m.running_mean, -0.5, 0.5)
+                    uniform(m.running_var, 0.5, 2.0)
             if isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)):
                 if getattr(m, "weight", None) is not None:
                     uniform(m.weight, 0.5, 1.5)
                 if getattr(m, "bias", None) is not None:
                     uniform(m.bias, -0.5, 0.5)
+            elif spec_for(m) is None:
+                for p in m.parameters(recurse=False):
+                    if p.is_floating_point() and channel_axis(p) is not None:
+                        uniform(p, 0.5, 1.5)
     return model
+
+
+def calibrate_batchnorm(model: nn.Module, batches: Iterable[Any]) -> nn.Module:
+    """Set BatchNorm running statistics to the mean over ``batches``, in place (eval mode after).
+
+    Random weights with BatchNorm's default statistics (mean 0, var 1) make deep networks' outputs
+    vanish or explode; statistics measured on a few batches keep them in range, so an equivalence
+    check has signal. Each batch is a tensor or a tuple of positional inputs.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    model.train()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(*(batch if isinstance(batch, tuple) else (batch,)))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        model.eval()
+    return model
+
+
+def output_change(model: nn.Module, first: Any, second: Any) -> float:
+    """How much ``model``'s outputs change between two inputs, relative to their size.
+
+    An oracle comparing outputs is only as strong as this: near 0, the output ignores its input.
+    """
+    model.eval()
+    with torch.no_grad():
+        a = tree_flatten(model(*(first if isinstance(first, tuple) else (first,))))[0]
+        b = tree_flatten(model(*(second if isinstance(second, tuple) else (second,))))[0]
+    num = max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+    den = max(float(x.abs().max()) for x in a)
+    return num / den if den else 0.0

@@ -108,6 +108,19 @@ class SKConv(nn.Module):
     def forward(self, x):
         b = x.shape[0]
         feats = torch.cat([conv(x) for conv in self.convs], dim=1)
+        feats = feats.view(b, self.M, -1, feats.shape[2], feats.shape[3])
+        z = self.fc(feats.sum(dim=1).mean((2, 3), keepdim=True))
+        att = torch.cat([fc(z) for fc in self.fcs], dim=1)
+        att = att.view(b, self.M, -1, 1, 1).softmax(dim=1)  # over the branches of each channel
+        return (feats * att).sum(dim=1)
+
+
+class SKConvFixed(SKConv):
+    """The same block with its sizes read from attributes: the probe must keep its channels."""
+
+    def forward(self, x):
+        b = x.shape[0]
+        feats = torch.cat([conv(x) for conv in self.convs], dim=1)
         feats = feats.view(b, self.M, self.features, feats.shape[2], feats.shape[3])
         z = self.fc(feats.sum(dim=1).mean((2, 3), keepdim=True))
         att = torch.cat([fc(z) for fc in self.fcs], dim=1)
@@ -127,6 +140,12 @@ class SKNetLike(nn.Module):
     def forward(self, x):
         x = self.stem(x)
         return self.fc(F.relu(self.conv3(self.sk(self.conv1(x)))).mean((2, 3)))
+
+
+class SKNetFixedLike(SKNetLike):
+    def __init__(self):
+        super().__init__()
+        self.sk = SKConvFixed()
 
 
 # ----- ConvNeXt: channels-first LayerNorm, channels-last MLP, layer scale ----------------------
@@ -255,13 +274,29 @@ class GhostNetLike(nn.Module):
 
 
 # ----- MobileViT-style: a transformer block with LayerNorms inside a CNN ------------------------
+class Attention(nn.Module):
+    """Multi-head self-attention over tokens ``(B, N, C)``, head size computed from ``C``."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = (q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, -1))
+
+
 class MobileViTBlockLike(nn.Module):
     def __init__(self, channels=16, dim=12, heads=2):
         super().__init__()
         self.local = conv_bn_act(channels, channels)
         self.proj_in = nn.Conv2d(channels, dim, 1, bias=False)
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.attn = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.SiLU(), nn.Linear(2 * dim, dim))
         self.proj_out = conv_bn_act(dim, channels, 1)
@@ -270,8 +305,7 @@ class MobileViTBlockLike(nn.Module):
         y = self.proj_in(self.local(x))
         b, c, h, w = y.shape
         t = y.flatten(2).transpose(1, 2)
-        n = self.norm1(t)
-        t = t + self.attn(n, n, n, need_weights=False)[0]
+        t = t + self.attn(self.norm1(t))
         t = t + self.mlp(self.norm2(t))
         y = t.transpose(1, 2).reshape(b, c, h, w)
         return x + self.proj_out(y)
@@ -293,6 +327,7 @@ PATTERNS = {
     "nfnet": NFNetLike,
     "res2net": Res2NetLike,
     "sknet": SKNetLike,
+    "sknet_fixed": SKNetFixedLike,
     "convnext": ConvNeXtLike,
     "convnext_v2": ConvNeXtV2Like,
     "resnext": ResNeXtLike,

@@ -112,6 +112,7 @@ class DependencyGraph:
         self.ops = tracer.ops
         self.on_meta = tracer.on_meta  # the probe traces its copies the same way
         self.read_shapes = tracer.read_shapes
+        self.grouped = tracer.grouped
         modules = dict(model.named_modules())
         self.modules = {n: modules[n] for n in self.order if n in modules}
         # parameters pruned with channels (layer scales, see ParamSpec) -> their owning module
@@ -216,9 +217,7 @@ class DependencyGraph:
             state = "FROZEN" if g.frozen else "prunable"
             lines.append(f"- {g.name}: {g.size} channel{'s' if g.size != 1 else ''}, {state}")
             for m in g.members:
-                lines.append(
-                    f"    {m.role:>3} {m.module} ({self.kind_of(m.module)})"
-                )
+                lines.append(f"    {m.role:>3} {m.module} ({self.kind_of(m.module)})")
             for r in g.reasons:
                 lines.append(f"    reason: {r}")
         return "\n".join(lines)

@@ -146,7 +146,7 @@ def _probe(
         if graph.leaves[name].kind == "mixing":
             gone = set(plan.removed_outputs.get(name, ()))
             seeds[name] = [e for i, e in enumerate(elems) if i not in gone]
-    tracer = Tracer(pruned, seed_outputs=seeds)
+    tracer = Tracer(pruned, seed_outputs=seeds, grouped=graph.grouped)
     tracer.sets.new(len(graph.sets) - 1)
     by_name = {g.name: g for g in graph.groups}
     root = graph.sets.roots()

@@ -169,6 +169,40 @@ def _same_as_first(tr: Tracer, name: str, func, args, kwargs, out) -> None:
             return
 
 
+@rule("matmul", "__matmul__", "bmm")
+def _matmul(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+    """``a @ b`` of activations (attention: ``q @ k^T``, ``attn @ v``).
+
+    The result's rows follow ``a``, its columns ``b``, its batch dimensions both (``attn @ v``
+    keeps ``v``'s channels). Contracting channels (``q @ k^T`` over the head size, or with a
+    weight matrix of fixed size) keeps them: the product changes when one goes.
+    """
+    a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+    result = out if isinstance(out, torch.Tensor) else None
+    tensors = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+    if result is None or not tensors or min(a.dim(), b.dim()) < 2:
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    nd = max(a.dim(), b.dim())
+    la, lb = L.align(tr.label(a), nd), L.align(tr.label(b), nd)
+    ka, kb = nd - 1 in L.varying_dims(la), nd - 2 in L.varying_dims(lb)
+    if ka or kb:
+        reason = tr.reason(f"op '{name}'", "it sums products over these channels")
+        for tracked in [lab for lab, k in ((la, ka), (lb, kb)) if k]:
+            tr.freeze(tracked, reason)
+        tr.set_label(result, L.untracked(result.dim()))
+        return
+    rows, cols = torch.broadcast_tensors(la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1))
+    tr.union(rows, cols)
+    merged = torch.where(rows == UNTRACKED, cols, rows)
+    tr.set_label(
+        result,
+        L.compress(merged.contiguous())
+        if merged.dim() == result.dim()
+        else L.untracked(result.dim()),
+    )
+
+
 # ----- spatial ops: channels pass through, spatial sizes change ---------------------------------
 SPATIAL = (
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -234,6 +268,8 @@ def _reduction(tr: Tracer, name: str, func, args, kwargs, out) -> None:
     lab = tr.label(x)
     dims, keep = _reduced_dims(name, args, kwargs, x.dim())
     crossed = [d for d in dims if d in L.varying_dims(lab)]
+    if crossed and _couple_fibers(tr, lab, crossed):
+        crossed = []  # each reduced fiber goes as one unit: the others are untouched
     if crossed and name not in _LINEAR_REDUCTIONS:
         tr.freeze(
             lab,
@@ -250,6 +286,24 @@ def _reduction(tr: Tracer, name: str, func, args, kwargs, out) -> None:
         tr.set_label(t, small if small.dim() == t.dim() else L.untracked(t.dim()))
 
 
+def _couple_fibers(tr: Tracer, lab: torch.Tensor, dims: list[int]) -> bool:
+    """An op mixing positions along ``dims`` while channels also vary along another dimension.
+
+    SKNet's attention, ``att.view(b, branches, c, 1, 1).softmax(dim=1)``: the softmax mixes the
+    branches of each channel, not the channels. Merging the elements of each fiber along ``dims``
+    makes each fiber go as one unit, which leaves every other fiber exactly as it was. Returns
+    ``False`` (nothing merged) when channels vary along ``dims`` only: then the op mixes them.
+    """
+    varying = L.varying_dims(lab)
+    if not [d for d in varying if d not in dims]:
+        return False
+    rest = [d for d in range(lab.dim()) if d not in dims]
+    grid = lab.permute(*rest, *dims)
+    grid = grid.reshape(-1, int(torch.tensor(grid.shape[len(rest) :]).prod()))
+    tr.union(grid[:, :1].expand_as(grid), grid)
+    return True
+
+
 @rule("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "normalize")
 def _along_dim(tr: Tracer, name: str, func, args, kwargs, out) -> None:
     x = args[0]
@@ -258,7 +312,8 @@ def _along_dim(tr: Tracer, name: str, func, args, kwargs, out) -> None:
         dim = kwargs.get("dim", args[2] if len(args) > 2 else 1)
     else:
         dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-    if dim is None or dim % x.dim() in L.varying_dims(lab):
+    along = None if dim is None else dim % x.dim()
+    if along is None or (along in L.varying_dims(lab) and not _couple_fibers(tr, lab, [along])):
         tr.freeze(lab, tr.reason(f"'{name}' along the channel dimension", "it mixes channels"))
     for t in _outputs(out):
         tr.set_label(t, lab)
@@ -326,8 +381,13 @@ def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
     if x is not None:
         lab = tr.label(x)
         dims = _indexed_dims(name, args, kwargs, x)
+        varying = L.varying_dims(lab)
         if name in ("split", "chunk") and not _split_is_fixed(name, args, kwargs):
             _couple_pieces(tr, name, lab, result, dims, x)
+        elif name == "unbind" and set(dims) & set(varying) and len(varying) > 1:
+            # ``q, k, v = qkv.reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)``:
+            # every slice is taken; slices shrinking alike keep their number fixed
+            _couple_pieces(tr, name, lab, [L.compress(r) for r in result], dims, x)
         elif (name in _BAKED or name == "split") and set(dims) & set(L.varying_dims(lab)):
             if not (name == "__getitem__" and _full_slices(args[1], x, L.varying_dims(lab))):
                 tr.freeze(
@@ -455,6 +515,16 @@ def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
 
 
 # ----- leaf modules ---------------------------------------------------------------------------
+def _couple(tr: Tracer, spec: LayerSpec, module: nn.Module, ins: list, outs: list) -> None:
+    """Let the layer merge what it removes together; grouped layers follow ``tr.grouped``."""
+    from .specs import ConvSpec, GroupNormSpec
+
+    if isinstance(getattr(spec, "base", spec), (ConvSpec, GroupNormSpec)):
+        spec.couple(module, ins, outs, tr.sets, within=tr.grouped == "within")
+    else:
+        spec.couple(module, ins, outs, tr.sets)
+
+
 def _channels_first_subclass(spec, lab: torch.Tensor, x: torch.Tensor, in_dim: int, n_in: int):
     """A per-channel subclass given NCHW channels where its base expects them last.
 
@@ -524,7 +594,7 @@ def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, 
     if spec.kind == "perchannel":
         out_elems = in_elems
         tr.module_out.setdefault(name, out_elems)
-        spec.couple(module, in_elems, out_elems, tr.sets)
+        _couple(tr, spec, module, in_elems, out_elems)
         for t in outs:
             tr.set_label(t, lab if t.shape == x.shape else L.untracked(t.dim()))
         return
@@ -532,6 +602,6 @@ def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, 
         seeded = tr._seed.get(name)
         tr.module_out[name] = list(seeded) if seeded is not None else tr.sets.new(n_out)
     out_elems = tr.module_out[name]
-    spec.couple(module, tr.module_in[name], out_elems, tr.sets)
+    _couple(tr, spec, module, tr.module_in[name], out_elems)
     for t in outs:
         tr.set_label(t, L.along(spec.out_dim, t.dim(), out_elems))

@@ -70,7 +70,12 @@ def _existing(module: nn.Module, names: Sequence[str], axis: int) -> list[Channe
 
 
 class ConvSpec(LayerSpec):
-    """``nn.ConvNd``: weight ``(out, in/groups, *k)``. Grouped convs lose whole groups."""
+    """``nn.ConvNd``: weight ``(out, in/groups, *k)``.
+
+    A grouped conv loses channels inside every group (the same number from each, the group count
+    stays) or whole groups, as the trace's ``grouped`` option says; a depthwise conv (one input
+    channel per group) always loses whole groups.
+    """
 
     kind: Kind = "mixing"
 
@@ -83,8 +88,13 @@ class ConvSpec(LayerSpec):
     def channels(self, module: nn.Module) -> tuple[int, int]:
         return module.in_channels, module.out_channels
 
-    def couple(self, module, in_elems, out_elems, sets) -> None:
-        _couple_groups(module.groups, in_elems, out_elems, sets)
+    def couple(self, module, in_elems, out_elems, sets, *, within: bool = False) -> None:
+        per_in = len(in_elems) // module.groups
+        if within and module.groups > 1 and per_in > 1:
+            _couple_columns(module.groups, in_elems, sets)
+            _couple_columns(module.groups, out_elems, sets)
+        else:
+            _couple_groups(module.groups, in_elems, out_elems, sets)
 
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         if module.groups > 1:
@@ -105,6 +115,9 @@ class ConvTransposeSpec(ConvSpec):
     def in_params(self, module: nn.Module) -> list[ChannelParam]:
         return [ChannelParam("weight", 0)]
 
+    def couple(self, module, in_elems, out_elems, sets, *, within: bool = False) -> None:
+        _couple_groups(module.groups, in_elems, out_elems, sets)  # whole groups only
+
 
 def _couple_groups(groups: int, in_elems: list[int], out_elems: list[int], sets) -> None:
     """A grouped conv can only lose whole groups: merge each group's input and output channels."""
@@ -117,6 +130,14 @@ def _couple_groups(groups: int, in_elems: list[int], out_elems: list[int], sets)
         )
         for other in members[1:]:
             sets.union(members[0], other)
+
+
+def _couple_columns(groups: int, elems: list[int], sets) -> None:
+    """Within-group removal keeps the group count: channel ``j`` of every group goes together."""
+    per = len(elems) // groups
+    for j in range(per):
+        for g in range(1, groups):
+            sets.union(elems[j], elems[g * per + j])
 
 
 class LinearSpec(LayerSpec):
@@ -165,13 +186,20 @@ _NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 class GroupNormSpec(PerChannelSpec):
-    """``nn.GroupNorm``: statistics are per group, so only whole groups can be removed."""
+    """``nn.GroupNorm``: loses channels inside every group, or whole groups (``grouped``).
+
+    Removing whole groups leaves the statistics of the others unchanged; removing channels inside
+    groups changes them (verify with ``assert_equivalent(..., restrict_norms=True)``).
+    """
 
     def __init__(self) -> None:
         super().__init__(("weight", "bias"), "num_channels")
 
-    def couple(self, module, in_elems, out_elems, sets) -> None:
+    def couple(self, module, in_elems, out_elems, sets, *, within: bool = False) -> None:
         per = len(in_elems) // module.num_groups
+        if within and per > 1:
+            _couple_columns(module.num_groups, in_elems, sets)
+            return
         for g in range(module.num_groups):
             for e in in_elems[g * per + 1 : (g + 1) * per]:
                 sets.union(in_elems[g * per], e)
@@ -358,8 +386,8 @@ class SubclassSpec(LayerSpec):
     def channels(self, module: nn.Module) -> tuple[int, int]:
         return self.base.channels(module)
 
-    def couple(self, module, in_elems, out_elems, sets) -> None:
-        self.base.couple(module, in_elems, out_elems, sets)
+    def couple(self, module, in_elems, out_elems, sets, **options) -> None:
+        self.base.couple(module, in_elems, out_elems, sets, **options)
 
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         self.base.resize(module, n_in, n_out)

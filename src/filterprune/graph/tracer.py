@@ -45,6 +45,11 @@ _SHAPE_READS = {
 }  # fmt: skip
 
 
+# How grouped convs and GroupNorm lose channels: "within" every group (the same number from each;
+# the group count stays) or "whole" groups. Depthwise convs always lose whole groups.
+GROUPED = ("within", "whole")
+
+
 class TraceError(RuntimeError):
     """The model could not be run under the tracer."""
 
@@ -72,9 +77,18 @@ class LeafCall:
 class Tracer(TorchFunctionMode):
     """Records channel labels for one forward pass. Use :func:`trace` rather than this class."""
 
-    def __init__(self, model: nn.Module, *, seed_outputs: dict[str, list[int]] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        seed_outputs: dict[str, list[int]] | None = None,
+        grouped: str = "within",
+    ):
         super().__init__()
+        if grouped not in GROUPED:
+            raise ValueError(f"grouped must be one of {', '.join(GROUPED)}, got {grouped!r}")
         self.model = model
+        self.grouped = grouped
         self.sets = ElementSets()
         self.module_in: dict[str, list[int]] = {}
         self.module_out: dict[str, list[int]] = {}
@@ -369,6 +383,7 @@ def _trace_on_meta(
     example_inputs: Any,
     leaf_types: tuple[type, ...],
     seed_outputs: dict[str, list[int]] | None,
+    grouped: str,
 ) -> Tracer | None:
     try:
         twin = meta_copy(model)
@@ -376,7 +391,7 @@ def _trace_on_meta(
     except Exception:  # noqa: BLE001 - not copyable: trace the model itself
         return None
     twin.eval()
-    tracer = Tracer(twin, seed_outputs=seed_outputs)
+    tracer = Tracer(twin, seed_outputs=seed_outputs, grouped=grouped)
     try:
         tracer.run(inputs, leaf_types)
     except Exception:  # noqa: BLE001 - it reads values (``.item()``, masks...): trace for real
@@ -393,6 +408,7 @@ def trace(
     leaf_types: tuple[type, ...] = (),
     seed_outputs: dict[str, list[int]] | None = None,
     meta: bool = True,
+    grouped: str = "within",
 ) -> Tracer:
     """Run ``model`` once under the tracer (in eval mode, restoring the mode afterwards).
 
@@ -400,14 +416,15 @@ def trace(
     device: shapes, and so Python control flow on shapes, are the real ones, but no arithmetic is
     done and the model itself is not touched. A forward that needs values (``.item()``, a
     boolean mask, data-dependent branches) fails there and is then traced for real.
+    ``grouped`` says how grouped convs and GroupNorm lose channels (see :data:`GROUPED`).
     """
     if meta:
-        tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs)
+        tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs, grouped)
         if tracer is not None:
             return tracer
     was_training = model.training
     model.eval()
-    tracer = Tracer(model, seed_outputs=seed_outputs)
+    tracer = Tracer(model, seed_outputs=seed_outputs, grouped=grouped)
     inputs = prepare_inputs(example_inputs)
     try:
         tracer.run(inputs, leaf_types)

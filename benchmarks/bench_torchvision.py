@@ -54,7 +54,7 @@ VIT_SIZE = 64  # ViTs take their image size as an argument
 
 
 def _models() -> list[tuple[str, str]]:
-    import torchvision_shim  # noqa: F401  (lets torchvision import here; see the shared tools)
+    import torchvision_shim  # noqa: F401, I001  (before torchvision: lets it import here)
     import torchvision.models as tvm
 
     found = []
@@ -134,7 +134,8 @@ def run_one(family: str, name: str, amount: float) -> dict:
 
 
 def _table(path: str) -> str:
-    rows = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
     lines = [
         "| model | input | equivalent | rel. difference | signal | params kept | MACs kept | "
         "prune s |",
@@ -172,7 +173,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     done = set()
     if args.resume and os.path.exists(args.out):
-        done = {json.loads(line)["model"] for line in open(args.out, encoding="utf-8")}
+        with open(args.out, encoding="utf-8") as f:
+            done = {json.loads(line)["model"] for line in f if line.strip()}
     for family, name in _models():
         if (args.only and name not in args.only) or name in args.skip or name in done:
             continue

@@ -9,11 +9,10 @@ import copy
 
 import pytest
 import torch
+from patterns import PATTERNS
 
 import filterprune as fp
 from filterprune.testing import max_difference, output_change, randomize_norms
-
-from patterns import PATTERNS
 
 
 def _x(seed=0):

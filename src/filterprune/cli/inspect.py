@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     example = torch.zeros(input_shape)
     graph = analyze(model.eval(), example, ignore=args.ignore or None)
     print(graph.report())
-    from ..report import count
+    from ..measure import count
 
     counts = count(model, example)
     print(f"{counts.params} parameters, {counts.macs} MACs for input {tuple(input_shape)}")

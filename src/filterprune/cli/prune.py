@@ -423,8 +423,8 @@ def run(args: argparse.Namespace) -> int:
     if unet_conv_names(result.model) and hasattr(result.model, "outc"):
         write_channel_txt(args.run_dir / "channels.txt", unet_channel_list(result.model))
     from ..distributed import is_main_process
-    from ..loop import write_run_report
     from ..report import to_markdown
+    from ..report.run_report import write_run_report
 
     if is_main_process():
         tables = write_run_report(args.run_dir, plots=False)  # figures: filterprune report

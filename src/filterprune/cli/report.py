@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..loop import write_run_report
+from ..report.run_report import write_run_report
 from ._common import CLIError, add_model_args, model_factory, model_info, say, shape
 
 NAME = "report"

@@ -7,6 +7,7 @@
 >>> pruned = load("runs/vgg", lambda: create_model("vgg16_bn"))  # doctest: +SKIP
 """
 
+from ..report.run_report import RunReport, run_tables, write_run_report
 from .checkpoint import CheckpointError, RunDir
 from .config import Budget, ConfigError, PruneConfig, Target
 from .layers import ignored_layers, layer_widths, producing_layers
@@ -15,7 +16,6 @@ from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
-from .summary import RunReport, run_tables, write_run_report
 from .tasks import TaskCallbacks, task_callbacks
 from .widths import (
     plan_from_widths,

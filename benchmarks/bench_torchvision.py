@@ -13,8 +13,9 @@ For each model (random weights; nothing is downloaded):
    ``equivalent`` when below 1e-4;
 5. record parameters and MACs kept (``fp.count`` before and after).
 
-Inputs are small to fit a shared 2-core machine: 64x64 images (96 for Inception v3, 224 where the
-architecture fixes it), 8x64x64 clips (16x224x224 for MViT). Results are written as JSON lines,
+Inputs are small to fit a shared 2-core machine: 64x64 images (160 for Inception v3, whose
+auxiliary head runs while calibrating; 224 where the architecture fixes it), 8x64x64 clips
+(16x224x224 for MViT and S3D). Results are written as JSON lines,
 one model each, so a long run can be resumed (``--resume``).
 
 It needs torchvision's model definitions, which the project does not depend on; build the local
@@ -77,15 +78,16 @@ def _build(family: str, name: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
         shape = (1, 3, kwargs["image_size"], kwargs["image_size"])
     if name in FIXED_224:
         shape = (1, 3, 224, 224)
-    if name == "inception_v3":
-        shape = (1, 3, 96, 96)
+    if name == "inception_v3":  # its auxiliary head (run while calibrating) needs 5x5 at 1/32
+        shape = (1, 3, 160, 160)
         kwargs["init_weights"] = False
     if name == "googlenet":
         kwargs["init_weights"] = False
     if family == "segmentation":
         kwargs["weights_backbone"] = None
     if family == "video":
-        shape = (1, 3, 16, 224, 224) if name.startswith("mvit") else (1, 3, 8, 64, 64)
+        fixed = name.startswith("mvit") or name == "s3d"  # fixed pooling / position sizes
+        shape = (1, 3, 16, 224, 224) if fixed else (1, 3, 8, 64, 64)
     model = tvm.get_model(name, weights=None, **kwargs)
     return model, shape
 
@@ -165,6 +167,9 @@ def main() -> None:
     parser.add_argument("--amount", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resume", action="store_true", help="skip models already in --out")
+    parser.add_argument(
+        "--shard", default="0/1", metavar="I/N", help="run every N-th model from the I-th"
+    )
     parser.add_argument("--table", metavar="JSONL", help="print the Markdown table of a run")
     args = parser.parse_args()
     if args.table:
@@ -175,7 +180,8 @@ def main() -> None:
     if args.resume and os.path.exists(args.out):
         with open(args.out, encoding="utf-8") as f:
             done = {json.loads(line)["model"] for line in f if line.strip()}
-    for family, name in _models():
+    index, count = (int(v) for v in args.shard.split("/"))
+    for family, name in _models()[index::count]:
         if (args.only and name not in args.only) or name in args.skip or name in done:
             continue
         try:

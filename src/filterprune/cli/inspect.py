@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATTERN",
         help="keep the output channels of layers matching this pattern (repeatable)",
     )
+    parser.add_argument(
+        "--grouped",
+        choices=("within", "whole"),
+        default="within",
+        help="grouped convs lose channels inside every group (within, default) or whole groups",
+    )
     parser.add_argument("--list-models", action="store_true", help="list built-in models")
 
 
@@ -59,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.load, factory) if args.load is not None else factory()
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
     example = torch.zeros(input_shape)
-    graph = analyze(model.eval(), example, ignore=args.ignore or None)
+    graph = analyze(model.eval(), example, ignore=args.ignore or None, grouped=args.grouped)
     print(graph.report())
     from ..measure import count
 

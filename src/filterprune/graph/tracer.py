@@ -297,11 +297,18 @@ class Tracer(TorchFunctionMode):
         finally:
             for h in handles:
                 h.remove()
+        producers = {i: r for r in self.ops for i in r.out_ids}
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 lab = self.label(t)
                 self.output_labels.append(lab)
-                self.freeze(lab, "model output: its channels are what the model returns")
+                record = producers.get(id(t))
+                made = ""
+                if record is not None:
+                    op = record.name.removeprefix("module:")
+                    made = f" (made by {'module' if op != record.name else 'op'} '{op}'"
+                    made += f" at {record.where})" if record.where else ")"
+                self.freeze(lab, f"model output{made}: its channels are what the model returns")
         return out
 
 

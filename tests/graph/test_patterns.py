@@ -153,8 +153,9 @@ def test_mobilevit_layernorm_and_groupnorm_channels_are_pruned():
 
 
 def test_yolo_style_detector_prunes_exactly_with_its_head_outputs_intact():
-    from filterprune.testing import calibrate_batchnorm
     from yolo import TinyYOLO
+
+    from filterprune.testing import calibrate_batchnorm
 
     gen = torch.Generator().manual_seed(0)
     model = TinyYOLO()

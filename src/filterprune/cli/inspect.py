@@ -7,8 +7,9 @@ import argparse
 import torch
 
 from ..api import analyze
-from ..loop import load
-from ._common import add_model_args, existing_path, model_factory, model_info, shape
+from ..recipes import load_model, model_factory, widths_plan
+from ..surgery import apply_plan
+from ._common import add_model_args, add_widths_args, existing_path, model_info, shape
 
 NAME = "inspect"
 HELP = "print the prunability report (channel groups, frozen reasons) of a model"
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="grouped convs lose channels inside every group (within, default) or whole groups",
     )
     parser.add_argument("--list-models", action="store_true", help="list built-in models")
+    add_widths_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,9 +64,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     info = model_info(args, args.load)
     factory = model_factory(info["model"], info["model_args"])
-    model = load(args.load, factory) if args.load is not None else factory()
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
     example = torch.zeros(input_shape)
+    widths = {"channel_txt": args.channel_txt, "spec": args.spec}
+    if args.load is not None:
+        model, _ = load_model(args.load, factory, example, **widths)
+    else:  # the architecture, narrowed to --channel-txt / --spec widths if given
+        model = factory()
+        plan = widths_plan(factory, example, **widths)
+        if plan is not None:
+            apply_plan(model, plan)
     graph = analyze(model.eval(), example, ignore=args.ignore or None, grouped=args.grouped)
     print(graph.report())
     from ..measure import count

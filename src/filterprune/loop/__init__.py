@@ -18,6 +18,9 @@ from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
 from .tasks import TaskCallbacks, task_callbacks
 from .widths import (
+    channel_layers,
+    channel_list,
+    channel_widths,
     plan_from_widths,
     read_channel_txt,
     read_spec,
@@ -41,6 +44,9 @@ __all__ = [
     "LoopState",
     "Target",
     "TaskCallbacks",
+    "channel_layers",
+    "channel_list",
+    "channel_widths",
     "ignored_layers",
     "layer_widths",
     "load",

@@ -13,7 +13,7 @@ For each model (random weights; nothing is downloaded):
    ``equivalent`` when below 1e-4;
 5. record parameters and MACs kept (``fp.count`` before and after).
 
-Inputs are small to fit a shared 2-core machine: 64x64 images (160 for Inception v3, whose
+Inputs are small to fit a shared 2-core machine: 64x64 images (299 for Inception v3, whose
 auxiliary head runs while calibrating; 224 where the architecture fixes it), 8x64x64 clips
 (16x224x224 for MViT and S3D). Results are written as JSON lines,
 one model each, so a long run can be resumed (``--resume``).
@@ -78,8 +78,8 @@ def _build(family: str, name: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
         shape = (1, 3, kwargs["image_size"], kwargs["image_size"])
     if name in FIXED_224:
         shape = (1, 3, 224, 224)
-    if name == "inception_v3":  # its auxiliary head (run while calibrating) needs 5x5 at 1/32
-        shape = (1, 3, 160, 160)
+    if name == "inception_v3":  # its auxiliary head (run while calibrating) needs 17x17 at 1/16
+        shape = (1, 3, 299, 299)
         kwargs["init_weights"] = False
     if name == "googlenet":
         kwargs["init_weights"] = False

@@ -85,8 +85,9 @@ def analyze(
                 freeze_op(graph, bad)
                 graph.groups = graph._build()
             else:
-                if probe_once(model, example_inputs, graph, leaf_types) is not None:
-                    freeze_unverified(graph)
+                bad = probe_once(model, example_inputs, graph, leaf_types)
+                if bad is not None:
+                    freeze_unverified(graph, bad)
     return graph
 
 

@@ -190,11 +190,16 @@ def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
                 graph.sets.freeze(e, reason)
 
 
-def freeze_unverified(graph: DependencyGraph) -> None:
-    """The probe still disagreed after :data:`MAX_ROUNDS`: keep every group it could not verify."""
+def freeze_unverified(graph: DependencyGraph, last: OpRecord) -> None:
+    """The probe still disagreed after :data:`MAX_ROUNDS`: keep every group it could not verify.
+
+    ``last`` is the op it still disagreed with; the reason names it and its source line.
+    """
+    at = f" at {last.where}" if last.where else ""
     reason = (
-        f"the probe still found ops keeping channel counts fixed after {MAX_ROUNDS} rounds; "
-        "what it could not verify is kept (use ignore= to keep layers explicitly)"
+        f"the probe still found ops keeping channel counts fixed after {MAX_ROUNDS} rounds, "
+        f"the last op '{last.name}'{at}; what it could not verify is kept (use ignore= to "
+        "keep layers explicitly)"
     )
     for group in graph.prunable:
         graph.sets.freeze(group.classes[0], reason)

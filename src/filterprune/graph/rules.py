@@ -221,8 +221,13 @@ def _spatial(tr: Tracer, name: str, func, args, kwargs, out) -> None:
     bad = [d for d in L.varying_dims(lab) if d != 1]
     if name == "pad":
         pad = args[1] if len(args) > 1 else kwargs.get("pad")
-        if len(pad) // 2 > x.dim() - 2:
+        padded = {x.dim() - 1 - i // 2 for i, p in enumerate(pad) if p}
+        if padded & set(L.varying_dims(lab)):
             bad = L.varying_dims(lab)
+        else:  # channels-last windows (Swin) pad only positions, maybe with zeros on channels
+            for t in _outputs(out):
+                tr.set_label(t, lab)
+            return
     if name == "grid_sample":
         bad += [d for d in L.varying_dims(tr.label(args[1])) if d == 1]
     if bad:

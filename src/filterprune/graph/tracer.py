@@ -26,8 +26,9 @@ from . import labels as L
 from .elements import UNTRACKED, ElementSets
 from .specs import LayerSpec, spec_for
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_OWN_DIR = os.path.dirname(os.path.dirname(__file__))
+# With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_OWN_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
 
 # Calls that never produce activations; skipped without bookkeeping.
 _PASSIVE = {

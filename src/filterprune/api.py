@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +24,8 @@ from .select import Selection, select
 from .surgery import apply_plan
 
 Ignore = Iterable[str | nn.Module | type]
+
+logger = logging.getLogger(__name__)
 
 
 def _ignored_names(model: nn.Module, ignore: Ignore | None) -> tuple[str, ...]:
@@ -74,6 +78,7 @@ def analyze(
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
+    start = time.perf_counter()
     with gc_paused():
         tracer = trace(model, example_inputs, leaf_types=leaf_types, grouped=grouped)
         graph = DependencyGraph(model, tracer, ignore=names)
@@ -88,6 +93,13 @@ def analyze(
                 bad = probe_once(model, example_inputs, graph, leaf_types)
                 if bad is not None:
                     freeze_unverified(graph, bad)
+    logger.debug(
+        "analyzed %s: %d groups, %d prunable, in %.2f s",
+        type(model).__name__,
+        len(graph.groups),
+        len(graph.prunable),
+        time.perf_counter() - start,
+    )
     return graph
 
 

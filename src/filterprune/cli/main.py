@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        setup_logging(args.quiet)
+        setup_logging(args.quiet, args.verbose)
         return int(args.handler(args) or 0)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

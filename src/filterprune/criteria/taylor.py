@@ -17,6 +17,7 @@ product over examples and takes the absolute value at the end (the VGG16 seed's 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -145,6 +146,22 @@ def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) ->
     return scores
 
 
+@dataclass
+class TaylorTap:
+    """What :meth:`Taylor.tap` returns: the observer to enter and the statistics it fills."""
+
+    observer: FeatureObserver
+    stats: ChannelStats
+    waiting: dict[int, torch.Tensor]
+    signed: bool
+
+    def result(self) -> dict[str, torch.Tensor]:
+        """Per producing module, the score of each output channel (all-reduced under DDP)."""
+        self.waiting.clear()  # maps that got no gradient (their output did not reach the loss)
+        result = self.stats.result()
+        return {k: v.abs() for k, v in result.items()} if self.signed else result
+
+
 @register_criterion("taylor")
 class Taylor:
     """Activation Taylor criterion (Molchanov et al. 2017).
@@ -178,9 +195,13 @@ class Taylor:
         self.accumulate, self.momentum = accumulate, momentum
         ChannelStats(accumulate=accumulate, momentum=momentum)  # validate early
 
-    def per_module(self, graph: DependencyGraph, **ctx: Any) -> dict[str, torch.Tensor]:
-        """Per producing module, the Taylor score of each of its output channels."""
-        model = _require(ctx, "model")
+    def tap(self, model: torch.nn.Module, graph: DependencyGraph) -> TaylorTap:
+        """Statistics of this criterion, gathered from passes that someone else runs.
+
+        Enter ``tap.observer`` around forward passes of ``model`` whose backward follows (a
+        training step, say); the feature maps' gradient hooks fill ``tap.stats``. Used by
+        :meth:`per_module` (ranking passes) and by the Lightning callback (real training steps).
+        """
         stats = ChannelStats(accumulate=self.accumulate, momentum=self.momentum)
         signed = self.signed
 
@@ -197,18 +218,26 @@ class Taylor:
             waiting[key] = z.detach()
 
             def hook(grad: torch.Tensor) -> None:
-                prod = channel_dot(waiting.pop(key), grad, cdim)  # (N, C)
-                stats.add(name, prod if signed else prod.abs())
+                z_seen = waiting.pop(key, None)
+                if z_seen is not None:
+                    prod = channel_dot(z_seen, grad, cdim)  # (N, C)
+                    stats.add(name, prod if signed else prod.abs())
 
             z.register_hook(hook)
 
         observer = FeatureObserver(model, graph.anchors(self.where), on_feature)
+        return TaylorTap(observer, stats, waiting, signed)
+
+    def per_module(self, graph: DependencyGraph, **ctx: Any) -> dict[str, torch.Tensor]:
+        """Per producing module, the Taylor score of each of its output channels."""
+        model = _require(ctx, "model")
+        tap = self.tap(model, graph)
         run_passes(
             model,
             _require(ctx, "batches"),
             loss_fn=ctx.get("loss_fn"),
             step_fn=ctx.get("step_fn"),
-            observer=observer,
+            observer=tap.observer,
             backward=True,
             weight_grads=False,
             train_mode=self.train_mode,
@@ -216,9 +245,7 @@ class Taylor:
             device=ctx.get("device"),
             progress=ctx.get("progress", False),
         )
-        waiting.clear()  # maps that got no gradient (their output did not reach the loss)
-        result = stats.result()
-        return {k: v.abs() for k, v in result.items()} if signed else result
+        return tap.result()
 
     def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
         return group_scores(graph, self.per_module(graph, **ctx))

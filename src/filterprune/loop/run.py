@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._progress import progress as show_progress
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..plan import Plan
@@ -480,18 +481,12 @@ class PruningLoop:
         return self._result(reason, final_row)
 
     def _bar(self) -> Any:
-        if not self.progress or not self.ranks.main:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return None
-        return tqdm(
+        return show_progress(
+            enabled=self.progress and self.ranks.main,
             total=self.config.max_iterations,
             initial=self.state.iteration,
             desc="pruning",
             unit="iter",
-            leave=False,
         )
 
     def _log(self, bar: Any) -> None:

@@ -11,6 +11,7 @@ tests; each model module's docstring names them.
 
 from ._registry import UnknownModelError, create_model, list_models, register_model
 from .densenet import DenseLayer, DenseNet, Transition, densenet_tiny
+from .hub import HubError, create_hub_model, input_shape, is_hub_name
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
 from .resnet import (
     BasicBlock,
@@ -40,9 +41,13 @@ __all__ = [
     "ResNet",
     "Transition",
     "UNet",
+    "HubError",
     "UnknownModelError",
     "Up",
+    "create_hub_model",
     "create_model",
+    "input_shape",
+    "is_hub_name",
     "densenet_tiny",
     "list_models",
     "mobilenet_v2",

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from .hub import create_hub_model, is_hub_name
+
 __all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
 
 _MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
@@ -72,7 +74,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
     Args:
-        name: A name from :func:`list_models`, e.g. ``"vgg16_bn"``.
+        name: A name from :func:`list_models`, e.g. ``"vgg16_bn"``, or a hub name such as
+            ``"torchvision:resnet18"`` or ``"timm:convnext_atto"`` (see
+            :mod:`filterprune.models.hub`; the library must be installed).
         **kwargs: Keyword arguments forwarded to the model's constructor (``num_classes``,
             ``width``, ...; see each model's docstring).
 
@@ -81,14 +85,17 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
     Raises:
         UnknownModelError: If ``name`` is not registered; the message lists the known names.
+        HubError: For a hub name whose library is missing or does not know the model.
     """
+    if is_hub_name(name):
+        return create_hub_model(name, **kwargs)
     try:
         factory = _MODEL_FACTORIES[name]
     except KeyError:
         known = ", ".join(list_models()) or "(none)"
         raise UnknownModelError(
             f"Unknown model name {name!r}. Known models: {known}. "
-            "Use filterprune.models.list_models() to list them, or register a new one with "
-            "@register_model."
+            "Use filterprune.models.list_models() to list them, register a new one with "
+            "@register_model, or name a model of torchvision or timm (torchvision:resnet18)."
         ) from None
     return factory(**kwargs)

@@ -100,6 +100,8 @@ class VGG(nn.Module):
         check_positive("VGG", "num_classes", num_classes)
         check_positive("VGG", "in_channels", in_channels)
         check_positive("VGG", "width", width)
+        #: The (C, H, W) input the model is built for (see filterprune.models.input_shape).
+        self.input_size = (in_channels, *((224, 224) if head == "imagenet" else (32, 32)))
         check_choice("VGG", "head", head, _HEADS)
         if not any(item != "M" for item in config):
             raise ValueError(f"VGG: config must contain at least one conv width, got {config!r}.")

@@ -171,8 +171,10 @@ def load_data(
 
 
 def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, Any]) -> dict:
-    """``given`` plus ``num_classes`` from the data, for a built-in model named ``spec``."""
-    if ":" in spec:
+    """``given`` plus ``num_classes`` from the data, for a built-in or hub (``timm:``) model."""
+    from ..models import is_hub_name
+
+    if ":" in spec and not is_hub_name(spec):
         return dict(given)
     out = dict(given)
     if task_name == "segment":

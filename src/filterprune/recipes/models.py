@@ -43,8 +43,22 @@ MODEL_JSON = "model.json"
 
 
 def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
-    """A zero-argument factory for a built-in model name or a ``module:function`` path."""
-    if ":" in spec:
+    """A zero-argument factory for a built-in model, a hub name or a ``module:function`` path.
+
+    Hub names (``torchvision:resnet18``, ``timm:convnext_atto``) go through the fixed table of
+    :mod:`filterprune.models.hub`, never through an import of the text itself.
+    """
+    from ..models import HubError, create_hub_model, is_hub_name
+
+    if is_hub_name(spec):
+
+        def factory(**kw: Any) -> nn.Module:
+            try:
+                return create_hub_model(spec, **kw)
+            except HubError as exc:
+                raise RecipeError(f"--model {exc}") from None
+
+    elif ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
             module = importlib.import_module(module_name)

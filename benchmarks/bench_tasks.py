@@ -48,10 +48,8 @@ few steps, results/tasks_quick.json; the numbers mean nothing).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Mapping
@@ -60,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine_info
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -174,35 +173,6 @@ QUICK = {
 
 
 # ----- environment ---------------------------------------------------------------------------
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info(threads: int) -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": threads,
-        "loadavg_at_start": list(os.getloadavg()),
-    }
-
-
 # ----- data ----------------------------------------------------------------------------------
 def _subset(data: TensorDataset, index: list[int]) -> TensorDataset:
     idx = torch.as_tensor(sorted(index), dtype=torch.long)
@@ -640,7 +610,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, entry in results["tasks"].items():
             spec = Spec(**{**entry["spec"], "input_shape": tuple(entry["spec"]["input_shape"])})
             spec = replace(spec, targets=tuple(spec.targets))
-            info = machine_info(args.latency_threads)
+            info = machine_info(threads=args.latency_threads)
             entry["latency"] = latency_pass(name, spec, entry, args)
             entry["latency"]["machine"] = info
             entry["verdict"] = verdict(name, entry)
@@ -650,7 +620,7 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(out.read_text()) if out.exists() else {"benchmark": "tasks"}
         results.setdefault("tasks", {})
         for name, spec in specs(args).items():  # other tasks' entries in the file are kept
-            info = machine_info(args.threads)
+            info = machine_info(threads=args.threads)
             entry = run_task(name, spec, args)
             info["loadavg_at_end"] = list(os.getloadavg())
             entry["machine"] = info

@@ -15,11 +15,11 @@ from ._gc import gc_paused
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .graph.groups import DependencyGraph
-from .graph.probe import MAX_ROUNDS, freeze_op, freeze_unverified, needs_probe, probe_once
 from .graph.tracer import trace
 from .measure.counting import count
 from .measure.counting import count_params as param_count
 from .plan import Plan
+from .probe import MAX_ROUNDS, freeze_op, freeze_unverified, needs_probe, probe_once
 from .select import Selection, select
 from .surgery import apply_plan
 
@@ -68,7 +68,7 @@ def analyze(
         ignore: Modules whose output channels must stay: names (``fnmatch`` patterns), module
             objects or module types.
         leaf_types: Extra module types to treat as opaque leaves.
-        probe: Check the analysis by pruning a copy (see :mod:`filterprune.graph.probe`). It is
+        probe: Check the analysis by pruning a copy (see :mod:`filterprune.probe`). It is
             skipped when the model has nothing it could find (see ``needs_probe`` there).
         grouped: How grouped convs (ResNeXt, RegNet) and GroupNorm lose channels:
             ``"within"`` (default) removes the same channels inside every group and keeps the
@@ -125,10 +125,10 @@ def _out_of_memory(exc: BaseException) -> bool:
 def rank(
     model: nn.Module,
     example_inputs: Any,
+    *,
     batches: Iterable[Any] | None = None,
     loss_fn: Any = None,
     criterion: str | Any = "taylor",
-    *,
     normalize: bool = True,
     flops_reg: float = 0.0,
     cost: str = "flops",

@@ -20,7 +20,7 @@ from filterprune.loop import (
     run_pruning,
 )
 
-BASE_TOTAL = 8 + 12  # prunable channels of TinyNet (conv1, conv2); fc feeds the output
+BASE_TOTAL = 8 + 12  # prunable channels of make_model() (conv1, conv2); fc feeds the output
 
 
 def _run(example, hooks, tmp_path=None, **changes):

@@ -56,7 +56,7 @@ def test_cuda_is_timed_only_where_present():
 
 
 def test_measure_latencies_records_macs_of_the_timed_input(tiny, tiny_input):
-    # TinyNet: conv 3->4 (3x3) on H x W, then fc 4*8*8 -> 10 (the fc needs an 8x8 map)
+    # FlattenNet: conv 3->4 (3x3) on H x W, then fc 4*8*8 -> 10 (the fc needs an 8x8 map)
     config = LatencyConfig(batch_sizes=(1, 3), **FAST)
     records = measure_latencies(tiny, tiny_input, config)
     conv, fc = 4 * 3 * 9 * 64, 10 * 256

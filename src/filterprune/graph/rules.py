@@ -9,20 +9,42 @@ their :class:`~filterprune.graph.specs.LayerSpec`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from . import labels as L
-from .elements import UNTRACKED
+from .elements import UNTRACKED, ElementSets
 
 if TYPE_CHECKING:
     from .specs import LayerSpec
-    from .tracer import Tracer
 
-Rule = Callable[["Tracer", str, Any, tuple, dict, Any], None]
+
+class TraceState(Protocol):
+    """What a rule may read and change: the state of one trace (see :mod:`.tracer`).
+
+    Rules sit below the tracer that calls them; they see it only through this interface.
+    """
+
+    sets: ElementSets
+    module_in: dict[str, list[int]]
+    module_out: dict[str, list[int]]
+    order: list[str]
+    seed_outputs: dict[str, list[int]]
+    params: dict[int, str]  # id -> name of the model's non-leaf parameters and buffers
+    grouped: str  # how grouped layers lose channels: "within" or "whole"
+
+    def label(self, t: torch.Tensor) -> torch.Tensor: ...
+    def set_label(self, t: torch.Tensor, lab: torch.Tensor) -> None: ...
+    def freeze(self, lab: torch.Tensor, reason: str) -> None: ...
+    def union(self, a: torch.Tensor, b: torch.Tensor) -> None: ...
+    def reason(self, what: str, why: str) -> str: ...
+    def param_elements(self, name: str, elems: list[int], axis: int) -> list[int]: ...
+
+
+Rule = Callable[[TraceState, str, Any, tuple, dict, Any], None]
 RULES: dict[str, Rule] = {}
 
 
@@ -45,14 +67,14 @@ def _outputs(out: Any) -> list[torch.Tensor]:
     return _tensors(out)
 
 
-def apply_rule(tr: Tracer, name: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+def apply_rule(tr: TraceState, name: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
     handler = RULES.get(name)
     if handler is None:
         handler = _unknown
     handler(tr, name, func, args, kwargs, out)
 
 
-def _unknown(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _unknown(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     inputs = _tensors((args, kwargs))
     touched = [tr.label(t) for t in inputs]
     if any(L.varying_dims(lab) or int(lab.reshape(-1)[0]) != UNTRACKED for lab in touched):
@@ -89,7 +111,7 @@ ELEMENTWISE = (
 
 
 @rule(*ELEMENTWISE)
-def _elementwise(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _elementwise(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     """Broadcasting element-wise ops: channels at equal positions are the same channel."""
     outs = _outputs(out)
     if not outs:
@@ -131,7 +153,7 @@ def _elementwise(tr: Tracer, name: str, func, args, kwargs, out) -> None:
         tr.set_label(t, result)
 
 
-def _label_params(tr: Tracer, inputs: list, labs: list, reals: list) -> None:
+def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None:
     """Label a parameter that meets one channel dimension (a layer scale) with those channels.
 
     ``gamma * x`` with ``gamma`` of shape ``(C, 1, 1)``: instead of freezing the channels as a
@@ -159,7 +181,7 @@ def _label_params(tr: Tracer, inputs: list, labs: list, reals: list) -> None:
     "contiguous", "clone", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
     "randn_like", "attr:data", "cpu", "cuda", "requires_grad_", "as_strided_",
 )  # fmt: skip
-def _same_as_first(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _same_as_first(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     first = args[0] if args and isinstance(args[0], torch.Tensor) else None
     for t in _outputs(out):
         if first is not None and tuple(first.shape) == tuple(t.shape):
@@ -170,7 +192,7 @@ def _same_as_first(tr: Tracer, name: str, func, args, kwargs, out) -> None:
 
 
 @rule("matmul", "__matmul__", "bmm")
-def _matmul(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     """``a @ b`` of activations (attention: ``q @ k^T``, ``attn @ v``).
 
     The result's rows follow ``a``, its columns ``b``, its batch dimensions both (``attn @ v``
@@ -215,7 +237,7 @@ SPATIAL = (
 
 
 @rule(*SPATIAL)
-def _spatial(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _spatial(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0] if args else kwargs.get("input")
     lab = tr.label(x)
     bad = [d for d in L.varying_dims(lab) if d != 1]
@@ -265,7 +287,7 @@ def _reduced_dims(name: str, args: tuple, kwargs: dict, ndim: int) -> tuple[list
 
 
 @rule(*REDUCTIONS)
-def _reduction(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _reduction(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0]
     if name in ("max", "min") and len(args) > 1 and isinstance(args[1], torch.Tensor):
         _elementwise(tr, name, func, args, kwargs, out)
@@ -291,7 +313,7 @@ def _reduction(tr: Tracer, name: str, func, args, kwargs, out) -> None:
         tr.set_label(t, small if small.dim() == t.dim() else L.untracked(t.dim()))
 
 
-def _couple_fibers(tr: Tracer, lab: torch.Tensor, dims: list[int]) -> bool:
+def _couple_fibers(tr: TraceState, lab: torch.Tensor, dims: list[int]) -> bool:
     """An op mixing positions along ``dims`` while channels also vary along another dimension.
 
     SKNet's attention, ``att.view(b, branches, c, 1, 1).softmax(dim=1)``: the softmax mixes the
@@ -310,7 +332,7 @@ def _couple_fibers(tr: Tracer, lab: torch.Tensor, dims: list[int]) -> bool:
 
 
 @rule("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "normalize")
-def _along_dim(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _along_dim(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0]
     lab = tr.label(x)
     if name == "normalize":
@@ -345,7 +367,7 @@ class NeedsValues(RuntimeError):
     """A rule needs the values of an index tensor, which a ``meta`` trace does not have."""
 
 
-def _as_labels(tr: Tracer, obj: Any) -> Any:
+def _as_labels(tr: TraceState, obj: Any) -> Any:
     def sub(x: Any) -> Any:
         if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
             return tr.label(x).expand(x.shape)
@@ -363,7 +385,7 @@ def _channel_shuffle(lab: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 @rule(*_LITERAL)
-def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     target = _LITERAL[name]
     largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
     try:
@@ -412,7 +434,7 @@ def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
 _RESHAPES = {"reshape", "reshape_as", "unflatten", "channel_shuffle"}
 
 
-def _couple_rows(tr: Tracer, before: torch.Tensor, after: torch.Tensor) -> None:
+def _couple_rows(tr: TraceState, before: torch.Tensor, after: torch.Tensor) -> None:
     """A reshape that splits the channel dimension into ``(rows, cols)`` (channel shuffle).
 
     After pruning, the code recomputes ``cols`` from the new channel count, which matches the
@@ -428,7 +450,7 @@ def _couple_rows(tr: Tracer, before: torch.Tensor, after: torch.Tensor) -> None:
         tr.union(grid[0], row)
 
 
-def setitem(tr: Tracer, args: tuple) -> None:
+def setitem(tr: TraceState, args: tuple) -> None:
     """``x[index] = value``: writing to channel positions written in code freezes them."""
     x, index = args[0], args[1]
     lab = tr.label(x)
@@ -520,7 +542,7 @@ def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
 
 
 # ----- leaf modules ---------------------------------------------------------------------------
-def _couple(tr: Tracer, spec: LayerSpec, module: nn.Module, ins: list, outs: list) -> None:
+def _couple(tr: TraceState, spec: LayerSpec, module: nn.Module, ins: list, outs: list) -> None:
     """Let the layer merge what it removes together; grouped layers follow ``tr.grouped``."""
     from .specs import ConvSpec, GroupNormSpec
 
@@ -547,7 +569,7 @@ def _channels_first_subclass(spec, lab: torch.Tensor, x: torch.Tensor, in_dim: i
     )
 
 
-def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, output) -> None:
+def apply_leaf(tr: TraceState, name: str, module: nn.Module, spec: LayerSpec, args, output) -> None:
     outs = _outputs(output)
     inputs = _tensors(args)
     if spec.kind == "opaque" or not inputs or not outs:
@@ -604,7 +626,7 @@ def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, 
             tr.set_label(t, lab if t.shape == x.shape else L.untracked(t.dim()))
         return
     if name not in tr.module_out:
-        seeded = tr._seed.get(name)
+        seeded = tr.seed_outputs.get(name)
         tr.module_out[name] = list(seeded) if seeded is not None else tr.sets.new(n_out)
     out_elems = tr.module_out[name]
     _couple(tr, spec, module, tr.module_in[name], out_elems)

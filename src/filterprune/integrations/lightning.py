@@ -51,9 +51,9 @@ from torch import nn
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..criteria.taylor import Taylor, TaylorTap, group_scores
-from ..distributed import check_same_plan, is_distributed
 from ..graph.groups import DependencyGraph
 from ..loop.target import Target
+from ..parallel import check_same_plan, is_distributed
 from ..plan import Plan
 
 __all__ = ["FilterPruning", "apply_checkpoint_plan"]

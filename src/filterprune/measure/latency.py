@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.benchmark import Timer
 
 from filterprune.measure._forward import ExampleInputs, as_input_tuple, eval_mode, model_device
 
@@ -177,6 +176,8 @@ def _measure_one(
     def forward() -> None:
         with torch.inference_mode():
             model(*inputs)
+
+    from torch.utils.benchmark import Timer  # loads setuptools (~0.8 s): only when timing
 
     timer = Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
     number = max(warmup, 1)

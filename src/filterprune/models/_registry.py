@@ -16,11 +16,10 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from .._registry import Registry
 from .hub import create_hub_model, is_hub_name
 
 __all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
-
-_MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -37,37 +36,40 @@ class UnknownModelError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-def register_model(name: str) -> Callable[[F], F]:
+_MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model",
+    "models",
+    register_with="filterprune.models.register_model",
+    error=UnknownModelError,
+    hint="or name a model of torchvision or timm (torchvision:resnet18)",
+)
+
+
+def register_model(name: str, *, override: bool = False) -> Callable[[F], F]:
     """Register a model factory under ``name``.
 
     Args:
         name: The public name, e.g. ``"resnet18"``. Must be unique across the zoo.
+        override: Replace a factory already registered under ``name``.
 
     Returns:
         A decorator that records the factory and returns it unchanged.
 
     Raises:
-        ValueError: If ``name`` is empty or already registered.
+        ValueError: If ``name`` is empty, or already registered and ``override`` is false.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"register_model: name must be a non-empty string, got {name!r}.")
 
     def decorator(factory: F) -> F:
-        if name in _MODEL_FACTORIES:
-            existing = _MODEL_FACTORIES[name]
-            raise ValueError(
-                f"register_model: model name {name!r} is already registered by "
-                f"{existing.__module__}.{existing.__qualname__}; pick another name."
-            )
-        _MODEL_FACTORIES[name] = factory
-        return factory
+        return _MODELS.add(name, factory, override=override)
 
     return decorator
 
 
 def list_models() -> list[str]:
     """Return the names of all registered models, sorted alphabetically."""
-    return sorted(_MODEL_FACTORIES)
+    return _MODELS.names()
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -89,13 +91,4 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """
     if is_hub_name(name):
         return create_hub_model(name, **kwargs)
-    try:
-        factory = _MODEL_FACTORIES[name]
-    except KeyError:
-        known = ", ".join(list_models()) or "(none)"
-        raise UnknownModelError(
-            f"Unknown model name {name!r}. Known models: {known}. "
-            "Use filterprune.models.list_models() to list them, register a new one with "
-            "@register_model, or name a model of torchvision or timm (torchvision:resnet18)."
-        ) from None
-    return factory(**kwargs)
+    return _MODELS.get(name)(**kwargs)

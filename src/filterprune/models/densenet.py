@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import check_choice, check_positive, init_weights
+from ._build import check_choice, check_positive, init_weights
 from ._registry import register_model
 
 __all__ = ["DenseLayer", "DenseNet", "Transition", "densenet_tiny"]

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import check_positive, init_weights, make_divisible
+from ._build import check_positive, init_weights, make_divisible
 from ._registry import register_model
 
 __all__ = [

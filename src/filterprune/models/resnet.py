@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import check_choice, check_positive, init_weights, scale_channels
+from ._build import check_choice, check_positive, init_weights, scale_channels
 from ._registry import register_model
 
 __all__ = [

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from ..distributed import is_distributed
+from ..parallel import is_distributed
 from .errors import RecipeError
 
 DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64}

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import discard_on_error
-from ..distributed import is_main_process
 from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
 from ..loop.widths import channel_list, write_channel_txt
+from ..parallel import is_main_process
 from .data import Data, default_model_args, load_data
 from .errors import RecipeError
 from .models import MODEL_JSON, load_model, model_factory, saved_model, write_model_json

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write_json
-from ..distributed import is_distributed, is_main_process, rewrap_ddp
 from ..loop import save, seed_everything
 from ..loop.tasks import EpochLoader
+from ..parallel import is_distributed, is_main_process, rewrap_ddp
 from .data import Data, default_model_args
 from .errors import RecipeError
 from .models import model_factory, write_model_json

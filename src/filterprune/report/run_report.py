@@ -18,6 +18,15 @@ from typing import Any
 from torch import nn
 
 from .._atomic import atomic_write_text
+from .deploy import check_deployment, deployment_table
+from .plots import (
+    plot_channels,
+    plot_latency_vs_macs,
+    plot_metric_vs_macs,
+    plot_score_distributions,
+)
+from .render import to_csv, to_json, to_markdown
+from .summary import write_summary
 from .tables import table_rows
 
 __all__ = ["RunReport", "run_tables", "write_run_report"]
@@ -110,7 +119,6 @@ def _some(scores: dict[int, Any], limit: int) -> dict[int, Any]:
 def _deploy(
     run_dir: Path, out: Path, factory: Callable[[], nn.Module], example_inputs: Any, threads: Any
 ) -> Any:
-    from .. import report
     from ..loop.load import load
 
     run = _run_dir(run_dir)
@@ -121,13 +129,13 @@ def _deploy(
     ):
         model = load(path, factory)
         checks.append(
-            report.check_deployment(
+            check_deployment(
                 model, example_inputs, label=label, onnx_path=out / onnx_name, threads=threads
             )
         )
     text = json.dumps([c.to_dict() for c in checks], indent=1, default=str)
     atomic_write_text(out / "deploy_checks.json", text + "\n")
-    return report.deployment_table(checks)
+    return deployment_table(checks)
 
 
 def write_run_report(
@@ -156,7 +164,6 @@ def write_run_report(
         example_inputs: Input of the exported graphs, e.g. ``torch.randn(1, 3, 32, 32)``.
         onnx_threads: onnxruntime intra-op threads (``None``: ``torch.get_num_threads()``).
     """
-    from .. import report
 
     if deploy and (model_factory is None or example_inputs is None):
         raise ValueError(
@@ -169,7 +176,7 @@ def write_run_report(
     if deploy:
         result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
         result.files += [out / "model.onnx", out / "original.onnx", out / "deploy_checks.json"]
-    render = {"markdown": report.to_markdown, "csv": report.to_csv, "json": report.to_json}
+    render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
     for name, table in result.tables().items():
         for fmt, suffix in FORMATS.items():
             path = out / f"{name}.{suffix}"
@@ -181,7 +188,7 @@ def write_run_report(
     result.files = [p for p in result.files if p.is_file()]
     result.files += [p for pair in images for p in pair]
     result.files.append(
-        report.write_summary(
+        write_summary(
             out,
             iteration_table=result.iterations,
             layer_table=result.layers,
@@ -193,7 +200,6 @@ def write_run_report(
 
 
 def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
-    from .. import report
 
     images: list[Any] = []
     rows = result.iterations.rows
@@ -201,16 +207,14 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
     if layers is not None:
         before = {r["layer"]: r["before"] for r in layers.rows}
         after = {r["layer"]: r["after"] for r in layers.rows}
-        images.append(report.plot_channels(before, after, out / "channels"))
+        images.append(plot_channels(before, after, out / "channels"))
     metrics = [k.removeprefix("metric:") for k in result.iterations.keys if k.startswith("metric:")]
     for metric in metrics:
         if any(r.get(f"metric:{metric}") is not None for r in rows):
-            images.append(report.plot_metric_vs_macs(rows, metric, out / f"{metric}_vs_macs"))
+            images.append(plot_metric_vs_macs(rows, metric, out / f"{metric}_vs_macs"))
     if any(r.get("latency_ms") is not None for r in rows):
-        images.append(report.plot_latency_vs_macs(rows, out / "latency_vs_macs"))
+        images.append(plot_latency_vs_macs(rows, out / "latency_vs_macs"))
     scores = run_scores(run_dir)
     if any(math.isfinite(v) for by_group in scores.values() for s in by_group.values() for v in s):
-        images.append(
-            report.plot_score_distributions(_some(scores, MAX_SCORE_PANELS), out / "scores")
-        )
+        images.append(plot_score_distributions(_some(scores, MAX_SCORE_PANELS), out / "scores"))
     return images

@@ -28,6 +28,7 @@ class KMeansCriterion:
 
     name = "kmeans"
     needs_data = False
+    synthetic_scores = True  # ranks from the clustering, not importance: reports draw no scores
 
     def __init__(
         self, *, keep_fraction: float | None = None, variant: str = "ridurre", seed: int = 0

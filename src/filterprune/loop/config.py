@@ -119,10 +119,14 @@ class PruneConfig:
         layers: Only prune exactly these layers (module names).
         round_to: Keep a multiple of this many channels per group.
         min_channels: Keep at least this many channels per group.
-        measure_latency: Time a forward pass each iteration (also on with a latency target).
+        measure_latency: Time a forward pass each iteration (also on with a latency target):
+            the loop keeps a copy of the starting model and times it beside each iteration's
+            model in alternating rounds, so the speed-up is never a ratio of figures taken at
+            different moments (see :func:`filterprune.measure.compare_latency`).
         latency: How to time it: a :class:`filterprune.measure.LatencyConfig` or its dict
-            (devices, batch sizes, input size, threads, repeats). The iteration table shows the
-            first batch size on the run's device; the latency table shows every measurement.
+            (devices, batch sizes, input size, threads, rounds, repeats). The iteration table
+            shows the first batch size on the run's device; the latency table shows every
+            measurement.
         seed: RNG seed; every iteration reseeds from ``(seed, iteration)``, so a resumed run
             reproduces an uninterrupted one.
         device: Where the model runs during the loop, e.g. ``"cpu"`` or ``"cuda"``.

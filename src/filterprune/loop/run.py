@@ -29,10 +29,11 @@ from torch import nn
 from .._progress import progress as show_progress
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
+from ..measure.machine import machine_info
 from ..plan import Plan
 from .checkpoint import RunDir, state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
-from .layers import ignored_layers, layer_widths
+from .layers import channel_groups, ignored_layers
 from .replicas import Replicas
 from .result import RunResult
 from .state import LoopState, restore, seed_everything
@@ -135,6 +136,7 @@ class PruningLoop:
         self.threshold: float | None = None
         self._graph: Any = None  # dependency graph of the current model, kept up to date
         self.divergence: str | None = None  # what a NaN/inf finetuning reported
+        self.original: nn.Module | None = None  # the starting model, timed beside each iteration
 
     # ----- measurement -----------------------------------------------------------------------
     def _evaluate(self) -> dict[str, float]:
@@ -156,11 +158,16 @@ class PruningLoop:
         row: dict[str, Any] = {"iteration": iteration, **fields}
         row.update(params=counts.params, macs=counts.macs, size_mb=len(weights) / 1e6)
         if self.config.needs_latency:
-            from ..measure import latency_fields, measure_latencies
+            from ..measure import compare_latencies, latency_fields
 
-            timed = measure_latencies(self.model, self.example, self.config.latency)
+            # side by side with the original, in alternating rounds (row 0: the original
+            # against itself, which shows the noise of the machine)
+            original = self.original if self.original is not None else self.model
+            timed = compare_latencies(original, self.model, self.example, self.config.latency)
             row.update(latency_fields(timed, self.model))
-        row["channels"] = layer_widths(self.model)
+        if self._graph is None:
+            self._graph = analyze(self.model, self.example, ignore=self.ignore)
+        row["channels"] = channel_groups(self._graph)  # each channel once, by its producers
         return self.replicas.shared(row), weights
 
     def _finetune(self, budget: Budget) -> int:
@@ -244,13 +251,22 @@ class PruningLoop:
         return steps
 
     # ----- start / resume --------------------------------------------------------------------
+    def _keep_original(self) -> None:
+        """A copy of the starting model for side-by-side latency (only when latency is timed)."""
+        if self.config.needs_latency and self.replicas.main:
+            self.original = copy.deepcopy(self.model).eval()
+
     def _start(self) -> None:
         self.replicas.sync(self.model)  # start from rank 0's weights, as DDP would
+        self._keep_original()
         self._graph = analyze(self.model, self.example, ignore=self.ignore)
         self.state.base_total = sum(g.size for g in self._graph.prunable)
         seed_everything(self.config.seed, 0)
         metrics = self._evaluate()
         self.threshold = metric_threshold(self.config, metrics)
+        bound = {}
+        if self.threshold is not None:  # for the report's plots: the worst accepted value
+            bound = {"metric_bound": {"metric": self.config.metric, "value": self.threshold}}
         row, weights = self._row(
             0,
             ranking_batches=0,
@@ -259,6 +275,8 @@ class PruningLoop:
             metrics=metrics,
             pruned_fraction=0.0,
             accepted=True,
+            machine=machine_info(),  # where the run (and its timing) happened
+            **bound,
         )
         if self.rundir is not None and self.replicas.main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
@@ -286,6 +304,7 @@ class PruningLoop:
         retry = saved["stop_reason"] in RETRYABLE_STOPS
         done = self.replicas.shared(saved["finished"] and not diff and not retry)
         weights_from = saved["final"] if done else saved["current"]
+        self._keep_original()  # the model passed in is the starting model (see run_pruning)
         self.state = restore(run, self.model, saved, weights_from=weights_from)
         self.model.to(self.device)
         self.threshold = metric_threshold(self.config, self.state.rows[0].get("metrics") or {})

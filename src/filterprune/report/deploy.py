@@ -102,12 +102,12 @@ def deployment_table(checks: Sequence[DeployCheck]) -> Table:
 
     Columns: model, ``torch.export`` and TorchScript (yes/NO), ONNX exporter and opset, file size
     (MB), largest output difference onnxruntime vs. PyTorch, parity, onnxruntime CPU median
-    latency (ms) and its speed-up against the first model. A note names every check that the
-    first model passes and a later one fails.
+    latency (ms), each model timed on its own (no speed-up is divided from these; the latency
+    table has the side-by-side one). A note names every check that the first model passes and
+    a later one fails.
     """
     if not checks:
         raise ValueError("deployment_table: checks is empty; pass at least one DeployCheck")
-    first_latency = checks[0].onnx.ort_latency_ms if checks[0].onnx else None
     rows = []
     for check in checks:
         onnx = check.onnx
@@ -124,7 +124,6 @@ def deployment_table(checks: Sequence[DeployCheck]) -> Table:
                 "onnx_max_abs_diff": onnx.max_abs_diff if onnx else None,
                 "onnx_parity": _yes_no(onnx.matches) if onnx else None,
                 "ort_latency_ms": latency,
-                "ort_speedup": first_latency / latency if first_latency and latency else None,
             }
         )
     notes = []
@@ -162,6 +161,5 @@ def deployment_table(checks: Sequence[DeployCheck]) -> Table:
         Column("onnx_max_abs_diff", "max |ORT − torch|", "metric"),
         Column("onnx_parity", "ONNX parity", "text"),
         Column("ort_latency_ms", "ORT CPU latency (ms)", "ms"),
-        Column("ort_speedup", "ORT speed-up", "speedup"),
     ]
     return Table("Deployment", columns, rows, notes)

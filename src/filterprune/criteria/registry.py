@@ -19,6 +19,8 @@ class Criterion(Protocol):
     """Scores every channel of every prunable group; lower scores are removed first.
 
     ``needs_data`` criteria (Taylor, activation statistics) receive ``batches`` and ``loss_fn``.
+    A criterion whose scores only order the channels (``kmeans``, ``random``) sets
+    ``synthetic_scores = True``; run reports then draw no score distribution.
     """
 
     name: str

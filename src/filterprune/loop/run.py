@@ -355,15 +355,8 @@ class PruningLoop:
         step = prune(
             self.model,
             self.example,
-            amount=removal.fraction,
-            criterion=cfg.criterion,
-            criterion_options=dict(cfg.criterion_options),
-            scope=removal.scope,
-            round_to=cfg.round_to,
-            min_channels=cfg.min_channels,
-            normalize=cfg.normalize,
-            flops_reg=cfg.flops_reg,
-            cost=cfg.cost,
+            selection=cfg.selection(removal.fraction, removal.scope),
+            ranking=cfg.ranking,
             graph=self._graph,  # prune() updates it to follow the removal
             scores_out=self._scores,
             **context,

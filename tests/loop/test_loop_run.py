@@ -52,7 +52,15 @@ def test_two_iterations_record_rows_and_checkpoints(example, hooks, tmp_path):
 
     run = RunDir(tmp_path / "run")
     names = sorted(p.name for p in run.path.iterdir())
-    assert names == ["config.json", "iter_000", "iter_001", "iter_002", "log.jsonl", "state.json"]
+    assert names == [
+        "MODEL.txt",
+        "config.json",
+        "iter_000",
+        "iter_001",
+        "iter_002",
+        "log.jsonl",
+        "state.json",
+    ]  # MODEL.txt: a model create_model did not build
     for name in ("iter_000", "iter_001", "iter_002"):
         files = sorted(p.name for p in run.checkpoint(name).iterdir())
         scores = ["scores.json"] if name != "iter_000" else []  # what the iteration ranked with

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..recipes.models import MODEL_JSON, read_model_json
+from ..recipes.models import saved_model
 
 
 class CLIError(Exception):
@@ -147,16 +147,8 @@ def add_widths_args(parser: argparse.ArgumentParser) -> None:
 
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
     """Model name, model arguments, task and input shape: flags first, then model.json."""
-    info = read_model_json(load)
-    if args.model:
-        info = {**info, "model": args.model, "model_args": dict(args.model_arg)}
-    elif args.model_arg:
-        info["model_args"] = {**info.get("model_args", {}), **dict(args.model_arg)}
-    if "model" not in info:
-        where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
-        raise CLIError(f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25")
-    info.setdefault("model_args", {})
-    return info
+    model_args = dict(args.model_arg) if args.model_arg else None
+    return saved_model(load, model=args.model, model_args=model_args, require_task=False)
 
 
 # ----- output -------------------------------------------------------------------------------------

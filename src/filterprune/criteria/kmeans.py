@@ -8,6 +8,11 @@ them. ``variant="ridurre"`` keeps the filter nearest each centre (Ridurre's code
 redundant filters). Among removed filters, those closest to their centre go first, so exact
 duplicates are removed before anything else. Ties are broken by channel index; clustering is
 seeded, so results are deterministic.
+
+Like Ridurre, only convolutions are clustered by default: groups whose first producer is a
+``Linear`` layer get no scores and keep their width; ``linear=True`` (``--criterion-arg
+linear=true``) clusters them too. The scores are an order (which filter goes first), not a measured
+importance (``synthetic_scores``), so run reports draw no score distribution for it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
@@ -31,13 +37,21 @@ class KMeansCriterion:
     synthetic_scores = True  # ranks from the clustering, not importance: reports draw no scores
 
     def __init__(
-        self, *, keep_fraction: float | None = None, variant: str = "ridurre", seed: int = 0
+        self,
+        *,
+        keep_fraction: float | None = None,
+        variant: str = "ridurre",
+        seed: int = 0,
+        linear: bool = False,
     ) -> None:
         if keep_fraction is not None and not 0.0 < keep_fraction <= 1.0:
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
         if variant not in ("ridurre", "paper"):
             raise ValueError(f"variant must be 'ridurre' or 'paper', got {variant!r}")
+        if not isinstance(linear, bool):
+            raise ValueError(f"linear must be true or false, got {linear!r}")
         self.keep_fraction, self.variant, self.seed = keep_fraction, variant, seed
+        self.linear = linear
 
     def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
         try:
@@ -46,17 +60,20 @@ class KMeansCriterion:
             raise ImportError(
                 "the kmeans criterion needs scikit-learn: pip install filterprune[kmeans]"
             ) from exc
-        keep = self.keep_fraction
-        if keep is None:
-            keep = 1.0 - float(ctx.get("amount", 0.1))
+        selection = ctx.get("selection")  # what the caller will remove (filterprune.Selection)
         scores = {}
         for g in graph.prunable:
             module = graph.modules[g.name]
+            if isinstance(module, nn.Linear) and not self.linear:
+                continue  # Ridurre prunes convolutions only; linear=True opts in
             weight = next(q for q in spec_for(module).out_params(module) if q.name == "weight")
             w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1).double()
             first = g.members[0]
             x = torch.stack([w[pos].reshape(-1) for pos in first.positions]).numpy()
             n = len(x)
+            keep = self.keep_fraction
+            if keep is None:
+                keep = 1.0 - (selection.fraction_for(n) if selection is not None else 0.1)
             k = max(1, math.ceil(n * keep))
             km = KMeans(n_clusters=min(k, n), init="k-means++", n_init=4, random_state=self.seed)
             labels = km.fit_predict(x)

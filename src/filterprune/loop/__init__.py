@@ -8,6 +8,7 @@
 """
 
 from ..report.run_report import RunReport, run_tables, write_run_report
+from .callbacks import TaskCallbacks, task_callbacks
 from .checkpoint import CheckpointError, RunDir
 from .config import Budget, ConfigError, PruneConfig, Target
 from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
@@ -16,7 +17,6 @@ from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
-from .tasks import TaskCallbacks, task_callbacks
 from .widths import (
     channel_layers,
     channel_list,

@@ -33,6 +33,7 @@ from ..measure.machine import machine_info
 from ..plan import Plan
 from .checkpoint import RunDir, state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
+from .describe import write_model_description
 from .layers import channel_groups, ignored_layers
 from .replicas import Replicas
 from .result import RunResult
@@ -281,6 +282,7 @@ class PruningLoop:
         if self.rundir is not None and self.replicas.main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
             self.rundir.write_config(self.config.to_json())
+            write_model_description(self.rundir.path, self.model, self.example, self.state.plan)
         self._record(self.state.current, row, weights, Plan())
         self._keep_best()
         self._save_state()
@@ -353,15 +355,8 @@ class PruningLoop:
         step = prune(
             self.model,
             self.example,
-            amount=removal.fraction,
-            criterion=cfg.criterion,
-            criterion_options=dict(cfg.criterion_options),
-            scope=removal.scope,
-            round_to=cfg.round_to,
-            min_channels=cfg.min_channels,
-            normalize=cfg.normalize,
-            flops_reg=cfg.flops_reg,
-            cost=cfg.cost,
+            selection=cfg.selection(removal.fraction, removal.scope),
+            ranking=cfg.ranking,
             graph=self._graph,  # prune() updates it to follow the removal
             scores_out=self._scores,
             **context,
@@ -394,6 +389,15 @@ class PruningLoop:
                 break
             recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
         extra = {"recovery": recovered} if cfg.recovery else {}
+        if self.needs_data and ranked < cfg.ranking_batches:  # never shrink silently
+            extra["ranking_batches_asked"] = cfg.ranking_batches
+            logger.warning(
+                "iteration %d ranked on %d of the %d ranking batches asked for: the data ran out "
+                "(use more data or a smaller batch size, or lower ranking_batches)",
+                i,
+                ranked,
+                cfg.ranking_batches,
+            )
         state.iteration = i
         name = RunDir.iteration_name(i)
         row, weights = self._row(

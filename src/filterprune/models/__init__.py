@@ -9,6 +9,7 @@ its own size knobs), initialises its weights with a fixed scheme (Kaiming-normal
 tests; each model module's docstring names them.
 """
 
+from ._arguments import ModelArgument, model_arguments
 from ._registry import UnknownModelError, create_model, list_models, register_model
 from .densenet import DenseLayer, DenseNet, Transition, densenet_tiny
 from .hub import HubError, create_hub_model, input_shape, is_hub_name
@@ -37,6 +38,7 @@ __all__ = [
     "Down",
     "InvertedResidual",
     "MobileNetV2",
+    "ModelArgument",
     "OutConv",
     "ResNet",
     "Transition",
@@ -51,6 +53,7 @@ __all__ = [
     "densenet_tiny",
     "list_models",
     "mobilenet_v2",
+    "model_arguments",
     "register_model",
     "resnet18",
     "resnet34",

@@ -83,7 +83,9 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
             ``width``, ...; see each model's docstring).
 
     Returns:
-        A freshly initialised model in training mode, on CPU, in float32.
+        A freshly initialised model in training mode, on CPU, in float32; its
+        ``filterprune_spec`` attribute holds ``name`` and ``kwargs`` (a run writes them to
+        model.json).
 
     Raises:
         UnknownModelError: If ``name`` is not registered; the message lists the known names.
@@ -91,4 +93,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """
     if is_hub_name(name):
         return create_hub_model(name, **kwargs)
-    return _MODELS.get(name)(**kwargs)
+    model = _MODELS.get(name)(**kwargs)
+    # remembered so that a pruning run can write model.json (filterprune.loop.describe)
+    model.filterprune_spec = {"model": name, "model_args": dict(kwargs)}
+    return model

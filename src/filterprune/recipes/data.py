@@ -2,8 +2,9 @@
 
 Folder layouts (``--data DIR``):
 
-* classify: ``DIR/train/CLASS/*.png`` and ``DIR/val/CLASS/*.png``, or ``DIR/CLASS/*.png`` split
-  randomly (``--val-fraction``).
+* classify: ``DIR/train/CLASS/*.png`` and a validation split ``DIR/VAL/CLASS/*.png`` where VAL is
+  ``val``, ``valid``, ``validation`` or ``test`` (the first found in that order); ``DIR/train``
+  alone or ``DIR/CLASS/*.png`` is split randomly (``--val-fraction``).
 * segment: Carvana, ``DIR/train/ID.jpg`` with ``DIR/train_masks/ID_mask.gif`` (or ``images/`` with
   ``masks/``), split by car so no car is on both sides.
 """
@@ -65,18 +66,47 @@ class Data:
         return self.val[0][0].unsqueeze(0)
 
 
+VAL_SPLITS = ("val", "valid", "validation", "test")
+
+
+def _class_splits(root: Path) -> tuple[Path, Path | None]:
+    """The training folder and the validation folder (None: split randomly) of a classify DIR."""
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    splits = [name for name in VAL_SPLITS if name in folders]
+    expected = (
+        "expected DIR/train/CLASS/*.png with DIR/val/CLASS/*.png (or valid/, validation/, "
+        "test/), or DIR/CLASS/*.png split randomly"
+    )
+    if "train" in folders:
+        return root / "train", (root / splits[0] if splits else None)
+    if splits:
+        raise RecipeError(
+            f"--data {root}: found split folder {splits[0]}/ but no train/ (folders: "
+            f"{', '.join(folders)}); {expected}"
+        )
+    return root, None
+
+
 def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: int):
     from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
 
     if not root.is_dir():
         raise RecipeError(f"--data {root}: folder does not exist; pass a folder or 'builtin'")
     if task_name == "classify":
-        if (root / "train").is_dir() and (root / "val").is_dir():
-            return (
-                ImageFolderDataset(root / "train", image_size=size),
-                ImageFolderDataset(root / "val", image_size=size),
+        train_dir, val_dir = _class_splits(root)
+        if val_dir is not None:
+            train, val = (
+                ImageFolderDataset(train_dir, image_size=size),
+                ImageFolderDataset(val_dir, image_size=size),
             )
-        full = ImageFolderDataset(root, image_size=size)
+            if train.classes != val.classes:
+                raise RecipeError(
+                    f"--data {root}: the classes of {train_dir.name}/ ({', '.join(train.classes)}) "
+                    f"and {val_dir.name}/ ({', '.join(val.classes)}) differ; both splits need "
+                    "the same class folders"
+                )
+            return train, val
+        full = ImageFolderDataset(train_dir, image_size=size)
         order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
         n_val = max(1, round(len(full) * val_fraction))
         return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))

@@ -74,6 +74,7 @@ class Table:
 ITERATION_KEYS = (
     "iteration",
     "ranking_batches",
+    "ranking_batches_asked",
     "removed",
     "removed_total",
     "finetune",
@@ -241,6 +242,13 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("latency_flags", "Timing flags", "text"),
     ]
     notes = _iteration_notes(out_rows, metric_names, kinds)
+    short = [  # the data ran out before --ranking-batches: say so (the loop logged it too)
+        f"iteration {r['iteration']}: {r['ranking_batches']} of {r['ranking_batches_asked']}"
+        for r in rows
+        if r.get("ranking_batches_asked") is not None
+    ]
+    if short:
+        notes.append(f"Ranking ran out of data, fewer batches than asked: {'; '.join(short)}")
     return Table("Pruning iterations", columns, out_rows, notes)
 
 

@@ -19,7 +19,7 @@ from .graph.tracer import trace
 from .measure.counting import count
 from .measure.counting import count_params as param_count
 from .plan import Plan
-from .probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
+from .probe import MAX_ROUNDS, freeze_op, freeze_unverified, needs_probe, probe_once
 from .select import match_modules, select, unselected_layers
 from .settings import Ranking, Selection
 from .surgery import apply_plan
@@ -52,6 +52,7 @@ def analyze(
     ignore: Ignore | None = None,
     leaf_types: Sequence[type] = (),
     probe: bool = True,
+    grouped: str = "within",
 ) -> DependencyGraph:
     """Trace ``model`` on ``example_inputs`` and build its dependency graph.
 
@@ -63,12 +64,17 @@ def analyze(
         leaf_types: Extra module types to treat as opaque leaves.
         probe: Check the analysis by pruning a copy (see :mod:`filterprune.probe`). It is
             skipped when the model has nothing it could find (see ``needs_probe`` there).
+        grouped: How grouped convs (ResNeXt, RegNet) and GroupNorm lose channels:
+            ``"within"`` (default) removes the same channels inside every group and keeps the
+            group count, so a 30 % amount removes about 30 % of them; ``"whole"`` removes
+            whole groups only (fewer groups, each as wide as before). Depthwise convs always
+            lose whole groups (each group holds one input channel).
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
     start = time.perf_counter()
     with gc_paused():
-        tracer = trace(model, example_inputs, leaf_types=leaf_types)
+        tracer = trace(model, example_inputs, leaf_types=leaf_types, grouped=grouped)
         graph = DependencyGraph(model, tracer, ignore=names)
         if probe and needs_probe(graph):
             for _ in range(MAX_ROUNDS):
@@ -77,6 +83,10 @@ def analyze(
                     break
                 freeze_op(graph, bad)
                 graph.groups = graph._build()
+            else:
+                bad = probe_once(model, example_inputs, graph, leaf_types)
+                if bad is not None:
+                    freeze_unverified(graph, bad)
     logger.debug(
         "analyzed %s: %d groups, %d prunable, in %.2f s",
         type(model).__name__,
@@ -220,6 +230,7 @@ def prune(
     max_fraction: float | None = None,
     bins: Sequence[tuple[int, float]] | None = None,
     leaf_types: Sequence[type] = (),
+    grouped: str = "within",
     graph: DependencyGraph | None = None,
     normalize: bool | None = None,
     flops_reg: float | None = None,
@@ -250,6 +261,8 @@ def prune(
         max_fraction: Remove at most this fraction of any one group.
         bins: Per-width fractions, see :class:`filterprune.Selection`.
         leaf_types: Extra module types to treat as opaque leaves.
+        grouped: ``"within"`` or ``"whole"``: how grouped convs lose channels (see
+            :func:`analyze`).
         graph: A graph from :func:`analyze` of this model as it is now (skips re-tracing); it is
             updated in place to follow the removal, so it can be passed again next iteration.
         normalize, flops_reg, cost: See :func:`rank` (they matter for ``scope="global"``).
@@ -274,7 +287,7 @@ def prune(
     )
     if graph is None:
         names = _ignored_names(model, ignore) + tuple(unselected_layers(model, selection))
-        graph = analyze(model, example_inputs, ignore=names, leaf_types=leaf_types)
+        graph = analyze(model, example_inputs, ignore=names, leaf_types=leaf_types, grouped=grouped)
     scores = rank(
         model,
         example_inputs,

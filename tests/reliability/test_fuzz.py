@@ -338,8 +338,10 @@ def test_damaged_run_folder_fails_in_one_line(finished_run, tmp_path_factory, ca
     run = Path(shutil.copytree(finished_run, tmp_path_factory.mktemp("damaged") / "run"))
     path = run / name
     binary = name.endswith(".safetensors")
-    damaged = data.draw(st.binary(max_size=60)) if binary else None
-    path.write_bytes(damaged or _damage(path.read_bytes(), name.endswith(".jsonl"), data))
+    if binary:  # weights: random bytes (also none at all)
+        path.write_bytes(data.draw(st.binary(max_size=60)))
+    else:
+        path.write_bytes(_damage(path.read_bytes(), name.endswith(".jsonl"), data))
     _read_back(run, capsys)
 
 

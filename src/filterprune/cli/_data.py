@@ -4,6 +4,10 @@ Folder layouts (``--data DIR``):
 
 * classify: ``DIR/train/CLASS/*.png`` and ``DIR/val/CLASS/*.png``, or ``DIR/CLASS/*.png`` split
   randomly (``--val-fraction``).
+* classify, MNIST format: ``--data fashion-mnist`` (the Debian package's folder) or a folder
+  holding ``train-images-idx3-ubyte(.gz)`` + ``train-labels-idx1-ubyte(.gz)`` (MNIST, KMNIST,
+  EMNIST ...); ``--val-fraction`` of the training file validates, the ``t10k`` file is never used.
+  ``--data-arg channels=3``, ``--data-arg resize=bilinear``, ``--data-arg transpose=true``.
 * segment: Carvana, ``DIR/train/ID.jpg`` with ``DIR/train_masks/ID_mask.gif`` (or ``images/`` with
   ``masks/``), split by car so no car is on both sides.
 """
@@ -41,7 +45,9 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         default=None,
         metavar="DIR|builtin",
         help="'builtin' (digits for classify, synthetic cars for segment; nothing is "
-        "downloaded; the default) or a folder (see 'filterprune prune --help')",
+        "downloaded; the default), 'fashion-mnist' (installed by 'apt-get install "
+        "dataset-fashion-mnist'), or a folder: MNIST-format IDX files or images "
+        "(see 'filterprune prune --help')",
     )
     group.add_argument(
         "--image-size",
@@ -63,7 +69,9 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         type=key_value,
         default=None,
         metavar="KEY=VALUE",
-        help="option of the built-in data, e.g. num_cars=16 (repeatable)",
+        help="option of the built-in or MNIST-format data, e.g. num_cars=16, channels=3 "
+        "(1 -> 3 channels for RGB models), resize=bilinear (instead of padding to "
+        "--image-size) (repeatable)",
     )
     group.add_argument("--batch-size", type=int, default=16, metavar="N", help="default 16")
     group.add_argument(
@@ -108,11 +116,46 @@ class Data:
         return self.val[0][0].unsqueeze(0)
 
 
+def _is_idx(data: str) -> bool:
+    if data.lower() == "fashion-mnist":
+        return True
+    root = Path(data)
+    return root.is_dir() and any(
+        p.is_file() and "idx" in p.name.lower() and "train" in p.name.lower()
+        for p in root.iterdir()
+    )
+
+
+def _idx(task_name: str, settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
+    from ..tasks.idx import IDXConfig, idx_datasets
+
+    if task_name != "classify":
+        raise CLIError(f"--data {settings['data']}: MNIST-format data is for --task classify")
+    options = dict(settings["data_args"])
+    known = ("channels", "resize", "transpose", "normalize")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise CLIError(
+            f"--data-arg {', '.join(unknown)}: not an option of MNIST-format data; "
+            f"known: {', '.join(known)}"
+        )
+    config = IDXConfig(
+        image_size=settings["image_size"],
+        val_fraction=settings["val_fraction"],
+        seed=settings["seed"],
+        **options,
+    )
+    train, val, _test = idx_datasets(settings["data"], config)  # the test split stays unseen
+    return train, val
+
+
 def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: int):
     from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
 
     if not root.is_dir():
-        raise CLIError(f"--data {root}: folder does not exist; pass a folder or 'builtin'")
+        raise CLIError(
+            f"--data {root}: folder does not exist; pass a folder, 'builtin' or 'fashion-mnist'"
+        )
     if task_name == "classify":
         if (root / "train").is_dir() and (root / "val").is_dir():
             return (
@@ -157,6 +200,8 @@ def load_data(
             train, val = builtin_data(task_name, seed=seed, **options)
         except TypeError as exc:
             raise CLIError(f"--data-arg {settings['data_args']}: {exc}") from None
+    elif _is_idx(settings["data"]):
+        train, val = _idx(task_name, settings)
     else:
         if settings["data_args"]:
             raise CLIError("--data-arg only applies to --data builtin")
@@ -205,4 +250,7 @@ def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, A
             out.setdefault("num_classes", int(tensors[1].max()) + 1)
         elif classes is not None:
             out.setdefault("num_classes", len(classes))
+        channels = data.example.shape[1] if data.example.ndim == 4 else 3
+        if channels != 3:  # e.g. grayscale MNIST-format data: built-in models take 1 channel
+            out.setdefault("in_channels", int(channels))
     return out

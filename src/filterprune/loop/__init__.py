@@ -8,7 +8,15 @@
 """
 
 from .checkpoint import CheckpointError, RunDir
-from .config import Budget, ConfigError, PruneConfig, Target
+from .config import (
+    DEFAULT_FINAL_FINETUNE,
+    DEFAULT_FINETUNE,
+    RECIPE,
+    Budget,
+    ConfigError,
+    PruneConfig,
+    Target,
+)
 from .layers import ignored_layers, layer_widths, producing_layers
 from .load import load, load_state_dict_strict, resolve_checkpoint, save
 from .result import RunResult
@@ -29,6 +37,9 @@ from .widths import (
 )
 
 __all__ = [
+    "DEFAULT_FINAL_FINETUNE",
+    "DEFAULT_FINETUNE",
+    "RECIPE",
     "STOP_REASONS",
     "Budget",
     "CheckpointError",

@@ -16,7 +16,18 @@ from torch import nn
 from ..graph.specs import spec_for
 from .config import ConfigError, PruneConfig
 
-__all__ = ["ignored_layers", "layer_widths", "producing_layers"]
+__all__ = ["CONV", "ignored_layers", "layer_widths", "producing_layers"]
+
+#: ``layer_types`` alias for every convolution class below.
+CONV = "conv"
+CONV_TYPES = (
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+)
 
 
 def producing_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -68,7 +79,18 @@ def ignored_layers(model: nn.Module, config: PruneConfig) -> list[str]:
             f"layers are: {_sample(names)}"
         )
     types = {type(m).__name__ for m in layers.values()}
-    unknown = [t for t in config.layer_types if t not in types]
+    wanted = set(config.selected_layer_types)
+    if CONV in wanted:  # the alias: every convolution class of the model
+        wanted |= {t for t in types if t in CONV_TYPES}
+        if not config.layer_types and not wanted & set(CONV_TYPES):
+            wanted = set()  # a count on a model without convolutions: every layer
+        elif not wanted & set(CONV_TYPES):
+            raise ConfigError(
+                f"PruneConfig.layer_types: {type(model).__name__} has no convolution to prune "
+                f"(its prunable layer types are: {', '.join(sorted(types))}); name them, e.g. "
+                "layer_types=['Linear'] (--layer-type Linear)"
+            )
+    unknown = [t for t in config.layer_types if t not in types and t != CONV]
     if unknown:
         raise ConfigError(
             f"PruneConfig.layer_types: {unknown} match no layer; the model's prunable layer "
@@ -80,7 +102,7 @@ def ignored_layers(model: nn.Module, config: PruneConfig) -> list[str]:
             return False
         if any(fnmatch.fnmatchcase(name, p) for p in config.exclude):
             return False
-        if config.layer_types and type(module).__name__ not in config.layer_types:
+        if wanted and type(module).__name__ not in wanted:
             return False
         return not config.layers or name in config.layers
 

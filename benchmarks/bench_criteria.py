@@ -35,7 +35,7 @@ Criteria (filterprune ones use per-layer L2 normalisation of the scores, as in M
   ``MagnitudeImportance(p=1)``, TP's default group reduction and "mean" normaliser, last Linear
   ignored; its ``pruning_ratio`` is bisected to the same MACs target.
 
-MACs and parameters are counted with ``filterprune.report.count`` (FlopCounterMode) for every
+MACs and parameters are counted with ``filterprune.measure.count`` (FlopCounterMode) for every
 criterion, so TP's results are measured by the same counter. Accuracy is on the 360 validation
 images (one image = 0.28 points).
 
@@ -68,8 +68,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import filterprune as fp
+from filterprune.measure import count
 from filterprune.models import create_model
-from filterprune.report import count
 from filterprune.tasks import builtin_data, get_task
 
 ROOT = Path(__file__).resolve().parent

@@ -39,7 +39,7 @@ The accuracy pass saves the baseline and the pruned model of each task as filter
 (``weights.safetensors`` + ``plan.json``) under ``--cache-dir`` (default
 ``/tmp/filterprune_bench/tasks``); ``--latency-only`` loads them (rebuilding the pruned
 architecture from the plan), checks that they still score what the accuracy pass recorded, times
-both with :func:`filterprune.report.measure_latency` (``--latency-threads`` threads, default 2,
+both with :func:`filterprune.measure.measure_latency` (``--latency-threads`` threads, default 2,
 batch 1 and 16, ``--latency-rounds`` alternating rounds, median of the per-round medians) and
 updates ``benchmarks/results/tasks.json`` in place. ``--quick`` is a smoke run (tiny models, a
 few steps, results/tasks_quick.json; the numbers mean nothing).
@@ -64,8 +64,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from filterprune.loop import Budget, PruneConfig, load, run_pruning, save
+from filterprune.measure import LatencyConfig, checkpoint_size_bytes, count, measure_latency
 from filterprune.models import create_model
-from filterprune.report import LatencyConfig, checkpoint_size_bytes, count, measure_latency
 from filterprune.tasks import (
     SyntheticCarsConfig,
     builtin_data,

@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 import filterprune as fp
+from filterprune.measure import measure_latency
 from filterprune.models import create_model
-from filterprune.report import measure_latency
 
 TARGET_GFLOPS = 8.0
 

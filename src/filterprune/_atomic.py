@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "discard_on_error",
     "fsync_dir",
     "remove_leftovers",
 ]
@@ -83,3 +86,30 @@ def remove_leftovers(folder: str | Path) -> list[Path]:
                 entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+@contextmanager
+def discard_on_error(folder: Path, *, kept: Callable[[], bool]) -> Iterator[None]:
+    """Remove what the body created in ``folder`` if it fails before ``kept()`` holds.
+
+    An error (or Ctrl-C) before the output is usable leaves no partial output behind: the folders
+    this call found missing (``folder`` and its missing parents) are deleted, or, if ``folder``
+    existed, the entries the body added to it. Once ``kept()`` is true (e.g. a run folder with
+    its first checkpoint, which ``--resume`` continues) nothing is removed.
+    """
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    before = set(folder.iterdir()) if not missing and folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if not kept():
+            if missing:
+                shutil.rmtree(missing[-1], ignore_errors=True)
+            elif folder.is_dir():
+                for entry in set(folder.iterdir()) - before:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+        raise

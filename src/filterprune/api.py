@@ -15,6 +15,8 @@ from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .graph.groups import DependencyGraph
 from .graph.probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
 from .graph.tracer import trace
+from .measure.counting import count
+from .measure.counting import count_params as param_count
 from .plan import Plan
 from .select import Selection, select
 from .surgery import apply_plan
@@ -242,17 +244,6 @@ def prune(
         apply_plan(model, plan)
         graph.update(plan)
     return plan
-
-
-def count(model: nn.Module, example_inputs: Any) -> Any:
-    """Parameters and MACs of ``model`` (see :func:`filterprune.report.count`)."""
-    from .report.counting import count as _count
-
-    return _count(model, example_inputs)
-
-
-def param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 __all__ = [

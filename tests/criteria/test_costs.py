@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import filterprune as fp
-from filterprune.criteria import regularize
 from filterprune.criteria.regularize import channel_costs
 from filterprune.loop import PruneConfig
+from filterprune.measure import costs as layer_costs
 
 
 class _Clock:
@@ -89,7 +89,7 @@ def test_memory_cost_counts_outputs_only():
 
 def test_latency_cost_shares_each_layers_measured_time_among_its_channels(monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(regularize, "time", clock)
+    monkeypatch.setattr(layer_costs, "time", clock)
     model = _Net(clock).train()
     costs = _costs(model, "latency")
     # a takes 3 units, b 1 unit, the head 0: group a = 3/4 + 1/4, group b = 1/6 + 0/6
@@ -102,7 +102,7 @@ def test_latency_cost_shares_each_layers_measured_time_among_its_channels(monkey
 def test_latency_cost_decides_the_global_order(monkeypatch):
     """At equal scores the channels whose removal saves the most time go first."""
     clock = _Clock()
-    monkeypatch.setattr(regularize, "time", clock)
+    monkeypatch.setattr(layer_costs, "time", clock)
 
     @fp.criterion_from_scores("equal_for_cost_test")
     def equal(module, weight):
@@ -138,7 +138,7 @@ def test_unknown_cost_is_named_with_the_choices():
 
 def test_latency_cost_sums_the_calls_of_a_layer_used_twice(monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(regularize, "time", clock)
+    monkeypatch.setattr(layer_costs, "time", clock)
 
     class Twice(nn.Module):
         def __init__(self) -> None:

@@ -10,6 +10,9 @@ from loop_tiny import make_model
 
 import filterprune as fp
 from filterprune.loop import (
+    channel_layers,
+    channel_list,
+    channel_widths,
     load,
     plan_from_widths,
     read_channel_txt,
@@ -92,3 +95,52 @@ def test_read_spec_accepts_widths_or_a_plan(tmp_path, example):
     (tmp_path / "bad.json").write_text('{"conv1": "four"}')
     with pytest.raises(ValueError, match="bad.json"):
         read_spec(tmp_path / "bad.json")
+
+
+class _OutConv(torch.nn.Module):
+    """The output head inside a wrapper module, as in the most used public U-Net code."""
+
+    def __init__(self, conv: torch.nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _wrapped_unet() -> torch.nn.Module:
+    model = create_model("unet", base=4)
+    model.outc = _OutConv(torch.nn.Conv2d(4, 1, kernel_size=1))
+    return model
+
+
+def test_the_output_head_is_found_by_the_graph_not_by_its_name():
+    model = _wrapped_unet()
+    names = channel_layers(model)
+    assert (
+        len(names) == 22
+        and "outc.conv" not in names
+        and names == unet_conv_names(create_model("unet", base=4))
+    )
+    assert len(channel_list(model)) == 22
+
+
+def test_channel_file_with_or_without_the_head_line():
+    model = _wrapped_unet()
+    channels = channel_list(model)
+    without = channel_widths(model, channels)
+    assert channel_widths(model, [*channels, 1]) == without  # the head's line, width 1
+    assert list(without) == channel_layers(model)
+    with pytest.raises(ValueError, match=r"line 23 is the output head outc.conv.*got 5"):
+        channel_widths(model, [*channels, 5])
+
+
+def test_a_wrong_count_lists_the_expected_lines_layer_by_layer():
+    model = _wrapped_unet()
+    with pytest.raises(ValueError) as info:
+        channel_widths(model, [4] * 20, source="seed.txt")
+    message = str(info.value)
+    assert "seed.txt: has 20 channel counts but the model has 22 conv layers" in message
+    assert "line 1 inc.0 (4 channels in the full model)" in message
+    assert "line 22 " in message and "line 23" not in message
+    assert "output head outc.conv (1) keeps its width and may be listed or left out" in message

@@ -4,7 +4,7 @@ import sys
 
 def test_import_loads_no_optional_extras():
     code = (
-        "import sys, filterprune.report\n"
+        "import sys, filterprune.report, filterprune.measure\n"
         "print(sorted(m for m in ('matplotlib', 'onnx', 'onnxruntime', 'onnxscript', 'safetensors')"
         " if m in sys.modules))"
     )

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
-import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
-from ..loop.checkpoint import atomic_write_json, read_json
-
-MODEL_JSON = "model.json"
+from ..recipes.models import MODEL_JSON, read_model_json
 
 
 class CLIError(Exception):
@@ -116,58 +109,29 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
     )
 
 
-def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
-    """A zero-argument factory for a built-in model name or a ``module:function`` path."""
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise CLIError(f"--model {spec}: cannot import {module_name!r} ({exc})") from None
-        factory = getattr(module, attr, None)
-        if not callable(factory):
-            raise CLIError(f"--model {spec}: {module_name!r} has no callable {attr!r}")
-    else:
-        from ..models import create_model, list_models
-
-        if spec not in list_models():
-            raise CLIError(
-                f"--model {spec}: unknown model; built-in models: {', '.join(list_models())}; "
-                "or pass an importable factory as MODULE:FUNCTION"
-            )
-
-        def factory(**kw: Any) -> nn.Module:
-            return create_model(spec, **kw)
-
-    def build() -> nn.Module:
-        try:
-            model = factory(**kwargs)
-        except TypeError as exc:
-            raise CLIError(f"--model {spec} with --model-arg {kwargs}: {exc}") from None
-        if not isinstance(model, nn.Module):
-            raise CLIError(f"--model {spec} returned {type(model).__name__}, not an nn.Module")
-        return model
-
-    return build
-
-
-def find_model_json(path: Path | None) -> Path | None:
-    """``model.json`` in ``path``, or up to two folders above it (a run folder's checkpoint)."""
-    if path is None:
-        return None
-    folder = path if path.is_dir() else path.parent
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / MODEL_JSON).is_file():
-            return candidate / MODEL_JSON
-    return None
+def add_widths_args(parser: argparse.ArgumentParser) -> None:
+    """--channel-txt / --spec: the widths of a checkpoint that has no plan.json."""
+    group = parser.add_argument_group(
+        "checkpoint widths", "for a checkpoint without plan.json, e.g. one made elsewhere"
+    ).add_mutually_exclusive_group()
+    group.add_argument(
+        "--channel-txt",
+        type=existing_path,
+        metavar="FILE",
+        help="one channel count per conv layer, in order (the output head's line may be left "
+        "out); 'filterprune prune' writes RUN_DIR/channels.txt",
+    )
+    group.add_argument(
+        "--spec",
+        type=existing_path,
+        metavar="FILE",
+        help="widths JSON {layer: channels} or a plan.json of the checkpoint",
+    )
 
 
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
     """Model name, model arguments, task and input shape: flags first, then model.json."""
-    info: dict[str, Any] = {}
-    found = find_model_json(load)
-    if found is not None:
-        info = read_json(found, what="model description")
+    info = read_model_json(load)
     if args.model:
         info = {**info, "model": args.model, "model_args": dict(args.model_arg)}
     elif args.model_arg:
@@ -177,36 +141,6 @@ def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
         raise CLIError(f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25")
     info.setdefault("model_args", {})
     return info
-
-
-def write_model_json(folder: Path, info: dict[str, Any]) -> None:
-    atomic_write_json(folder / MODEL_JSON, info)
-
-
-@contextmanager
-def discard_on_error(folder: Path, *, kept: Callable[[], bool]) -> Iterator[None]:
-    """Remove what the body created in ``folder`` if it fails before ``kept()`` holds.
-
-    An error (or Ctrl-C) before the output is usable leaves no partial output behind: the folders
-    this call found missing (``folder`` and its missing parents) are deleted, or, if ``folder``
-    existed, the entries the body added to it. Once ``kept()`` is true (e.g. a run folder with
-    its first checkpoint, which ``--resume`` continues) nothing is removed.
-    """
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    before = set(folder.iterdir()) if not missing and folder.is_dir() else set()
-    try:
-        yield
-    except BaseException:
-        if not kept():
-            if missing:
-                shutil.rmtree(missing[-1], ignore_errors=True)
-            elif folder.is_dir():
-                for entry in set(folder.iterdir()) - before:
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.unlink(missing_ok=True)
-        raise
 
 
 # ----- output -------------------------------------------------------------------------------------

@@ -1,31 +1,15 @@
-"""Datasets and loaders for the subcommands: built-in data or a folder, for a registered task.
-
-Folder layouts (``--data DIR``):
-
-* classify: ``DIR/train/CLASS/*.png`` and ``DIR/val/CLASS/*.png``, or ``DIR/CLASS/*.png`` split
-  randomly (``--val-fraction``).
-* classify, MNIST format: ``--data fashion-mnist`` (the Debian package's folder) or a folder
-  holding ``train-images-idx3-ubyte(.gz)`` + ``train-labels-idx1-ubyte(.gz)`` (MNIST, KMNIST,
-  EMNIST ...); ``--val-fraction`` of the training file validates, the ``t10k`` file is never used.
-  ``--data-arg channels=3``, ``--data-arg resize=bilinear``, ``--data-arg transpose=true``.
-* segment: Carvana, ``DIR/train/ID.jpg`` with ``DIR/train_masks/ID_mask.gif`` (or ``images/`` with
-  ``masks/``), split by car so no car is on both sides.
-"""
+"""The data flags of train, prune and eval; the datasets come from :mod:`filterprune.recipes.data`."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from ..recipes import data as _recipe
+from ..recipes.data import Data, default_model_args
+from ._common import key_value
 
-from ..distributed import is_distributed
-from ._common import CLIError, key_value
-
-DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64}
+__all__ = ["Data", "add_data_args", "data_options", "default_model_args", "load_data"]
 
 
 def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -83,98 +67,16 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
     )
 
 
-def data_settings(
-    args: argparse.Namespace, task_name: str, saved: dict[str, Any] | None, seed: int | None
-) -> dict[str, Any]:
-    """Data flags, falling back to the settings saved in model.json, then to defaults.
-
-    Unless ``seed`` is given, the split seed is the saved one, so that pruning and evaluation
-    never validate on images the baseline was trained on.
-    """
-    saved = saved or {}
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`filterprune.recipes.load_data` that the flags set."""
     return {
-        "data": args.data or saved.get("data", "builtin"),
-        "image_size": args.image_size or saved.get("image_size", DEFAULT_IMAGE_SIZE[task_name]),
-        "val_fraction": args.val_fraction or saved.get("val_fraction", 0.2),
-        "data_args": dict(args.data_arg) if args.data_arg else saved.get("data_args", {}),
-        "seed": seed if seed is not None else saved.get("seed", 0),
+        "data": args.data,
+        "image_size": args.image_size,
+        "val_fraction": args.val_fraction,
+        "data_args": dict(args.data_arg) if args.data_arg else None,
+        "batch_size": args.batch_size,
+        "limit": args.limit,
     }
-
-
-@dataclass
-class Data:
-    task: Any
-    train: Dataset
-    val: Dataset
-    train_loader: DataLoader
-    val_loader: DataLoader
-    settings: dict[str, Any]
-
-    @property
-    def example(self) -> torch.Tensor:
-        """One validation input with a batch dimension, for tracing and counting."""
-        return self.val[0][0].unsqueeze(0)
-
-
-def _is_idx(data: str) -> bool:
-    if data.lower() == "fashion-mnist":
-        return True
-    root = Path(data)
-    return root.is_dir() and any(
-        p.is_file() and "idx" in p.name.lower() and "train" in p.name.lower()
-        for p in root.iterdir()
-    )
-
-
-def _idx(task_name: str, settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
-    from ..tasks.idx import IDXConfig, idx_datasets
-
-    if task_name != "classify":
-        raise CLIError(f"--data {settings['data']}: MNIST-format data is for --task classify")
-    options = dict(settings["data_args"])
-    known = ("channels", "resize", "transpose", "normalize")
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise CLIError(
-            f"--data-arg {', '.join(unknown)}: not an option of MNIST-format data; "
-            f"known: {', '.join(known)}"
-        )
-    config = IDXConfig(
-        image_size=settings["image_size"],
-        val_fraction=settings["val_fraction"],
-        seed=settings["seed"],
-        **options,
-    )
-    train, val, _test = idx_datasets(settings["data"], config)  # the test split stays unseen
-    return train, val
-
-
-def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: int):
-    from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
-
-    if not root.is_dir():
-        raise CLIError(
-            f"--data {root}: folder does not exist; pass a folder, 'builtin' or 'fashion-mnist'"
-        )
-    if task_name == "classify":
-        if (root / "train").is_dir() and (root / "val").is_dir():
-            return (
-                ImageFolderDataset(root / "train", image_size=size),
-                ImageFolderDataset(root / "val", image_size=size),
-            )
-        full = ImageFolderDataset(root, image_size=size)
-        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
-        n_val = max(1, round(len(full) * val_fraction))
-        return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))
-    for images, masks in (("train", "train_masks"), ("images", "masks")):
-        if (root / images).is_dir() and (root / masks).is_dir():
-            full = CarvanaDataset(root / images, root / masks, image_size=size)
-            train_idx, val_idx = split_by_object_id(full.ids, val_fraction, seed)
-            return Subset(full, train_idx), Subset(full, val_idx)
-    raise CLIError(
-        f"--data {root}: expected Carvana folders {root}/train + {root}/train_masks "
-        f"(or images + masks) for the segment task"
-    )
 
 
 def load_data(
@@ -184,73 +86,5 @@ def load_data(
     seed: int | None,
     saved: dict[str, Any] | None = None,
 ) -> Data:
-    """Datasets and loaders for ``task_name`` as the data flags (or the saved settings) ask.
-
-    Under torchrun the training loader yields this rank's shard (a ``DistributedSampler``); the
-    validation loader holds the whole validation set on every rank.
-    """
-    from ..tasks import builtin_data, get_task
-
-    task = get_task(task_name)
-    settings = data_settings(args, task_name, saved, seed)
-    size, seed = settings["image_size"], settings["seed"]
-    if settings["data"] == "builtin":
-        options = {"image_size": size, **settings["data_args"]}
-        try:
-            train, val = builtin_data(task_name, seed=seed, **options)
-        except TypeError as exc:
-            raise CLIError(f"--data-arg {settings['data_args']}: {exc}") from None
-    elif _is_idx(settings["data"]):
-        train, val = _idx(task_name, settings)
-    else:
-        if settings["data_args"]:
-            raise CLIError("--data-arg only applies to --data builtin")
-        root = Path(settings["data"])
-        train, val = _folder(task_name, root, size, settings["val_fraction"], seed)
-    if args.limit is not None:
-        if args.limit < 1:
-            raise CLIError(f"--limit must be >= 1, got {args.limit}")
-        train = Subset(train, range(min(args.limit, len(train))))
-        val = Subset(val, range(min(args.limit, len(val))))
-    if len(train) == 0 or len(val) == 0:
-        raise CLIError(f"--data {settings['data']}: no training or no validation samples")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
-    # no generator of its own: the shuffle follows the global RNG, which the pruning loop reseeds
-    # from (seed, iteration), so a resumed run draws the same batches as an uninterrupted one
-    if is_distributed():  # torchrun: this rank's shard; set_epoch reshuffles (loop.EpochLoader)
-        shard = DistributedSampler(train, shuffle=True, seed=seed)
-        train_loader = DataLoader(train, batch_size=args.batch_size, sampler=shard)
-    else:
-        train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True)
-    return Data(
-        task=task,
-        train=train,
-        val=val,
-        train_loader=train_loader,
-        val_loader=DataLoader(val, batch_size=max(args.batch_size, 32)),
-        settings=settings,
-    )
-
-
-def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, Any]) -> dict:
-    """Add ``num_classes`` (and ``in_channels``) from the data for built-in models."""
-    if ":" in spec:
-        return dict(given)
-    out = dict(given)
-    if task_name == "segment":
-        out.setdefault("num_classes", 1)
-    else:
-        base = data.train
-        while isinstance(base, Subset):
-            base = base.dataset
-        tensors = getattr(base, "tensors", None)
-        classes = getattr(base, "classes", None)
-        if tensors is not None and len(tensors) > 1:
-            out.setdefault("num_classes", int(tensors[1].max()) + 1)
-        elif classes is not None:
-            out.setdefault("num_classes", len(classes))
-        channels = data.example.shape[1] if data.example.ndim == 4 else 3
-        if channels != 3:  # e.g. grayscale MNIST-format data: built-in models take 1 channel
-            out.setdefault("in_channels", int(channels))
-    return out
+    """The datasets and loaders the data flags ask for (unset flags: ``saved``, then defaults)."""
+    return _recipe.load_data(task_name, seed=seed, saved=saved, **data_options(args))

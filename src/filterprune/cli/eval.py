@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..loop import load
-from ._common import CLIError, add_model_args, existing_path, model_factory, model_info
-from ._data import add_data_args, default_model_args, load_data
+from ..recipes import evaluate_saved
+from ._common import CLIError, add_model_args, add_widths_args, existing_path, model_info
+from ._data import add_data_args, load_data
 
 NAME = "eval"
 HELP = "evaluate a saved or pruned model on built-in or folder data"
@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder, run folder or .safetensors file",
     )
     add_model_args(parser)
+    add_widths_args(parser)
     add_data_args(parser, required=False)
     parser.add_argument("--latency", action="store_true", help="also time a forward pass")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -53,18 +54,17 @@ def run(args: argparse.Namespace) -> int:
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
     data = load_data(args, task_name, seed=args.seed, saved=info.get("data"))
-    kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
-    model = load(args.load, model_factory(info["model"], kwargs), device=args.device)
-    metrics = data.task.evaluate(model, data.val_loader, device=args.device)
-    counts = report.count(model, data.example)
-    out = {
-        "metrics": metrics,
-        "params": counts.params,
-        "macs": counts.macs,
-        "size_mb": report.checkpoint_size_bytes(model) / 1e6,
-    }
-    if args.latency:
-        out["latency_ms"] = report.measure_latency(model, data.example)[0].median_ms
+    out = evaluate_saved(
+        args.load,
+        data=data,
+        model=info["model"],
+        model_args=info["model_args"],
+        task=task_name,
+        channel_txt=args.channel_txt,
+        spec=args.spec,
+        latency=args.latency,
+        device=args.device,
+    )
     if args.json:
         print(json.dumps(out))
         return 0

@@ -7,8 +7,9 @@ import argparse
 import torch
 
 from ..api import analyze
-from ..loop import load
-from ._common import add_model_args, existing_path, model_factory, model_info, shape
+from ..recipes import load_model, model_factory, widths_plan
+from ..surgery import apply_plan
+from ._common import add_model_args, add_widths_args, existing_path, model_info, shape
 
 NAME = "inspect"
 HELP = "print the prunability report (channel groups, frozen reasons) of a model"
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the output channels of layers matching this pattern (repeatable)",
     )
     parser.add_argument("--list-models", action="store_true", help="list built-in models")
+    add_widths_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,12 +58,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     info = model_info(args, args.load)
     factory = model_factory(info["model"], info["model_args"])
-    model = load(args.load, factory) if args.load is not None else factory()
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
     example = torch.zeros(input_shape)
+    widths = {"channel_txt": args.channel_txt, "spec": args.spec}
+    if args.load is not None:
+        model, _ = load_model(args.load, factory, example, **widths)
+    else:  # the architecture, narrowed to --channel-txt / --spec widths if given
+        model = factory()
+        plan = widths_plan(factory, example, **widths)
+        if plan is not None:
+            apply_plan(model, plan)
     graph = analyze(model.eval(), example, ignore=args.ignore or None)
     print(graph.report())
-    from ..report import count
+    from ..measure import count
 
     counts = count(model, example)
     print(f"{counts.params} parameters, {counts.macs} MACs for input {tuple(input_shape)}")

@@ -5,43 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..criteria.regularize import COSTS
-from ..loop import (
-    RECIPE,
-    ConfigError,
-    PruneConfig,
-    RunDir,
-    load,
-    plan_from_widths,
-    read_channel_txt,
-    read_spec,
-    resolve_checkpoint,
-    run_pruning,
-    task_callbacks,
-    unet_channel_list,
-    unet_conv_names,
-    write_channel_txt,
-)
-from ..loop.checkpoint import read_plan, read_text
-from ..plan import Plan
+from ..loop import RECIPE, ConfigError, PruneConfig
+from ..loop.checkpoint import read_text
+from ..recipes import Optimizer, prune_saved
+from ..recipes.models import MODEL_JSON
+from ..recipes.prune import check_run_dir
 from ._common import (
-    MODEL_JSON,
     CLIError,
     add_model_args,
+    add_widths_args,
     amount,
     amounts,
-    discard_on_error,
     existing_path,
     key_value,
-    model_factory,
     model_info,
     say,
-    write_model_json,
 )
-from ._data import add_data_args, default_model_args, load_data
+from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
 from .train import add_run_args, add_training_args
 
@@ -58,7 +43,8 @@ DESCRIPTION = (
     "the starting value stops the run as a failure and the last good model is kept "
     "(--allow-collapse turns this off). "
     "Every iteration is checkpointed under --run-dir (weights.safetensors, plan.json, "
-    "metrics.json, log.jsonl); --resume continues an interrupted run. Settings can also come "
+    "metrics.json, log.jsonl), with model.json and channels.txt (the final widths, one line per "
+    "conv layer) beside them; --resume continues an interrupted run. Settings can also come "
     "from a JSON --config (a PruneConfig); flags override it.\n\n"
     "Data folders: classify reads DIR/train/CLASS/*.png + DIR/val/CLASS/*.png (or DIR/CLASS/* "
     "split randomly); segment reads Carvana's DIR/train/ID.jpg + DIR/train_masks/ID_mask.gif."
@@ -83,19 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder, run folder or .safetensors file to prune",
     )
     add_model_args(parser)
-    arch = parser.add_mutually_exclusive_group()
-    arch.add_argument(
-        "--channel-txt",
-        type=existing_path,
-        metavar="FILE",
-        help="U-Net widths of the checkpoint: one channel count per conv line",
-    )
-    arch.add_argument(
-        "--spec",
-        type=existing_path,
-        metavar="FILE",
-        help="widths JSON {layer: channels} or a plan.json of the checkpoint",
-    )
+    add_widths_args(parser)
     add_data_args(parser, required=False)
     p = parser.add_argument_group("pruning")
     p.add_argument("--config", type=existing_path, metavar="FILE", help="PruneConfig JSON")
@@ -204,7 +178,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="finetune the final model N more steps (or epochs; default 300 steps, 1 epoch)",
     )
-    add_training_args(parser)
+    add_training_args(parser, inherit=True)
     stop = parser.add_argument_group("stop conditions")
     stop.add_argument(
         "--max-iterations", type=int, metavar="N", help="default 10; no limit with a --target"
@@ -392,25 +366,24 @@ def _name_flags(message: str) -> str:
     return re.sub(r"PruneConfig\.(\w+)", flag, message)
 
 
-def _base_plan(args: argparse.Namespace, factory: Any, example: Any) -> Plan | None:
-    """The plan from the factory's architecture to the checkpoint's (None: use plan.json)."""
-    if args.channel_txt is not None:
-        model = factory()
-        names = unet_conv_names(model)
-        if not names:
-            raise CLIError(f"--channel-txt applies to U-Nets; {type(model).__name__} has no convs")
-        channels = read_channel_txt(args.channel_txt, expected=len(names))
-        try:
-            return plan_from_widths(model, dict(zip(names, channels, strict=True)), example)
-        except ValueError as exc:
-            raise CLIError(f"--channel-txt {args.channel_txt}: {exc}") from None
-    if args.spec is not None:
-        spec = read_spec(args.spec)
-        try:
-            return spec if isinstance(spec, Plan) else plan_from_widths(factory(), spec, example)
-        except ValueError as exc:
-            raise CLIError(f"--spec {args.spec}: {exc}") from None
-    return None
+def optimizer_from(args: argparse.Namespace, saved: dict[str, Any] | None) -> Optimizer:
+    """The finetuning optimizer: flags first, then the baseline's (model.json), then defaults."""
+    base = Optimizer.from_dict(saved, source=f"{MODEL_JSON} next to --load")
+    flags = {
+        "name": args.optimizer,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+    }
+    return replace(base, **{k: v for k, v in flags.items() if v is not None})
+
+
+def _describe(optimizer: Optimizer, args: argparse.Namespace, saved: dict | None) -> str:
+    given = {"name": args.optimizer, "lr": args.lr}
+    where = "from the flags" if any(v is not None for v in given.values()) else None
+    if where is None:
+        where = "as the baseline was trained (model.json)" if saved else "the defaults"
+    return f"finetuning with {optimizer.name} lr={optimizer.lr:g} ({where})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -419,69 +392,36 @@ def run(args: argparse.Namespace) -> int:
     task_name = args.task or info.get("task")
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
-    if RunDir(args.run_dir).exists() and not args.resume:
-        raise CLIError(
-            f"--run-dir {args.run_dir} already holds a run; add --resume to continue it or "
-            "choose another --run-dir"
-        )
+    check_run_dir(args.run_dir, resume=args.resume)
     # the data split follows model.json (the baseline's split); --seed seeds the pruning
     split_seed = None if info.get("data") else (args.seed or 0)
     data = load_data(args, task_name, seed=split_seed, saved=info.get("data"))
     config = build_config(args, data.task)
-    kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
-    factory = model_factory(info["model"], kwargs)
-    plan = _base_plan(args, factory, data.example)
-    model = load(args.load, factory, plan=plan)
-    if plan is None:
-        _, plan_path = resolve_checkpoint(args.load)
-        plan = read_plan(plan_path) if plan_path is not None else Plan()
-    hooks = task_callbacks(
-        data.task,
-        data.train_loader,
-        data.val_loader,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        device=config.device,
+    optimizer = optimizer_from(args, info.get("training"))
+    say(args, _describe(optimizer, args, info.get("training")))
+    say(args, f"pruning {info['model']} with {config.criterion}; checkpoints in {args.run_dir}")
+    result = prune_saved(
+        args.load,
+        run_dir=args.run_dir,
+        config=config,
+        data=data,
+        model=info["model"],
+        model_args=info["model_args"],
+        task=task_name,
+        optimizer=optimizer,
+        channel_txt=args.channel_txt,
+        spec=args.spec,
+        resume=args.resume,
         progress=not args.quiet,
     )
-    # an error before the first checkpoint leaves no run folder (or model.json) behind
-    with discard_on_error(
-        args.run_dir, kept=lambda: not main_process or RunDir(args.run_dir).exists()
-    ):
-        if main_process and not (args.run_dir / MODEL_JSON).is_file():
-            info = {
-                "model": info["model"],
-                "model_args": kwargs,
-                "task": task_name,
-                "input_shape": list(data.example.shape),
-                "data": data.settings,
-            }
-            write_model_json(args.run_dir, info)
-        say(args, f"pruning {info['model']} with {config.criterion}; checkpoints in {args.run_dir}")
-        result = run_pruning(
-            model,
-            data.example,
-            config=config,
-            run_dir=args.run_dir,
-            resume=args.resume,
-            base_plan=plan,
-            progress=not args.quiet,
-            **hooks.as_kwargs(),
-        )
     if not main_process:  # the run is over on every rank; rank 0 writes and prints the rest
         return 0
-    if unet_conv_names(result.model) and hasattr(result.model, "outc"):
-        write_channel_txt(args.run_dir / "channels.txt", unet_channel_list(result.model))
-    from ..distributed import is_main_process
-    from ..loop import write_run_report
     from ..report import to_markdown
+    from ..report.run_report import write_run_report
 
-    if is_main_process():
-        tables = write_run_report(args.run_dir, plots=False)  # figures: filterprune report
-        for table in tables.tables().values():
-            print(to_markdown(table))
+    tables = write_run_report(args.run_dir, plots=False)  # figures: filterprune report
+    for table in tables.tables().values():
+        print(to_markdown(table))
     print(
         f"\nstopped: {result.stop_message}; final model from iteration {result.best_iteration}"
         f" in {args.run_dir} (load it with 'filterprune eval --load {args.run_dir}')"
@@ -491,8 +431,8 @@ def run(args: argparse.Namespace) -> int:
         if result.stop_reason == "non_finite":
             raise CLIError(
                 f"finetuning diverged ({detail}); {args.run_dir} keeps iteration "
-                f"{result.best_iteration}, the last good model: lower --lr (now {args.lr}) and "
-                "continue with --resume"
+                f"{result.best_iteration}, the last good model: lower --lr (now {optimizer.lr:g}) "
+                "and continue with --resume"
             )
         if result.stop_reason == "metric_collapse" or "collapsed" in detail:
             raise CLIError(

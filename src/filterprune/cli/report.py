@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..loop import write_run_report
-from ._common import CLIError, add_model_args, model_factory, model_info, say, shape
+from ..recipes import model_factory
+from ..report.run_report import write_run_report
+from ._common import CLIError, add_model_args, add_widths_args, model_info, say, shape
 
 NAME = "report"
 HELP = "write tables, plots and summary.md/html for a run folder"
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="input of the exported graphs (default: model.json's)",
     )
     add_model_args(parser)
+    add_widths_args(parser)
 
 
 def _deploy_inputs(args: argparse.Namespace) -> dict:
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.run_dir.is_dir():
         raise CLIError(f"RUN_DIR {str(args.run_dir)!r} is not a folder; pass a prune --run-dir")
+    if args.channel_txt or args.spec:  # every checkpoint of a run has its plan.json
+        say(args, "--channel-txt/--spec not needed: the run's plan.json files hold its widths")
     extra = _deploy_inputs(args) if args.deploy else {}
     result = write_run_report(
         args.run_dir, out_dir=args.out, plots=not args.no_plots, deploy=args.deploy, **extra

@@ -6,12 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..distributed import is_distributed, rewrap_ddp
-from ..loop import save, seed_everything
-from ..loop.checkpoint import atomic_write_json
-from ..loop.tasks import EpochLoader
-from ._common import add_model_args, model_factory, say, write_model_json
-from ._data import add_data_args, default_model_args, load_data
+from ..distributed import is_main_process
+from ..recipes import Optimizer, train_baseline
+from ..recipes.train import OPTIMIZERS
+from ._common import add_model_args, say
+from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
 
 NAME = "train"
@@ -31,12 +30,33 @@ EXAMPLES = [
 ]
 
 
-def add_training_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("optimizer")
-    group.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
-    group.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
-    group.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    group.add_argument("--weight-decay", type=float, default=0.0, help="default 0")
+def add_training_args(parser: argparse.ArgumentParser, *, inherit: bool = False) -> None:
+    """Optimizer flags; with ``inherit`` (prune) unset flags take the baseline's settings."""
+    base = Optimizer()
+    note = "unset flags: as the baseline was trained (model.json), else the defaults"
+    group = parser.add_argument_group("optimizer", note if inherit else None)
+
+    def default(value: Any) -> Any:
+        return None if inherit else value
+
+    group.add_argument(
+        "--lr", type=float, default=default(base.lr), help=f"learning rate (default {base.lr})"
+    )
+    group.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default=default(base.name), help="default sgd"
+    )
+    group.add_argument(
+        "--momentum",
+        type=float,
+        default=default(base.momentum),
+        help=f"SGD momentum (default {base.momentum})",
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=float,
+        default=default(base.weight_decay),
+        help=f"default {base.weight_decay:g}",
+    )
 
 
 def add_run_args(parser: argparse.ArgumentParser, group: Any = None) -> None:
@@ -66,40 +86,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    main_process = join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
+    join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
     seed = args.seed or 0
-    device = args.device or "cpu"
-    seed_everything(seed, "train")
     data = load_data(args, args.task, seed=seed)
-    kwargs = default_model_args(args.model, args.task, data, dict(args.model_arg))
-    model = model_factory(args.model, kwargs)().to(device)
-    steps = args.steps if args.steps is not None or args.epochs is not None else 200
-    say(args, f"training {args.model} {kwargs} on {len(data.train)} samples")
-    done = data.task.finetune(
-        rewrap_ddp(model) if is_distributed() else model,  # DDP averages the ranks' gradients
-        EpochLoader(data.train_loader),  # a DistributedSampler reshuffles every epoch
-        steps=steps,
+    say(args, f"training {args.model} {dict(args.model_arg)} on {len(data.train)} samples")
+    done = train_baseline(
+        args.model,
+        data,
+        out=args.out,
+        model_args=dict(args.model_arg),
+        steps=args.steps,
         epochs=args.epochs,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        device=device,
+        optimizer=Optimizer(
+            name=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+        ),
+        seed=seed,
+        device=args.device or "cpu",
         progress=not args.quiet,
     )
-    if not main_process:  # rank 0 evaluates and saves its replica
+    if not is_main_process():
         return 0
-    metrics = data.task.evaluate(model, data.val_loader, device=device)
-    save(model.to("cpu"), None, args.out)
-    info = {
-        "model": args.model,
-        "model_args": kwargs,
-        "task": args.task,
-        "input_shape": list(data.example.shape),
-        "data": data.settings,
-    }
-    write_model_json(args.out, info)
-    atomic_write_json(args.out / "metrics.json", {"steps": done, "metrics": metrics})
-    shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    print(f"{shown} after {done} steps; saved to {args.out}")
+    shown = " ".join(f"{k}={v:.4g}" for k, v in done.metrics.items())
+    print(f"{shown} after {done.steps} steps; saved to {args.out}")
     return 0

@@ -7,6 +7,7 @@
 >>> pruned = load("runs/vgg", lambda: create_model("vgg16_bn"))  # doctest: +SKIP
 """
 
+from ..report.run_report import RunReport, run_tables, write_run_report
 from .checkpoint import CheckpointError, RunDir
 from .config import (
     DEFAULT_FINAL_FINETUNE,
@@ -23,9 +24,11 @@ from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
-from .summary import RunReport, run_tables, write_run_report
 from .tasks import TaskCallbacks, task_callbacks
 from .widths import (
+    channel_layers,
+    channel_list,
+    channel_widths,
     plan_from_widths,
     read_channel_txt,
     read_spec,
@@ -52,6 +55,9 @@ __all__ = [
     "LoopState",
     "Target",
     "TaskCallbacks",
+    "channel_layers",
+    "channel_list",
+    "channel_widths",
     "ignored_layers",
     "layer_widths",
     "load",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..criteria.regularize import COSTS
-from ..report.latency_config import LatencyConfig
+from ..measure.latency_config import LatencyConfig
 from .errors import ConfigError
 from .target import Target
 
@@ -166,7 +166,7 @@ class PruneConfig:
             empty a small layer in one step. Default 0.25; 1.0 = no cap. (Per group, ``amount``
             is itself each group's fraction.)
         measure_latency: Time a forward pass each iteration (also on with a latency target).
-        latency: How to time it: a :class:`filterprune.report.LatencyConfig` or its dict
+        latency: How to time it: a :class:`filterprune.measure.LatencyConfig` or its dict
             (devices, batch sizes, input size, threads, repeats). The iteration table shows the
             first batch size on the run's device; the latency table shows every measurement.
         seed: RNG seed; every iteration reseeds from ``(seed, iteration)``, so a resumed run

@@ -9,30 +9,10 @@ from typing import Any
 from torch import nn
 
 from ..plan import Plan
+from ..report.tables import iteration_table, layer_table, table_rows
 from .stop import STOP_REASONS
 
-__all__ = ["TABLE_KEYS", "RunResult"]
-
-# Row keys understood by filterprune.report.iteration_table; rows hold a few more (accepted,
-# pruned_fraction, amount, scope, channels, latency, seconds, recovery) that only the log keeps.
-TABLE_KEYS = (
-    "iteration",
-    "ranking_batches",
-    "removed",
-    "removed_total",
-    "finetune",
-    "metrics",
-    "params",
-    "macs",
-    "size_mb",
-    "latency_ms",
-    "latency_iqr_ms",
-)
-
-
-def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows reduced to the keys :func:`filterprune.report.iteration_table` accepts."""
-    return [{k: row[k] for k in TABLE_KEYS if k in row} for row in rows]
+__all__ = ["RunResult"]
 
 
 @dataclass
@@ -76,12 +56,8 @@ class RunResult:
 
     def table(self) -> Any:
         """The per-iteration :class:`filterprune.report.Table` (row 0 = the starting model)."""
-        from ..report import iteration_table
-
         return iteration_table(table_rows(self.rows))
 
     def layer_table(self) -> Any:
         """Output channels per producing layer: starting model vs. final model."""
-        from ..report import layer_table
-
         return layer_table(before=self.rows[0]["channels"], after=self.final_row["channels"])

@@ -159,7 +159,7 @@ class PruningLoop:
         row: dict[str, Any] = {"iteration": iteration, **fields}
         row.update(params=counts.params, macs=counts.macs, size_mb=len(weights) / 1e6)
         if self.config.needs_latency:
-            from ..report import latency_fields, measure_latencies
+            from ..measure import latency_fields, measure_latencies
 
             timed = measure_latencies(self.model, self.example, self.config.latency)
             row.update(latency_fields(timed, self.model))

@@ -23,6 +23,9 @@ from .checkpoint import atomic_write_text, read_text
 from .layers import producing_layers
 
 __all__ = [
+    "channel_layers",
+    "channel_list",
+    "channel_widths",
     "plan_from_widths",
     "read_channel_txt",
     "read_spec",
@@ -101,24 +104,59 @@ def read_spec(path: str | Path) -> Plan | dict[str, int]:
     return dict(data)
 
 
-def unet_conv_names(model: nn.Module) -> list[str]:
-    """Conv and transposed-conv layers of a U-Net in module order, without the output head.
+OUTPUT_REASON = "model output"  # how the tracer explains a group the model returns
 
-    22 layers for the built-in :class:`filterprune.models.UNet` with transposed-conv upsampling
-    (18 with ``bilinear=True``), the same count as the seed project's channel list.
+
+def _conv_layers(model: nn.Module, example_inputs: Any = None) -> tuple[list[str], set[str]]:
+    """Conv and transposed-conv layers in module order, and those among them that are the head.
+
+    The head is found from the graph, not by name: a layer whose output channels are what the
+    model returns (a fixed width), wherever it sits (``outc``, ``outc.conv``, ``head.1``...).
     """
-    head = getattr(model, "outc", None)
-    return [
+    convs = [
         name
         for name, module in producing_layers(model).items()
-        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d) and module is not head
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d)
     ]
+    if not convs:
+        return [], set()
+    example = _default_example(model) if example_inputs is None else example_inputs
+    graph = analyze(model, example, probe=False)
+    heads = {
+        producer
+        for group in graph.groups
+        if any(reason.startswith(OUTPUT_REASON) for reason in group.reasons)
+        for producer in group.producers
+    }
+    return convs, heads & set(convs)
 
 
-def unet_channel_list(model: nn.Module) -> list[int]:
-    """Output channels of each conv of a U-Net, in the order of :func:`unet_conv_names`."""
+def channel_layers(model: nn.Module, example_inputs: Any = None) -> list[str]:
+    """The layers a channel list describes: convs in module order, without the output head.
+
+    22 layers for the built-in :class:`filterprune.models.UNet` with transposed-conv upsampling
+    (18 with ``bilinear=True``), the same count as the seed project's channel list; also 22 for
+    a U-Net whose 1x1 output conv sits inside a wrapper module. ``example_inputs`` (default: a
+    zero 32x32 batch of one) is traced to find the head.
+    """
+    convs, heads = _conv_layers(model, example_inputs)
+    return [name for name in convs if name not in heads]
+
+
+def unet_conv_names(model: nn.Module, example_inputs: Any = None) -> list[str]:
+    """The U-Net name of :func:`channel_layers` (kept for 0.1 callers)."""
+    return channel_layers(model, example_inputs)
+
+
+def channel_list(model: nn.Module, example_inputs: Any = None) -> list[int]:
+    """Output channels of each layer of :func:`channel_layers`: the lines of ``channels.txt``."""
     modules = dict(model.named_modules())
-    return [int(modules[n].out_channels) for n in unet_conv_names(model)]
+    return [int(modules[n].out_channels) for n in channel_layers(model, example_inputs)]
+
+
+def unet_channel_list(model: nn.Module, example_inputs: Any = None) -> list[int]:
+    """The U-Net name of :func:`channel_list` (kept for 0.1 callers)."""
+    return channel_list(model, example_inputs)
 
 
 def write_channel_txt(path: str | Path, channels: list[int]) -> Path:
@@ -158,22 +196,69 @@ def read_channel_txt(path: str | Path, *, expected: int | None = None) -> list[i
     if expected is not None and len(channels) != expected:
         raise ValueError(
             f"{path}: has {len(channels)} channel counts but the model has {expected} conv layers; "
-            "write one line per conv layer, in order (see filterprune.loop.unet_conv_names)"
+            "write one line per conv layer, in order (see filterprune.loop.channel_layers)"
         )
     return channels
+
+
+def _expected_lines(model: nn.Module, convs: list[str], heads: set[str]) -> str:
+    modules = dict(model.named_modules())
+    lines = [
+        f"line {i} {name} ({modules[name].out_channels} channels in the full model)"
+        for i, name in enumerate((n for n in convs if n not in heads), 1)
+    ]
+    text = "expected one line per conv layer, in order: " + "; ".join(lines)
+    if heads:
+        shown = ", ".join(f"{h} ({modules[h].out_channels})" for h in sorted(heads))
+        text += f"; the output head {shown} keeps its width and may be listed or left out"
+    return text
+
+
+def channel_widths(
+    model: nn.Module,
+    channels: list[int],
+    *,
+    example_inputs: Any = None,
+    source: str = "channel list",
+) -> dict[str, int]:
+    """Layer name -> width for :func:`plan_from_widths`, from a channel list.
+
+    The list has one line per layer of :func:`channel_layers`; a list that also holds the output
+    head's line (with its fixed width) is accepted too, and that line is dropped.
+
+    Raises:
+        ValueError: The count fits neither form, or a head line asks for another width; the
+            message lists the expected lines layer by layer.
+    """
+    convs, heads = _conv_layers(model, example_inputs)
+    names = [n for n in convs if n not in heads]
+    if not names:
+        raise ValueError(f"{source}: {type(model).__name__} has no conv layers to describe")
+    if len(channels) == len(names):
+        return dict(zip(names, channels, strict=True))
+    if heads and len(channels) == len(convs):
+        widths = dict(zip(convs, channels, strict=True))
+        modules = dict(model.named_modules())
+        for head in heads:
+            if widths[head] != modules[head].out_channels:
+                line = convs.index(head) + 1
+                raise ValueError(
+                    f"{source}: line {line} is the output head {head}, which keeps its "
+                    f"{modules[head].out_channels} channels (the model's output), got "
+                    f"{widths[head]}; fix the line or leave it out"
+                )
+        return {n: w for n, w in widths.items() if n not in heads}
+    raise ValueError(
+        f"{source}: has {len(channels)} channel counts but the model has {len(names)} conv "
+        f"layers; {_expected_lines(model, convs, heads)}"
+    )
 
 
 def unet_widths(
     model: nn.Module, channels: list[int], *, source: str = "channel list"
 ) -> dict[str, int]:
-    """Layer name -> width for :func:`plan_from_widths`, from a U-Net channel list."""
-    names = unet_conv_names(model)
-    if len(channels) != len(names):
-        raise ValueError(
-            f"{source}: has {len(channels)} channel counts but {type(model).__name__} has "
-            f"{len(names)} conv layers ({names[0]} ... {names[-1]})"
-        )
-    return dict(zip(names, channels, strict=True))
+    """The U-Net name of :func:`channel_widths` (kept for 0.1 callers)."""
+    return channel_widths(model, channels, source=source)
 
 
 def unet_from_channels(
@@ -190,6 +275,7 @@ def unet_from_channels(
     from ..models import UNet
 
     model = UNet(**unet_kwargs)
-    plan = plan_from_widths(model, unet_widths(model, channels), example_inputs)
+    widths = channel_widths(model, channels, example_inputs=example_inputs)
+    plan = plan_from_widths(model, widths, example_inputs)
     apply_plan(model, plan)
     return model, plan

@@ -183,7 +183,7 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
         run_dir=config.run_dir,
         progress=config.progress,
     )
-    from ..loop import write_run_report
+    from ..report.run_report import write_run_report
 
     echo("\nPer-iteration results\n")
     echo(report.to_markdown(result.table()))

@@ -5,17 +5,9 @@ imported inside the functions that need them (``pip install filterprune[report]`
 ``filterprune[onnx]``).
 """
 
-from filterprune.report.counting import Counts, count, count_params, per_module_macs
-from filterprune.report.deploy import DeployCheck, check_deployment, deployment_table
-from filterprune.report.export import (
-    OnnxReport,
-    check_torch_export,
-    check_torchscript,
-    export_onnx,
-)
-from filterprune.report.filesize import bytes_to_mb, checkpoint_size_bytes
-from filterprune.report.formatting import format_value
-from filterprune.report.latency import (
+from filterprune.measure.counting import Counts, count, count_params, per_module_macs
+from filterprune.measure.filesize import bytes_to_mb, checkpoint_size_bytes
+from filterprune.measure.latency import (
     LatencyResult,
     efficiency,
     macs_reduction_ratio,
@@ -23,7 +15,15 @@ from filterprune.report.latency import (
     speedup,
     speedups,
 )
-from filterprune.report.latency_config import LatencyConfig, latency_fields, measure_latencies
+from filterprune.measure.latency_config import LatencyConfig, latency_fields, measure_latencies
+from filterprune.report.deploy import DeployCheck, check_deployment, deployment_table
+from filterprune.report.export import (
+    OnnxReport,
+    check_torch_export,
+    check_torchscript,
+    export_onnx,
+)
+from filterprune.report.formatting import format_value
 from filterprune.report.latency_table import latency_table
 from filterprune.report.plots import (
     plot_channels,
@@ -32,6 +32,7 @@ from filterprune.report.plots import (
     plot_score_distributions,
 )
 from filterprune.report.render import table_from_json, to_csv, to_html, to_json, to_markdown
+from filterprune.report.run_report import RunReport, run_tables, write_run_report
 from filterprune.report.summary import write_summary
 from filterprune.report.tables import Column, Table, iteration_table, layer_table
 
@@ -42,6 +43,7 @@ __all__ = [
     "LatencyConfig",
     "LatencyResult",
     "OnnxReport",
+    "RunReport",
     "Table",
     "bytes_to_mb",
     "check_deployment",
@@ -66,6 +68,7 @@ __all__ = [
     "plot_latency_vs_macs",
     "plot_metric_vs_macs",
     "plot_score_distributions",
+    "run_tables",
     "speedup",
     "speedups",
     "table_from_json",
@@ -73,5 +76,6 @@ __all__ = [
     "to_html",
     "to_json",
     "to_markdown",
+    "write_run_report",
     "write_summary",
 ]

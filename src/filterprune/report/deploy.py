@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from filterprune.report._common import ExampleInputs
+from filterprune.measure._forward import ExampleInputs
 from filterprune.report.export import (
     OnnxReport,
     check_torch_export,

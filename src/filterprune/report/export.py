@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from filterprune.report._common import (
+from filterprune.measure._forward import (
     ExampleInputs,
     as_input_tuple,
     eval_mode,

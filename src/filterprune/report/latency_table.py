@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from filterprune.report.latency import efficiency, macs_reduction_ratio
+from filterprune.measure.latency import efficiency, macs_reduction_ratio
 from filterprune.report.tables import Column, Table
 
 __all__ = ["latency_table"]
@@ -23,7 +23,7 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
         rows: Iteration rows as logged by the pruning loop: ``iteration`` and ``latency``, a list
             of records with ``device``, ``batch_size``, ``threads``, ``median_ms``, ``iqr_ms``,
             ``runs``, ``calls_per_run`` and ``macs`` (see
-            :func:`~filterprune.report.measure_latencies`). Rows without ``latency`` are skipped.
+            :func:`~filterprune.measure.measure_latencies`). Rows without ``latency`` are skipped.
 
     Returns:
         One table row per (iteration, device, batch size), or ``None`` when no row was timed.

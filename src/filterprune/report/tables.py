@@ -16,7 +16,7 @@ from typing import Any
 
 from filterprune.report.formatting import KINDS, format_value
 
-__all__ = ["Column", "Table", "iteration_table", "layer_table"]
+__all__ = ["ITERATION_KEYS", "Column", "Table", "iteration_table", "layer_table", "table_rows"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,9 @@ class Table:
         return [c.key for c in self.columns]
 
 
+# The keys of an iteration row that the table reads; the pruning loop's rows hold a few more
+# (accepted, pruned_fraction, amount, scope, channels, latency, seconds, recovery) that only the
+# run log keeps.
 ITERATION_KEYS = (
     "iteration",
     "ranking_batches",
@@ -81,6 +84,11 @@ ITERATION_KEYS = (
     "latency_iqr_ms",
     "speedup",
 )
+
+
+def table_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows reduced to the keys :func:`iteration_table` accepts (``ITERATION_KEYS``)."""
+    return [{k: row[k] for k in ITERATION_KEYS if k in row} for row in rows]
 
 
 def _plain(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Tables, plots and a summary page for a run folder, built from its log with filterprune.report.
+"""The run report: tables, plots and a summary page for a run folder, built from its log.
 
 From ``log.jsonl`` alone: the per-iteration, per-layer and latency tables, the channel, metric and
 latency plots; from ``iter_NNN/scores.json``: the importance score distributions. The optional
@@ -18,8 +18,7 @@ from typing import Any
 from torch import nn
 
 from .._atomic import atomic_write_text
-from .checkpoint import CheckpointError, RunDir
-from .result import table_rows
+from .tables import table_rows
 
 __all__ = ["RunReport", "run_tables", "write_run_report"]
 
@@ -48,7 +47,13 @@ class RunReport:
         return {name: table for name, table in named.items() if table is not None}
 
 
-def _final_row(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _run_dir(path: str | Path) -> Any:
+    from ..loop.checkpoint import RunDir
+
+    return RunDir(path)
+
+
+def _final_row(run: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     if run.exists():
         final = run.read_state()["final"]
         wanted: int | str = "final" if final == "final" else int(final.removeprefix("iter_"))
@@ -60,9 +65,11 @@ def _final_row(run: RunDir, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_tables(run_dir: str | Path) -> RunReport:
     """The per-iteration, per-layer and latency tables of a run folder (from ``log.jsonl``)."""
-    from ..report import iteration_table, latency_table, layer_table
+    from ..loop.checkpoint import CheckpointError
+    from .latency_table import latency_table
+    from .tables import iteration_table, layer_table
 
-    run = RunDir(run_dir)
+    run = _run_dir(run_dir)
     rows = run.read_rows()
     if not rows:
         raise CheckpointError(
@@ -80,12 +87,12 @@ def run_tables(run_dir: str | Path) -> RunReport:
 
 def run_scores(run_dir: str | Path) -> dict[int, dict[str, list[float]]]:
     """Iteration -> group name -> importance scores, for every iteration that saved them."""
-    run = RunDir(run_dir)
+    run = _run_dir(run_dir)
     out = {}
     for row in run.read_rows():
         iteration = row["iteration"]
         if isinstance(iteration, int) and iteration > 0:
-            scores = run.read_scores(RunDir.iteration_name(iteration))
+            scores = run.read_scores(run.iteration_name(iteration))
             if scores:
                 out[iteration] = scores
     return out
@@ -104,12 +111,12 @@ def _deploy(
     run_dir: Path, out: Path, factory: Callable[[], nn.Module], example_inputs: Any, threads: Any
 ) -> Any:
     from .. import report
-    from .load import load
+    from ..loop.load import load
 
-    run = RunDir(run_dir)
+    run = _run_dir(run_dir)
     checks = []
     for label, path, onnx_name in (
-        ("original", run.checkpoint(RunDir.iteration_name(0)), "original.onnx"),
+        ("original", run.checkpoint(run.iteration_name(0)), "original.onnx"),
         ("final", run_dir, "model.onnx"),
     ):
         model = load(path, factory)

@@ -2,8 +2,8 @@
 
 :class:`LatencyConfig` is the latency part of a pruning run's configuration;
 :func:`measure_latencies` times one model with it on every requested device and batch size and
-returns plain records (the :class:`~filterprune.report.latency.LatencyResult` fields plus the
-MACs of the timed batch), ready for the run log and :func:`~filterprune.report.latency_table`.
+returns plain records (the :class:`~filterprune.measure.latency.LatencyResult` fields plus the
+MACs of the timed batch), ready for the run log and :func:`~filterprune.report.latency_table.latency_table`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from filterprune.report._common import ExampleInputs, as_input_tuple, model_device
+from filterprune.measure._forward import ExampleInputs, as_input_tuple, model_device
 
 __all__ = ["LatencyConfig", "latency_fields", "measure_latencies"]
 
@@ -32,7 +32,7 @@ def _fail(name: str, value: Any, need: str) -> None:
 
 @dataclass(frozen=True)
 class LatencyConfig:
-    """How to time a model (see :func:`filterprune.report.measure_latency` for the method).
+    """How to time a model (see :func:`filterprune.measure.measure_latency` for the method).
 
     Attributes:
         batch_sizes: Batch sizes to time; the first is the one reported in the iteration table.
@@ -144,11 +144,11 @@ def measure_latencies(
 
     Returns:
         One dict per (device, batch size), devices in config order: the fields of
-        :class:`~filterprune.report.latency.LatencyResult` plus ``macs``, the multiply-accumulates
+        :class:`~filterprune.measure.latency.LatencyResult` plus ``macs``, the multiply-accumulates
         of one forward pass on the timed batch (for the efficiency of the speed-up).
     """
-    from filterprune.report.counting import count
-    from filterprune.report.latency import _batched, measure_latency
+    from filterprune.measure.counting import count
+    from filterprune.measure.latency import _batched, measure_latency
 
     timed = _timed_input(example_inputs, config.input_size)
     macs = {b: count(model, _batched(as_input_tuple(timed), b)).macs for b in config.batch_sizes}

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from filterprune.report import count, count_params, per_module_macs
+from filterprune.measure import count, count_params, per_module_macs
 
 # Hand counts for TinyNet (see conftest) on a (1, 3, 8, 8) input.
 TINY_CONV_MACS = 4 * 3 * 3 * 3 * 8 * 8  # Cout * Cin * k * k * Hout * Wout = 6912

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.benchmark import Timer
 
-from filterprune.report._common import ExampleInputs, as_input_tuple, eval_mode, model_device
+from filterprune.measure._forward import ExampleInputs, as_input_tuple, eval_mode, model_device
 
 MAX_WARMUP_ROUNDS = 10
 

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from filterprune.report import bytes_to_mb, checkpoint_size_bytes
+from filterprune.measure import bytes_to_mb, checkpoint_size_bytes
 
 
 def test_size_grows_with_parameter_count():

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from filterprune.report._common import (
+from filterprune.measure._forward import (
     ExampleInputs,
     as_input_tuple,
     eval_mode,

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from filterprune.report import (
+from filterprune.measure import (
     LatencyResult,
     efficiency,
     macs_reduction_ratio,

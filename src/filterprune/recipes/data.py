@@ -1,0 +1,235 @@
+"""Datasets and loaders for a registered task: built-in data or a folder (train, prune, eval).
+
+Folder layouts (``--data DIR``):
+
+* classify: ``DIR/train/CLASS/*.png`` and ``DIR/val/CLASS/*.png``, or ``DIR/CLASS/*.png`` split
+  randomly (``--val-fraction``).
+* classify, MNIST format: ``--data fashion-mnist`` (the Debian package's folder) or a folder
+  holding ``train-images-idx3-ubyte(.gz)`` + ``train-labels-idx1-ubyte(.gz)`` (MNIST, KMNIST,
+  EMNIST ...); ``--val-fraction`` of the training file validates, the ``t10k`` file is never used.
+  ``--data-arg channels=3``, ``--data-arg resize=bilinear``, ``--data-arg transpose=true``.
+* segment: Carvana, ``DIR/train/ID.jpg`` with ``DIR/train_masks/ID_mask.gif`` (or ``images/`` with
+  ``masks/``), split by car so no car is on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+from ..distributed import is_distributed
+from .errors import RecipeError
+
+DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64}
+
+
+def data_settings(
+    task_name: str,
+    *,
+    data: str | Path | None = None,
+    image_size: int | None = None,
+    val_fraction: float | None = None,
+    data_args: dict[str, Any] | None = None,
+    seed: int | None = None,
+    saved: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The data settings given, falling back to ``saved`` (model.json's ``data``), then defaults.
+
+    Unless ``seed`` is given, the split seed is the saved one, so that pruning and evaluation
+    never validate on images the baseline was trained on.
+    """
+    saved = saved or {}
+    return {
+        "data": str(data) if data else saved.get("data", "builtin"),
+        "image_size": image_size or saved.get("image_size", DEFAULT_IMAGE_SIZE[task_name]),
+        "val_fraction": val_fraction or saved.get("val_fraction", 0.2),
+        "data_args": dict(data_args) if data_args else saved.get("data_args", {}),
+        "seed": seed if seed is not None else saved.get("seed", 0),
+    }
+
+
+@dataclass
+class Data:
+    """A task with its datasets and loaders; ``settings`` is what model.json stores as ``data``."""
+
+    task: Any
+    train: Dataset
+    val: Dataset
+    train_loader: DataLoader
+    val_loader: DataLoader
+    settings: dict[str, Any]
+
+    @property
+    def example(self) -> torch.Tensor:
+        """One validation input with a batch dimension, for tracing and counting."""
+        return self.val[0][0].unsqueeze(0)
+
+
+def _is_idx(data: str) -> bool:
+    if data.lower() == "fashion-mnist":
+        return True
+    root = Path(data)
+    return root.is_dir() and any(
+        p.is_file() and "idx" in p.name.lower() and "train" in p.name.lower()
+        for p in root.iterdir()
+    )
+
+
+def _idx(task_name: str, settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
+    from ..tasks.idx import IDXConfig, idx_datasets
+
+    if task_name != "classify":
+        raise RecipeError(f"--data {settings['data']}: MNIST-format data is for --task classify")
+    options = dict(settings["data_args"])
+    known = ("channels", "resize", "transpose", "normalize")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise RecipeError(
+            f"--data-arg {', '.join(unknown)}: not an option of MNIST-format data; "
+            f"known: {', '.join(known)}"
+        )
+    config = IDXConfig(
+        image_size=settings["image_size"],
+        val_fraction=settings["val_fraction"],
+        seed=settings["seed"],
+        **options,
+    )
+    train, val, _test = idx_datasets(settings["data"], config)  # the test split stays unseen
+    return train, val
+
+
+def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: int):
+    from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
+
+    if not root.is_dir():
+        raise RecipeError(
+            f"--data {root}: folder does not exist; pass a folder, 'builtin' or 'fashion-mnist'"
+        )
+    if task_name == "classify":
+        if (root / "train").is_dir() and (root / "val").is_dir():
+            return (
+                ImageFolderDataset(root / "train", image_size=size),
+                ImageFolderDataset(root / "val", image_size=size),
+            )
+        full = ImageFolderDataset(root, image_size=size)
+        order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
+        n_val = max(1, round(len(full) * val_fraction))
+        return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))
+    for images, masks in (("train", "train_masks"), ("images", "masks")):
+        if (root / images).is_dir() and (root / masks).is_dir():
+            full = CarvanaDataset(root / images, root / masks, image_size=size)
+            train_idx, val_idx = split_by_object_id(full.ids, val_fraction, seed)
+            return Subset(full, train_idx), Subset(full, val_idx)
+    raise RecipeError(
+        f"--data {root}: expected Carvana folders {root}/train + {root}/train_masks "
+        f"(or images + masks) for the segment task"
+    )
+
+
+def load_data(
+    task_name: str,
+    *,
+    data: str | Path | None = None,
+    image_size: int | None = None,
+    val_fraction: float | None = None,
+    data_args: dict[str, Any] | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+    seed: int | None = None,
+    saved: dict[str, Any] | None = None,
+) -> Data:
+    """Datasets and loaders for ``task_name`` (``"classify"`` or ``"segment"``).
+
+    Args:
+        task_name: A registered task.
+        data: ``"builtin"`` (digits for classify, synthetic cars for segment; the default),
+            ``"fashion-mnist"`` or a folder (layouts in the module docstring).
+        image_size: Images are resized to this square size (default 32 classify, 64 segment).
+        val_fraction: Validation share when the folder has no split (default 0.2).
+        data_args: Options of the built-in data, e.g. ``{"num_cars": 16}``, or of MNIST-format
+            data: ``channels`` (1 or 3), ``resize`` (``"pad"``/``"bilinear"``), ``transpose``.
+        batch_size: Training batch size (validation uses at least 32).
+        limit: Use at most this many training and validation samples.
+        seed: Split seed (default: ``saved``'s, else 0).
+        saved: Settings stored in a model.json (``Data.settings`` of an earlier call).
+
+    Under torchrun the training loader yields this rank's shard (a ``DistributedSampler``); the
+    validation loader holds the whole validation set on every rank.
+    """
+    from ..tasks import builtin_data, get_task
+
+    task = get_task(task_name)
+    settings = data_settings(
+        task_name,
+        data=data,
+        image_size=image_size,
+        val_fraction=val_fraction,
+        data_args=data_args,
+        seed=seed,
+        saved=saved,
+    )
+    size, seed = settings["image_size"], settings["seed"]
+    if settings["data"] == "builtin":
+        options = {"image_size": size, **settings["data_args"]}
+        try:
+            train, val = builtin_data(task_name, seed=seed, **options)
+        except TypeError as exc:
+            raise RecipeError(f"--data-arg {settings['data_args']}: {exc}") from None
+    elif _is_idx(settings["data"]):
+        train, val = _idx(task_name, settings)
+    else:
+        if settings["data_args"]:
+            raise RecipeError("--data-arg only applies to --data builtin")
+        root = Path(settings["data"])
+        train, val = _folder(task_name, root, size, settings["val_fraction"], seed)
+    if limit is not None:
+        if limit < 1:
+            raise RecipeError(f"--limit must be >= 1, got {limit}")
+        train = Subset(train, range(min(limit, len(train))))
+        val = Subset(val, range(min(limit, len(val))))
+    if len(train) == 0 or len(val) == 0:
+        raise RecipeError(f"--data {settings['data']}: no training or no validation samples")
+    if batch_size < 1:
+        raise RecipeError(f"--batch-size must be >= 1, got {batch_size}")
+    # no generator of its own: the shuffle follows the global RNG, which the pruning loop reseeds
+    # from (seed, iteration), so a resumed run draws the same batches as an uninterrupted one
+    if is_distributed():  # torchrun: this rank's shard; set_epoch reshuffles (loop.EpochLoader)
+        shard = DistributedSampler(train, shuffle=True, seed=seed)
+        train_loader = DataLoader(train, batch_size=batch_size, sampler=shard)
+    else:
+        train_loader = DataLoader(train, batch_size=batch_size, shuffle=True)
+    return Data(
+        task=task,
+        train=train,
+        val=val,
+        train_loader=train_loader,
+        val_loader=DataLoader(val, batch_size=max(batch_size, 32)),
+        settings=settings,
+    )
+
+
+def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, Any]) -> dict:
+    """``given`` plus ``num_classes`` from the data, for a built-in model named ``spec``."""
+    if ":" in spec:
+        return dict(given)
+    out = dict(given)
+    if task_name == "segment":
+        out.setdefault("num_classes", 1)
+    else:
+        base = data.train
+        while isinstance(base, Subset):
+            base = base.dataset
+        tensors = getattr(base, "tensors", None)
+        classes = getattr(base, "classes", None)
+        if tensors is not None and len(tensors) > 1:
+            out.setdefault("num_classes", int(tensors[1].max()) + 1)
+        elif classes is not None:
+            out.setdefault("num_classes", len(classes))
+        channels = data.example.shape[1] if data.example.ndim == 4 else 3
+        if channels != 3:  # e.g. grayscale MNIST-format data: built-in models take 1 channel
+            out.setdefault("in_channels", int(channels))
+    return out

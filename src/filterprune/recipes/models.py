@@ -1,0 +1,193 @@
+"""Building a saved model again: a model spec, model.json and the widths of the checkpoint.
+
+A run folder or checkpoint made by filterprune holds ``model.json`` (which factory and which
+arguments build the *original* architecture, the task, the input shape and the data settings)
+next to the weights and ``plan.json``. A checkpoint made elsewhere (e.g. the seed U-Net project)
+comes with a channel file (``channels.txt``: one width per conv layer) or a widths JSON instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._atomic import atomic_write_json
+from ..loop import (
+    load,
+    plan_from_widths,
+    read_channel_txt,
+    read_spec,
+)
+from ..loop.checkpoint import read_json
+from ..loop.widths import channel_widths
+from ..plan import Plan
+from .errors import RecipeError
+
+__all__ = [
+    "MODEL_JSON",
+    "find_model_json",
+    "load_model",
+    "model_factory",
+    "read_model_json",
+    "saved_model",
+    "widths_plan",
+    "write_model_json",
+]
+
+MODEL_JSON = "model.json"
+
+
+def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
+    """A zero-argument factory for a built-in model name or a ``module:function`` path."""
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise RecipeError(f"--model {spec}: cannot import {module_name!r} ({exc})") from None
+        factory = getattr(module, attr, None)
+        if not callable(factory):
+            raise RecipeError(f"--model {spec}: {module_name!r} has no callable {attr!r}")
+    else:
+        from ..models import create_model, list_models
+
+        if spec not in list_models():
+            raise RecipeError(
+                f"--model {spec}: unknown model; built-in models: {', '.join(list_models())}; "
+                "or pass an importable factory as MODULE:FUNCTION"
+            )
+
+        def factory(**kw: Any) -> nn.Module:
+            return create_model(spec, **kw)
+
+    def build() -> nn.Module:
+        try:
+            model = factory(**kwargs)
+        except TypeError as exc:
+            raise RecipeError(f"--model {spec} with --model-arg {kwargs}: {exc}") from None
+        if not isinstance(model, nn.Module):
+            raise RecipeError(f"--model {spec} returned {type(model).__name__}, not an nn.Module")
+        return model
+
+    return build
+
+
+def find_model_json(path: Path | None) -> Path | None:
+    """``model.json`` in ``path``, or up to two folders above it (a run folder's checkpoint)."""
+    if path is None:
+        return None
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / MODEL_JSON).is_file():
+            return candidate / MODEL_JSON
+    return None
+
+
+def read_model_json(path: Path | None) -> dict[str, Any]:
+    """The model description next to ``path`` (see :func:`find_model_json`); ``{}`` if none."""
+    found = find_model_json(path)
+    return read_json(found, what="model description") if found is not None else {}
+
+
+def saved_model(
+    load: str | Path,
+    *,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    task: str | None = None,
+) -> dict[str, Any]:
+    """model.json next to ``load`` with ``model``/``model_args``/``task`` on top.
+
+    Raises:
+        RecipeError: Neither names the model or the task.
+    """
+    info = read_model_json(Path(load))
+    if model is not None:
+        info = {**info, "model": model, "model_args": dict(model_args or {})}
+    elif model_args:
+        info["model_args"] = {**info.get("model_args", {}), **model_args}
+    if "model" not in info:
+        raise RecipeError(
+            f"--model is required (no {MODEL_JSON} next to {load}); e.g. --model vgg16_bn "
+            "--model-arg width=0.25"
+        )
+    info.setdefault("model_args", {})
+    if task is not None:
+        info["task"] = task
+    if info.get("task") is None:
+        raise RecipeError("--task is required (classify or segment); no model.json names it")
+    return info
+
+
+def write_model_json(folder: Path, info: dict[str, Any]) -> None:
+    """Write ``folder/model.json`` atomically."""
+    atomic_write_json(Path(folder) / MODEL_JSON, info)
+
+
+def widths_plan(
+    factory: Callable[[], nn.Module],
+    example: torch.Tensor,
+    *,
+    channel_txt: Path | None = None,
+    spec: Path | None = None,
+) -> Plan | None:
+    """The plan from the factory's architecture to a checkpoint's widths (None: neither given).
+
+    Args:
+        factory: Builds the original (full-width) architecture.
+        example: An input of the model, traced to find the channel groups and the output head.
+        channel_txt: A channel file: one width per conv layer in module order (the output
+            head's line may be included or left out).
+        spec: A widths JSON ``{layer: channels}`` or a plan.json.
+    """
+    if channel_txt is not None:
+        model = factory()
+        channels = read_channel_txt(channel_txt)
+        try:
+            widths = channel_widths(
+                model, channels, example_inputs=example, source=str(channel_txt)
+            )
+            return plan_from_widths(model, widths, example)
+        except ValueError as exc:
+            message = str(exc)
+            if not message.startswith(str(channel_txt)):
+                message = f"{channel_txt}: {message}"
+            raise RecipeError(f"--channel-txt {message}") from None
+    if spec is not None:
+        found = read_spec(spec)
+        try:
+            return found if isinstance(found, Plan) else plan_from_widths(factory(), found, example)
+        except ValueError as exc:
+            raise RecipeError(f"--spec {spec}: {exc}") from None
+    return None
+
+
+def load_model(
+    path: Path,
+    factory: Callable[[], nn.Module],
+    example: torch.Tensor,
+    *,
+    channel_txt: Path | None = None,
+    spec: Path | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, Plan]:
+    """Rebuild the model saved at ``path`` and return it with its plan from the original.
+
+    The plan comes from ``channel_txt`` or ``spec`` when given, else from the checkpoint's
+    ``plan.json`` (none: the full architecture).
+    """
+    from ..loop import resolve_checkpoint
+    from ..loop.checkpoint import read_plan
+
+    plan = widths_plan(factory, example, channel_txt=channel_txt, spec=spec)
+    model = load(path, factory, plan=plan, device=device)
+    if plan is None:
+        _, plan_path = resolve_checkpoint(path)
+        plan = read_plan(plan_path) if plan_path is not None else Plan()
+    return model, plan

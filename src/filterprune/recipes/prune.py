@@ -1,0 +1,133 @@
+"""Prune a saved model: rebuild it, finetune with the task's loss between iterations, checkpoint.
+
+The workflow of ``filterprune prune``, callable from Python with the same defaults:
+
+>>> from filterprune.loop import PruneConfig
+>>> from filterprune.recipes import prune_saved
+>>> result = prune_saved("runs/vgg-base", run_dir="runs/vgg-pruned",
+...                      config=PruneConfig(criterion="taylor", amount=0.1, finetune=100))
+...                                                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .._atomic import discard_on_error
+from ..distributed import is_main_process
+from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
+from ..loop.widths import channel_list, write_channel_txt
+from .data import Data, default_model_args, load_data
+from .errors import RecipeError
+from .models import MODEL_JSON, load_model, model_factory, saved_model, write_model_json
+from .train import Optimizer
+
+__all__ = ["CHANNELS_TXT", "check_run_dir", "prune_saved", "write_channels"]
+
+CHANNELS_TXT = "channels.txt"
+
+
+def write_channels(run_dir: Path, model: Any, example: Any) -> Path | None:
+    """Write ``run_dir/channels.txt`` (one width per conv layer, the output head left out).
+
+    Returns the path, or None for a model without conv layers.
+    """
+    channels = channel_list(model, example)
+    if not channels:
+        return None
+    return write_channel_txt(Path(run_dir) / CHANNELS_TXT, channels)
+
+
+def check_run_dir(run_dir: str | Path, *, resume: bool) -> None:
+    """Refuse to start a new run in a folder that holds one (``resume`` continues it)."""
+    if RunDir(run_dir).exists() and not resume:
+        raise RecipeError(
+            f"--run-dir {run_dir} already holds a run; add --resume to continue it or "
+            "choose another --run-dir"
+        )
+
+
+def prune_saved(
+    load: str | Path,
+    *,
+    run_dir: str | Path,
+    config: PruneConfig | None = None,
+    data: Data | None = None,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    task: str | None = None,
+    optimizer: Optimizer | None = None,
+    channel_txt: str | Path | None = None,
+    spec: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Prune the model saved at ``load`` iteratively, checkpointing into ``run_dir``.
+
+    Args:
+        load: A checkpoint folder (from ``train``), a run folder or a ``.safetensors`` file.
+        run_dir: The run folder; it receives the checkpoints, ``model.json`` (so that ``eval``,
+            ``report`` and :func:`filterprune.loop.load` can rebuild the model), ``channels.txt``
+            and the report tables.
+        config: The pruning settings (default :class:`~filterprune.loop.PruneConfig`).
+        data: From :func:`load_data`; default: the settings saved in model.json.
+        model, model_args, task: Override model.json's (needed when there is none).
+        optimizer: Finetuning settings; default: those the baseline was trained with (model.json
+            ``"training"``), else :class:`Optimizer`'s defaults.
+        channel_txt, spec: The widths of a checkpoint made elsewhere (see
+            :func:`filterprune.recipes.widths_plan`).
+        resume: Continue the run in ``run_dir``.
+        progress: Progress bars and log lines.
+
+    Returns:
+        The loop's :class:`~filterprune.loop.RunResult`.
+    """
+    load, run_dir = Path(load), Path(run_dir)
+    info = saved_model(load, model=model, model_args=model_args, task=task)
+    task_name = info["task"]
+    check_run_dir(run_dir, resume=resume)
+    config = config or PruneConfig()
+    if data is None:  # the split follows model.json (the baseline's split)
+        data = load_data(task_name, saved=info.get("data"), seed=None if info.get("data") else 0)
+    if optimizer is None:
+        optimizer = Optimizer.from_dict(info.get("training"), source=f"{load} {MODEL_JSON}")
+    kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
+    factory = model_factory(info["model"], kwargs)
+    net, plan = load_model(load, factory, data.example, channel_txt=channel_txt, spec=spec)
+    hooks = task_callbacks(
+        data.task,
+        data.train_loader,
+        data.val_loader,
+        device=config.device,
+        progress=progress,
+        **optimizer.kwargs(),
+    )
+    main = is_main_process()
+    # an error before the first checkpoint leaves no run folder (or model.json) behind
+    with discard_on_error(run_dir, kept=lambda: not main or RunDir(run_dir).exists()):
+        if main and not (run_dir / MODEL_JSON).is_file():
+            write_model_json(
+                run_dir,
+                {
+                    "model": info["model"],
+                    "model_args": kwargs,
+                    "task": task_name,
+                    "input_shape": list(data.example.shape),
+                    "data": data.settings,
+                    "training": optimizer.to_dict(),
+                },
+            )
+        result = run_pruning(
+            net,
+            data.example,
+            config=config,
+            run_dir=run_dir,
+            resume=resume,
+            base_plan=plan,
+            progress=progress,
+            **hooks.as_kwargs(),
+        )
+    if main:
+        write_channels(run_dir, result.model, data.example)
+    return result

@@ -1,0 +1,144 @@
+"""Train a baseline from scratch and save it as a checkpoint folder the other recipes load.
+
+>>> from filterprune.recipes import Optimizer, load_data, train_baseline
+>>> data = load_data("classify", image_size=32)                        # doctest: +SKIP
+>>> train_baseline("vgg16_bn", data, out="runs/base", steps=300,
+...                model_args={"width": 0.25, "head": "cifar"},
+...                optimizer=Optimizer(name="adam", lr=2e-3))          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_write_json
+from ..distributed import is_distributed, is_main_process, rewrap_ddp
+from ..loop import save, seed_everything
+from ..loop.tasks import EpochLoader
+from .data import Data, default_model_args
+from .errors import RecipeError
+from .models import model_factory, write_model_json
+
+__all__ = ["Optimizer", "TrainResult", "train_baseline"]
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """How a model is trained or finetuned; stored in model.json as ``"training"``.
+
+    Attributes:
+        name: ``"sgd"`` or ``"adam"``.
+        lr: Learning rate.
+        momentum: SGD momentum (ignored by Adam).
+        weight_decay: L2 penalty.
+    """
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise RecipeError(
+                f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, *, source: str = "model.json") -> Optimizer:
+        """The settings stored in ``data`` (unknown keys ignored; a bad value names ``source``)."""
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in (data or {}).items() if k in known})
+        except (TypeError, RecipeError) as exc:
+            raise RecipeError(f"{source}: training settings {data!r}: {exc}") from None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`filterprune.tasks.Task.finetune`."""
+        return {
+            "optimizer": self.name,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+        }
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train_baseline` did: optimizer steps taken, validation metrics, the folder."""
+
+    steps: int
+    metrics: dict[str, float]
+    out: Path
+
+
+def train_baseline(
+    model: str,
+    data: Data,
+    *,
+    out: str | Path,
+    model_args: dict[str, Any] | None = None,
+    steps: int | None = None,
+    epochs: int | None = None,
+    optimizer: Optimizer | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` on ``data`` with the task's loss, evaluate it and save it into ``out``.
+
+    ``out`` receives weights.safetensors, plan.json, model.json (the model, its arguments, the
+    task, the input shape, the data settings and the optimizer settings, which ``prune`` reuses
+    as its finetuning defaults) and metrics.json.
+
+    Args:
+        model: A built-in model name or an importable ``module:function``.
+        data: From :func:`filterprune.recipes.load_data`.
+        out: The checkpoint folder.
+        model_args: Keyword arguments of the model factory (``num_classes`` is filled from the
+            data for built-in models).
+        steps, epochs: The budget (default 200 steps).
+        optimizer: Optimizer settings (default SGD, lr 0.01, momentum 0.9).
+        seed: Seeds the initialisation and the batch order.
+        device: Where to train.
+        progress: Show a progress bar.
+    """
+    optimizer = optimizer or Optimizer()
+    seed_everything(seed, "train")
+    task_name = data.task.name
+    kwargs = default_model_args(model, task_name, data, dict(model_args or {}))
+    net = model_factory(model, kwargs)().to(device)
+    if steps is None and epochs is None:
+        steps = 200
+    done = data.task.finetune(
+        rewrap_ddp(net) if is_distributed() else net,  # DDP averages the ranks' gradients
+        EpochLoader(data.train_loader),  # a DistributedSampler reshuffles every epoch
+        steps=steps,
+        epochs=epochs,
+        device=device,
+        progress=progress,
+        **optimizer.kwargs(),
+    )
+    out = Path(out)
+    if not is_main_process():  # rank 0 evaluates and saves its replica
+        return TrainResult(steps=done, metrics={}, out=out)
+    metrics = data.task.evaluate(net, data.val_loader, device=device)
+    save(net.to("cpu"), None, out)
+    info = {
+        "model": model,
+        "model_args": kwargs,
+        "task": task_name,
+        "input_shape": list(data.example.shape),
+        "data": data.settings,
+        "training": optimizer.to_dict(),
+    }
+    write_model_json(out, info)
+    atomic_write_json(out / "metrics.json", {"steps": done, "metrics": metrics})
+    return TrainResult(steps=done, metrics=metrics, out=out)

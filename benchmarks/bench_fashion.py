@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -208,6 +209,13 @@ def _prune_run(args: argparse.Namespace, key: str, label: str, extra: list[str],
     run_dir = args.cache_dir / "runs" / name.replace("/", "_")
     cmd = ["prune", "--load", str(base), "--target", f"macs=-{target}%", *extra]
     cmd += ["--seed", str(seed), "--limit", str(args.limit), "--run-dir", str(run_dir), "--quiet"]
+    # a deeper target continues the shallower run: every iteration reseeds from (seed,
+    # iteration), so resuming with a new target replays exactly what a fresh run would do
+    shallower = [t for t in args.targets if t < target]
+    source = run_dir.parent / run_dir.name.replace(f"macs-{target}", f"macs-{max(shallower)}") \
+        if shallower else None  # fmt: skip
+    if not run_dir.exists() and source is not None and (source / "state.json").is_file():
+        shutil.copytree(source, run_dir)
     if (run_dir / "state.json").is_file():
         cmd.append("--resume")
     code, seconds, tail = _cli(cmd, threads=args.threads, log=args.cache_dir / "log.txt")
@@ -240,9 +248,37 @@ def _prune_run(args: argparse.Namespace, key: str, label: str, extra: list[str],
     print(name, {k: entry.get(k) for k in ("test_accuracy", "macs_ratio", "wall_seconds")})
 
 
+def table(results: dict[str, Any]) -> str:
+    """Markdown rows of every pruning run, against its baseline's test accuracy."""
+    runs = results["runs"]
+    lines = [
+        "| run | test acc. % | drop (points) | MACs | fewer MACs | narrowest conv | "
+        "speed-up b1 / b16 | efficiency b1 / b16 | stop | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in sorted(runs.items()):
+        if name.startswith("baseline/") or "test_accuracy" not in entry:
+            continue
+        base = runs[f"baseline/{name.split('/')[1]}"]
+        drop = base["test_accuracy"] - entry["test_accuracy"]
+        lat = entry.get("latency") or {}
+        speed = [lat.get(f"batch{b}", {}).get("speedup") for b in (1, 16)]
+        eff = [round(s / entry["macs_ratio"], 2) if s else None for s in speed]
+        narrow = entry.get("narrowest_layer") or ["-", "-"]
+        lines.append(
+            f"| {name} | {entry['test_accuracy']:.2f} | {drop:+.2f} | {entry['macs'] / 1e6:.1f} M "
+            f"| {entry['macs_ratio']:.2f}x | {narrow[0]}: {narrow[1]} | "
+            f"{speed[0] or '-'} / {speed[1] or '-'} | {eff[0] or '-'} / {eff[1] or '-'} | "
+            f"{entry.get('stop_reason')} | {entry['wall_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", choices=("baselines", "default", "criteria"), required=True)
+    parser.add_argument(
+        "--stage", choices=("baselines", "default", "criteria", "table"), required=True
+    )
     parser.add_argument("--models", type=lambda s: s.split(","), default=["vgg", "resnet"])
     parser.add_argument("--targets", type=lambda s: [int(x) for x in s.split(",")],
                         default=[75, 90])  # fmt: skip
@@ -265,6 +301,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.stage == "baselines":
         baselines(args)
+        return
+    if args.stage == "table":
+        print(table(_read_results()))
         return
     for seed in args.seeds:
         for key in args.models:

@@ -336,7 +336,7 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         data["max_iterations"] = None  # the targets (or --max-pruned-fraction) end the run
     if data.get("scope") == "per_group" and "flops_reg" not in given:
         data["flops_reg"] = 0.0  # the recipe's cost term only reorders a global ranking
-    if data.get("metric") is None:  # the floor, the drop bound and the collapse guard watch it
+    if data.get("metric") is None and task is not None:  # bounds and the collapse guard watch it
         data["metric"] = task.primary_metric
         data["higher_is_better"] = task.higher_is_better
     source = f"--config {args.config} and flags" if args.config else "flags"

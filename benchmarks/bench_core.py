@@ -51,13 +51,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -66,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine_info, package_version
 from torch import nn
 
 import filterprune as fp
@@ -474,56 +472,6 @@ def compare(name: str, fpr: FpResult, tpr: TpResult) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # machine info
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def git(*args: str) -> str | None:
-    """Output of a read-only git command in this checkout, or ``None``."""
-    try:
-        out = subprocess.run(
-            ["git", *args],
-            cwd=Path(__file__).resolve().parents[1],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
-
-
-def machine_info() -> dict[str, Any]:
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "torch": torch.__version__,
-        "torch_pruning": package_version("torch-pruning"),
-        "filterprune": fp.__version__,
-        "git_commit": git("rev-parse", "--short", "HEAD") or None,
-        "src_modified": bool(git("status", "--porcelain", "--", "src")),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 # --------------------------------------------------------------------------------------------

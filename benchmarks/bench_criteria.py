@@ -52,11 +52,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -64,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine_info
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -90,37 +89,6 @@ CRITERIA: dict[str, tuple[str, str, float]] = {
 
 
 # ----- environment ---------------------------------------------------------------------------
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info(threads: int) -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_pruning": _version("torch-pruning"),
-        "scikit_learn": _version("scikit-learn"),
-        "threads": threads,
-        "loadavg_at_start": list(os.getloadavg()),
-    }
-
-
 # ----- data and training ---------------------------------------------------------------------
 class Data:
     """Digits train/val tensors of one seed and seeded loaders over them."""
@@ -250,8 +218,8 @@ def fp_step(
     raw = fp.rank(
         model,
         x,
-        batches,
-        task.loss,
+        batches=batches,
+        loss_fn=task.loss,
         criterion=name,
         normalize=False,
         graph=graph,
@@ -540,7 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits  # scikit-learn's KMeans threads (kmeans)
 
     threadpool_limits(args.threads)
-    info = machine_info(args.threads)
+    info = machine_info(threads=args.threads)
     start = time.perf_counter()
     runs, baselines = [], []
     for seed in args.seeds:

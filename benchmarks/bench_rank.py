@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -54,7 +53,9 @@ def _child(model_name: str, variant: str, batches: int) -> dict:
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
     else:
-        fp.rank(model, example, data, F.cross_entropy, criterion="taylor", graph=graph)
+        fp.rank(
+            model, example, batches=data, loss_fn=F.cross_entropy, criterion="taylor", graph=graph
+        )
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
@@ -110,31 +111,16 @@ def main() -> None:
             f"{name}: plain {med['plain']:.2f}s rank {med['rank']:.2f}s "
             f"x{results[name]['time_ratio']:.3f}; peak growth {peak['plain']:.0f} -> {peak['rank']:.0f} MB"
         )
-    import torch
+    from _machine import machine_info  # imports torch: not before the measured children ran
 
     out = {
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": 2,
-            "cpu": _cpu(),
-        },
+        "machine": machine_info(threads=2),
         "results": results,
     }
     path = Path(__file__).parent / "results" / "rank.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     print(f"wrote {path}")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

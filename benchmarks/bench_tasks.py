@@ -39,7 +39,7 @@ The accuracy pass saves the baseline and the pruned model of each task as filter
 (``weights.safetensors`` + ``plan.json``) under ``--cache-dir`` (default
 ``/tmp/filterprune_bench/tasks``); ``--latency-only`` loads them (rebuilding the pruned
 architecture from the plan), checks that they still score what the accuracy pass recorded, times
-both with :func:`filterprune.measure.measure_latency` (``--latency-threads`` threads, default 2,
+both with :func:`filterprune.measure.compare_latency` (``--latency-threads`` threads, default 2,
 batch 1 and 16, ``--latency-rounds`` alternating rounds, median of the per-round medians) and
 updates ``benchmarks/results/tasks.json`` in place. ``--quick`` is a smoke run (tiny models, a
 few steps, results/tasks_quick.json; the numbers mean nothing).
@@ -48,10 +48,8 @@ few steps, results/tasks_quick.json; the numbers mean nothing).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Mapping
@@ -60,11 +58,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine_info
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from filterprune.loop import Budget, PruneConfig, load, run_pruning, save
-from filterprune.measure import LatencyConfig, checkpoint_size_bytes, count, measure_latency
+from filterprune.measure import LatencyConfig, checkpoint_size_bytes, compare_latency, count
 from filterprune.models import create_model
 from filterprune.tasks import (
     SyntheticCarsConfig,
@@ -174,35 +173,6 @@ QUICK = {
 
 
 # ----- environment ---------------------------------------------------------------------------
-def _version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info(threads: int) -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": threads,
-        "loadavg_at_start": list(os.getloadavg()),
-    }
-
-
 # ----- data ----------------------------------------------------------------------------------
 def _subset(data: TensorDataset, index: list[int]) -> TensorDataset:
     idx = torch.as_tensor(sorted(index), dtype=torch.long)
@@ -419,12 +389,19 @@ def latency_pass(name: str, spec: Spec, entry: Mapping[str, Any], args: argparse
         if not check[k]["same"]:
             raise SystemExit(f"[{name}] {k}: reloaded checkpoint scores {now}, recorded {then}")
     x = torch.zeros(spec.input_shape)
-    per_round: dict[str, dict[int, list[float]]] = {k: {} for k in models}
     load_before = list(os.getloadavg())
-    for _ in range(args.latency_rounds):
-        for k, m in models.items():  # alternate so drifting load hits both models alike
-            for r in measure_latency(m, x, batch_sizes=(1, 16), threads=args.latency_threads):
-                per_round[k].setdefault(r.batch_size, []).append(r.median_ms)
+    # baseline and pruned timed side by side in alternating rounds (filterprune.measure)
+    compared = {
+        c.batch_size: c
+        for c in compare_latency(
+            models["baseline"],
+            models["pruned"],
+            x,
+            batch_sizes=(1, 16),
+            rounds=args.latency_rounds,
+            threads=args.latency_threads,
+        )
+    }
     out: dict[str, Any] = {
         "threads": args.latency_threads,
         "rounds": args.latency_rounds,
@@ -432,12 +409,16 @@ def latency_pass(name: str, spec: Spec, entry: Mapping[str, Any], args: argparse
         "loadavg_after": list(os.getloadavg()),
         "reload_check": check,
         "median_ms": {
-            k: {str(b): statistics.median(v) for b, v in d.items()} for k, d in per_round.items()
+            "baseline": {str(b): c.reference.median_ms for b, c in compared.items()},
+            "pruned": {str(b): c.model.median_ms for b, c in compared.items()},
         },
-        "per_round_ms": {k: {str(b): v for b, v in d.items()} for k, d in per_round.items()},
-    }
-    out["speedup"] = {
-        b: out["median_ms"]["baseline"][b] / out["median_ms"]["pruned"][b] for b in ("1", "16")
+        "per_round_ms": {
+            "baseline": {str(b): list(c.reference.round_medians_ms) for b, c in compared.items()},
+            "pruned": {str(b): list(c.model.round_medians_ms) for b, c in compared.items()},
+        },
+        "speedup": {str(b): c.speedup for b, c in compared.items()},
+        "speedup_range": {str(b): [c.speedup_low, c.speedup_high] for b, c in compared.items()},
+        "flags": {str(b): list(c.flags) for b, c in compared.items()},
     }
     return out
 
@@ -640,7 +621,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, entry in results["tasks"].items():
             spec = Spec(**{**entry["spec"], "input_shape": tuple(entry["spec"]["input_shape"])})
             spec = replace(spec, targets=tuple(spec.targets))
-            info = machine_info(args.latency_threads)
+            info = machine_info(threads=args.latency_threads)
             entry["latency"] = latency_pass(name, spec, entry, args)
             entry["latency"]["machine"] = info
             entry["verdict"] = verdict(name, entry)
@@ -650,7 +631,7 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(out.read_text()) if out.exists() else {"benchmark": "tasks"}
         results.setdefault("tasks", {})
         for name, spec in specs(args).items():  # other tasks' entries in the file are kept
-            info = machine_info(args.threads)
+            info = machine_info(threads=args.threads)
             entry = run_task(name, spec, args)
             info["loadavg_at_end"] = list(os.getloadavg())
             entry["machine"] = info

@@ -32,7 +32,6 @@ import argparse
 import copy
 import json
 import os
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ import torch
 from torch import nn
 
 import filterprune as fp
-from filterprune.measure import measure_latency
+from filterprune.measure import compare_latency
 from filterprune.models import create_model
 
 TARGET_GFLOPS = 8.0
@@ -204,23 +203,26 @@ def main() -> None:
         )
         print(f"{strat.key}: {results[-1]['gflops']:.2f} GFLOPs, widths {results[-1]['widths']}")
 
-    # Latency: every model once per round, rounds alternating, so drifting load hits all alike.
-    per_round: dict[str, dict[int, list[float]]] = {k: {b: [] for b in batch_sizes} for k in models}
-    for r in range(rounds):
-        for key, model in models.items():
-            for b in batch_sizes:
-                warm, rep = reps[b]
-                (res,) = measure_latency(
-                    model, x, batch_sizes=(b,), repeats=rep, warmup=warm, threads=2
-                )
-                per_round[key][b].append(res.median_ms)
-        print(f"latency round {r + 1}/{rounds} done")
-    median = {k: {b: statistics.median(v) for b, v in d.items()} for k, d in per_round.items()}
+    # Latency: each pruned model timed beside the original in alternating rounds
+    # (filterprune.measure.compare_latency); speed-up = median of the round ratios.
+    median: dict[str, dict[int, float]] = {"original": {}}
+    per_round: dict[str, dict[int, list[float]]] = {"original": {}}
     for row, key in zip(results, list(models)[1:], strict=True):
+        median[key], per_round[key] = {}, {}
+        for b in batch_sizes:
+            warm, rep = reps[b]
+            (c,) = compare_latency(
+                base, models[key], x, batch_sizes=(b,), rounds=rounds, repeats=rep,
+                warmup=warm, threads=2,
+            )  # fmt: skip
+            median[key][b], per_round[key][b] = c.model.median_ms, list(c.model.round_medians_ms)
+            median["original"][b] = c.reference.median_ms  # the last comparison's original
+            per_round["original"][b] = list(c.reference.round_medians_ms)
+            row[f"speedup_b{b}"] = c.speedup
+            row[f"speedup_range_b{b}"] = [c.speedup_low, c.speedup_high]
+            row[f"flags_b{b}"] = list(c.flags)
         row["latency_ms"] = {str(b): median[key][b] for b in batch_sizes}
         row["latency_per_round_ms"] = {str(b): per_round[key][b] for b in batch_sizes}
-        row["speedup_b1"] = median["original"][1] / median[key][1]
-        row["speedup_b16"] = median["original"][16] / median[key][16]
         print(f"{key}: x{row['speedup_b1']:.2f} (b1) x{row['speedup_b16']:.2f} (b16)")
     out = {
         "torch": torch.__version__,
@@ -229,7 +231,7 @@ def main() -> None:
         "latency": {
             "rounds": rounds,
             "per_round": {str(b): {"warmup": reps[b][0], "repeats": reps[b][1]} for b in reps},
-            "statistic": "median over rounds of the per-round median",
+            "statistic": "speed-up: median of per-round ratios (compare_latency); latency: median of round medians",
             "loadavg_after": list(os.getloadavg()),
         },
         "original": {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -13,15 +15,17 @@ from ._gc import gc_paused
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .graph.groups import DependencyGraph
-from .graph.probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
 from .graph.tracer import trace
 from .measure.counting import count
 from .measure.counting import count_params as param_count
 from .plan import Plan
+from .probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
 from .select import Selection, select
 from .surgery import apply_plan
 
 Ignore = Iterable[str | nn.Module | type]
+
+logger = logging.getLogger(__name__)
 
 
 def _ignored_names(model: nn.Module, ignore: Ignore | None) -> tuple[str, ...]:
@@ -63,11 +67,12 @@ def analyze(
         ignore: Modules whose output channels must stay: names (``fnmatch`` patterns), module
             objects or module types.
         leaf_types: Extra module types to treat as opaque leaves.
-        probe: Check the analysis by pruning a copy (see :mod:`filterprune.graph.probe`). It is
+        probe: Check the analysis by pruning a copy (see :mod:`filterprune.probe`). It is
             skipped when the model has nothing it could find (see ``needs_probe`` there).
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
+    start = time.perf_counter()
     with gc_paused():
         tracer = trace(model, example_inputs, leaf_types=leaf_types)
         graph = DependencyGraph(model, tracer, ignore=names)
@@ -78,6 +83,13 @@ def analyze(
                     break
                 freeze_op(graph, bad)
                 graph.groups = graph._build()
+    logger.debug(
+        "analyzed %s: %d groups, %d prunable, in %.2f s",
+        type(model).__name__,
+        len(graph.groups),
+        len(graph.prunable),
+        time.perf_counter() - start,
+    )
     return graph
 
 
@@ -103,10 +115,10 @@ def _out_of_memory(exc: BaseException) -> bool:
 def rank(
     model: nn.Module,
     example_inputs: Any,
+    *,
     batches: Iterable[Any] | None = None,
     loss_fn: Any = None,
     criterion: str | Any = "taylor",
-    *,
     normalize: bool = True,
     flops_reg: float = 0.0,
     cost: str = "flops",

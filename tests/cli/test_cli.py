@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,35 @@ def test_eval_of_the_run_matches_its_last_row(pruned, capsys):
     assert (result["params"], result["macs"]) == (last["params"], last["macs"])
 
 
+def test_eval_compare_is_an_ab_of_two_checkpoints(baseline, pruned):
+    # through the installed command, as a user runs it
+    command = [str(Path(sys.executable).parent / "filterprune"), "eval", "--compare",
+               str(baseline), "--load", str(pruned), "--latency", "--batch-sizes", "1", "2",
+               "--threads", "1", "--rounds", "3", "--repeats", "2"]  # fmt: skip
+    done = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    rows = RunDir(pruned).read_rows()
+    assert (result["original"]["params"], result["original"]["macs"]) == (
+        rows[0]["params"],
+        rows[0]["macs"],
+    )
+    assert (result["model"]["params"], result["model"]["macs"]) == (
+        rows[-1]["params"],
+        rows[-1]["macs"],
+    )
+    assert result["model"]["metrics"] == pytest.approx(rows[-1]["metrics"], rel=1e-6)
+    assert result["original"]["size_mb"] > result["model"]["size_mb"] > 0
+    assert [r["batch_size"] for r in result["latency"]] == [1, 2]
+    for record in result["latency"]:
+        assert record["rounds"] == 3 and record["threads"] == 1
+        assert record["speedup_low"] <= record["speedup"] <= record["speedup_high"]
+        assert record["original_median_ms"] > 0 and record["median_ms"] > 0
+    text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "A/B comparison" in text and "| Speed-up | Round range |" in text
+    assert f"original: {baseline}" in text and f"model: {pruned}" in text
+    assert "| Latency |" not in text  # plain Markdown tables, no caption rows
+
+
 def test_resume_extends_a_finished_run(pruned, capsys, tmp_path):
     import shutil
 
@@ -229,7 +260,7 @@ def test_report_writes_tables_and_plots(pruned, capsys, tmp_path):
     code, out, _ = run_cli(capsys, "report", pruned, "--out", tmp_path / "rep", "-q")
     assert code == 0
     assert "| Iteration |" in out
-    assert "| Layer |" in out
+    assert "| Producing layer(s) |" in out
     written = {p.name for p in (tmp_path / "rep").iterdir()}
     assert {
         "iterations.md",
@@ -357,7 +388,7 @@ def test_demo_smoke(capsys, tmp_path):
         "-q",
     )
     assert code == 0
-    assert "| Iteration |" in out and "| Layer |" in out and "stopped:" in out
+    assert "| Iteration |" in out and "| Producing layer(s) |" in out and "stopped:" in out
     assert RunDir(tmp_path / "demo").read_state()["finished"]
     assert (tmp_path / "demo" / "report" / "summary.md").exists()
     assert list((tmp_path / "cache").glob("*.safetensors"))  # the baseline is cached

@@ -92,9 +92,18 @@ def test_weight_taylor_and_bn_gate_exact():
         gate = model.bn1.weight * model.bn1.weight.grad + model.bn1.bias * model.bn1.bias.grad
         want_g += gate.double().pow(2)
     model.zero_grad(set_to_none=True)
-    s = fp.rank(model, EX, data, F.cross_entropy, criterion="weight_taylor", normalize=False)
+    s = fp.rank(
+        model, EX, batches=data, loss_fn=F.cross_entropy, criterion="weight_taylor", normalize=False
+    )
     assert torch.allclose(s["c1"], (want_w / 2).float(), rtol=1e-4)
-    s = fp.rank(model, EX, data, F.cross_entropy, criterion="bn_gate_taylor", normalize=False)
+    s = fp.rank(
+        model,
+        EX,
+        batches=data,
+        loss_fn=F.cross_entropy,
+        criterion="bn_gate_taylor",
+        normalize=False,
+    )
     assert torch.allclose(s["c1"], (want_g / 2).float(), rtol=1e-4)
     assert all(p.grad is None for p in model.parameters())
 
@@ -104,9 +113,9 @@ def test_mean_activation_and_apoz_exact():
     data = _data(n=2)
     with torch.no_grad():
         zs = torch.cat([F.relu(model.bn1(model.c1(x))) for x, _ in data])
-    s = fp.rank(model, EX, data, criterion="mean_activation", normalize=False)
+    s = fp.rank(model, EX, batches=data, criterion="mean_activation", normalize=False)
     assert torch.allclose(s["c1"], zs.mean((0, 2, 3)), rtol=1e-5)
-    s = fp.rank(model, EX, data, criterion="apoz", normalize=False)
+    s = fp.rank(model, EX, batches=data, criterion="apoz", normalize=False)
     assert torch.allclose(s["c1"], 1 - (zs == 0).float().mean((0, 2, 3)), rtol=1e-5)
 
 
@@ -169,7 +178,7 @@ def test_taylor_ranks_planted_dead_channels_last_and_kmeans_removes_duplicates_f
     with torch.no_grad():
         for k in dead:  # always zero after the ReLU
             model.bn1.bias[k] = -1e3
-    scores = fp.rank(model, EX, data, F.cross_entropy, criterion="taylor")["c1"]
+    scores = fp.rank(model, EX, batches=data, loss_fn=F.cross_entropy, criterion="taylor")["c1"]
     assert set(torch.argsort(scores)[:2].tolist()) == set(dead)
     assert torch.all(scores[dead] == 0)
 

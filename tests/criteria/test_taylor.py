@@ -50,7 +50,7 @@ def test_taylor_matches_hand_computation(bn):
     model = Tiny(bn)
     batches = _batches()
     example = batches[0][0][:1]
-    scores = fp.rank(model, example, batches, F.cross_entropy, normalize=False)
+    scores = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)
     assert torch.allclose(scores["c1"], _by_hand(_copy(model, bn), batches), rtol=1e-5, atol=1e-8)
 
 
@@ -64,12 +64,14 @@ def test_abs_per_example_before_batch_mean_differs_from_signed_variant():
     model = Tiny()
     batches = _batches(seed=3)
     example = batches[0][0][:1]
-    default = fp.rank(model, example, batches, F.cross_entropy, normalize=False)["c1"]
+    default = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)[
+        "c1"
+    ]
     signed = fp.rank(
         model,
         example,
-        batches,
-        F.cross_entropy,
+        batches=batches,
+        loss_fn=F.cross_entropy,
         normalize=False,
         criterion_options={"signed": True},
     )["c1"]
@@ -82,8 +84,12 @@ def test_accumulates_over_every_batch_not_only_the_last():
     model = Tiny()
     batches = _batches(n=4, seed=5)
     example = batches[0][0][:1]
-    all_batches = fp.rank(model, example, batches, F.cross_entropy, normalize=False)["c1"]
-    last_only = fp.rank(model, example, batches[-1:], F.cross_entropy, normalize=False)["c1"]
+    all_batches = fp.rank(
+        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False
+    )["c1"]
+    last_only = fp.rank(
+        model, example, batches=batches[-1:], loss_fn=F.cross_entropy, normalize=False
+    )["c1"]
     assert not torch.allclose(all_batches, last_only)
     assert torch.allclose(all_batches, _by_hand(_copy(model, False), batches), rtol=1e-5)
 
@@ -92,8 +98,8 @@ def test_normalization_is_per_group_l2():
     model = Tiny()
     batches = _batches()
     example = batches[0][0][:1]
-    raw = fp.rank(model, example, batches, F.cross_entropy, normalize=False)["c1"]
-    normed = fp.rank(model, example, batches, F.cross_entropy, normalize=True)["c1"]
+    raw = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)["c1"]
+    normed = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=True)["c1"]
     assert torch.allclose(normed, raw / raw.pow(2).sum().sqrt(), rtol=1e-5)
     assert torch.isclose(normed.pow(2).sum(), torch.tensor(1.0))
 
@@ -102,12 +108,12 @@ def test_pre_and_post_relu_scores_agree():
     model = Tiny(bn=True)
     batches = _batches(seed=7)
     example = batches[0][0][:1]
-    post = fp.rank(model, example, batches, F.cross_entropy, normalize=False)["c1"]
+    post = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)["c1"]
     pre = fp.rank(
         model,
         example,
-        batches,
-        F.cross_entropy,
+        batches=batches,
+        loss_fn=F.cross_entropy,
         normalize=False,
         criterion_options={"where": "module"},
     )["c1"]
@@ -121,8 +127,8 @@ def test_ema_accumulation():
     ema = fp.rank(
         model,
         example,
-        batches,
-        F.cross_entropy,
+        batches=batches,
+        loss_fn=F.cross_entropy,
         normalize=False,
         criterion_options={"accumulate": "ema", "momentum": 0.5},
     )["c1"]
@@ -139,7 +145,7 @@ def test_ranking_leaves_grad_mode_and_hooks_as_they_were():
     for p in model.parameters():
         p.grad = torch.full_like(p, 7.0)
     batches = _batches()
-    fp.rank(model, batches[0][0][:1], batches, F.cross_entropy)
+    fp.rank(model, batches[0][0][:1], batches=batches, loss_fn=F.cross_entropy)
     assert model.training
     assert all(torch.all(p.grad == 7.0) for p in model.parameters())
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
@@ -148,7 +154,7 @@ def test_ranking_leaves_grad_mode_and_hooks_as_they_were():
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        fp.rank(model, batches[0][0][:1], batches, bad_loss)
+        fp.rank(model, batches[0][0][:1], batches=batches, loss_fn=bad_loss)
     assert model.training
     assert all(not m._forward_hooks for m in model.modules())
 
@@ -162,7 +168,7 @@ def test_step_fn_and_other_losses():
         out = m(x)
         return F.binary_cross_entropy_with_logits(out, F.one_hot(y, 3).float())
 
-    scores = fp.rank(model, batches[0][0][:1], batches, step_fn=step)
+    scores = fp.rank(model, batches[0][0][:1], batches=batches, step_fn=step)
     assert scores["c1"].shape == (4,) and torch.isfinite(scores["c1"]).all()
 
 
@@ -216,7 +222,7 @@ def test_ranking_frees_feature_maps_without_the_cycle_collector(monkeypatch):
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        fp.rank(model, x, batches, F.cross_entropy, criterion="taylor", graph=graph)
+        fp.rank(model, x, batches=batches, loss_fn=F.cross_entropy, criterion="taylor", graph=graph)
         alive = sum(ref() is not None for ref in seen)
     finally:
         if was_enabled:
@@ -241,7 +247,9 @@ def test_ranking_skips_weight_gradients_but_scores_the_same():
     calls = []
     handle = model.c1.weight.register_hook(lambda g: calls.append(g))
     try:
-        scores = fp.rank(model, x, batches, F.cross_entropy, criterion="taylor", graph=graph)
+        scores = fp.rank(
+            model, x, batches=batches, loss_fn=F.cross_entropy, criterion="taylor", graph=graph
+        )
     finally:
         handle.remove()
     assert calls == []  # no gradient was taken for a weight
@@ -249,7 +257,7 @@ def test_ranking_skips_weight_gradients_but_scores_the_same():
     twin = fp.rank(
         model,
         x,
-        batches,
+        batches=batches,
         criterion="taylor",
         graph=graph,
         step_fn=lambda m, b: F.cross_entropy(m(b[0]), b[1]),
@@ -264,5 +272,7 @@ def test_ranking_a_model_that_modifies_its_input_in_place():
     batches = _batches()
     x = batches[0][0][:1].clone()
     graph = fp.analyze(model, x)
-    scores = fp.rank(model, x, batches, F.cross_entropy, criterion="taylor", graph=graph)
+    scores = fp.rank(
+        model, x, batches=batches, loss_fn=F.cross_entropy, criterion="taylor", graph=graph
+    )
     assert all(torch.isfinite(v).all() and (v >= 0).all() for v in scores.values())

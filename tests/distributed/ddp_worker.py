@@ -94,7 +94,9 @@ def scenario_plan(rank: int, workdir: Path) -> None:
     """Rank on this rank's shard (scores), then prune with Taylor (plan and digest)."""
     model, batches = load(workdir)
     mine = shard(batches, rank)
-    scores = fp.rank(model, example(batches), mine, F.cross_entropy, normalize=False)
+    scores = fp.rank(
+        model, example(batches), batches=mine, loss_fn=F.cross_entropy, normalize=False
+    )
     torch.save(scores, workdir / f"scores_{rank}.pt")
     plan = fp.prune(model, example(batches), **prune_kwargs(mine))
     digest = fpd.check_same_plan(plan, timeout=COLLECTIVE_TIMEOUT)
@@ -178,8 +180,8 @@ def scenario_helpers(rank: int, workdir: Path) -> None:
     write("report")
     fpd.barrier()
     result = {
-        "rank": fpd.rank(),
-        "local_rank": fpd.local_rank(),
+        "rank": fpd.process_index(),
+        "local_rank": fpd.local_process_index(),
         "world": fpd.world_size(),
         "main": fpd.is_main_process(),
         "decision": fpd.broadcast_object({"accepted": rank == 0, "from": rank}),
@@ -203,7 +205,7 @@ def main(argv: list[str]) -> None:
     assert fpd.init_from_env(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
     try:
         for name in names:
-            SCENARIOS[name](fpd.rank(), Path(workdir))
+            SCENARIOS[name](fpd.process_index(), Path(workdir))
     finally:
         dist.destroy_process_group()
 

@@ -226,7 +226,7 @@ def different_modules(rank: int) -> dict[str, Any]:
 
 def main(workdir: Path) -> None:
     fpd.init_from_env(backend="gloo", timeout=COLLECTIVE_TIMEOUT)
-    rank = fpd.rank()
+    rank = fpd.process_index()
     torch.set_num_threads(1)
     messages: list[str] = []
     handler = logging.Handler()

@@ -116,7 +116,7 @@ def test_ranks_with_different_shards_get_the_same_taylor_plan(run):
 def test_all_reduced_taylor_scores_equal_single_process_scores_on_all_data(run):
     model, batches = ddp_worker.load(run)
     example = ddp_worker.example(batches)
-    union = fp.rank(model, example, batches, F.cross_entropy, normalize=False)
+    union = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)
     per_rank = [torch.load(run / f"scores_{r}.pt", weights_only=True) for r in range(WORLD)]
     assert sum(x.shape[0] for x, _ in batches) == 16
     for scores in per_rank:
@@ -126,7 +126,13 @@ def test_all_reduced_taylor_scores_equal_single_process_scores_on_all_data(run):
 
     # The shards hold 10 and 6 examples: a plain mean of the two shard means would be wrong.
     local = [
-        fp.rank(model, example, ddp_worker.shard(batches, r), F.cross_entropy, normalize=False)
+        fp.rank(
+            model,
+            example,
+            batches=ddp_worker.shard(batches, r),
+            loss_fn=F.cross_entropy,
+            normalize=False,
+        )
         for r in range(WORLD)
     ]
     name = next(iter(union))

@@ -11,6 +11,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 import filterprune as fp
 from filterprune import distributed as fpd
+from filterprune.parallel import plans
 
 
 def _plan(**groups: list[int]) -> fp.Plan:
@@ -23,8 +24,18 @@ def _plan(**groups: list[int]) -> fp.Plan:
 
 def test_queries_are_single_process_defaults():
     assert not fpd.is_distributed()
-    assert (fpd.rank(), fpd.world_size(), fpd.is_main_process()) == (0, 1, True)
+    assert (fpd.process_index(), fpd.world_size(), fpd.is_main_process()) == (0, 1, True)
     fpd.barrier()  # no-op, must not raise
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("rank", "process_index"), ("local_rank", "local_process_index")]
+)
+def test_the_names_of_0_1_still_work_and_warn(old, new):
+    with pytest.warns(DeprecationWarning, match=f"{new}"):
+        function = getattr(fpd, old)
+    assert function is getattr(fpd, new)
+    assert function() == 0
 
 
 def test_plan_digest_ignores_key_and_index_order_but_not_content():
@@ -46,23 +57,23 @@ def test_check_same_plan_without_a_process_group_returns_the_digest():
 
 def test_mismatch_message_names_ranks_and_first_differing_group():
     summaries = [
-        fpd._summary(_plan(a=[1], b=[0, 2])),
-        fpd._summary(_plan(a=[1], b=[0, 2])),
-        fpd._summary(_plan(a=[1], b=[0, 5])),
+        plans._summary(_plan(a=[1], b=[0, 2])),
+        plans._summary(_plan(a=[1], b=[0, 2])),
+        plans._summary(_plan(a=[1], b=[0, 5])),
     ]
     pattern = r"rank\(s\) \[2\].*'b' \(rank 0 removes 2 channels, rank 2 removes 2 channels, diff"
     with pytest.raises(fpd.DistributedMismatchError, match=pattern) as info:
-        fpd._raise_on_mismatch(summaries)
+        plans._raise_on_mismatch(summaries)
     assert (info.value.ranks, info.value.group) == ([2], "b")
-    fpd._raise_on_mismatch(summaries[:2])  # equal: no error
+    plans._raise_on_mismatch(summaries[:2])  # equal: no error
 
 
 def test_mismatch_outside_groups_is_reported_by_section():
     other = _plan(a=[1])
     other.channels["a"] = [3, 9]
-    summaries = [fpd._summary(_plan(a=[1])), fpd._summary(other)]
+    summaries = [plans._summary(_plan(a=[1])), plans._summary(other)]
     with pytest.raises(fpd.DistributedMismatchError, match="channels differ") as info:
-        fpd._raise_on_mismatch(summaries)
+        plans._raise_on_mismatch(summaries)
     assert info.value.group is None
 
 

@@ -6,8 +6,8 @@ from torch import nn
 
 import filterprune as fp
 import filterprune.api as api
-from filterprune.graph.probe import needs_probe
 from filterprune.models import create_model
+from filterprune.probe import needs_probe
 
 
 class Plain(nn.Module):

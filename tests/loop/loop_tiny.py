@@ -10,28 +10,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from filterprune.loop import Budget
+from tiny_models import TwoConvNet
 
 
-class TinyNet(nn.Module):
+def make_model() -> TwoConvNet:
     """conv(3->8) BN ReLU, conv(8->12) BN ReLU, global pool, Linear(12->3) on (N, 3, 8, 8)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 12, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(12)
-        self.fc = nn.Linear(12, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        return self.fc(x.mean((2, 3)))
-
-
-def make_model() -> TinyNet:
     torch.manual_seed(123)
-    return TinyNet()
+    return TwoConvNet(num_classes=3, width=8, second=12)
 
 
 def _dataset(n: int, seed: int) -> TensorDataset:

@@ -4,7 +4,7 @@ from torch import nn
 
 from filterprune.measure import count, count_params, per_module_macs
 
-# Hand counts for TinyNet (see conftest) on a (1, 3, 8, 8) input.
+# Hand counts for tiny_models.FlattenNet (the `tiny` fixture) on a (1, 3, 8, 8) input.
 TINY_CONV_MACS = 4 * 3 * 3 * 3 * 8 * 8  # Cout * Cin * k * k * Hout * Wout = 6912
 TINY_FC_MACS = 4 * 8 * 8 * 10  # in * out = 2560
 TINY_PARAMS = (4 * 3 * 3 * 3 + 4) + (4 + 4) + (4 * 8 * 8 * 10 + 10)  # conv, bn, fc = 2690

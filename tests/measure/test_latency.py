@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from filterprune.measure import (
+    NOISY_IQR_FRACTION,
     LatencyResult,
+    compare_latency,
     efficiency,
     macs_reduction_ratio,
     measure_latency,
-    speedup,
-    speedups,
 )
+from filterprune.measure.latency import _flags
 
 
 def test_measure_latency_positive_and_threads_restored(tiny, tiny_input):
@@ -45,14 +46,78 @@ def test_measure_latency_tuple_inputs_and_errors(tiny, tiny_input):
         measure_latency(tiny, tiny_input, batch_sizes=())
 
 
-def test_speedup_and_efficiency_arithmetic():
-    def result(batch_size, ms):
-        return LatencyResult(batch_size, "cpu", 1, ms, 0.0, ms, 10, 1)
-
-    assert speedup(result(1, 10.0), result(1, 4.0)) == 2.5
-    assert speedup(10.0, 5.0) == 2.0
-    assert speedups([result(1, 10.0), result(8, 40.0)], [result(8, 20.0)]) == {8: 2.0}
+def test_efficiency_arithmetic():
     assert macs_reduction_ratio(400, 100) == 4.0
     assert efficiency(speedup=2.0, macs_before=400, macs_after=100) == 0.5
-    with pytest.raises(ValueError, match="after"):
-        speedup(1.0, 0.0)
+    with pytest.raises(ValueError, match="macs_after"):
+        macs_reduction_ratio(1, 0)
+
+
+class _Recorder(torch.nn.Module):
+    """Logs its name and the input's storage on every call."""
+
+    def __init__(self, name, log):
+        super().__init__()
+        self.name, self.log = name, log
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        self.log.append((self.name, x.data_ptr(), torch.get_num_threads()))
+        return self.conv(x)
+
+
+def _runs(names):
+    out = []
+    for name in names:
+        if not out or out[-1] != name:
+            out.append(name)
+    return out
+
+
+def test_compare_latency_alternates_rounds_on_the_same_input(tiny_input):
+    log = []
+    a, b = _Recorder("a", log), _Recorder("b", log)
+    a.train(), b.eval()
+    previous = torch.get_num_threads()
+    wanted = 1 if previous != 1 else 2
+    (result,) = compare_latency(
+        a, b, tiny_input, batch_sizes=(2,), rounds=4, repeats=2, warmup=1, threads=wanted,
+        min_run_time=0.0,
+    )  # fmt: skip
+    assert torch.get_num_threads() == previous and a.training and not b.training
+    assert {threads for _, _, threads in log} == {wanted}
+    assert len({ptr for _, ptr, _ in log}) == 1  # one input tensor, shared by both models
+    # warm-up a, warm-up b, then rounds a|b, b|a, a|b, b|a (adjacent runs of a name merge)
+    assert _runs(name for name, _, _ in log) == ["a", "b", "a", "b", "a", "b", "a"]
+    assert result.batch_size == 2 and result.rounds == 4 and len(result.round_speedups) == 4
+    assert len(result.reference.round_medians_ms) == len(result.model.round_medians_ms) == 4
+    assert result.speedup_low == min(result.round_speedups) <= result.speedup
+    assert result.speedup <= max(result.round_speedups) == result.speedup_high
+    ratios = [
+        x / y
+        for x, y in zip(
+            result.reference.round_medians_ms, result.model.round_medians_ms, strict=True
+        )
+    ]
+    assert sorted(result.round_speedups) == pytest.approx(sorted(ratios))
+    record = json.loads(json.dumps(result.to_dict()))
+    assert record["speedup"] == result.speedup and record["rounds"] == 4
+    assert record["original_median_ms"] == result.reference.median_ms
+    with pytest.raises(ValueError, match="compare_latency: rounds must be > 0"):
+        compare_latency(a, b, tiny_input, rounds=0)
+
+
+def test_compare_latency_of_a_model_with_itself(tiny, tiny_input):
+    (result,) = compare_latency(tiny, tiny, tiny_input, rounds=3, repeats=3, min_run_time=0.0)
+    assert result.rounds == 3 and result.speedup > 0
+
+
+def test_flags_name_noise_and_disagreeing_rounds():
+    def result(iqr):
+        return LatencyResult(1, "cpu", 1, 10.0, iqr, 10.0, 10, 1)
+
+    noisy = 10.0 * NOISY_IQR_FRACTION * 1.5
+    assert _flags(result(0.1), result(0.1), [2.0, 2.05, 1.98]) == []
+    assert _flags(result(noisy), result(0.1), [2.0]) == ["noisy reference"]
+    assert _flags(result(0.1), result(noisy), [2.0, 2.0]) == ["noisy model"]
+    assert _flags(result(0.1), result(0.1), [2.0, 2.5, 2.1]) == ["rounds disagree"]

@@ -6,15 +6,18 @@ import pytest
 import torch
 
 from filterprune.loop import ConfigError, PruneConfig
+from filterprune.measure import (
+    LatencyConfig,
+    compare_latencies,
+    latency_fields,
+    measure_latencies,
+)
 from filterprune.report import (
     DeployCheck,
-    LatencyConfig,
     OnnxReport,
     deployment_table,
     iteration_table,
-    latency_fields,
     latency_table,
-    measure_latencies,
     to_markdown,
 )
 
@@ -56,7 +59,7 @@ def test_cuda_is_timed_only_where_present():
 
 
 def test_measure_latencies_records_macs_of_the_timed_input(tiny, tiny_input):
-    # TinyNet: conv 3->4 (3x3) on H x W, then fc 4*8*8 -> 10 (the fc needs an 8x8 map)
+    # FlattenNet: conv 3->4 (3x3) on H x W, then fc 4*8*8 -> 10 (the fc needs an 8x8 map)
     config = LatencyConfig(batch_sizes=(1, 3), **FAST)
     records = measure_latencies(tiny, tiny_input, config)
     conv, fc = 4 * 3 * 9 * 64, 10 * 256
@@ -77,10 +80,29 @@ def test_measure_latencies_records_macs_of_the_timed_input(tiny, tiny_input):
         measure_latencies(tiny, (tiny_input, tiny_input), sized)
 
 
+def test_compare_latencies_records_both_models(tiny, tiny_input):
+    small = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 1, 1), torch.nn.Flatten(), torch.nn.Linear(64, 10)
+    )
+    config = LatencyConfig(batch_sizes=(1, 2), rounds=3, **FAST)
+    records = compare_latencies(tiny, small, tiny_input, config)
+    assert [(r["batch_size"], r["macs"], r["original_macs"]) for r in records] == [
+        (1, 3 * 64 + 640, 4 * 3 * 9 * 64 + 2560),
+        (2, 2 * (3 * 64 + 640), 2 * (4 * 3 * 9 * 64 + 2560)),
+    ]
+    fields = latency_fields(records, small)
+    first = records[0]
+    assert first["rounds"] == 3 and len(first["round_speedups"]) == 3
+    assert fields["speedup"] == first["speedup"] and fields["latency_ms"] == first["median_ms"]
+    assert fields["original_latency_ms"] == first["original_median_ms"]
+    assert fields["speedup_low"] <= fields["speedup"] <= fields["speedup_high"]
+    assert fields["latency_flags"] == first["flags"]
+
+
 ROWS = [
-    {"iteration": 0, "macs": 2_000, "latency_ms": 40.0, "latency_iqr_ms": 1.0},
-    {"iteration": 1, "macs": 1_600, "latency_ms": 32.0, "latency_iqr_ms": 0.5},
-    {"iteration": 2, "macs": 1_000, "latency_ms": 25.0, "latency_iqr_ms": 0.5},
+    {"iteration": 0, "macs": 2_000, "latency_ms": 40.0, "latency_iqr_ms": 1.0, "speedup": 1.0},
+    {"iteration": 1, "macs": 1_600, "latency_ms": 32.0, "latency_iqr_ms": 0.5, "speedup": 1.25},
+    {"iteration": 2, "macs": 1_000, "latency_ms": 25.0, "latency_iqr_ms": 0.5, "speedup": 1.6},
 ]
 
 
@@ -97,14 +119,20 @@ def test_iteration_table_efficiency_is_speedup_over_macs_ratio():
 
 
 def test_latency_table_from_logged_records():
-    def rec(batch, ms, macs, device="cpu"):
+    def rec(batch, ms, macs, speedup, orig_macs, device="cpu"):
         return {"device": device, "batch_size": batch, "threads": 1, "median_ms": ms,
-                "iqr_ms": 0.1, "runs": 5, "calls_per_run": 2, "macs": macs}  # fmt: skip
+                "iqr_ms": 0.1, "runs": 5, "calls_per_run": 2, "macs": macs,
+                "original_macs": orig_macs, "original_median_ms": ms * speedup,
+                "speedup": speedup, "speedup_low": speedup - 0.1, "speedup_high": speedup + 0.1,
+                "rounds": 3, "flags": ["noisy model"] if device != "cpu" else []}  # fmt: skip
 
     rows = [
-        {"iteration": 0, "latency": [rec(1, 10.0, 400), rec(8, 60.0, 3200)]},
+        {"iteration": 0, "latency": [rec(1, 10.0, 400, 1.0, 400), rec(8, 60.0, 3200, 1.0, 3200)]},
         {"iteration": 1},  # not timed: skipped
-        {"iteration": 2, "latency": [rec(1, 5.0, 100), rec(8, 20.0, 800), rec(1, 1.0, 100, "cuda:0")]},
+        {"iteration": 2, "latency": [rec(1, 5.0, 100, 2.0, 400), rec(8, 20.0, 800, 3.0, 3200),
+                                     rec(1, 1.0, 100, 1.5, 400, "cuda:0")]},
+        {"iteration": 3, "latency": [{k: v for k, v in rec(1, 4.0, 100, 1, 1).items()
+                                      if "speedup" not in k and "original" not in k}]},
     ]  # fmt: skip
     table = latency_table(rows)
     assert [(r["iteration"], r["batch_size"]) for r in table.rows] == [
@@ -113,11 +141,15 @@ def test_latency_table_from_logged_records():
         (2, 1),
         (2, 8),
         (2, 1),
+        (3, 1),
     ]
-    assert table.column("speedup") == pytest.approx([1.0, 1.0, 2.0, 3.0, None])
-    assert table.column("macs_ratio") == pytest.approx([1.0, 1.0, 4.0, 4.0, None])
-    assert table.column("efficiency") == pytest.approx([1.0, 1.0, 0.5, 0.75, None])
-    assert table.column("calls") == [10] * 5
+    assert table.column("speedup") == pytest.approx([1.0, 1.0, 2.0, 3.0, 1.5, None])
+    assert table.column("speedup_range")[2] == "1.90–2.10"
+    assert table.column("macs_ratio") == pytest.approx([1.0, 1.0, 4.0, 4.0, 4.0, None])
+    assert table.column("efficiency") == pytest.approx([1.0, 1.0, 0.5, 0.75, 0.375, None])
+    assert table.column("original_ms")[3] == 60.0
+    assert table.column("flags") == ["–", "–", "–", "–", "noisy model", "–"]
+    assert table.column("calls") == [10] * 6
     assert latency_table([{"iteration": 0}]) is None
 
 
@@ -131,7 +163,7 @@ def test_deployment_table_flags_what_pruning_broke():
         DeployCheck("final", False, True, _onnx(1.0, matches=False)),
     ]
     table = deployment_table(checks)
-    assert table.column("ort_speedup") == [1.0, 4.0]
+    assert table.column("ort_latency_ms") == [4.0, 1.0] and "ort_speedup" not in table.keys
     assert table.column("torch_export") == ["yes", "NO"]
     assert table.column("onnx_mb") == [2.0, 2.0]
     assert table.notes == [

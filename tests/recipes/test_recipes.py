@@ -49,6 +49,10 @@ def test_prune_then_evaluate_from_python(baseline, tmp_path):
     result = prune_saved(baseline, run_dir=tmp_path / "run", config=config, progress=False)
     run = tmp_path / "run"
     assert RunDir(run).read_state()["finished"]
+    shown = repr(result)  # one line, not the whole plan
+    assert "\n" not in shown and len(shown) < 400 and "removed_outputs" not in shown
+    assert shown.startswith("RunResult(stopped='max_iterations', best_iteration=1, params ")
+    assert "dice " in shown and f"run_dir='{run}'" in shown
     info = json.loads((run / "model.json").read_text())
     assert info["training"]["name"] == "adam" and info["training"]["lr"] == 5e-3  # inherited
     lines = (run / "channels.txt").read_text().split()

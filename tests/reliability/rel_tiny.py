@@ -1,13 +1,16 @@
 """A tiny classifier and CLI settings for the reliability tests (CPU, a fraction of a second a run).
 
 The CLI imports the model as ``--model rel_tiny:build``, so this folder must be on ``sys.path``
-(pytest puts it there; the kill server's subprocess gets it through ``PYTHONPATH``).
+(pytest puts it there; the kill server's subprocess gets it through ``PYTHONPATH``), and so must
+``tests/`` (for ``tiny_models``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from tiny_models import TwoConvNet
 
 MODEL = "rel_tiny:build"
 
@@ -31,21 +34,7 @@ PRUNE = [
 ]
 
 
-class Tiny(nn.Module):
-    """conv(3->w) BN ReLU, conv(w->2w) BN ReLU, global average pool, Linear(2w->classes)."""
-
-    def __init__(self, num_classes: int = 10, width: int = 8) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(2 * width)
-        self.fc = nn.Linear(2 * width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        return self.fc(x.mean((2, 3)))
+Tiny = TwoConvNet  # conv(3->w) BN ReLU, conv(w->2w) BN ReLU, global pool, Linear
 
 
 class Other(nn.Module):

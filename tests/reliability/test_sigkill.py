@@ -30,7 +30,9 @@ SEED = 20240611
 class KillServer:
     def __init__(self, log: Path) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(HERE), env.get("PYTHONPATH", "")])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(SRC), str(HERE), str(HERE.parent), env.get("PYTHONPATH", "")]
+        )
         env["OMP_NUM_THREADS"] = "1"
         self.log = log
         self.proc = subprocess.Popen(

@@ -19,6 +19,7 @@ import filterprune as fp
 from filterprune.cli import main
 from filterprune.loop import PruneConfig, RunDir, run_pruning, write_run_report
 from filterprune.report import table_from_json
+from filterprune.report.summary import split_columns
 
 pytest.importorskip("safetensors")
 
@@ -27,6 +28,7 @@ LATENCY = {
     "batch_sizes": [1, 2],
     "devices": ["cpu"],
     "threads": 1,
+    "rounds": 3,
     "repeats": 3,
     "warmup": 1,
     "min_run_time": 0.0,
@@ -86,10 +88,17 @@ def test_iteration_table_matches_hand_counts(run_dir):
     assert table.column("size_reduction_pct")[1] == pytest.approx(
         (sizes[0] - sizes[1]) / sizes[0] * 100
     )
-    # speed-up from the measured medians; efficiency = speed-up / (MACS_0 / MACS_1)
-    lat0, lat1 = table.column("latency_ms")
+    # speed-up: the logged side-by-side comparison (median round ratio), never a division of
+    # two rows' latencies; efficiency = speed-up / (MACS_0 / MACS_1)
+    rows = RunDir(run_dir).read_rows()
+    for row, logged in zip(table.rows, rows, strict=True):
+        assert row["speedup"] == logged["speedup"] and row["speedup"] > 0
+        low, high = logged["speedup_low"], logged["speedup_high"]
+        assert low <= row["speedup"] <= high
+        assert row["speedup_range"] == f"{low:.2f}–{high:.2f}"
+        assert row["original_latency_ms"] == logged["original_latency_ms"] > 0
+        assert row["latency_flags"] == (", ".join(logged["latency_flags"]) or "–")
     speedup = table.column("speedup")[1]
-    assert speedup == pytest.approx(lat0 / lat1)
     assert table.column("efficiency")[1] == pytest.approx(speedup * MACS_1 / MACS_0)
     assert all(iqr >= 0 for iqr in table.column("latency_iqr_ms"))
     # the written JSON holds the same raw numbers
@@ -113,14 +122,16 @@ def test_latency_table_has_every_batch_size_and_efficiency(run_dir):
     assert keys == [(0, "cpu", 1), (0, "cpu", 2), (1, "cpu", 1), (1, "cpu", 2)]
     assert table.column("macs") == [MACS_0, 2 * MACS_0, MACS_1, 2 * MACS_1]
     assert table.column("threads") == [1, 1, 1, 1]
-    base = {r["batch_size"]: r["median_ms"] for r in table.rows if r["iteration"] == 0}
-    for row in table.rows:
-        speedup = base[row["batch_size"]] / row["median_ms"]
-        assert row["speedup"] == pytest.approx(speedup)
+    records = [rec for row in RunDir(run_dir).read_rows() for rec in row["latency"]]
+    for row, record in zip(table.rows, records, strict=True):
+        speedup = record["speedup"]  # the original timed beside this model, 3 rounds
+        assert row["speedup"] == speedup and len(record["round_speedups"]) == row["rounds"] == 3
+        assert sorted(record["round_speedups"])[1] == pytest.approx(speedup)  # the median
+        assert row["original_ms"] == record["original_median_ms"] > 0
         ratio = MACS_0 / MACS_1 if row["iteration"] == 1 else 1.0
         assert row["macs_ratio"] == pytest.approx(ratio)
         assert row["efficiency"] == pytest.approx(speedup / ratio)
-        assert row["median_ms"] > 0 and row["iqr_ms"] >= 0 and row["calls"] >= 3
+        assert row["median_ms"] > 0 and row["iqr_ms"] >= 0 and row["calls"] >= 9
 
 
 def test_scores_of_each_iteration_are_saved(run_dir):
@@ -145,13 +156,15 @@ def test_report_draws_every_figure_and_a_summary(run_dir, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "rep"
     report = write_run_report(run_dir, out_dir=out)
-    for stem in ("channels", "mean_out_vs_macs", "latency_vs_macs", "scores"):
+    for stem in ("overview", "channels", "mean_out_vs_macs", "latency_vs_macs", "scores"):
         _assert_image(out / f"{stem}.png", out / f"{stem}.svg")
     summary = (out / "summary.md").read_text(encoding="utf-8")
     for heading in ("## Pruning iterations", "## Channels per layer", "## Latency"):
         assert heading in summary
     assert "![scores](scores.png)" in summary
-    assert (out / "summary.html").read_text(encoding="utf-8").count("<table>") == 3
+    page = (out / "summary.html").read_text(encoding="utf-8")
+    parts = sum(len(split_columns(t)) for t in (report.iterations, report.layers, report.latency))
+    assert page.count("<table>") == 1 + parts and "<caption>Run settings</caption>" in page
     assert {p.name for p in report.files} >= {"latency.csv", "layers.json", "scores.svg"}
 
 
@@ -187,8 +200,8 @@ def test_cli_report_with_onnx(run_dir, tmp_path, capsys):
                                   "--no-plots", "--onnx-threads", "1", "-q")])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
-    assert "| Model | torch.export | TorchScript |" in out and "| Layer |" in out
+    assert "| Model | torch.export | TorchScript |" in out and "| Producing layer(s) |" in out
     assert (tmp_path / "cli" / "model.onnx").stat().st_size > 0
     data = json.loads((tmp_path / "cli" / "deploy.json").read_text())
     assert [r["onnx_parity"] for r in data["rows"]] == ["yes", "yes"]
-    assert math.isfinite(data["rows"][1]["ort_speedup"])
+    assert math.isfinite(data["rows"][1]["ort_latency_ms"]) and "ort_speedup" not in data["rows"][1]

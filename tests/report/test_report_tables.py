@@ -15,22 +15,26 @@ from filterprune.report import (
     to_json,
     to_markdown,
 )
+from filterprune.report.formatting import metric_kinds
 
 # Concat-style network: branches "a" (16 ch) and "b" (16 ch) are concatenated into 32 channels
 # that feed "c". Only the producing layers are listed; the concat adds no channels of its own.
 BEFORE = {"a": 16, "b": 16, "c": 32}
 AFTER = {"a": 10, "b": 12, "c": 20}
 
-# The seed's run, with MACs and latency added.
+# The seed's run, with MACs and side-by-side latency (as compare_latency logs it) added.
 ROWS = [
     {"iteration": 0, "metrics": {"dice": 0.985}, "params": 13_000_000, "macs": 2_000_000_000,
-     "size_mb": 52.4, "latency_ms": 40.0},
+     "size_mb": 52.4, "latency_ms": 40.0, "speedup": 1.0, "speedup_low": 0.98,
+     "speedup_high": 1.01, "latency_flags": []},
     {"iteration": 1, "ranking_batches": 500, "removed": 300, "removed_total": 300,
      "finetune": "0/1500", "metrics": {"dice": 0.948}, "params": 11_000_000,
-     "macs": 1_600_000_000, "size_mb": 44.4, "latency_ms": 34.0},
+     "macs": 1_600_000_000, "size_mb": 44.4, "latency_ms": 34.0, "speedup": 1.18,
+     "speedup_low": 1.05, "speedup_high": 1.31, "latency_flags": ["rounds disagree"]},
     {"iteration": 2, "ranking_batches": 500, "removed": 300, "removed_total": 600,
      "finetune": "5/0", "metrics": {"dice": 0.955}, "params": 6_800_000,
-     "macs": 1_000_000_000, "size_mb": 27.2, "latency_ms": 25.0},
+     "macs": 1_000_000_000, "size_mb": 27.2, "latency_ms": 25.0, "speedup": 1.6,
+     "speedup_low": 1.58, "speedup_high": 1.61, "latency_flags": []},
 ]  # fmt: skip
 
 
@@ -64,10 +68,31 @@ def test_iteration_table_reductions_vs_row_0():
         [0.0, 2 / 13 * 100, 6.2 / 13 * 100]
     )
     assert table.column("delta:dice") == pytest.approx([0.0, 0.948 - 0.985, 0.955 - 0.985])
-    assert table.column("speedup") == pytest.approx([1.0, 40 / 34, 1.6])
+    assert table.column("speedup") == [1.0, 1.18, 1.6]  # as measured side by side
+    assert table.column("speedup_range") == ["0.98–1.01", "1.05–1.31", "1.58–1.61"]
+    assert table.column("latency_flags") == ["–", "rounds disagree", "–"]
+    # latencies of different rows are never divided into a speed-up
+    alone = [{k: v for k, v in row.items() if not k.startswith("speedup")} for row in ROWS]
+    assert iteration_table(alone).column("speedup") == [None, None, None]
     assert table.column("ranking_batches") == [None, 500, 500]
     assert "Size reduction: (52.40 − 27.20) / 52.40 × 100 % = 48.1 %" in table.notes
-    assert "dice: 0.985 → 0.955 (-0.03)" in table.notes
+    assert "dice: 98.50 % → 95.50 % (-3.00 pt)" in table.notes
+
+
+def test_metric_changes_print_in_the_metrics_own_unit():
+    table = iteration_table(ROWS)
+    kinds = {c.key: c.kind for c in table.columns}
+    assert (kinds["metric:dice"], kinds["delta:dice"]) == ("fraction", "points")
+    md = to_markdown(table)
+    assert "| 95.50 % | -3.00 pt |" in md and "| 98.50 % | +0.00 pt |" in md and "-0.03" not in md
+    assert format_value(0.003839, "points") == "+0.38 pt"
+    assert format_value(0.9712, "fraction") == "97.12 %"
+    assert metric_kinds("top5", [0.5, 1.0]) == ("fraction", "points")
+    assert metric_kinds("val_accuracy", [0.5]) == ("fraction", "points")
+    assert metric_kinds("loss", [0.5, 0.2]) == ("metric", "delta")  # not a share
+    assert metric_kinds("accuracy", [97.1, 96.0]) == ("metric", "delta")  # already in percent
+    rows = [{"iteration": 0, "metrics": {"loss": 0.5}}, {"iteration": 1, "metrics": {"loss": 0.25}}]
+    assert "loss: 0.5 → 0.25 (-0.25)" in iteration_table(rows).notes
 
 
 def test_iteration_table_converts_numpy_and_rejects_bad_rows():

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..recipes.models import MODEL_JSON, read_model_json
+from ..recipes.models import saved_model
 
 
 class CLIError(Exception):
@@ -32,8 +32,22 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("output")
-    group.add_argument("--quiet", "-q", action="store_true", help="no progress bars or log lines")
+    group = parser.add_argument_group(
+        "output",
+        "Results go to stdout, progress and log lines to stderr. Progress bars are drawn only "
+        "on a terminal (FILTERPRUNE_PROGRESS=1/0 forces them on/off); in a log file each "
+        "pruning iteration is one line.",
+    )
+    level = group.add_mutually_exclusive_group()
+    level.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bars or log lines, only warnings and errors",
+    )
+    level.add_argument(
+        "--verbose", "-v", action="store_true", help="also debug log lines (logger names shown)"
+    )
     group.add_argument("--debug", action="store_true", help="show the traceback of errors")
 
 
@@ -95,9 +109,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
     group.add_argument(
         "--model",
         required=required,
-        metavar="NAME|MODULE:FACTORY",
-        help="a built-in model (see 'filterprune inspect --list-models') or an importable "
-        "factory such as mypkg.nets:build; read from model.json next to --load if omitted",
+        metavar="NAME|HUB:NAME|MODULE:FACTORY",
+        help="a built-in model (see 'filterprune inspect --list-models'), a torchvision or timm "
+        "model when that library is installed (torchvision:resnet18, timm:convnext_atto; random "
+        "weights, load your own with --load) or an importable factory such as mypkg.nets:build; "
+        "read from model.json next to --load if omitted",
     )
     group.add_argument(
         "--model-arg",
@@ -131,16 +147,8 @@ def add_widths_args(parser: argparse.ArgumentParser) -> None:
 
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
     """Model name, model arguments, task and input shape: flags first, then model.json."""
-    info = read_model_json(load)
-    if args.model:
-        info = {**info, "model": args.model, "model_args": dict(args.model_arg)}
-    elif args.model_arg:
-        info["model_args"] = {**info.get("model_args", {}), **dict(args.model_arg)}
-    if "model" not in info:
-        where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
-        raise CLIError(f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25")
-    info.setdefault("model_args", {})
-    return info
+    model_args = dict(args.model_arg) if args.model_arg else None
+    return saved_model(load, model=args.model, model_args=model_args, require_task=False)
 
 
 # ----- output -------------------------------------------------------------------------------------
@@ -155,16 +163,18 @@ class _TqdmHandler(logging.Handler):
             print(message, file=sys.stderr)
 
 
-def setup_logging(quiet: bool) -> None:
+def setup_logging(quiet: bool, verbose: bool = False) -> None:
+    """Send the ``filterprune`` loggers to stderr: WARNING with --quiet, DEBUG with --verbose."""
     logger = logging.getLogger("filterprune")
     for handler in list(logger.handlers):
         if isinstance(handler, _TqdmHandler):
             logger.removeHandler(handler)
-    if not quiet:
-        handler = _TqdmHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    handler = _TqdmHandler()
+    pattern = "%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
+    handler.setFormatter(logging.Formatter(pattern))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False  # one line per record, even when the root logger has a handler
 
 
 def say(args: argparse.Namespace, message: str) -> None:

@@ -11,7 +11,7 @@ import atexit
 
 import torch
 
-from ..distributed import init_from_env, is_distributed, is_main_process, local_rank
+from ..parallel import init_from_env, is_distributed, is_main_process, local_process_index
 from ._common import setup_logging
 
 
@@ -31,7 +31,7 @@ def join_torchrun(args: argparse.Namespace) -> bool:
         if not joined:
             return True
     if args.device in (None, "cuda"):
-        args.device = f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
+        args.device = f"cuda:{local_process_index()}" if torch.cuda.is_available() else "cpu"
     if not is_main_process():
         args.quiet = True
         setup_logging(quiet=True)

@@ -15,14 +15,16 @@ DESCRIPTION = (
     "(segment, the default) or a VGG16-BN on handwritten digits (classify) is trained (once; the "
     "baseline is cached), pruned with the Taylor criterion over several iterations with "
     "finetuning in between, and the per-iteration and per-layer tables are printed. "
-    "Checkpoints, tables, plots and a summary page go to --run-dir. At most 10 minutes on 2 CPU "
-    "cores; --quick at most 2."
+    "Checkpoints, tables, plots and a summary page go to --run-dir. --quick does about 6.5 "
+    "CPU-minutes of work with the baseline (measured 387 CPU-s; benchmarks/results/"
+    "demo_quick_segment.json), less once the baseline is cached. On 2 idle cores that is an estimated 3 to 7 minutes "
+    "(not measured: the machine was busy); it took 45 minutes at load 20 on 2 cores."
 )
 EXAMPLES = [
     "filterprune demo",
     "filterprune demo --quick",
     "filterprune demo --task classify --run-dir runs/demo-digits",
-    "filterprune report runs/demo",
+    "filterprune report runs/demo-segment",
 ]
 
 
@@ -36,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller model, data and budget")
     parser.add_argument("--size", choices=SIZES, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--run-dir", type=Path, default=None, help="output folder (default: runs/demo-TASK)"
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/demo-TASK, e.g. runs/demo-segment)",
     )
     parser.add_argument(
         "--cache-dir",
@@ -49,11 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     size = args.size or ("quick" if args.quick else "full")
-    run_dir = args.run_dir or Path(f"runs/demo-{args.task}")
     config = DemoConfig(
         task=args.task,
         size=size,
-        run_dir=run_dir,
+        run_dir=args.run_dir,
         cache_dir=args.cache_dir,
         seed=args.seed,
         progress=not args.quiet,

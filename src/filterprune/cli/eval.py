@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..recipes import evaluate_saved
+from ..recipes import compare_saved, evaluate_saved
 from ._common import CLIError, add_model_args, add_widths_args, existing_path, model_info
 from ._data import add_data_args, load_data
 
@@ -14,11 +14,16 @@ HELP = "evaluate a saved or pruned model on built-in or folder data"
 DESCRIPTION = (
     "Rebuild a saved model (original architecture + plan.json + weights.safetensors; a run "
     "folder gives its final model) and print the task metrics on the validation data, with "
-    "parameters, MACs (for one input), checkpoint size and optionally latency."
+    "parameters, MACs (for one input), checkpoint size and optionally latency. With --compare "
+    "ORIGINAL both models are evaluated on the same data and, with --latency, timed side by "
+    "side in alternating rounds in this process (same threads and inputs): both latencies "
+    "and the speed-up with the range of its round ratios."
 )
 EXAMPLES = [
     "filterprune eval --load runs/vgg-pruned",
     "filterprune eval --load runs/vgg-pruned/iter_002 --latency --json",
+    "filterprune eval --compare runs/vgg-pruned/iter_000 --load runs/vgg-pruned --latency "
+    "--batch-sizes 1 16 --threads 2 --rounds 7",
     "filterprune eval --load model.safetensors --model unet --model-arg base=16 --task segment "
     "--data ./carvana",
 ]
@@ -35,7 +40,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     add_widths_args(parser)
     add_data_args(parser, required=False)
+    parser.add_argument(
+        "--compare",
+        type=existing_path,
+        default=None,
+        metavar="ORIGINAL",
+        help="A/B: also evaluate this model (e.g. the baseline) and compare --load with it",
+    )
     parser.add_argument("--latency", action="store_true", help="also time a forward pass")
+    timing = parser.add_argument_group("timing (--latency)")
+    timing.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[1], metavar="N", help="default 1"
+    )
+    timing.add_argument("--threads", type=int, default=None, help="default: torch's current")
+    timing.add_argument(
+        "--rounds", type=int, default=5, help="alternating rounds with --compare (default 5)"
+    )
+    timing.add_argument(
+        "--repeats", type=int, default=10, help="timed calls per model and round (default 10)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument(
@@ -54,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
     data = load_data(args, task_name, seed=args.seed, saved=info.get("data"))
+    if args.compare is not None:
+        return _compare(args, info, task_name, data)
     out = evaluate_saved(
         args.load,
         data=data,
@@ -77,4 +102,63 @@ def run(args: argparse.Namespace) -> int:
     table.columns[0] = report.Column("iteration", "Model", "text")
     table.title, table.notes = "Evaluation", []
     print(report.to_markdown(table))
+    return 0
+
+
+def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object) -> int:
+    from .. import report
+
+    out = compare_saved(
+        args.compare,
+        args.load,
+        data=data,
+        model=info["model"],
+        model_args=info["model_args"],
+        task=task_name,
+        channel_txt=args.channel_txt,
+        spec=args.spec,
+        latency=args.latency,
+        batch_sizes=tuple(args.batch_sizes),
+        threads=args.threads,
+        rounds=args.rounds,
+        repeats=args.repeats,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    first = (out.get("latency") or [{}])[0]
+    rows = [
+        {"iteration": f"original: {args.compare}", **out["original"]},
+        {"iteration": f"model: {args.load}", **out["model"]},
+    ]
+    if first:
+        rows[0].update(
+            latency_ms=first["original_median_ms"], latency_iqr_ms=first["original_iqr_ms"]
+        )
+        rows[1].update(
+            latency_ms=first["median_ms"],
+            latency_iqr_ms=first["iqr_ms"],
+            speedup=first["speedup"],
+            speedup_low=first["speedup_low"],
+            speedup_high=first["speedup_high"],
+            latency_flags=first["flags"],
+        )
+    table = report.iteration_table(rows)
+    drop = {"ranking_batches", "removed", "removed_total", "finetune", "original_latency_ms"}
+    table.columns = [c for c in table.columns if c.key not in drop]
+    if not first:
+        table.columns = [
+            c for c in table.columns if "latency" not in c.key and "speedup" not in c.key
+        ]
+        table.columns = [c for c in table.columns if c.key != "efficiency"]
+    table.columns[0] = report.Column("iteration", "Model", "text")
+    table.title = "A/B comparison"
+    print(f"A/B comparison: {args.load} against {args.compare}\n")
+    print(report.to_markdown(table))
+    if first:
+        timing = report.latency_table(
+            [{"iteration": "model vs original", "latency": out["latency"]}]
+        )
+        print(report.to_markdown(timing))
     return 0

@@ -46,17 +46,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATTERN",
         help="keep the output channels of layers matching this pattern (repeatable)",
     )
-    parser.add_argument("--list-models", action="store_true", help="list built-in models")
+    parser.add_argument(
+        "--list-models",
+        action="store_true",
+        help="list the built-in models with their arguments (name=default, meaning)",
+    )
     add_widths_args(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.list_models:
-        from ..models import list_models
+def _arguments(name: str) -> str:
+    """One line per keyword argument of a built-in model: name=default and its meaning."""
+    from ..models import model_arguments
 
-        print("\n".join(list_models()))
+    lines = []
+    for arg in model_arguments(name):
+        meaning = arg.meaning.replace("``", "").replace(":data:", "")
+        lines.append(f"  {arg.name}={arg.default!r}".ljust(26) + f" {meaning}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import list_models
+
+    if args.list_models:
+        for name in list_models():
+            print(f"{name}\n{_arguments(name)}")
         return 0
     info = model_info(args, args.load)
+    if args.load is None and info["model"] in list_models():
+        print(f"{info['model']} takes (--model-arg NAME=VALUE):\n{_arguments(info['model'])}\n")
     factory = model_factory(info["model"], info["model_args"])
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
     example = torch.zeros(input_shape)

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
 from . import demo, inspect, prune, report, train
 from . import eval as eval_cmd
 from ._common import CLIError, Parser, UsageError, add_common, examples, setup_logging, wrap
@@ -22,8 +23,6 @@ _USER_ERRORS = (CLIError, ValueError, KeyError, FileNotFoundError, ImportError, 
 
 
 def build_parser() -> Parser:
-    from .. import __version__
-
     parser = Parser(
         prog="filterprune",
         description=wrap(
@@ -89,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        setup_logging(args.quiet)
+        setup_logging(args.quiet, args.verbose)
         return int(args.handler(args) or 0)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

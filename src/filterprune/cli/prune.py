@@ -268,7 +268,18 @@ def add_latency_args(parser: argparse.ArgumentParser) -> None:
         help="spatial size of the timed input (default: the example input's)",
     )
     lat.add_argument("--latency-threads", type=int, metavar="N", help="CPU threads while timing")
-    lat.add_argument("--latency-repeats", type=int, metavar="N", help="timed calls (default 30)")
+    lat.add_argument(
+        "--latency-rounds",
+        type=int,
+        metavar="N",
+        help="alternating rounds of the original and the current model (default 5)",
+    )
+    lat.add_argument(
+        "--latency-repeats",
+        type=int,
+        metavar="N",
+        help="timed calls per model and round (default 10)",
+    )
 
 
 def _latency_settings(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -277,6 +288,7 @@ def _latency_settings(args: argparse.Namespace, data: dict[str, Any]) -> dict[st
         "devices": args.latency_devices,
         "input_size": args.latency_input_size,
         "threads": args.latency_threads,
+        "rounds": args.latency_rounds,
         "repeats": args.latency_repeats,
     }
     flags = {k: v for k, v in flags.items() if v is not None}

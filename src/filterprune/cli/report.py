@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=shape,
         default=None,
         metavar="N,C,H,W",
-        help="input of the exported graphs (default: model.json's)",
+        help="input of the exported graphs (default: model.json's, else the model's own size)",
     )
     add_model_args(parser)
     add_widths_args(parser)
@@ -64,18 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _deploy_inputs(args: argparse.Namespace) -> dict:
     import torch
 
+    from ..models import input_shape as built_for
+
     info = model_info(args, args.run_dir)
-    input_shape = args.input_shape or info.get("input_shape")
+    factory = model_factory(info["model"], info["model_args"])
+    # the input the run used, else the one the model is built for (224x224 for ImageNet heads)
+    input_shape = args.input_shape or info.get("input_shape") or built_for(factory())
     if input_shape is None:
         raise CLIError(
-            f"--onnx needs the input shape: {args.run_dir} has no model.json with input_shape; "
-            "pass --input-shape N,C,H,W"
+            f"--onnx needs the input shape: {args.run_dir} has no model.json with input_shape "
+            f"and {info['model']} does not say its input size; pass --input-shape N,C,H,W"
         )
     if args.onnx_threads is not None and args.onnx_threads < 1:
         raise CLIError(f"--onnx-threads must be >= 1, got {args.onnx_threads}")
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
     return {
-        "model_factory": model_factory(info["model"], info["model_args"]),
+        "model_factory": factory,
         "example_inputs": example,
         "onnx_threads": args.onnx_threads,
     }

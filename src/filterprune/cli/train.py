@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..distributed import is_main_process
+from ..parallel import is_main_process
 from ..recipes import Optimizer, train_baseline
 from ..recipes.train import OPTIMIZERS
 from ._common import add_model_args, say

@@ -49,7 +49,7 @@ def _per_group(graph: DependencyGraph, per_filter: Callable[[str], torch.Tensor]
     return scores
 
 
-def criterion_from_scores(name: str) -> Callable[[ScoreFn], ScoreFn]:
+def criterion_from_scores(name: str, *, override: bool = False) -> Callable[[ScoreFn], ScoreFn]:
     """Register ``fn(module, weight) -> scores`` (one per output filter) as criterion ``name``."""
 
     def deco(fn: ScoreFn) -> ScoreFn:
@@ -73,13 +73,15 @@ def criterion_from_scores(name: str) -> Callable[[ScoreFn], ScoreFn]:
                 return _per_group(graph, per_filter)
 
         _Scores.name = name
-        register_criterion(name)(_Scores)
+        register_criterion(name, override=override)(_Scores)
         return fn
 
     return deco
 
 
-def criterion_from_removals(name: str) -> Callable[[RemovalFn], RemovalFn]:
+def criterion_from_removals(
+    name: str, *, override: bool = False
+) -> Callable[[RemovalFn], RemovalFn]:
     """Register ``fn(module, weight, amount) -> indices to remove`` as criterion ``name``.
 
     Removed filters score 0 and kept ones 1, so selecting ``amount`` removes what ``fn`` chose
@@ -108,7 +110,7 @@ def criterion_from_removals(name: str) -> Callable[[RemovalFn], RemovalFn]:
                 return _per_group(graph, per_filter)
 
         _Removals.name = name
-        register_criterion(name)(_Removals)
+        register_criterion(name, override=override)(_Removals)
         return fn
 
     return deco

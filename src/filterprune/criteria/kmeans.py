@@ -8,6 +8,11 @@ them. ``variant="ridurre"`` keeps the filter nearest each centre (Ridurre's code
 redundant filters). Among removed filters, those closest to their centre go first, so exact
 duplicates are removed before anything else. Ties are broken by channel index; clustering is
 seeded, so results are deterministic.
+
+Like Ridurre, only convolutions are clustered by default: groups whose first producer is a
+``Linear`` layer get no scores and keep their width; ``linear=True`` (``--criterion-arg
+linear=true``) clusters them too. The scores are an order (which filter goes first), not a measured
+importance (``synthetic_scores``), so run reports draw no score distribution for it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
@@ -28,15 +34,24 @@ class KMeansCriterion:
 
     name = "kmeans"
     needs_data = False
+    synthetic_scores = True  # ranks from the clustering, not importance: reports draw no scores
 
     def __init__(
-        self, *, keep_fraction: float | None = None, variant: str = "ridurre", seed: int = 0
+        self,
+        *,
+        keep_fraction: float | None = None,
+        variant: str = "ridurre",
+        seed: int = 0,
+        linear: bool = False,
     ) -> None:
         if keep_fraction is not None and not 0.0 < keep_fraction <= 1.0:
             raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
         if variant not in ("ridurre", "paper"):
             raise ValueError(f"variant must be 'ridurre' or 'paper', got {variant!r}")
+        if not isinstance(linear, bool):
+            raise ValueError(f"linear must be true or false, got {linear!r}")
         self.keep_fraction, self.variant, self.seed = keep_fraction, variant, seed
+        self.linear = linear
 
     def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
         try:
@@ -51,6 +66,8 @@ class KMeansCriterion:
         scores = {}
         for g in graph.prunable:
             module = graph.modules[g.name]
+            if isinstance(module, nn.Linear) and not self.linear:
+                continue  # Ridurre prunes convolutions only; linear=True opts in
             weight = next(q for q in spec_for(module).out_params(module) if q.name == "weight")
             w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1).double()
             first = g.members[0]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .._progress import progress as show_progress
 from ..graph.anchors import Anchor
 from ..graph.specs import spec_for
 
@@ -151,14 +152,9 @@ def run_passes(
     model.train(train_mode)
     params = [p for p in model.parameters() if p.requires_grad]
     seen = 0
-    iterator: Iterable[Any] = batches
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(batches, total=max_batches, desc="ranking", leave=False)
-        except ImportError:
-            pass
+    iterator: Iterable[Any] = show_progress(
+        batches, enabled=progress, total=max_batches, desc="ranking"
+    )
     wanted: list[torch.Tensor] = []
     try:
         with observer:

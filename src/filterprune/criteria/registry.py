@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from .._registry import Registry
+
 if TYPE_CHECKING:
     from ..graph.groups import DependencyGraph
 
@@ -17,6 +19,8 @@ class Criterion(Protocol):
     """Scores every channel of every prunable group; lower scores are removed first.
 
     ``needs_data`` criteria (Taylor, activation statistics) receive ``batches`` and ``loss_fn``.
+    A criterion whose scores only order the channels (``kmeans``, ``random``) sets
+    ``synthetic_scores = True``; run reports then draw no score distribution.
     """
 
     name: str
@@ -25,31 +29,30 @@ class Criterion(Protocol):
     def __call__(self, graph: DependencyGraph, **context: Any) -> Scores: ...
 
 
-_CRITERIA: dict[str, Callable[..., Criterion]] = {}
+_CRITERIA: Registry[Callable[..., Criterion]] = Registry(
+    "criterion", "criteria", register_with="filterprune.register_criterion"
+)
 
 
-def register_criterion(name: str) -> Callable:
-    """Register a criterion factory (a class or function returning a :class:`Criterion`)."""
+def register_criterion(name: str, *, override: bool = False) -> Callable:
+    """Register a criterion factory (a class or function returning a :class:`Criterion`).
+
+    Raises:
+        ValueError: ``name`` is taken by another factory and ``override`` is false.
+    """
 
     def deco(factory: Callable[..., Criterion]) -> Callable[..., Criterion]:
-        _CRITERIA[name] = factory
-        return factory
+        return _CRITERIA.add(name, factory, override=override)
 
     return deco
 
 
 def list_criteria() -> list[str]:
-    return sorted(_CRITERIA)
+    return _CRITERIA.names()
 
 
 def get_criterion(name: str | Criterion, **options: Any) -> Criterion:
     """Build the criterion registered as ``name`` (or pass a criterion object through)."""
     if not isinstance(name, str):
         return name
-    factory = _CRITERIA.get(name)
-    if factory is None:
-        raise ValueError(
-            f"unknown criterion {name!r}; known criteria: {', '.join(list_criteria())}. "
-            "Register your own with filterprune.register_criterion."
-        )
-    return factory(**options)
+    return _CRITERIA.get(name)(**options)

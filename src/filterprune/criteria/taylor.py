@@ -17,11 +17,13 @@ product over examples and takes the absolute value at the end (the VGG16 seed's 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..graph.groups import DependencyGraph
+from ..parallel import all_reduce_sums
 from .observe import FeatureObserver, channel_dot, run_passes
 from .registry import Scores, register_criterion
 
@@ -57,71 +59,8 @@ class ChannelStats:
     def result(self) -> dict[str, torch.Tensor]:
         sums, counts = self.sums, self.counts
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            sums, counts = _all_reduce(sums, counts)
+            sums, counts = all_reduce_sums(sums, counts)
         return {n: (sums[n] / counts[n]).float().cpu() for n in sums}
-
-
-def _all_reduce(sums: dict[str, torch.Tensor], counts: dict[str, float]):
-    """Sum ``sums`` and ``counts`` over all ranks, after checking every rank observed the same.
-
-    The ranks first all-gather their sorted ``(module name, channels)`` lists: one all-reduce per
-    module only pairs up if every rank observed the same modules, so a mismatch raises the same
-    :class:`RuntimeError` on every rank instead of mixing statistics or hanging.
-    """
-    import torch.distributed as dist
-
-    names = sorted(sums)
-    _check_same_modules([(n, tuple(sums[n].shape)) for n in names])
-    if not names:  # the same on every rank: nothing observed, nothing to reduce
-        return {}, {}
-    reduced = {}
-    for n in names:
-        t = sums[n].clone()
-        dist.all_reduce(t)
-        reduced[n] = t
-    c = torch.tensor(
-        [counts[n] for n in names],
-        dtype=torch.float64,
-        device=sums[names[0]].device if names else "cpu",
-    )
-    dist.all_reduce(c)
-    return reduced, {n: float(c[i]) for i, n in enumerate(names)}
-
-
-def _check_same_modules(observed: list[tuple[str, tuple[int, ...]]]) -> None:
-    import torch.distributed as dist
-
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, observed)
-    ref = gathered[0]
-    bad = [r for r, seen in enumerate(gathered) if seen != ref]
-    if not bad:
-        return
-    first = bad[0]
-    mine, theirs = dict(ref), dict(gathered[first])
-    only_0 = sorted(set(mine) - set(theirs))
-    only_r = sorted(set(theirs) - set(mine))
-    shapes = sorted(n for n in set(mine) & set(theirs) if mine[n] != theirs[n])
-    details = []
-    if only_0:
-        details.append(f"only rank 0 observed {_few(only_0)}")
-    if only_r:
-        details.append(f"only rank {first} observed {_few(only_r)}")
-    if shapes:
-        n = shapes[0]
-        details.append(f"'{n}' has shape {mine[n]} on rank 0 but {theirs[n]} on rank {first}")
-    if not mine or not theirs:
-        details.append("a rank without ranking batches observes nothing")
-    raise RuntimeError(
-        f"ranking statistics cannot be all-reduced: rank(s) {bad} observed other modules than "
-        f"rank 0 ({'; '.join(details)}). Every rank must rank the same model, with at least one "
-        "ranking batch, and every observed layer must take part in each rank's loss"
-    )
-
-
-def _few(names: list[str], limit: int = 5) -> str:
-    shown = ", ".join(f"'{n}'" for n in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) -> Scores:
@@ -143,6 +82,22 @@ def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) ->
             )
         scores[g.name] = total
     return scores
+
+
+@dataclass
+class TaylorTap:
+    """What :meth:`Taylor.tap` returns: the observer to enter and the statistics it fills."""
+
+    observer: FeatureObserver
+    stats: ChannelStats
+    waiting: dict[int, torch.Tensor]
+    signed: bool
+
+    def result(self) -> dict[str, torch.Tensor]:
+        """Per producing module, the score of each output channel (all-reduced under DDP)."""
+        self.waiting.clear()  # maps that got no gradient (their output did not reach the loss)
+        result = self.stats.result()
+        return {k: v.abs() for k, v in result.items()} if self.signed else result
 
 
 @register_criterion("taylor")
@@ -178,9 +133,13 @@ class Taylor:
         self.accumulate, self.momentum = accumulate, momentum
         ChannelStats(accumulate=accumulate, momentum=momentum)  # validate early
 
-    def per_module(self, graph: DependencyGraph, **ctx: Any) -> dict[str, torch.Tensor]:
-        """Per producing module, the Taylor score of each of its output channels."""
-        model = _require(ctx, "model")
+    def tap(self, model: torch.nn.Module, graph: DependencyGraph) -> TaylorTap:
+        """Statistics of this criterion, gathered from passes that someone else runs.
+
+        Enter ``tap.observer`` around forward passes of ``model`` whose backward follows (a
+        training step, say); the feature maps' gradient hooks fill ``tap.stats``. Used by
+        :meth:`per_module` (ranking passes) and by the Lightning callback (real training steps).
+        """
         stats = ChannelStats(accumulate=self.accumulate, momentum=self.momentum)
         signed = self.signed
 
@@ -197,18 +156,26 @@ class Taylor:
             waiting[key] = z.detach()
 
             def hook(grad: torch.Tensor) -> None:
-                prod = channel_dot(waiting.pop(key), grad, cdim)  # (N, C)
-                stats.add(name, prod if signed else prod.abs())
+                z_seen = waiting.pop(key, None)
+                if z_seen is not None:
+                    prod = channel_dot(z_seen, grad, cdim)  # (N, C)
+                    stats.add(name, prod if signed else prod.abs())
 
             z.register_hook(hook)
 
         observer = FeatureObserver(model, graph.anchors(self.where), on_feature)
+        return TaylorTap(observer, stats, waiting, signed)
+
+    def per_module(self, graph: DependencyGraph, **ctx: Any) -> dict[str, torch.Tensor]:
+        """Per producing module, the Taylor score of each of its output channels."""
+        model = _require(ctx, "model")
+        tap = self.tap(model, graph)
         run_passes(
             model,
             _require(ctx, "batches"),
             loss_fn=ctx.get("loss_fn"),
             step_fn=ctx.get("step_fn"),
-            observer=observer,
+            observer=tap.observer,
             backward=True,
             weight_grads=False,
             train_mode=self.train_mode,
@@ -216,9 +183,7 @@ class Taylor:
             device=ctx.get("device"),
             progress=ctx.get("progress", False),
         )
-        waiting.clear()  # maps that got no gradient (their output did not reach the loss)
-        result = stats.result()
-        return {k: v.abs() for k, v in result.items()} if signed else result
+        return tap.result()
 
     def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
         return group_scores(graph, self.per_module(graph, **ctx))

@@ -89,6 +89,7 @@ class Random:
 
     name = "random"
     needs_data = False
+    synthetic_scores = True  # random draws, not importance: reports draw no scores
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

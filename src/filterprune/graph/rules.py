@@ -9,20 +9,39 @@ their :class:`~filterprune.graph.specs.LayerSpec`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
 from . import labels as L
-from .elements import UNTRACKED
+from .elements import UNTRACKED, ElementSets
 
 if TYPE_CHECKING:
     from .specs import LayerSpec
-    from .tracer import Tracer
 
-Rule = Callable[["Tracer", str, Any, tuple, dict, Any], None]
+
+class TraceState(Protocol):
+    """What a rule may read and change: the state of one trace (see :mod:`.tracer`).
+
+    Rules sit below the tracer that calls them; they see it only through this interface.
+    """
+
+    sets: ElementSets
+    module_in: dict[str, list[int]]
+    module_out: dict[str, list[int]]
+    order: list[str]
+    seed_outputs: dict[str, list[int]]
+
+    def label(self, t: torch.Tensor) -> torch.Tensor: ...
+    def set_label(self, t: torch.Tensor, lab: torch.Tensor) -> None: ...
+    def freeze(self, lab: torch.Tensor, reason: str) -> None: ...
+    def union(self, a: torch.Tensor, b: torch.Tensor) -> None: ...
+    def reason(self, what: str, why: str) -> str: ...
+
+
+Rule = Callable[[TraceState, str, Any, tuple, dict, Any], None]
 RULES: dict[str, Rule] = {}
 
 
@@ -45,14 +64,14 @@ def _outputs(out: Any) -> list[torch.Tensor]:
     return _tensors(out)
 
 
-def apply_rule(tr: Tracer, name: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+def apply_rule(tr: TraceState, name: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
     handler = RULES.get(name)
     if handler is None:
         handler = _unknown
     handler(tr, name, func, args, kwargs, out)
 
 
-def _unknown(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _unknown(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     inputs = _tensors((args, kwargs))
     touched = [tr.label(t) for t in inputs]
     if any(L.varying_dims(lab) or int(lab.reshape(-1)[0]) != UNTRACKED for lab in touched):
@@ -89,7 +108,7 @@ ELEMENTWISE = (
 
 
 @rule(*ELEMENTWISE)
-def _elementwise(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _elementwise(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     """Broadcasting element-wise ops: channels at equal positions are the same channel."""
     outs = _outputs(out)
     if not outs:
@@ -134,7 +153,7 @@ def _elementwise(tr: Tracer, name: str, func, args, kwargs, out) -> None:
     "contiguous", "clone", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
     "randn_like", "attr:data", "cpu", "cuda", "requires_grad_", "as_strided_",
 )  # fmt: skip
-def _same_as_first(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _same_as_first(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     first = args[0] if args and isinstance(args[0], torch.Tensor) else None
     for t in _outputs(out):
         if first is not None and tuple(first.shape) == tuple(t.shape):
@@ -156,7 +175,7 @@ SPATIAL = (
 
 
 @rule(*SPATIAL)
-def _spatial(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _spatial(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0] if args else kwargs.get("input")
     lab = tr.label(x)
     bad = [d for d in L.varying_dims(lab) if d != 1]
@@ -201,7 +220,7 @@ def _reduced_dims(name: str, args: tuple, kwargs: dict, ndim: int) -> tuple[list
 
 
 @rule(*REDUCTIONS)
-def _reduction(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _reduction(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0]
     if name in ("max", "min") and len(args) > 1 and isinstance(args[1], torch.Tensor):
         _elementwise(tr, name, func, args, kwargs, out)
@@ -226,7 +245,7 @@ def _reduction(tr: Tracer, name: str, func, args, kwargs, out) -> None:
 
 
 @rule("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "normalize")
-def _along_dim(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _along_dim(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0]
     lab = tr.label(x)
     if name == "normalize":
@@ -260,7 +279,7 @@ class NeedsValues(RuntimeError):
     """A rule needs the values of an index tensor, which a ``meta`` trace does not have."""
 
 
-def _as_labels(tr: Tracer, obj: Any) -> Any:
+def _as_labels(tr: TraceState, obj: Any) -> Any:
     def sub(x: Any) -> Any:
         if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
             return tr.label(x).expand(x.shape)
@@ -278,7 +297,7 @@ def _channel_shuffle(lab: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 @rule(*_LITERAL)
-def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
+def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     target = _LITERAL[name]
     largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
     try:
@@ -322,7 +341,7 @@ def _shape_op(tr: Tracer, name: str, func, args, kwargs, out) -> None:
 _RESHAPES = {"reshape", "reshape_as", "unflatten", "channel_shuffle"}
 
 
-def _couple_rows(tr: Tracer, before: torch.Tensor, after: torch.Tensor) -> None:
+def _couple_rows(tr: TraceState, before: torch.Tensor, after: torch.Tensor) -> None:
     """A reshape that splits the channel dimension into ``(rows, cols)`` (channel shuffle).
 
     After pruning, the code recomputes ``cols`` from the new channel count, which matches the
@@ -338,7 +357,7 @@ def _couple_rows(tr: Tracer, before: torch.Tensor, after: torch.Tensor) -> None:
         tr.union(grid[0], row)
 
 
-def setitem(tr: Tracer, args: tuple) -> None:
+def setitem(tr: TraceState, args: tuple) -> None:
     """``x[index] = value``: writing to channel positions written in code freezes them."""
     x, index = args[0], args[1]
     lab = tr.label(x)
@@ -430,7 +449,7 @@ def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
 
 
 # ----- leaf modules ---------------------------------------------------------------------------
-def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, output) -> None:
+def apply_leaf(tr: TraceState, name: str, module: nn.Module, spec: LayerSpec, args, output) -> None:
     outs = _outputs(output)
     inputs = _tensors(args)
     if spec.kind == "opaque" or not inputs or not outs:
@@ -475,7 +494,7 @@ def apply_leaf(tr: Tracer, name: str, module: nn.Module, spec: LayerSpec, args, 
             tr.set_label(t, lab if t.shape == x.shape else L.untracked(t.dim()))
         return
     if name not in tr.module_out:
-        seeded = tr._seed.get(name)
+        seeded = tr.seed_outputs.get(name)
         tr.module_out[name] = list(seeded) if seeded is not None else tr.sets.new(n_out)
     out_elems = tr.module_out[name]
     spec.couple(module, tr.module_in[name], out_elems, tr.sets)

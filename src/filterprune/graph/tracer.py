@@ -23,8 +23,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from . import labels as L
+from . import rules
 from .elements import UNTRACKED, ElementSets
-from .specs import LayerSpec, spec_for
+from .specs import LayerSpec, OpaqueSpec, spec_for
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(__file__))
@@ -82,7 +83,7 @@ class Tracer(TorchFunctionMode):
         self.order: list[str] = []
         self.ops: list[OpRecord] = []
         self.output_labels: list[torch.Tensor] = []
-        self._seed = seed_outputs or {}
+        self.seed_outputs = seed_outputs or {}
         self._labels: dict[int, torch.Tensor] = {}
         self._alive: list[Any] = []
         self._known_grad_fns: set[int] = set()
@@ -180,9 +181,7 @@ class Tracer(TorchFunctionMode):
         if not outs and name == "__setitem__":
             self._busy = True
             try:
-                from .rules import setitem
-
-                setitem(self, args)
+                rules.setitem(self, args)
             finally:
                 self._busy = False
         if not outs:
@@ -191,14 +190,12 @@ class Tracer(TorchFunctionMode):
         self.ops.append(record)
         self._busy = True
         try:
-            from .rules import apply_rule
-
             tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
             record.inputs = [self.label(t) for t in tensors]
             record.in_ids = [id(t) for t in tensors]
             record.out_ids = [id(t) for t in outs]
             self._alive.append(tensors)
-            apply_rule(self, name, func, args, kwargs, out)
+            rules.apply_rule(self, name, func, args, kwargs, out)
         finally:
             self._busy = False
         self.current_op = None  # kept when the rule fails: the TraceError names the op
@@ -222,8 +219,6 @@ class Tracer(TorchFunctionMode):
             if self._leaf_depth == 0 and not self._busy:
                 self._busy = True
                 try:  # label bookkeeping: not traced, and faster without the mode's dispatch
-                    from .rules import apply_leaf
-
                     record = OpRecord(len(self.ops), f"module:{name}", "", name)
                     tensors = [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)]
                     outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
@@ -234,7 +229,7 @@ class Tracer(TorchFunctionMode):
                     self.current_op = record
                     self.ops.append(record)
                     with torch._C.DisableTorchFunction():
-                        apply_leaf(self, name, module, spec, args, output)
+                        rules.apply_leaf(self, name, module, spec, args, output)
                 finally:
                     self._busy = False
                 self.current_op = None
@@ -246,8 +241,6 @@ class Tracer(TorchFunctionMode):
         for name, module in self.model.named_modules():
             spec = spec_for(module)
             if spec is None and leaf_types and isinstance(module, leaf_types):
-                from .specs import OpaqueSpec
-
                 spec = OpaqueSpec()
             if spec is not None:
                 self.leaves[name] = spec

@@ -18,7 +18,7 @@ from .config import (
     PruneConfig,
     Target,
 )
-from .layers import ignored_layers, layer_widths, producing_layers
+from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
 from .load import load, load_state_dict_strict, resolve_checkpoint, save
 from .result import RunResult
 from .run import PruningLoop, run_pruning
@@ -55,6 +55,7 @@ __all__ = [
     "LoopState",
     "Target",
     "TaskCallbacks",
+    "channel_groups",
     "channel_layers",
     "channel_list",
     "channel_widths",

@@ -165,10 +165,14 @@ class PruneConfig:
             current channels in one iteration (on top of ``min_channels``), so that it cannot
             empty a small layer in one step. Default 0.25; 1.0 = no cap. (Per group, ``amount``
             is itself each group's fraction.)
-        measure_latency: Time a forward pass each iteration (also on with a latency target).
+        measure_latency: Time a forward pass each iteration (also on with a latency target):
+            the loop keeps a copy of the starting model and times it beside each iteration's
+            model in alternating rounds, so the speed-up is never a ratio of figures taken at
+            different moments (see :func:`filterprune.measure.compare_latency`).
         latency: How to time it: a :class:`filterprune.measure.LatencyConfig` or its dict
-            (devices, batch sizes, input size, threads, repeats). The iteration table shows the
-            first batch size on the run's device; the latency table shows every measurement.
+            (devices, batch sizes, input size, threads, rounds, repeats). The iteration table
+            shows the first batch size on the run's device; the latency table shows every
+            measurement.
         seed: RNG seed; every iteration reseeds from ``(seed, iteration)``, so a resumed run
             reproduces an uninterrupted one.
         device: Where the model runs during the loop, e.g. ``"cpu"`` or ``"cuda"``.

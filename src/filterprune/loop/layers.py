@@ -1,4 +1,4 @@
-"""Which layers a run may prune, and how wide each layer is.
+"""Which layers a run may prune, how wide each layer is, and how many channels each group has.
 
 A *producing* layer is a channel-mixing leaf (conv, transposed conv, linear): its output channels
 are the ones a plan removes. Layer selection (include/exclude patterns, layer types, an explicit
@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
 from .config import ConfigError, PruneConfig
 
-__all__ = ["CONV", "ignored_layers", "layer_widths", "producing_layers"]
+__all__ = ["CONV", "channel_groups", "ignored_layers", "layer_widths", "producing_layers"]
 
 #: ``layer_types`` alias for every convolution class below.
 CONV = "conv"
@@ -46,6 +47,24 @@ def layer_widths(model: nn.Module) -> dict[str, int]:
         name: int(spec_for(module).channels(module)[1])
         for name, module in producing_layers(model).items()
     }
+
+
+def channel_groups(graph: DependencyGraph) -> dict[str, int]:
+    """Channels of every channel group of ``graph``, each channel counted once.
+
+    A group is keyed by the layers producing its channels, joined by ``" + "`` (``"conv"``; a
+    residual stage ``"layer1.0.conv2 + layer1.0.downsample.0"``; a depthwise conv, which passes
+    its input's channels on, appears after the layer producing them). Per-channel layers
+    (BatchNorm), the consumers of a concatenation and every other reader of a channel are not
+    producers, so the values sum to the channels the run can count, and a removal of ``k``
+    channels lowers the sum by exactly ``k`` (the iteration table's ``removed``). Frozen groups
+    (the output layer, ignored layers) are listed with their unchanged widths.
+    """
+    out: dict[str, int] = {}
+    for group in graph.groups:
+        label = " + ".join(dict.fromkeys(group.producers))
+        out[label] = out.get(label, 0) + group.size
+    return out
 
 
 def _sample(names: Sequence[str], limit: int = 8) -> str:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from ..distributed import (
+from ..parallel import (
     barrier,
     broadcast_object,
     check_same_plan,

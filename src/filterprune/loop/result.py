@@ -15,7 +15,7 @@ from .stop import STOP_REASONS
 __all__ = ["RunResult"]
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
     """What a pruning run produced.
 
@@ -40,6 +40,22 @@ class RunResult:
     run_dir: Path | None = None
     final_row: dict[str, Any] = field(default_factory=dict)
     stop_detail: str | None = None
+
+    def __repr__(self) -> str:
+        """One line: where the run ended and what it changed (the whole plan stays in ``plan``)."""
+        first, last = self.rows[0] if self.rows else {}, self.final_row
+        parts = [f"stopped={self.stop_reason!r}", f"best_iteration={self.best_iteration}"]
+        for key in ("params", "macs"):
+            if key in first and key in last and first[key]:
+                change = 100.0 * (last[key] - first[key]) / first[key]
+                parts.append(f"{key} {first[key]:,} -> {last[key]:,} ({change:+.1f}%)")
+        for name, value in sorted((last.get("metrics") or {}).items()):
+            before = (first.get("metrics") or {}).get(name)
+            shown = f"{before:.4g} -> {value:.4g}" if before is not None else f"{value:.4g}"
+            parts.append(f"{name} {shown}")
+        if self.run_dir is not None:
+            parts.append(f"run_dir={str(self.run_dir)!r}")
+        return f"RunResult({', '.join(parts)})"
 
     @property
     def stop_message(self) -> str:

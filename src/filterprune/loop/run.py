@@ -26,12 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._progress import progress as show_progress
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
+from ..measure.machine import machine_info
 from ..plan import Plan
 from .checkpoint import RunDir, state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
-from .layers import ignored_layers, layer_widths
+from .describe import write_model_description
+from .layers import channel_groups, ignored_layers
 from .replicas import Replicas
 from .result import RunResult
 from .state import LoopState, restore, seed_everything
@@ -123,8 +126,8 @@ class PruningLoop:
             )
         self.config = config
         self.device = torch.device(config.device)
-        self.ranks = Replicas(model)  # under DDP: the unwrapped module, rank 0's decisions
-        self.model = self.ranks.module(model).to(self.device)
+        self.replicas = Replicas(model)  # under DDP: the unwrapped module, rank 0's decisions
+        self.model = self.replicas.module(model).to(self.device)
         self.example = _to_device(example_inputs, self.device)
         self.finetune_fn, self.evaluate_fn = finetune, evaluate
         self.batches_fn, self.loss_fn = batches, loss_fn
@@ -138,6 +141,7 @@ class PruningLoop:
         self._graph: Any = None  # dependency graph of the current model, kept up to date
         self.divergence: str | None = None  # what a NaN/inf finetuning reported
         self.collapse: str | None = None  # what the collapse guard saw
+        self.original: nn.Module | None = None  # the starting model, timed beside each iteration
 
     # ----- measurement -----------------------------------------------------------------------
     def _evaluate(self) -> dict[str, float]:
@@ -149,29 +153,34 @@ class PruningLoop:
                 "the evaluate callback must return a dict name -> number, got "
                 f"{type(metrics).__name__}"
             )
-        return self.ranks.shared({str(k): float(v) for k, v in metrics.items()})
+        return self.replicas.shared({str(k): float(v) for k, v in metrics.items()})
 
     def _row(self, iteration: int | str, **fields: Any) -> tuple[dict[str, Any], bytes]:
-        if not self.ranks.main:  # rank 0's row (metrics, latency, decisions) is everyone's
-            return self.ranks.shared(None), b""
+        if not self.replicas.main:  # rank 0's row (metrics, latency, decisions) is everyone's
+            return self.replicas.shared(None), b""
         counts = count(self.model, self.example)
         weights = state_dict_bytes(self.model)
         row: dict[str, Any] = {"iteration": iteration, **fields}
         row.update(params=counts.params, macs=counts.macs, size_mb=len(weights) / 1e6)
         if self.config.needs_latency:
-            from ..measure import latency_fields, measure_latencies
+            from ..measure import compare_latencies, latency_fields
 
-            timed = measure_latencies(self.model, self.example, self.config.latency)
+            # side by side with the original, in alternating rounds (row 0: the original
+            # against itself, which shows the noise of the machine)
+            original = self.original if self.original is not None else self.model
+            timed = compare_latencies(original, self.model, self.example, self.config.latency)
             row.update(latency_fields(timed, self.model))
-        row["channels"] = layer_widths(self.model)
-        return self.ranks.shared(row), weights
+        if self._graph is None:
+            self._graph = analyze(self.model, self.example, ignore=self.ignore)
+        row["channels"] = channel_groups(self._graph)  # each channel once, by its producers
+        return self.replicas.shared(row), weights
 
     def _finetune(self, budget: Budget) -> int:
         if budget.amount <= 0 or self.finetune_fn is None:
             return 0
-        model = self.ranks.for_training(self.model)  # a DDP wrapper under torch.distributed
-        done = self.ranks.shared(self.finetune_fn(model, self.state.steps_done, budget))
-        self.ranks.sync(self.model)  # BatchNorm statistics followed each rank's own batches
+        model = self.replicas.for_training(self.model)  # a DDP wrapper under torch.distributed
+        done = self.replicas.shared(self.finetune_fn(model, self.state.steps_done, budget))
+        self.replicas.sync(self.model)  # BatchNorm statistics followed each rank's own batches
         if done is None:
             return 0
         if isinstance(done, bool) or not isinstance(done, int) or done < 0:
@@ -192,7 +201,7 @@ class PruningLoop:
         scores: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.state.rows.append(row)
-        if self.rundir is not None and self.ranks.main:
+        if self.rundir is not None and self.replicas.main:
             self.rundir.write_checkpoint(
                 name, weights=weights, plan=self.state.plan, step_plan=step, row=row, scores=scores
             )
@@ -202,11 +211,11 @@ class PruningLoop:
         self, *, finished: bool = False, stop_reason: str | None = None, final: str | None = None
     ) -> None:
         if self.rundir is not None:
-            if self.ranks.main:
+            if self.replicas.main:
                 self.rundir.write_state(
                     self.state.to_json_dict(finished=finished, stop_reason=stop_reason, final=final)
                 )
-            self.ranks.barrier()  # other ranks may read the run folder from here on
+            self.replicas.barrier()  # other ranks may read the run folder from here on
 
     def _keep_best(self) -> None:
         """Remember the current model as the last good one (a copy if a floor is set or a
@@ -220,25 +229,54 @@ class PruningLoop:
         kept = copy.deepcopy(self.model) if needed else None
         self.best = (kept, copy.copy(self.state))
 
-    def _diverged(self, where: str, exc: FloatingPointError) -> str:
-        """Finetuning hit a NaN/inf: go back to the last good model and stop the run."""
-        self.divergence = f"{where}: {' '.join(str(exc).split())}"
-        logger.info("finetuning diverged in %s", self.divergence)
+    def _roll_back(self, rejected: int | None = None) -> None:
+        """Go back to the last good model and state.
+
+        Args:
+            rejected: The iteration whose result is rejected; its log row, its number and the
+                finetuning steps it took stay counted. ``None`` (a divergence) reverts all.
+        """
         kept_model, kept_state = self.best
-        self.model, self._graph = kept_model, None
-        self.state = kept_state
+        if rejected is not None:
+            kept_state.rows, kept_state.iteration = self.state.rows, rejected
+            kept_state.steps_done = self.state.steps_done
+        self.model, self._graph, self.state = kept_model, None, kept_state
         self._keep_best()
-        return "non_finite"
+
+    def _finetune_checked(self, budget: Budget, where: str) -> int | None:
+        """Finetune, then check the weights are finite; ``None`` after a NaN/inf.
+
+        On a NaN/inf loss or weights the model rolls back to the last good one and
+        ``self.divergence`` says where; the run then stops with ``"non_finite"``.
+        """
+        try:
+            steps = self._finetune(budget)
+            check_finite(self.model)
+        except FloatingPointError as exc:
+            self.divergence = f"{where}: {' '.join(str(exc).split())}"
+            logger.info("finetuning diverged in %s", self.divergence)
+            self._roll_back()
+            return None
+        return steps
 
     # ----- start / resume --------------------------------------------------------------------
+    def _keep_original(self) -> None:
+        """A copy of the starting model for side-by-side latency (only when latency is timed)."""
+        if self.config.needs_latency and self.replicas.main:
+            self.original = copy.deepcopy(self.model).eval()
+
     def _start(self) -> None:
-        self.ranks.sync(self.model)  # start from rank 0's weights, as DDP would
+        self.replicas.sync(self.model)  # start from rank 0's weights, as DDP would
+        self._keep_original()
         self._graph = analyze(self.model, self.example, ignore=self.ignore)
         self.state.base_total = sum(g.size for g in self._graph.prunable)
         seed_everything(self.config.seed, 0)
         metrics = self._evaluate()
         self.threshold = metric_threshold(self.config, metrics)
         self.guard = collapse_guard(self.config, metrics)
+        bound = {}
+        if self.threshold is not None:  # for the report's plots: the worst accepted value
+            bound = {"metric_bound": {"metric": self.config.metric, "value": self.threshold}}
         row, weights = self._row(
             0,
             ranking_batches=0,
@@ -247,10 +285,13 @@ class PruningLoop:
             metrics=metrics,
             pruned_fraction=0.0,
             accepted=True,
+            machine=machine_info(),  # where the run (and its timing) happened
+            **bound,
         )
-        if self.rundir is not None and self.ranks.main:
+        if self.rundir is not None and self.replicas.main:
             self.rundir.path.mkdir(parents=True, exist_ok=True)
             self.rundir.write_config(self.config.to_json())
+            write_model_description(self.rundir.path, self.model, self.example, self.state.plan)
         self._record(self.state.current, row, weights, Plan())
         self._keep_best()
         self._save_state()
@@ -272,8 +313,9 @@ class PruningLoop:
             )
         # a run stopped by a NaN loss continues from its last good iteration
         retry = saved["stop_reason"] in RETRYABLE_STOPS
-        done = self.ranks.shared(saved["finished"] and not diff and not retry)
+        done = self.replicas.shared(saved["finished"] and not diff and not retry)
         weights_from = saved["final"] if done else saved["current"]
+        self._keep_original()  # the model passed in is the starting model (see run_pruning)
         self.state = restore(run, self.model, saved, weights_from=weights_from)
         self.model.to(self.device)
         self.threshold = metric_threshold(self.config, self.state.rows[0].get("metrics") or {})
@@ -283,8 +325,8 @@ class PruningLoop:
             if saved["final"] != saved["current"]:
                 self.state.rows.append(final_row)
             return self._result(saved["stop_reason"], final_row)
-        self.ranks.barrier()  # every rank has read the run folder before rank 0 writes to it
-        if self.ranks.main:
+        self.replicas.barrier()  # every rank has read the run folder before rank 0 writes to it
+        if self.replicas.main:
             run.write_config(self.config.to_json())
             logger.info("resuming %s after iteration %d", run.path, self.state.iteration)
         self._keep_best()
@@ -345,30 +387,35 @@ class PruningLoop:
         seed_everything(cfg.seed, i)
         self.model.zero_grad(set_to_none=True)
         step, ranked = self._prune(removal)
-        self.ranks.check(step)  # under DDP: every rank removed the same channels
-        self.ranks.forget()  # new parameters: finetuning gets a new DDP wrapper
+        self.replicas.check(step)  # under DDP: every rank removed the same channels
+        self.replicas.forget()  # new parameters: finetuning gets a new DDP wrapper
         if step.num_removed == 0:
             return "max_pruned_fraction" if removal.clipped else "nothing_left"
         state.removed_total += step.num_removed
         state.plan, state.run_plan = state.plan.then(step), state.run_plan.then(step)
-        try:
-            steps = self._finetune(cfg.budget())
-            check_finite(self.model)
-        except FloatingPointError as exc:  # NaN/inf loss or weights
-            return self._diverged(f"iteration {i}", exc)
-        metrics = self._evaluate()
-        accepted = self._acceptable(metrics)
+        steps = 0
         recovered = 0
-        while recovered < cfg.recovery and not self.ranks.shared(accepted):
-            recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
-            try:
-                steps += self._finetune(cfg.budget())
-                check_finite(self.model)
-            except FloatingPointError as exc:
-                return self._diverged(f"iteration {i} (recovery {recovered})", exc)
+        while True:  # finetune; then, while rejected, up to ``recovery`` more rounds
+            where = f"iteration {i}" + (f" (recovery {recovered})" if recovered else "")
+            done = self._finetune_checked(cfg.budget(), where)
+            if done is None:
+                return "non_finite"
+            steps += done
             metrics = self._evaluate()
             accepted = self._acceptable(metrics)
+            if recovered >= cfg.recovery or self.replicas.shared(accepted):
+                break
+            recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
         extra = {"recovery": recovered} if cfg.recovery else {}
+        if self.needs_data and ranked < cfg.ranking_batches:  # never shrink silently
+            extra["ranking_batches_asked"] = cfg.ranking_batches
+            logger.warning(
+                "iteration %d ranked on %d of the %d ranking batches asked for: the data ran out "
+                "(use more data or a smaller batch size, or lower ranking_batches)",
+                i,
+                ranked,
+                cfg.ranking_batches,
+            )
         state.iteration = i
         name = RunDir.iteration_name(i)
         row, weights = self._row(
@@ -393,12 +440,7 @@ class PruningLoop:
             self._keep_best()
             self._save_state()
             return None
-        kept_model, kept_state = self.best
-        self.model, self._graph = kept_model, None
-        kept_state.rows, kept_state.iteration = state.rows, i
-        kept_state.steps_done = state.steps_done
-        self.state = kept_state
-        self._keep_best()
+        self._roll_back(rejected=i)
         self._save_state()
         if self.guard is not None:
             self.collapse = f"iteration {i}: {self.guard.describe(metrics)}"
@@ -419,11 +461,8 @@ class PruningLoop:
         seed_everything(self.config.seed, "final")
         self.model.zero_grad(set_to_none=True)
         budget = self.config.budget(final=True)
-        try:
-            steps = self._finetune(budget)
-            check_finite(self.model)
-        except FloatingPointError as exc:
-            self._diverged("the final finetuning", exc)
+        steps = self._finetune_checked(budget, "the final finetuning")
+        if steps is None:
             return self.state.current, self.state.current_row
         row, weights = self._row(
             "final",
@@ -467,7 +506,7 @@ class PruningLoop:
     def run(self, *, resume: bool = False) -> RunResult:
         """Run (or with ``resume=True`` continue) the loop until a stop condition holds."""
         # rank 0's view: it may create the folder before another rank looks
-        existing = self.ranks.shared(self.rundir is not None and self.rundir.exists())
+        existing = self.replicas.shared(self.rundir is not None and self.rundir.exists())
         if existing and not resume:
             raise ConfigError(
                 f"run folder {str(self.rundir.path)!r} already holds a run; resume it "
@@ -483,7 +522,7 @@ class PruningLoop:
         try:
             i = self.state.iteration + 1
             while True:
-                reason, removal = self.ranks.shared(self._check_before(i))
+                reason, removal = self.replicas.shared(self._check_before(i))
                 if reason is None:
                     reason = self._iterate(i, removal)
                     if reason != "non_finite":
@@ -494,7 +533,7 @@ class PruningLoop:
         finally:
             if bar is not None:
                 bar.close()
-        if self.ranks.main:
+        if self.replicas.main:
             logger.info("stopped: %s", STOP_REASONS[reason])
         if reason == "non_finite":
             final, final_row = self.state.current, self.state.current_row
@@ -502,26 +541,20 @@ class PruningLoop:
             final, final_row = self._final_finetune()
             reason = "non_finite" if self.divergence else reason
         self._save_state(finished=True, stop_reason=reason, final=final)
-        self.ranks.forget()
+        self.replicas.forget()
         return self._result(reason, final_row)
 
     def _bar(self) -> Any:
-        if not self.progress or not self.ranks.main:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return None
-        return tqdm(
+        return show_progress(
+            enabled=self.progress and self.replicas.main,
             total=self.config.max_iterations,
             initial=self.state.iteration,
             desc="pruning",
             unit="iter",
-            leave=False,
         )
 
     def _log(self, bar: Any) -> None:
-        if not self.ranks.main:
+        if not self.replicas.main:
             return
         row = self.state.rows[-1]
         shown = {k: f"{v:.4g}" for k, v in (row.get("metrics") or {}).items()}

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..distributed import seed_sampler
+from ..parallel import seed_sampler
 from .config import Budget
 
 __all__ = ["EpochLoader", "TaskCallbacks", "task_callbacks"]

@@ -1,4 +1,5 @@
-"""Wall-clock latency of a forward pass, measured with ``torch.utils.benchmark.Timer``.
+"""Wall-clock latency of a forward pass, and the speed-up of one model over another, measured
+with ``torch.utils.benchmark.Timer``.
 
 Method: the model runs in eval mode under ``torch.inference_mode``. ``warmup`` calls are made
 with ``Timer.timeit`` (which adds two calls of its own) to warm caches and estimate the time of
@@ -9,29 +10,46 @@ times about ``repeats`` calls, and more blocks are timed until at least ``repeat
 ``blocked_autorange`` groups very fast calls into blocks (``calls_per_run``) so that timer
 overhead stays negligible; median, IQR and mean are over the per-call time of each block. On CUDA the Timer synchronizes the device around every timed block.
 The thread count is fixed with ``torch.set_num_threads`` for the measurement and restored after.
+
+A speed-up is only ever measured by :func:`compare_latency`: both models are warmed up, then
+timed in alternating rounds in the same process, with the same threads and the same input
+tensors (round ``r`` times A then B, round ``r + 1`` B then A, so a slow drift in the machine's
+load hits both equally). Each model's latency is the median of its round medians; the speed-up
+is the median of the per-round ratios ``median_A(r) / median_B(r)``, each ratio taken from two
+timings seconds apart; its spread is the lowest and highest round ratio. The minimum of the
+medians is not used: it picks each model's luckiest round separately, perhaps under a different
+load, which is again a division of figures from different moments. A comparison is flagged when
+a model's IQR within its rounds exceeds ``NOISY_IQR_FRACTION`` of its median, or when the round
+ratios spread over more than ``ROUNDS_DISAGREE_FRACTION`` of the speed-up.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import dataclasses
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.benchmark import Timer
 
 from filterprune.measure._forward import ExampleInputs, as_input_tuple, eval_mode, model_device
 
 MAX_WARMUP_ROUNDS = 10
+NOISY_IQR_FRACTION = 0.10  # flag a model whose IQR (within its rounds) exceeds 10 % of its median
+ROUNDS_DISAGREE_FRACTION = 0.10  # flag round speed-ups spread over more than 10 % of the median
 
 __all__ = [
+    "NOISY_IQR_FRACTION",
+    "ROUNDS_DISAGREE_FRACTION",
+    "LatencyComparison",
     "LatencyResult",
+    "compare_latency",
     "efficiency",
     "macs_reduction_ratio",
     "measure_latency",
-    "speedup",
-    "speedups",
 ]
 
 
@@ -48,6 +66,9 @@ class LatencyResult:
         mean_ms: Mean time of one call, in milliseconds.
         runs: Number of timed blocks the statistics are computed over.
         calls_per_run: Calls per timed block (1 unless a call is very fast).
+        round_medians_ms: In a :func:`compare_latency` result, the median of each round (then
+            ``median_ms`` is their median and ``iqr_ms`` the median of the rounds' IQRs);
+            empty for a single-round :func:`measure_latency` result.
     """
 
     batch_size: int
@@ -58,11 +79,66 @@ class LatencyResult:
     mean_ms: float
     runs: int
     calls_per_run: int
+    round_medians_ms: tuple[float, ...] = ()
 
     @property
     def calls(self) -> int:
         """Total number of timed calls."""
         return self.runs * self.calls_per_run
+
+    @property
+    def noisy(self) -> bool:
+        """The IQR exceeds ``NOISY_IQR_FRACTION`` of the median."""
+        return self.iqr_ms > NOISY_IQR_FRACTION * self.median_ms
+
+
+@dataclass(frozen=True)
+class LatencyComparison:
+    """Two models timed in alternating rounds: ``reference`` (e.g. the original) and ``model``.
+
+    Attributes:
+        reference: The reference model's latency over all rounds.
+        model: The compared model's latency over the same rounds.
+        speedup: Median over rounds of ``reference / model`` round medians (> 1: faster).
+        speedup_low: Lowest round ratio.
+        speedup_high: Highest round ratio.
+        round_speedups: The ratio of each round, in order.
+        flags: Why the figures may not be signal: ``"noisy reference"`` / ``"noisy model"``
+            (IQR above ``NOISY_IQR_FRACTION`` of the median), ``"rounds disagree"`` (round ratios
+            spread over more than ``ROUNDS_DISAGREE_FRACTION`` of the speed-up). Empty = clean.
+    """
+
+    reference: LatencyResult
+    model: LatencyResult
+    speedup: float
+    speedup_low: float
+    speedup_high: float
+    round_speedups: tuple[float, ...]
+    flags: tuple[str, ...] = ()
+
+    @property
+    def batch_size(self) -> int:
+        return self.model.batch_size
+
+    @property
+    def rounds(self) -> int:
+        return len(self.round_speedups)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record: the model's fields, ``original_*`` fields and the speed-up."""
+        ref = self.reference
+        return {
+            **dataclasses.asdict(self.model),
+            "original_median_ms": ref.median_ms,
+            "original_iqr_ms": ref.iqr_ms,
+            "original_round_medians_ms": list(ref.round_medians_ms),
+            "speedup": self.speedup,
+            "speedup_low": self.speedup_low,
+            "speedup_high": self.speedup_high,
+            "round_speedups": list(self.round_speedups),
+            "rounds": self.rounds,
+            "flags": list(self.flags),
+        }
 
 
 def _batched(inputs: tuple[torch.Tensor, ...], batch_size: int) -> tuple[torch.Tensor, ...]:
@@ -87,10 +163,131 @@ def _indexed(device: torch.device) -> torch.device:
     return device
 
 
-def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+def _check_positive(
+    name: str, value: float, *, allow_zero: bool = False, where: str = "measure_latency"
+) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"measure_latency: {name} must be {bound}, got {value!r}")
+        raise ValueError(f"{where}: {name} must be {bound}, got {value!r}")
+
+
+def _check_settings(
+    where: str,
+    batch_sizes: Sequence[int],
+    repeats: int,
+    warmup: int,
+    min_run_time: float,
+    threads: int | None,
+) -> None:
+    if not batch_sizes:
+        raise ValueError(f"{where}: batch_sizes is empty; pass e.g. batch_sizes=(1,)")
+    for b in batch_sizes:
+        _check_positive("each batch size", b, where=where)
+    _check_positive("repeats", repeats, where=where)
+    _check_positive("warmup", warmup, allow_zero=True, where=where)
+    _check_positive("min_run_time", min_run_time, allow_zero=True, where=where)
+    if threads is not None:
+        _check_positive("threads", threads, where=where)
+
+
+def _on_device(
+    model: nn.Module, device: str | torch.device | None
+) -> tuple[nn.Module, torch.device]:
+    """The model on ``device`` (a deep copy when it lives elsewhere) and that device."""
+    current = _indexed(model_device(model))
+    target = _indexed(torch.device(device)) if device is not None else current
+    return (model if target == current else copy.deepcopy(model).to(target)), target
+
+
+class _Timed:
+    """One model's timer on one input: warms up, estimates a call, times blocks of calls."""
+
+    def __init__(
+        self, model: nn.Module, inputs: tuple[torch.Tensor, ...], threads: int, warmup: int
+    ) -> None:
+        def forward() -> None:
+            with torch.inference_mode():
+                model(*inputs)
+
+        from torch.utils.benchmark import Timer  # on use: it imports setuptools (~0.8 s)
+
+        self.timer = Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
+        self.warmup = warmup
+        self.estimate = 0.0
+        self.number: int | None = None
+
+    def warm_up(self) -> None:
+        """Untimed calls until the time of a call stops falling by more than 20 %."""
+        number = max(self.warmup, 1)
+        estimate = self.timer.timeit(number=number).mean  # synchronizes on accelerators
+        for _ in range(MAX_WARMUP_ROUNDS - 1):
+            again = self.timer.timeit(number=number).mean
+            settled = again > 0.8 * estimate
+            estimate = min(estimate, again)
+            if settled or self.warmup == 0:
+                break
+        self.estimate = estimate
+
+    def block_times(self, repeats: int, min_run_time: float) -> tuple[list[float], int]:
+        """Seconds per call of each timed block (at least ``repeats`` calls), calls per block.
+
+        The first call lets ``blocked_autorange`` choose the calls per block; later calls (the
+        next rounds) keep that block size, so every round's blocks are alike.
+        """
+        run_time = max(repeats * self.estimate, min_run_time)
+        if self.number is None:
+            measurement = self.timer.blocked_autorange(min_run_time=run_time)
+            self.number = measurement.number_per_run
+            times = list(measurement.times)
+        else:
+            times, spent = [], 0.0
+            while spent < run_time or not times:
+                times.append(self.timer.timeit(number=self.number).mean)
+                spent += times[-1] * self.number
+        while len(times) * self.number < repeats:  # calls turned out slower than the estimate
+            times.append(self.timer.timeit(number=self.number).mean)
+        return times, self.number
+
+
+def _quartiles(times: Sequence[float]) -> tuple[float, float, float]:
+    q = torch.tensor(list(times), dtype=torch.float64).quantile(
+        torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+    )
+    return q[0].item(), q[1].item(), q[2].item()
+
+
+def _result(
+    rounds: Sequence[tuple[list[float], int]],
+    *,
+    batch_size: int,
+    device: torch.device,
+    threads: int,
+) -> LatencyResult:
+    """Statistics over one or more rounds of block times (seconds per call)."""
+    stats = [_quartiles(times) for times, _ in rounds]
+    every = [t for times, _ in rounds for t in times]
+    several = len(rounds) > 1
+    return LatencyResult(
+        batch_size=batch_size,
+        device=str(device),
+        threads=threads,
+        median_ms=statistics.median(m for _, m, _ in stats) * 1e3,
+        iqr_ms=statistics.median(q75 - q25 for q25, _, q75 in stats) * 1e3,
+        mean_ms=sum(every) / len(every) * 1e3,
+        runs=len(every),
+        calls_per_run=rounds[-1][1],
+        round_medians_ms=tuple(m * 1e3 for _, m, _ in stats) if several else (),
+    )
+
+
+def _with_threads(threads: int | None, body: Callable[[int], Any]) -> Any:
+    previous = torch.get_num_threads()
+    n_threads = threads if threads is not None else previous
+    try:
+        torch.set_num_threads(n_threads)
+        return body(n_threads)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def measure_latency(
@@ -123,111 +320,107 @@ def measure_latency(
     Returns:
         One :class:`LatencyResult` per batch size, in the order given.
     """
-    if not batch_sizes:
-        raise ValueError("measure_latency: batch_sizes is empty; pass e.g. batch_sizes=(1,)")
-    for b in batch_sizes:
-        _check_positive("each batch size", b)
-    _check_positive("repeats", repeats)
-    _check_positive("warmup", warmup, allow_zero=True)
-    _check_positive("min_run_time", min_run_time, allow_zero=True)
-    if threads is not None:
-        _check_positive("threads", threads)
-
+    _check_settings("measure_latency", batch_sizes, repeats, warmup, min_run_time, threads)
     inputs = as_input_tuple(example_inputs)
-    current = _indexed(model_device(model))
-    target = _indexed(torch.device(device)) if device is not None else current
-    if target != current:
-        model = copy.deepcopy(model).to(target)
+    model, target = _on_device(model, device)
 
-    previous_threads = torch.get_num_threads()
-    n_threads = threads if threads is not None else previous_threads
-    try:
-        torch.set_num_threads(n_threads)
+    def body(n_threads: int) -> list[LatencyResult]:
+        out = []
         with eval_mode(model):
-            return [
-                _measure_one(
-                    model,
-                    _batched(inputs, b),
-                    batch_size=b,
-                    device=target,
-                    threads=n_threads,
-                    repeats=repeats,
-                    warmup=warmup,
-                    min_run_time=min_run_time,
-                )
-                for b in batch_sizes
-            ]
-    finally:
-        torch.set_num_threads(previous_threads)
+            for b in batch_sizes:
+                timed = _Timed(model, _to(_batched(inputs, b), target), n_threads, warmup)
+                timed.warm_up()
+                rounds = [timed.block_times(repeats, min_run_time)]
+                out.append(_result(rounds, batch_size=b, device=target, threads=n_threads))
+        return out
+
+    return _with_threads(threads, body)
 
 
-def _measure_one(
+def _to(inputs: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(device) for t in inputs)
+
+
+def _flags(reference: LatencyResult, model: LatencyResult, ratios: Sequence[float]) -> list[str]:
+    flags = [f"noisy {name}" for name, r in (("reference", reference), ("model", model)) if r.noisy]
+    mid = statistics.median(ratios)
+    if len(ratios) > 1 and max(ratios) - min(ratios) > ROUNDS_DISAGREE_FRACTION * mid:
+        flags.append("rounds disagree")
+    return flags
+
+
+def compare_latency(
+    reference: nn.Module,
     model: nn.Module,
-    inputs: tuple[torch.Tensor, ...],
+    example_inputs: ExampleInputs,
     *,
-    batch_size: int,
-    device: torch.device,
-    threads: int,
-    repeats: int,
-    warmup: int,
-    min_run_time: float,
-) -> LatencyResult:
-    inputs = tuple(t.to(device) for t in inputs)
+    batch_sizes: Sequence[int] = (1,),
+    rounds: int = 5,
+    repeats: int = 20,
+    warmup: int = 5,
+    threads: int | None = None,
+    device: str | torch.device | None = None,
+    min_run_time: float = 0.1,
+) -> list[LatencyComparison]:
+    """Time ``reference`` and ``model`` in alternating rounds; the speed-up of ``model``.
 
-    def forward() -> None:
-        with torch.inference_mode():
-            model(*inputs)
+    The method (warm-up of both, ABBA rounds, median of round medians, median of round ratios,
+    flags) is in the module docstring. Both models get the same input tensors and threads.
 
-    timer = Timer(stmt="forward()", globals={"forward": forward}, num_threads=threads)
-    number = max(warmup, 1)
-    estimate = timer.timeit(number=number).mean  # also warms up; synchronizes on accelerators
-    for _ in range(MAX_WARMUP_ROUNDS - 1):
-        again = timer.timeit(number=number).mean
-        settled = again > 0.8 * estimate
-        estimate = min(estimate, again)
-        if settled or warmup == 0:
-            break
-    run_time = max(repeats * estimate, min_run_time)
-    measurement = timer.blocked_autorange(min_run_time=run_time)
-    number = measurement.number_per_run
-    times = list(measurement.times)  # seconds per call, one entry per timed block
-    while len(times) * number < repeats:  # calls turned out slower than the estimate
-        times.append(timer.timeit(number=number).mean)
-    q25, median, q75 = torch.tensor(times, dtype=torch.float64).quantile(
-        torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
-    )
-    return LatencyResult(
-        batch_size=batch_size,
-        device=str(device),
-        threads=threads,
-        median_ms=median.item() * 1e3,
-        iqr_ms=(q75 - q25).item() * 1e3,
-        mean_ms=sum(times) / len(times) * 1e3,
-        runs=len(times),
-        calls_per_run=number,
-    )
+    Args:
+        reference: The model to compare against, e.g. the original before pruning. It may be
+            the same object as ``model`` (an A/A comparison shows the noise of the machine).
+        model: The compared model, e.g. the pruned one.
+        example_inputs: A tensor ``(N, ...)`` or tuple of such tensors, fed to both models; for
+            batch size ``b`` the first sample is repeated to ``(b, ...)``.
+        batch_sizes: Batch sizes to time, each > 0.
+        rounds: Alternating rounds (each times both models once), >= 1; 3 or more give a spread.
+        repeats: Minimum calls of each model per round.
+        warmup: Untimed calls of each model before the first round (see ``measure_latency``).
+        threads: CPU threads for both (``torch.set_num_threads``); ``None`` keeps the current.
+        device: Device to run both on; ``None`` uses ``model``'s device. A model elsewhere is
+            deep-copied there.
+        min_run_time: Minimum seconds of timed calls per model and round.
 
+    Returns:
+        One :class:`LatencyComparison` per batch size, in the order given.
+    """
+    where = "compare_latency"
+    _check_settings(where, batch_sizes, repeats, warmup, min_run_time, threads)
+    _check_positive("rounds", rounds, where=where)
+    inputs = as_input_tuple(example_inputs)
+    model, target = _on_device(model, device)
+    same = reference is model
+    reference = model if same else _on_device(reference, target)[0]
 
-def _median_ms(value: LatencyResult | float) -> float:
-    return value.median_ms if isinstance(value, LatencyResult) else float(value)
+    def one(b: int, n_threads: int) -> LatencyComparison:
+        batch = _to(_batched(inputs, b), target)
+        timed = [_Timed(m, batch, n_threads, warmup) for m in (reference, model)]
+        for t in timed:
+            t.warm_up()
+        times: list[list[tuple[list[float], int]]] = [[], []]
+        for r in range(rounds):
+            for k in (0, 1) if r % 2 == 0 else (1, 0):
+                times[k].append(timed[k].block_times(repeats, min_run_time))
+        ref, out = (_result(t, batch_size=b, device=target, threads=n_threads) for t in times)
+        ratios = [
+            _quartiles(a)[1] / _quartiles(m)[1] for (a, _), (m, _) in zip(*times, strict=True)
+        ]
+        return LatencyComparison(
+            reference=ref,
+            model=out,
+            speedup=statistics.median(ratios),
+            speedup_low=min(ratios),
+            speedup_high=max(ratios),
+            round_speedups=tuple(ratios),
+            flags=tuple(_flags(ref, out, ratios)),
+        )
 
+    def body(n_threads: int) -> list[LatencyComparison]:
+        with eval_mode(reference), eval_mode(model):
+            return [one(b, n_threads) for b in batch_sizes]
 
-def speedup(before: LatencyResult | float, after: LatencyResult | float) -> float:
-    """Measured speedup ``before / after`` of median latencies (results or milliseconds)."""
-    after_ms = _median_ms(after)
-    if after_ms <= 0:
-        raise ValueError(f"speedup: the 'after' latency must be > 0 ms, got {after_ms!r}")
-    return _median_ms(before) / after_ms
-
-
-def speedups(before: Sequence[LatencyResult], after: Sequence[LatencyResult]) -> dict[int, float]:
-    """Speedup per batch size for the batch sizes measured both before and after."""
-    after_by_batch = {r.batch_size: r for r in after}
-    return {
-        r.batch_size: speedup(r, after_by_batch[r.batch_size])
-        for r in before
-        if r.batch_size in after_by_batch
-    }
+    return _with_threads(threads, body)
 
 
 def macs_reduction_ratio(macs_before: int, macs_after: int) -> float:

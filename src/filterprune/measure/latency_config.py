@@ -1,9 +1,10 @@
-"""What to time and how: devices, batch sizes, input size, threads, repeats; JSON round-trip.
+"""What to time and how: devices, batch sizes, input size, threads, rounds, repeats; JSON.
 
-:class:`LatencyConfig` is the latency part of a pruning run's configuration;
-:func:`measure_latencies` times one model with it on every requested device and batch size and
-returns plain records (the :class:`~filterprune.measure.latency.LatencyResult` fields plus the
-MACs of the timed batch), ready for the run log and :func:`~filterprune.report.latency_table.latency_table`.
+:class:`LatencyConfig` is the latency part of a pruning run's configuration.
+:func:`compare_latencies` times the original and the current model side by side with it on
+every requested device and batch size (see :func:`~filterprune.measure.compare_latency`) and
+returns plain records, ready for the run log and the report's latency table;
+:func:`measure_latencies` times one model alone (absolute latency, no speed-up).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 
 from filterprune.measure._forward import ExampleInputs, as_input_tuple, model_device
 
-__all__ = ["LatencyConfig", "latency_fields", "measure_latencies"]
+__all__ = ["LatencyConfig", "compare_latencies", "latency_fields", "measure_latencies"]
 
 
 def _is_int(value: Any) -> bool:
@@ -44,18 +45,21 @@ class LatencyConfig:
             times the example input itself.
         threads: CPU threads during the timing (``torch.set_num_threads``), fixed for every
             iteration; ``None`` keeps the current count (recorded with each result).
-        repeats: Minimum number of timed calls per device and batch size.
-        warmup: Untimed calls before timing.
-        min_run_time: Minimum seconds of timed calls per device and batch size.
+        rounds: Alternating rounds of the original and the current model (each round times
+            both); the speed-up is the median round ratio, its spread the lowest and highest.
+        repeats: Minimum number of timed calls per model, round, device and batch size.
+        warmup: Untimed calls of each model before timing.
+        min_run_time: Minimum seconds of timed calls per model, round, device and batch size.
     """
 
     batch_sizes: tuple[int, ...] = (1,)
     devices: tuple[str, ...] = ("cpu", "cuda")
     input_size: tuple[int, ...] = ()
     threads: int | None = None
-    repeats: int = 30
+    rounds: int = 5
+    repeats: int = 10
     warmup: int = 5
-    min_run_time: float = 0.2
+    min_run_time: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("batch_sizes", "devices", "input_size"):
@@ -76,6 +80,8 @@ class LatencyConfig:
             _fail("input_size", self.input_size, "need ints > 0 such as [224, 224], or []")
         if self.threads is not None and not (_is_int(self.threads) and self.threads > 0):
             _fail("threads", self.threads, "need an int > 0 or None (keep the current count)")
+        if not _is_int(self.rounds) or self.rounds < 1:
+            _fail("rounds", self.rounds, "need an int >= 1 (3 or more give a spread)")
         if not _is_int(self.repeats) or self.repeats < 1:
             _fail("repeats", self.repeats, "need an int >= 1")
         if not _is_int(self.warmup) or self.warmup < 0:
@@ -131,27 +137,30 @@ def _timed_input(example_inputs: ExampleInputs, input_size: tuple[int, ...]) -> 
     return sample.to(inputs[0].device)
 
 
+def _macs_by_batch(model: nn.Module, timed: ExampleInputs, config: LatencyConfig) -> dict[int, int]:
+    from filterprune.measure.counting import count
+    from filterprune.measure.latency import _batched
+
+    return {b: count(model, _batched(as_input_tuple(timed), b)).macs for b in config.batch_sizes}
+
+
 def measure_latencies(
     model: nn.Module, example_inputs: ExampleInputs, config: LatencyConfig
 ) -> list[dict[str, Any]]:
-    """Time ``model`` on every available device and batch size of ``config``.
+    """Time ``model`` alone on every available device and batch size of ``config``.
 
-    Args:
-        model: The network (left on its device; copied to other devices for their timing).
-        example_inputs: A tensor ``(N, C, H, W)`` or tuple of tensors; see
-            ``LatencyConfig.input_size``.
-        config: What to time.
+    One round per device and batch size (``config.rounds`` is for comparisons). No speed-up can
+    come from these records; use :func:`compare_latencies` for one.
 
     Returns:
         One dict per (device, batch size), devices in config order: the fields of
-        :class:`~filterprune.measure.latency.LatencyResult` plus ``macs``, the multiply-accumulates
-        of one forward pass on the timed batch (for the efficiency of the speed-up).
+        :class:`~filterprune.measure.LatencyResult` plus ``macs``, the multiply-accumulates
+        of one forward pass on the timed batch.
     """
-    from filterprune.measure.counting import count
-    from filterprune.measure.latency import _batched, measure_latency
+    from filterprune.measure.latency import measure_latency
 
     timed = _timed_input(example_inputs, config.input_size)
-    macs = {b: count(model, _batched(as_input_tuple(timed), b)).macs for b in config.batch_sizes}
+    macs = _macs_by_batch(model, timed, config)
     records = []
     for device in config.available_devices():
         results = measure_latency(
@@ -168,20 +177,71 @@ def measure_latencies(
     return records
 
 
+def compare_latencies(
+    original: nn.Module, model: nn.Module, example_inputs: ExampleInputs, config: LatencyConfig
+) -> list[dict[str, Any]]:
+    """Time ``original`` and ``model`` side by side on every device and batch size of ``config``.
+
+    Args:
+        original: The reference, e.g. the model before pruning (may be ``model`` itself).
+        model: The current model.
+        example_inputs: A tensor ``(N, C, H, W)`` or tuple of tensors; see
+            ``LatencyConfig.input_size``. Both models get the same timed input.
+        config: What to time.
+
+    Returns:
+        One dict per (device, batch size), devices in config order:
+        :meth:`~filterprune.measure.LatencyComparison.to_dict` (the model's latency fields,
+        ``original_median_ms``, ``speedup`` with ``speedup_low``/``speedup_high``, ``flags``)
+        plus ``macs`` and ``original_macs`` of the timed batch (for the efficiency).
+    """
+    from filterprune.measure.latency import compare_latency
+
+    timed = _timed_input(example_inputs, config.input_size)
+    macs = _macs_by_batch(model, timed, config)
+    original_macs = macs if original is model else _macs_by_batch(original, timed, config)
+    records = []
+    for device in config.available_devices():
+        results = compare_latency(
+            original,
+            model,
+            timed,
+            batch_sizes=config.batch_sizes,
+            rounds=config.rounds,
+            repeats=config.repeats,
+            warmup=config.warmup,
+            threads=config.threads,
+            device=device,
+            min_run_time=config.min_run_time,
+        )
+        records += [
+            dict(r.to_dict(), macs=macs[r.batch_size], original_macs=original_macs[r.batch_size])
+            for r in results
+        ]
+    return records
+
+
 def latency_fields(records: Sequence[Mapping[str, Any]], model: nn.Module) -> dict[str, Any]:
-    """Row fields of a run log from :func:`measure_latencies` records.
+    """Row fields of a run log from :func:`compare_latencies` (or :func:`measure_latencies`).
 
     ``latency_ms`` / ``latency_iqr_ms`` are the median / IQR at the first batch size on the
-    model's own device (the first device measured if that one was not); ``latency`` keeps all
-    records. Empty records (no configured device available) give ``{}``.
+    model's own device (the first device measured if that one was not); from a comparison also
+    ``original_latency_ms``, ``speedup``, ``speedup_low``, ``speedup_high`` and
+    ``latency_flags`` of that record. ``latency`` keeps all records. Empty records (no
+    configured device available) give ``{}``.
     """
     if not records:
         return {}
     own = str(model_device(model))
     primary = next((r for r in records if r["device"].split(":")[0] == own.split(":")[0]), None)
     primary = primary or records[0]
-    return {
-        "latency_ms": primary["median_ms"],
-        "latency_iqr_ms": primary["iqr_ms"],
-        "latency": [dict(r) for r in records],
-    }
+    fields = {"latency_ms": primary["median_ms"], "latency_iqr_ms": primary["iqr_ms"]}
+    if "speedup" in primary:
+        fields.update(
+            original_latency_ms=primary["original_median_ms"],
+            speedup=primary["speedup"],
+            speedup_low=primary["speedup_low"],
+            speedup_high=primary["speedup_high"],
+            latency_flags=list(primary["flags"]),
+        )
+    return {**fields, "latency": [dict(r) for r in records]}

@@ -9,8 +9,10 @@ its own size knobs), initialises its weights with a fixed scheme (Kaiming-normal
 tests; each model module's docstring names them.
 """
 
+from ._arguments import ModelArgument, model_arguments
 from ._registry import UnknownModelError, create_model, list_models, register_model
 from .densenet import DenseLayer, DenseNet, Transition, densenet_tiny
+from .hub import HubError, create_hub_model, input_shape, is_hub_name
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
 from .resnet import (
     BasicBlock,
@@ -36,16 +38,22 @@ __all__ = [
     "Down",
     "InvertedResidual",
     "MobileNetV2",
+    "ModelArgument",
     "OutConv",
     "ResNet",
     "Transition",
     "UNet",
+    "HubError",
     "UnknownModelError",
     "Up",
+    "create_hub_model",
     "create_model",
+    "input_shape",
+    "is_hub_name",
     "densenet_tiny",
     "list_models",
     "mobilenet_v2",
+    "model_arguments",
     "register_model",
     "resnet18",
     "resnet34",

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
+from .._registry import Registry
+from .hub import create_hub_model, is_hub_name
 
-_MODEL_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+__all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -35,60 +36,64 @@ class UnknownModelError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-def register_model(name: str) -> Callable[[F], F]:
+_MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model",
+    "models",
+    register_with="filterprune.models.register_model",
+    error=UnknownModelError,
+    hint="or name a model of torchvision or timm (torchvision:resnet18)",
+)
+
+
+def register_model(name: str, *, override: bool = False) -> Callable[[F], F]:
     """Register a model factory under ``name``.
 
     Args:
         name: The public name, e.g. ``"resnet18"``. Must be unique across the zoo.
+        override: Replace a factory already registered under ``name``.
 
     Returns:
         A decorator that records the factory and returns it unchanged.
 
     Raises:
-        ValueError: If ``name`` is empty or already registered.
+        ValueError: If ``name`` is empty, or already registered and ``override`` is false.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"register_model: name must be a non-empty string, got {name!r}.")
 
     def decorator(factory: F) -> F:
-        if name in _MODEL_FACTORIES:
-            existing = _MODEL_FACTORIES[name]
-            raise ValueError(
-                f"register_model: model name {name!r} is already registered by "
-                f"{existing.__module__}.{existing.__qualname__}; pick another name."
-            )
-        _MODEL_FACTORIES[name] = factory
-        return factory
+        return _MODELS.add(name, factory, override=override)
 
     return decorator
 
 
 def list_models() -> list[str]:
     """Return the names of all registered models, sorted alphabetically."""
-    return sorted(_MODEL_FACTORIES)
+    return _MODELS.names()
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
     Args:
-        name: A name from :func:`list_models`, e.g. ``"vgg16_bn"``.
+        name: A name from :func:`list_models`, e.g. ``"vgg16_bn"``, or a hub name such as
+            ``"torchvision:resnet18"`` or ``"timm:convnext_atto"`` (see
+            :mod:`filterprune.models.hub`; the library must be installed).
         **kwargs: Keyword arguments forwarded to the model's constructor (``num_classes``,
             ``width``, ...; see each model's docstring).
 
     Returns:
-        A freshly initialised model in training mode, on CPU, in float32.
+        A freshly initialised model in training mode, on CPU, in float32; its
+        ``filterprune_spec`` attribute holds ``name`` and ``kwargs`` (a run writes them to
+        model.json).
 
     Raises:
         UnknownModelError: If ``name`` is not registered; the message lists the known names.
+        HubError: For a hub name whose library is missing or does not know the model.
     """
-    try:
-        factory = _MODEL_FACTORIES[name]
-    except KeyError:
-        known = ", ".join(list_models()) or "(none)"
-        raise UnknownModelError(
-            f"Unknown model name {name!r}. Known models: {known}. "
-            "Use filterprune.models.list_models() to list them, or register a new one with "
-            "@register_model."
-        ) from None
-    return factory(**kwargs)
+    if is_hub_name(name):
+        return create_hub_model(name, **kwargs)
+    model = _MODELS.get(name)(**kwargs)
+    # remembered so that a pruning run can write model.json (filterprune.loop.describe)
+    model.filterprune_spec = {"model": name, "model_args": dict(kwargs)}
+    return model

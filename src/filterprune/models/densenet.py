@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import check_choice, check_positive, init_weights
+from ._build import check_choice, check_positive, init_weights
 from ._registry import register_model
 
 __all__ = ["DenseLayer", "DenseNet", "Transition", "densenet_tiny"]
@@ -110,6 +110,8 @@ class DenseNet(nn.Module):
         check_positive("DenseNet", "num_classes", num_classes)
         check_positive("DenseNet", "in_channels", in_channels)
         check_positive("DenseNet", "growth_rate", growth_rate)
+        #: The (C, H, W) input the model is built for (see filterprune.models.input_shape).
+        self.input_size = (in_channels, *((224, 224) if stem == "imagenet" else (32, 32)))
         check_positive("DenseNet", "bn_size", bn_size)
         check_choice("DenseNet", "stem", stem, _STEMS)
         if not 0 < compression <= 1:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import check_positive, init_weights, make_divisible
+from ._build import check_positive, init_weights, make_divisible
 from ._registry import register_model
 
 __all__ = [
@@ -143,6 +143,8 @@ class MobileNetV2(nn.Module):
         check_positive("MobileNetV2", "num_classes", num_classes)
         check_positive("MobileNetV2", "in_channels", in_channels)
         check_positive("MobileNetV2", "width", width)
+        #: The (C, H, W) input the model is built for (see filterprune.models.input_shape).
+        self.input_size = (in_channels, *((32, 32) if small_input else (224, 224)))
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
             raise ValueError(f"MobileNetV2: divisor must be an integer >= 1, got {divisor!r}.")
 

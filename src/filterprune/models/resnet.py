@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import check_choice, check_positive, init_weights, scale_channels
+from ._build import check_choice, check_positive, init_weights, scale_channels
 from ._registry import register_model
 
 __all__ = [
@@ -145,6 +145,8 @@ class ResNet(nn.Module):
         check_positive("ResNet", "num_classes", num_classes)
         check_positive("ResNet", "in_channels", in_channels)
         check_positive("ResNet", "width", width)
+        #: The (C, H, W) input the model is built for (see filterprune.models.input_shape).
+        self.input_size = (in_channels, *((224, 224) if stem == "imagenet" else (32, 32)))
         check_choice("ResNet", "stem", stem, _STEMS)
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"ResNet: layers must be four positive block counts, got {layers!r}.")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_positive, init_weights, scale_channels
+from ._build import check_positive, init_weights, scale_channels
 from ._registry import register_model
 
 __all__ = ["DoubleConv", "Down", "OutConv", "UNet", "Up", "unet"]
@@ -130,6 +130,8 @@ class UNet(nn.Module):
         check_positive("UNet", "in_channels", in_channels)
         check_positive("UNet", "num_classes", num_classes)
         check_positive("UNet", "base", base)
+        #: The (C, H, W) input the model is built for (see filterprune.models.input_shape).
+        self.input_size = (in_channels, 64, 64)
         check_positive("UNet", "width", width)
         self.bilinear = bilinear
         b = scale_channels(base, width)

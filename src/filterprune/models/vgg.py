@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import check_choice, check_positive, init_weights, scale_channels
+from ._build import check_choice, check_positive, init_weights, scale_channels
 from ._registry import register_model
 
 __all__ = ["VGG", "VGG16_CONFIG", "vgg16", "vgg16_bn"]
@@ -100,6 +100,8 @@ class VGG(nn.Module):
         check_positive("VGG", "num_classes", num_classes)
         check_positive("VGG", "in_channels", in_channels)
         check_positive("VGG", "width", width)
+        #: The (C, H, W) input the model is built for (see filterprune.models.input_shape).
+        self.input_size = (in_channels, *((224, 224) if head == "imagenet" else (32, 32)))
         check_choice("VGG", "head", head, _HEADS)
         if not any(item != "M" for item in config):
             raise ValueError(f"VGG: config must contain at least one conv width, got {config!r}.")

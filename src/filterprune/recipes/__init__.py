@@ -7,7 +7,7 @@ same functions with the same defaults.
 from .data import Data, load_data
 from .demo import DemoConfig, run_demo
 from .errors import RecipeError
-from .eval import evaluate_saved
+from .eval import compare_saved, evaluate_saved
 from .models import load_model, model_factory, widths_plan
 from .prune import prune_saved, write_channels
 from .train import Optimizer, TrainResult, train_baseline
@@ -18,6 +18,7 @@ __all__ = [
     "Optimizer",
     "RecipeError",
     "TrainResult",
+    "compare_saved",
     "evaluate_saved",
     "load_data",
     "load_model",

@@ -2,8 +2,9 @@
 
 Folder layouts (``--data DIR``):
 
-* classify: ``DIR/train/CLASS/*.png`` and ``DIR/val/CLASS/*.png``, or ``DIR/CLASS/*.png`` split
-  randomly (``--val-fraction``).
+* classify: ``DIR/train/CLASS/*.png`` and a validation split ``DIR/VAL/CLASS/*.png`` where VAL is
+  ``val``, ``valid``, ``validation`` or ``test`` (the first found in that order); ``DIR/train``
+  alone or ``DIR/CLASS/*.png`` is split randomly (``--val-fraction``).
 * classify, MNIST format: ``--data fashion-mnist`` (the Debian package's folder) or a folder
   holding ``train-images-idx3-ubyte(.gz)`` + ``train-labels-idx1-ubyte(.gz)`` (MNIST, KMNIST,
   EMNIST ...); ``--val-fraction`` of the training file validates, the ``t10k`` file is never used.
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from ..distributed import is_distributed
+from ..parallel import is_distributed
 from .errors import RecipeError
 
 DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64}
@@ -102,6 +103,27 @@ def _idx(task_name: str, settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
     return train, val
 
 
+VAL_SPLITS = ("val", "valid", "validation", "test")
+
+
+def _class_splits(root: Path) -> tuple[Path, Path | None]:
+    """The training folder and the validation folder (None: split randomly) of a classify DIR."""
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    splits = [name for name in VAL_SPLITS if name in folders]
+    expected = (
+        "expected DIR/train/CLASS/*.png with DIR/val/CLASS/*.png (or valid/, validation/, "
+        "test/), or DIR/CLASS/*.png split randomly"
+    )
+    if "train" in folders:
+        return root / "train", (root / splits[0] if splits else None)
+    if splits:
+        raise RecipeError(
+            f"--data {root}: found split folder {splits[0]}/ but no train/ (folders: "
+            f"{', '.join(folders)}); {expected}"
+        )
+    return root, None
+
+
 def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: int):
     from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
 
@@ -110,12 +132,20 @@ def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: in
             f"--data {root}: folder does not exist; pass a folder, 'builtin' or 'fashion-mnist'"
         )
     if task_name == "classify":
-        if (root / "train").is_dir() and (root / "val").is_dir():
-            return (
-                ImageFolderDataset(root / "train", image_size=size),
-                ImageFolderDataset(root / "val", image_size=size),
+        train_dir, val_dir = _class_splits(root)
+        if val_dir is not None:
+            train, val = (
+                ImageFolderDataset(train_dir, image_size=size),
+                ImageFolderDataset(val_dir, image_size=size),
             )
-        full = ImageFolderDataset(root, image_size=size)
+            if train.classes != val.classes:
+                raise RecipeError(
+                    f"--data {root}: the classes of {train_dir.name}/ ({', '.join(train.classes)}) "
+                    f"and {val_dir.name}/ ({', '.join(val.classes)}) differ; both splits need "
+                    "the same class folders"
+                )
+            return train, val
+        full = ImageFolderDataset(train_dir, image_size=size)
         order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
         n_val = max(1, round(len(full) * val_fraction))
         return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))
@@ -213,8 +243,10 @@ def load_data(
 
 
 def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, Any]) -> dict:
-    """``given`` plus ``num_classes`` from the data, for a built-in model named ``spec``."""
-    if ":" in spec:
+    """``given`` plus ``num_classes`` from the data, for a built-in or hub (``timm:``) model."""
+    from ..models import is_hub_name
+
+    if ":" in spec and not is_hub_name(spec):
         return dict(given)
     out = dict(given)
     if task_name == "segment":

@@ -77,9 +77,11 @@ class DemoConfig:
 
     Attributes:
         task: ``"segment"`` (U-Net, synthetic cars) or ``"classify"`` (VGG16-BN, digits).
-        size: ``"full"`` (at most 10 minutes on 2 CPU cores), ``"quick"`` (at most 2 minutes) or
+        size: ``"full"``, ``"quick"`` (about 6.5 CPU-minutes with the baseline; see
+            ``benchmarks/results/demo_quick_segment.json``) or
             ``"smoke"`` (seconds; for tests, the numbers mean nothing).
-        run_dir: Where checkpoints, tables, plots and the summary go.
+        run_dir: Where checkpoints, tables, plots and the summary go (default
+            ``runs/demo-TASK``, e.g. ``runs/demo-segment``).
         cache_dir: Where the trained baseline is cached between runs.
         seed: Seed for data, training and pruning.
         progress: Show progress bars.
@@ -87,7 +89,7 @@ class DemoConfig:
 
     task: str = "segment"
     size: str = "full"
-    run_dir: Path = field(default_factory=lambda: Path("runs/demo"))
+    run_dir: Path | None = None
     cache_dir: Path = field(default_factory=lambda: Path(".cache/filterprune"))
     seed: int = 0
     progress: bool = True
@@ -97,6 +99,8 @@ class DemoConfig:
             raise ValueError(f"task must be 'segment' or 'classify', got {self.task!r}")
         if self.size not in SIZES:
             raise ValueError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
+        if self.run_dir is None:
+            object.__setattr__(self, "run_dir", Path(f"runs/demo-{self.task}"))
 
     @property
     def preset(self) -> Preset:

@@ -13,7 +13,7 @@ from typing import Any
 from .data import Data, default_model_args, load_data
 from .models import load_model, model_factory, saved_model
 
-__all__ = ["evaluate_saved"]
+__all__ = ["compare_saved", "evaluate_saved"]
 
 
 def evaluate_saved(
@@ -35,13 +35,37 @@ def evaluate_saved(
         data: From :func:`load_data`; default: model.json's data settings and split.
         model, model_args, task: Override model.json's (needed when there is none).
         channel_txt, spec: The checkpoint's widths when it has no plan.json.
-        latency: Also time a forward pass (median, milliseconds).
+        latency: Also time a forward pass (median, milliseconds; alone, so no speed-up: see
+            :func:`compare_saved`).
         device: Where to evaluate.
 
     Returns:
         ``{"metrics": {...}, "params": int, "macs": int, "size_mb": float}`` (and
         ``"latency_ms"``).
     """
+    net, out, data = _evaluated(
+        load, data, model=model, model_args=model_args, task=task, channel_txt=channel_txt,
+        spec=spec, device=device,
+    )  # fmt: skip
+    if latency:
+        from .. import measure
+
+        out["latency_ms"] = measure.measure_latency(net, data.example)[0].median_ms
+    return out
+
+
+def _evaluated(
+    load: str | Path,
+    data: Data | None,
+    *,
+    model: str | None,
+    model_args: dict[str, Any] | None,
+    task: str | None,
+    channel_txt: str | Path | None,
+    spec: str | Path | None,
+    device: str,
+) -> tuple[Any, dict[str, Any], Data]:
+    """The rebuilt model, its metrics/params/MACs/size and the data it was evaluated on."""
     from .. import measure
 
     info = saved_model(load, model=model, model_args=model_args, task=task)
@@ -59,6 +83,56 @@ def evaluate_saved(
         "macs": counts.macs,
         "size_mb": measure.checkpoint_size_bytes(net) / 1e6,
     }
+    return net, out, data
+
+
+def compare_saved(
+    original: str | Path,
+    load: str | Path,
+    *,
+    data: Data | None = None,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    task: str | None = None,
+    channel_txt: str | Path | None = None,
+    spec: str | Path | None = None,
+    latency: bool = True,
+    batch_sizes: tuple[int, ...] = (1,),
+    threads: int | None = None,
+    rounds: int = 5,
+    repeats: int = 10,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """A/B of two saved models: both evaluated on the same data, then timed side by side.
+
+    Args:
+        original: The reference (e.g. the baseline, or a run's ``iter_000``).
+        load: The compared model (e.g. the pruned run folder).
+        data: From :func:`load_data`; default: ``load``'s model.json data settings and split,
+            used for both models.
+        model, model_args, task: Override model.json's, for both models.
+        channel_txt, spec: ``load``'s widths when its checkpoint has no plan.json.
+        latency: Time both with :func:`filterprune.measure.compare_latency` (alternating
+            rounds in this process, same threads and inputs).
+        batch_sizes, threads, rounds, repeats: The timing settings (see ``compare_latency``).
+        device: Where to evaluate and time.
+
+    Returns:
+        ``{"original": {...}, "model": {...}}`` with each model's ``metrics``, ``params``,
+        ``macs`` and ``size_mb``, and ``"latency"``: one
+        :meth:`~filterprune.measure.LatencyComparison.to_dict` record per batch size (both
+        latencies, the speed-up with its round range and flags).
+    """
+    common = {"model": model, "model_args": model_args, "task": task, "device": device}
+    net_b, out_b, data = _evaluated(load, data, channel_txt=channel_txt, spec=spec, **common)
+    net_a, out_a, _ = _evaluated(original, data, channel_txt=None, spec=None, **common)
+    result: dict[str, Any] = {"original": out_a, "model": out_b}
     if latency:
-        out["latency_ms"] = measure.measure_latency(net, data.example)[0].median_ms
-    return out
+        from .. import measure
+
+        compared = measure.compare_latency(
+            net_a, net_b, data.example, batch_sizes=batch_sizes, rounds=rounds,
+            repeats=repeats, threads=threads, device=device,
+        )  # fmt: skip
+        result["latency"] = [c.to_dict() for c in compared]
+    return result

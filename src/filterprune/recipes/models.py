@@ -8,7 +8,6 @@ comes with a channel file (``channels.txt``: one width per conv layer) or a widt
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,9 @@ from ..loop import (
     read_spec,
 )
 from ..loop.checkpoint import read_json
+from ..loop.describe import MODEL_JSON, MODEL_NOTE
 from ..loop.widths import channel_widths
+from ..models._user_code import import_user_module
 from ..plan import Plan
 from .errors import RecipeError
 
@@ -39,15 +40,27 @@ __all__ = [
     "write_model_json",
 ]
 
-MODEL_JSON = "model.json"
-
 
 def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
-    """A zero-argument factory for a built-in model name or a ``module:function`` path."""
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
+    """A zero-argument factory for a built-in model, a hub name or a ``module:function`` path.
+
+    Hub names (``torchvision:resnet18``, ``timm:convnext_atto``) go through the fixed table of
+    :mod:`filterprune.models.hub`, never through an import of the text itself.
+    """
+    from ..models import HubError, create_hub_model, is_hub_name
+
+    if is_hub_name(spec):
+
+        def factory(**kw: Any) -> nn.Module:
+            try:
+                return create_hub_model(spec, **kw)
+            except HubError as exc:
+                raise RecipeError(f"--model {exc}") from None
+
+    elif ":" in spec:
+        module_name, _, attr = spec.rpartition(":")
         try:
-            module = importlib.import_module(module_name)
+            module = import_user_module(module_name)
         except ImportError as exc:
             raise RecipeError(f"--model {spec}: cannot import {module_name!r} ({exc})") from None
         factory = getattr(module, attr, None)
@@ -96,33 +109,47 @@ def read_model_json(path: Path | None) -> dict[str, Any]:
 
 
 def saved_model(
-    load: str | Path,
+    load: str | Path | None,
     *,
     model: str | None = None,
     model_args: dict[str, Any] | None = None,
     task: str | None = None,
+    require_task: bool = True,
 ) -> dict[str, Any]:
     """model.json next to ``load`` with ``model``/``model_args``/``task`` on top.
 
     Raises:
-        RecipeError: Neither names the model or the task.
+        RecipeError: Neither names the model (or, with ``require_task``, the task); the message
+            points at the run's ``MODEL.txt`` when a Python run left one.
     """
-    info = read_model_json(Path(load))
+    info = read_model_json(Path(load)) if load is not None else {}
     if model is not None:
         info = {**info, "model": model, "model_args": dict(model_args or {})}
     elif model_args:
         info["model_args"] = {**info.get("model_args", {}), **model_args}
     if "model" not in info:
+        where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
+        note = _model_note(load)
+        hint = f"; {note} says which factory builds it" if note else ""
         raise RecipeError(
-            f"--model is required (no {MODEL_JSON} next to {load}); e.g. --model vgg16_bn "
-            "--model-arg width=0.25"
+            f"--model is required{where}; e.g. --model vgg16_bn --model-arg width=0.25{hint}"
         )
     info.setdefault("model_args", {})
     if task is not None:
         info["task"] = task
-    if info.get("task") is None:
+    if require_task and info.get("task") is None:
         raise RecipeError("--task is required (classify or segment); no model.json names it")
     return info
+
+
+def _model_note(load: str | Path | None) -> Path | None:
+    if load is None:
+        return None
+    folder = Path(load) if Path(load).is_dir() else Path(load).parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / MODEL_NOTE).is_file():
+            return candidate / MODEL_NOTE
+    return None
 
 
 def write_model_json(folder: Path, info: dict[str, Any]) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import discard_on_error
-from ..distributed import is_main_process
 from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
 from ..loop.widths import channel_list, write_channel_txt
+from ..models._user_code import stable_spec
+from ..parallel import is_main_process
 from .data import Data, default_model_args, load_data
 from .errors import RecipeError
 from .models import MODEL_JSON, load_model, model_factory, saved_model, write_model_json
@@ -110,7 +111,7 @@ def prune_saved(
             write_model_json(
                 run_dir,
                 {
-                    "model": info["model"],
+                    "model": stable_spec(info["model"]),  # found again from any folder
                     "model_args": kwargs,
                     "task": task_name,
                     "input_shape": list(data.example.shape),

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write_json
-from ..distributed import is_distributed, is_main_process, rewrap_ddp
 from ..loop import save, seed_everything
 from ..loop.tasks import EpochLoader
+from ..models._user_code import stable_spec
+from ..parallel import is_distributed, is_main_process, rewrap_ddp
 from .data import Data, default_model_args
 from .errors import RecipeError
 from .models import model_factory, write_model_json
@@ -132,7 +133,7 @@ def train_baseline(
     metrics = data.task.evaluate(net, data.val_loader, device=device)
     save(net.to("cpu"), None, out)
     info = {
-        "model": model,
+        "model": stable_spec(model),  # found again from any folder
         "model_args": kwargs,
         "task": task_name,
         "input_shape": list(data.example.shape),

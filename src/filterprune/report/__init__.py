@@ -12,8 +12,6 @@ from filterprune.measure.latency import (
     efficiency,
     macs_reduction_ratio,
     measure_latency,
-    speedup,
-    speedups,
 )
 from filterprune.measure.latency_config import LatencyConfig, latency_fields, measure_latencies
 from filterprune.report.deploy import DeployCheck, check_deployment, deployment_table
@@ -29,6 +27,7 @@ from filterprune.report.plots import (
     plot_channels,
     plot_latency_vs_macs,
     plot_metric_vs_macs,
+    plot_run_overview,
     plot_score_distributions,
 )
 from filterprune.report.render import table_from_json, to_csv, to_html, to_json, to_markdown
@@ -39,6 +38,7 @@ from filterprune.report.tables import Column, Table, iteration_table, layer_tabl
 __all__ = [
     "Column",
     "Counts",
+    "LatencyComparison",
     "DeployCheck",
     "LatencyConfig",
     "LatencyResult",
@@ -50,6 +50,8 @@ __all__ = [
     "check_torch_export",
     "check_torchscript",
     "checkpoint_size_bytes",
+    "compare_latencies",
+    "compare_latency",
     "count",
     "count_params",
     "deployment_table",
@@ -67,10 +69,9 @@ __all__ = [
     "plot_channels",
     "plot_latency_vs_macs",
     "plot_metric_vs_macs",
+    "plot_run_overview",
     "plot_score_distributions",
     "run_tables",
-    "speedup",
-    "speedups",
     "table_from_json",
     "to_csv",
     "to_html",

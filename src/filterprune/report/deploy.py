@@ -100,14 +100,14 @@ def _yes_no(value: bool | None) -> str | None:
 def deployment_table(checks: Sequence[DeployCheck]) -> Table:
     """Compare the deployment checks of several models; the first is the reference (original).
 
-    Columns: model, ``torch.export`` and TorchScript (yes/NO), ONNX exporter, ONNX file size
+    Columns: model, ``torch.export`` and TorchScript (yes/NO), ONNX exporter and opset, file size
     (MB), largest output difference onnxruntime vs. PyTorch, parity, onnxruntime CPU median
-    latency (ms) and its speed-up against the first model. A note names every check that the
-    first model passes and a later one fails.
+    latency (ms), each model timed on its own (no speed-up is divided from these; the latency
+    table has the side-by-side one). A note names every check that the first model passes and
+    a later one fails.
     """
     if not checks:
         raise ValueError("deployment_table: checks is empty; pass at least one DeployCheck")
-    first_latency = checks[0].onnx.ort_latency_ms if checks[0].onnx else None
     rows = []
     for check in checks:
         onnx = check.onnx
@@ -119,11 +119,11 @@ def deployment_table(checks: Sequence[DeployCheck]) -> Table:
                 "torch_export": _yes_no(check.torch_export),
                 "torchscript": _yes_no(check.torchscript),
                 "onnx_exporter": exporter,
+                "onnx_opset": onnx.opset if onnx else None,
                 "onnx_mb": onnx.size_bytes / 1e6 if onnx else None,
                 "onnx_max_abs_diff": onnx.max_abs_diff if onnx else None,
                 "onnx_parity": _yes_no(onnx.matches) if onnx else None,
                 "ort_latency_ms": latency,
-                "ort_speedup": first_latency / latency if first_latency and latency else None,
             }
         )
     notes = []
@@ -141,6 +141,11 @@ def deployment_table(checks: Sequence[DeployCheck]) -> Table:
         ):
             if before and not after:
                 notes.append(f"{check.label}: {what} fails although {reference.label} passes")
+    notes += [
+        f"{c.label}: exported by the dynamo exporter; the legacy one failed ({c.onnx.fallback})"
+        for c in checks
+        if c.onnx and c.onnx.fallback
+    ]
     if any(c.onnx_error for c in checks):
         notes += [f"{c.label}: ONNX export failed: {c.onnx_error}" for c in checks if c.onnx_error]
     if any(c.onnx and not c.onnx.checked for c in checks):
@@ -151,10 +156,10 @@ def deployment_table(checks: Sequence[DeployCheck]) -> Table:
         Column("torch_export", "torch.export", "text"),
         Column("torchscript", "TorchScript", "text"),
         Column("onnx_exporter", "ONNX exporter", "text"),
+        Column("onnx_opset", "opset", "int"),
         Column("onnx_mb", "ONNX (MB)", "mb"),
         Column("onnx_max_abs_diff", "max |ORT − torch|", "metric"),
         Column("onnx_parity", "ONNX parity", "text"),
         Column("ort_latency_ms", "ORT CPU latency (ms)", "ms"),
-        Column("ort_speedup", "ORT speed-up", "speedup"),
     ]
     return Table("Deployment", columns, rows, notes)

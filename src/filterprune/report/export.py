@@ -1,12 +1,15 @@
 """Deployment checks: ONNX export with onnxruntime parity and latency, torch.export, TorchScript.
 
-ONNX exporter choice (checked with torch 2.13 CPU, onnx 1.23, onnxruntime 1.31): since torch 2.9
-``torch.onnx.export`` defaults to the torch.export-based ("dynamo") exporter, which needs the
-``onnxscript`` package; without it the call fails with ``ModuleNotFoundError: onnxscript``.
-:func:`export_onnx` therefore tries the legacy TorchScript-based exporter (``dynamo=False``)
-first, which works with only torch installed (it prints a deprecation warning that we silence),
-and falls back to the dynamo exporter if the legacy one fails or is gone. ``onnx`` (model
-checker) and ``onnxruntime`` (parity and latency) are optional: ``pip install filterprune[onnx]``.
+ONNX exporter choice (checked with torch 2.13 CPU, onnx 1.23, onnxruntime 1.32, onnxscript 0.7):
+since torch 2.9 ``torch.onnx.export`` defaults to the torch.export-based ("dynamo") exporter,
+which needs the ``onnxscript`` package. :func:`export_onnx` tries the legacy TorchScript-based
+exporter (``dynamo=False``) first, which works with only torch installed, and falls back to the
+dynamo exporter where the legacy one fails or is gone. The legacy exporter refuses, for example,
+``AdaptiveAvgPool2d(7)`` on a map that is not a multiple of 7 (an ImageNet-head VGG on 32x32
+input: "output size that are not factor of input size"); the dynamo exporter decomposes it. The
+report says which exporter wrote the file, why the legacy one did not, and the opset.
+``onnx`` (model checker), ``onnxruntime`` (parity and latency) and ``onnxscript`` (the dynamo
+exporter) are optional: ``pip install filterprune[onnx]``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +52,8 @@ class OnnxReport:
 
     Attributes:
         path: The written ``.onnx`` file.
-        exporter: ``"torchscript"`` (legacy) or ``"dynamo"``.
+        exporter: ``"torchscript"`` (legacy) or ``"dynamo"`` (``torch.export``-based).
+        fallback: Why the legacy exporter failed when the dynamo one was used, else ``None``.
         size_bytes: File size of the ONNX model.
         opset: ONNX opset of the default domain, or ``None`` if ``onnx`` is not installed.
         checked: Whether onnxruntime ran the model and compared it with PyTorch.
@@ -68,6 +74,7 @@ class OnnxReport:
     ort_latency_ms: float | None
     ort_runs: int
     ort_threads: int | None
+    fallback: str | None = None
 
 
 def _torch_outputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
@@ -75,27 +82,62 @@ def _torch_outputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[t
         return [t.detach().cpu() for t in flatten_tensors(model(*inputs))]
 
 
+@contextmanager
+def _quiet_exporters() -> Iterator[None]:
+    """Silence the exporters' deprecation warnings and the dynamo exporter's registry notes."""
+    noisy = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = noisy.level
+    noisy.setLevel(logging.ERROR)
+    # The legacy exporter dumps the whole TorchScript graph to the process's stderr when it
+    # fails: its log switch is read wrongly (torch 2.13) and so is always on. Mute that one call.
+    dump = getattr(torch._C, "_jit_onnx_log", None)
+    if dump is not None:
+        torch._C._jit_onnx_log = lambda *args: None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX")
+            warnings.filterwarnings("ignore", message=".*feature will be removed")
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", message="Constant folding")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            yield
+    finally:
+        noisy.setLevel(level)
+        if dump is not None:
+            torch._C._jit_onnx_log = dump
+            torch._C._jit_set_onnx_log_enabled(False)
+
+
 def _run_exporter(
     model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, opset: int | None
-) -> str:
+) -> tuple[str, str | None]:
+    """Export with the legacy exporter, else the dynamo one; return (exporter, why not legacy)."""
     kwargs: dict[str, Any] = {
         "input_names": [f"input_{i}" for i in range(len(inputs))],
         "opset_version": opset,
     }
     if "dynamo" not in inspect.signature(torch.onnx.export).parameters:  # torch < 2.5
         torch.onnx.export(model, inputs, str(path), **kwargs)
-        return "torchscript"
+        return "torchscript", None
     errors: list[tuple[str, Exception]] = []
-    for name, dynamo in (("torchscript", False), ("dynamo", True)):
+    attempts = (
+        ("torchscript", {"dynamo": False, "verbose": False}),  # no IR dump on failure
+        # one self-contained file (no .onnx.data beside it), no progress lines on stdout
+        ("dynamo", {"dynamo": True, "external_data": False, "verbose": False}),
+    )
+    for name, options in attempts:
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX")
-                warnings.filterwarnings("ignore", message=".*feature will be removed")
-                torch.onnx.export(model, inputs, str(path), dynamo=dynamo, **kwargs)
-            return name
+            with _quiet_exporters():
+                torch.onnx.export(model, inputs, str(path), **options, **kwargs)
         except Exception as err:  # reported below with both exporters' errors
             errors.append((name, err))
-    detail = "; ".join(f"{n}: {type(e).__name__}: {e}" for n, e in errors)
+            continue
+        why = None
+        if errors:
+            why = f"{errors[0][0]}: {_first_line(errors[0][1])}"
+            logger.info("%s: exported with %s (%s failed)", type(model).__name__, name, why)
+        return name, why
+    detail = "; ".join(f"{n}: {type(e).__name__}: {_first_line(e)}" for n, e in errors)
     if all(isinstance(e, ModuleNotFoundError) for _, e in errors):
         raise ImportError(
             f"export_onnx: an ONNX exporter dependency is missing ({detail}); "
@@ -104,6 +146,13 @@ def _run_exporter(
     raise RuntimeError(
         f"export_onnx: both ONNX exporters failed for {type(model).__name__}: {detail}"
     )
+
+
+def _first_line(err: Exception) -> str:
+    """The first sentence of the error's first line (exporters append pages of IR and links)."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else type(err).__name__
+    return text.split(". ")[0][:200]
 
 
 def _opset(path: Path, *, validate: bool) -> int | None:
@@ -184,7 +233,7 @@ def export_onnx(
     inputs = to_device(as_input_tuple(example_inputs), model_device(model))
     with eval_mode(model):
         reference = _torch_outputs(model, inputs)
-        exporter = _run_exporter(model, inputs, path, opset)
+        exporter, fallback = _run_exporter(model, inputs, path, opset)
 
     opset_used = _opset(path, validate=check)
     diff = latency = None
@@ -212,6 +261,7 @@ def export_onnx(
         ort_latency_ms=latency,
         ort_runs=runs,
         ort_threads=n_threads if checked else None,
+        fallback=fallback,
     )
 
 

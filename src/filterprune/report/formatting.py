@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from numbers import Real
 from typing import Any
 
-__all__ = ["KINDS", "NUMERIC_KINDS", "format_value"]
+__all__ = ["KINDS", "NUMERIC_KINDS", "format_value", "metric_kinds"]
 
-NUMERIC_KINDS = ("int", "count", "mb", "ms", "percent", "speedup", "metric", "delta")
+NUMERIC_KINDS = (
+    "int",
+    "count",
+    "mb",
+    "ms",
+    "percent",
+    "speedup",
+    "metric",
+    "delta",
+    "fraction",
+    "points",
+)
 KINDS = ("text", *NUMERIC_KINDS)
+
+# Metrics that are shares of the data (accuracy, top-k accuracy, Dice, IoU, ...): shown in
+# percent, and their changes in percentage points.
+FRACTION_METRICS = re.compile(
+    r"(.*_)?(acc|accuracy|top\d+|top\d+_acc|dice|iou|miou|f1|precision|recall)(_.*)?",
+    re.IGNORECASE,
+)
 
 
 def _human_count(value: float) -> str:
@@ -27,7 +47,23 @@ _FORMATS = {
     "speedup": lambda v: f"{v:.2f}x",
     "metric": lambda v: f"{v:.4g}",
     "delta": lambda v: f"{v:+.4g}",
+    "fraction": lambda v: f"{v * 100:.2f} %",
+    "points": lambda v: f"{v * 100:+.2f} pt",
 }
+
+
+def metric_kinds(name: str, values: Iterable[Any]) -> tuple[str, str]:
+    """Display kinds of a metric and of its change: ``("fraction", "points")`` or not.
+
+    A metric is a fraction when its name says so (accuracy, top5, dice, iou, f1, ...; see
+    ``FRACTION_METRICS``) and every value lies in ``[0, 1]``: it prints as ``97.12 %`` and a
+    change as ``+0.38 pt`` (percentage points). Any other metric (a loss, an accuracy already in
+    percent) prints with four significant digits and a change with its sign.
+    """
+    numbers = [v for v in values if isinstance(v, Real) and not isinstance(v, bool)]
+    if FRACTION_METRICS.fullmatch(name) and numbers and all(0 <= v <= 1 for v in numbers):
+        return "fraction", "points"
+    return "metric", "delta"
 
 
 def format_value(value: Any, kind: str) -> str:
@@ -38,7 +74,9 @@ def format_value(value: Any, kind: str) -> str:
         kind: One of ``KINDS``. ``count`` prints K/M/G with two decimals (MACs, params), ``mb``
             two decimals, ``ms`` two decimals (three significant digits below 1 ms),
             ``percent`` one decimal, ``speedup`` a trailing "x", ``metric`` four significant
-            digits, ``delta`` the same with a sign.
+            digits, ``delta`` the same with a sign, ``fraction`` a share in percent
+            (``0.9712`` -> ``97.12 %``), ``points`` a change of a share in percentage points
+            (``0.0038`` -> ``+0.38 pt``).
 
     Returns:
         The text; ``"N/A"`` for ``None``; ``str(value)`` for text and non-numbers.

@@ -1,52 +1,54 @@
 """The latency table: every timed device and batch size of every iteration, with the speed-up
-against the original and its efficiency (speed-up divided by the MAC reduction ratio)."""
+against the original (timed beside it) and its efficiency (speed-up / MAC reduction ratio)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from filterprune.measure.latency import efficiency, macs_reduction_ratio
+from filterprune.measure.latency import (
+    NOISY_IQR_FRACTION,
+    ROUNDS_DISAGREE_FRACTION,
+    efficiency,
+    macs_reduction_ratio,
+)
 from filterprune.report.tables import Column, Table
 
 __all__ = ["latency_table"]
 
 
-def _key(record: Mapping[str, Any]) -> tuple[str, int]:
-    return str(record["device"]), int(record["batch_size"])
-
-
 def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
-    """Build the latency table from iteration rows; row 0 must be the original model.
+    """Build the latency table from iteration rows.
 
     Args:
         rows: Iteration rows as logged by the pruning loop: ``iteration`` and ``latency``, a list
-            of records with ``device``, ``batch_size``, ``threads``, ``median_ms``, ``iqr_ms``,
-            ``runs``, ``calls_per_run`` and ``macs`` (see
-            :func:`~filterprune.measure.measure_latencies`). Rows without ``latency`` are skipped.
+            of records of :func:`~filterprune.measure.compare_latencies` (``device``,
+            ``batch_size``, ``threads``, ``median_ms``, ``iqr_ms``, ``runs``,
+            ``calls_per_run``, ``macs``, ``original_median_ms``, ``original_macs``,
+            ``speedup``, ``speedup_low``, ``speedup_high``, ``rounds``, ``flags``). Rows
+            without ``latency`` are skipped; records without ``speedup`` (timed alone) show
+            no speed-up.
 
     Returns:
         One table row per (iteration, device, batch size), or ``None`` when no row was timed.
-        ``speedup`` is the original's median over this median at the same device and batch
-        size; ``macs_ratio`` the original's MACs over these MACs; ``efficiency`` their quotient
+        ``speedup`` is the median round ratio of the original and this model timed side by
+        side; ``macs_ratio`` the original's MACs over these MACs; ``efficiency`` their quotient
         (1.0 = latency fell exactly as much as MACs did).
     """
     timed = [row for row in rows if row.get("latency")]
     if not timed:
         return None
-    base = {_key(r): r for r in (rows[0].get("latency") or [])}
     out = []
     for row in timed:
         for record in row["latency"]:
-            first = base.get(_key(record))
-            speed = ratio = eff = None
-            if first is not None and record["median_ms"] > 0:
-                speed = first["median_ms"] / record["median_ms"]
-                if record.get("macs") and first.get("macs"):
-                    ratio = macs_reduction_ratio(first["macs"], record["macs"])
-                    eff = efficiency(
-                        speedup=speed, macs_before=first["macs"], macs_after=record["macs"]
-                    )
+            speed, low, high = (record.get(k) for k in ("speedup", "speedup_low", "speedup_high"))
+            ratio = eff = None
+            if speed is not None and record.get("macs") and record.get("original_macs"):
+                ratio = macs_reduction_ratio(record["original_macs"], record["macs"])
+                eff = efficiency(
+                    speedup=speed, macs_before=record["original_macs"], macs_after=record["macs"]
+                )
+            flags = record.get("flags")
             out.append(
                 {
                     "iteration": row.get("iteration"),
@@ -55,11 +57,15 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
                     "threads": record.get("threads"),
                     "median_ms": record["median_ms"],
                     "iqr_ms": record.get("iqr_ms"),
+                    "original_ms": record.get("original_median_ms"),
+                    "rounds": record.get("rounds"),
                     "calls": record.get("runs", 0) * record.get("calls_per_run", 1),
                     "macs": record.get("macs"),
                     "speedup": speed,
+                    "speedup_range": None if low is None else f"{low:.2f}–{high:.2f}",
                     "macs_ratio": ratio,
                     "efficiency": eff,
+                    "flags": None if flags is None else ", ".join(flags) or "–",
                 }
             )
     columns = [
@@ -69,15 +75,22 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
         Column("threads", "Threads", "int"),
         Column("median_ms", "Median (ms)", "ms"),
         Column("iqr_ms", "IQR (ms)", "ms"),
+        Column("original_ms", "Original (ms)", "ms"),
+        Column("rounds", "Rounds", "int"),
         Column("calls", "Timed calls", "int"),
         Column("macs", "MACs", "count"),
         Column("speedup", "Speed-up", "speedup"),
+        Column("speedup_range", "Round range", "text"),
         Column("macs_ratio", "MACs ratio", "speedup"),
         Column("efficiency", "Efficiency", "metric"),
+        Column("flags", "Timing flags", "text"),
     ]
     notes = [
-        "Speed-up = original median / median (same device and batch size); MACs ratio = "
-        "original MACs / MACs; efficiency = speed-up / MACs ratio (1.0: latency fell as much "
-        "as MACs)."
+        "Speed-up = median over rounds of original / this model, both timed in the same "
+        "process in alternating rounds (same threads, inputs and warm-up); round range = "
+        "lowest–highest round ratio. MACs ratio = original MACs / MACs; efficiency = speed-up "
+        "/ MACs ratio (1.0: latency fell as much as MACs). Flags: 'noisy' = IQR above "
+        f"{NOISY_IQR_FRACTION:.0%} of the median; 'rounds disagree' = round ratios spread over "
+        f"more than {ROUNDS_DISAGREE_FRACTION:.0%} of the speed-up."
     ]
     return Table("Latency", columns, out, notes)

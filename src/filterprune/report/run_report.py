@@ -18,9 +18,19 @@ from typing import Any
 from torch import nn
 
 from .._atomic import atomic_write_text
+from .deploy import check_deployment, deployment_table
+from .plots import (
+    plot_channels,
+    plot_latency_vs_macs,
+    plot_metric_vs_macs,
+    plot_run_overview,
+    plot_score_distributions,
+)
+from .render import to_csv, to_json, to_markdown
+from .summary import write_summary
 from .tables import table_rows
 
-__all__ = ["RunReport", "run_tables", "write_run_report"]
+__all__ = ["RunReport", "run_settings", "run_tables", "write_run_report"]
 
 FORMATS = {"markdown": "md", "csv": "csv", "json": "json"}
 MAX_SCORE_PANELS = 8
@@ -110,7 +120,6 @@ def _some(scores: dict[int, Any], limit: int) -> dict[int, Any]:
 def _deploy(
     run_dir: Path, out: Path, factory: Callable[[], nn.Module], example_inputs: Any, threads: Any
 ) -> Any:
-    from .. import report
     from ..loop.load import load
 
     run = _run_dir(run_dir)
@@ -121,13 +130,13 @@ def _deploy(
     ):
         model = load(path, factory)
         checks.append(
-            report.check_deployment(
+            check_deployment(
                 model, example_inputs, label=label, onnx_path=out / onnx_name, threads=threads
             )
         )
     text = json.dumps([c.to_dict() for c in checks], indent=1, default=str)
     atomic_write_text(out / "deploy_checks.json", text + "\n")
-    return report.deployment_table(checks)
+    return deployment_table(checks)
 
 
 def write_run_report(
@@ -145,9 +154,13 @@ def write_run_report(
     Args:
         run_dir: A run folder written by :func:`filterprune.loop.run_pruning`.
         out_dir: Where to write; defaults to ``run_dir/report``.
-        plots: Draw figures (needs matplotlib): channels per layer, each metric vs. MACs,
-            latency vs. MACs (if measured) and the importance score distributions per layer
-            (``scores.png``; at most 8 evenly spaced iterations).
+        plots: Draw figures (needs matplotlib): the run overview for a slide (``overview``:
+            the first metric against MACs and against measured latency), channels per layer,
+            each metric vs. MACs with the original's value and the allowed drop, latency vs.
+            MACs with IQR bars and the original's level (if measured) and the importance score
+            distributions per layer with each layer's removal cut-off (``scores.png``; at most
+            8 evenly spaced iterations; not drawn for criteria without real scores, e.g.
+            ``kmeans``).
         deploy: Rebuild the original and the final model and check them: ONNX export
             (``model.onnx`` / ``original.onnx``) with onnxruntime parity and CPU latency when
             onnxruntime is installed, ``torch.export`` and TorchScript. Writes the ``deploy``
@@ -156,7 +169,6 @@ def write_run_report(
         example_inputs: Input of the exported graphs, e.g. ``torch.randn(1, 3, 32, 32)``.
         onnx_threads: onnxruntime intra-op threads (``None``: ``torch.get_num_threads()``).
     """
-    from .. import report
 
     if deploy and (model_factory is None or example_inputs is None):
         raise ValueError(
@@ -164,12 +176,13 @@ def write_run_report(
             "example_inputs (e.g. torch.randn(1, 3, 32, 32)); the CLI reads both from model.json"
         )
     result = run_tables(run_dir)
+    settings = run_settings(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     if deploy:
         result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
         result.files += [out / "model.onnx", out / "original.onnx", out / "deploy_checks.json"]
-    render = {"markdown": report.to_markdown, "csv": report.to_csv, "json": report.to_json}
+    render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
     for name, table in result.tables().items():
         for fmt, suffix in FORMATS.items():
             path = out / f"{name}.{suffix}"
@@ -181,8 +194,9 @@ def write_run_report(
     result.files = [p for p in result.files if p.is_file()]
     result.files += [p for pair in images for p in pair]
     result.files.append(
-        report.write_summary(
+        write_summary(
             out,
+            settings=settings,
             iteration_table=result.iterations,
             layer_table=result.layers,
             tables=[result.latency, result.deploy],
@@ -192,25 +206,127 @@ def write_run_report(
     return result
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _criterion_has_scores(name: Any) -> bool:
+    from ..criteria import get_criterion
+
+    try:
+        criterion = get_criterion(str(name))
+    except Exception:  # an unknown or user criterion: draw what it saved
+        return True
+    return not getattr(criterion, "synthetic_scores", False)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value) or "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_text(v)}" for k, v in value.items()) or "–"
+    return "–" if value is None or value == "" else str(value)
+
+
+def run_settings(run_dir: str | Path) -> Any:
+    """The run's settings and machine as a two-column table (``None`` without a config)."""
+    from .tables import Column, Table
+
+    run = Path(run_dir)
+    config = _read_json(run / "config.json")
+    if not config:
+        return None
+    model = _read_json(run / "model.json")
+    state = _read_json(run / "state.json")
+    rows = _run_dir(run).read_rows()
+    row0 = rows[0] if rows else {}
+    machine = row0.get("machine") or {}
+    latency = config.get("latency") or {}
+    bound = row0.get("metric_bound") or {}
+    drop = config.get("max_metric_drop")
+    items = [
+        ("model", _text(model.get("model") or "(Python API: not recorded)")),
+        ("model arguments", _text(model.get("model_args"))),
+        ("data", _text(model.get("data") or model.get("task"))),
+        ("criterion", f"{config.get('criterion')} {_text(config.get('criterion_options'))}"),
+        ("scope", _text(config.get("scope") or "default for the amount")),
+        ("amount / schedule", _text(config.get("schedule") or config.get("amount"))),
+        ("FLOPs regularisation", f"λ = {config.get('flops_reg')}, cost = {config.get('cost')}"),
+        ("targets", _text(config.get("targets"))),
+        (
+            "metric bound",
+            "–"
+            if not bound
+            else f"{bound['metric']} ≥ {bound['value']:.4g}"
+            + (f" (allowed drop {drop:g})" if drop is not None else ""),
+        ),
+        ("finetuning", f"{config.get('finetune')} {config.get('finetune_unit')} per iteration, "
+         f"{config.get('final_finetune')} final"),
+        ("stop reason", _text(state.get("stop_reason"))),
+        ("latency", "not measured" if not config.get("measure_latency") else
+         f"batch {_text(latency.get('batch_sizes'))}, {latency.get('rounds')} alternating rounds "
+         f"beside the original, threads {latency.get('threads') or machine.get('torch_threads')}"),
+        ("machine", f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} logical cores, "
+         f"{machine.get('torch_threads', '?')} torch threads, load at start "
+         f"{_text(machine.get('loadavg'))}"),
+        ("software", f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}"),
+    ]  # fmt: skip
+    columns = [Column("setting", "Setting", "text"), Column("value", "Value", "text")]
+    return Table("Run settings", columns, [{"setting": k, "value": v} for k, v in items])
+
+
+def _cutoffs(run_dir: str | Path, scores: dict[int, Any]) -> dict[int, dict[str, float]]:
+    """Iteration -> group -> the highest score removed there (from the step plan)."""
+    run = _run_dir(run_dir)
+    out: dict[int, dict[str, float]] = {}
+    for iteration, by_group in scores.items():
+        plan = _read_json(run.checkpoint(run.iteration_name(iteration)) / "step_plan.json")
+        removed = plan.get("groups") or {}
+        out[iteration] = {
+            group: max(by_group[group][i] for i in indices)
+            for group, indices in removed.items()
+            if indices and group in by_group and max(indices) < len(by_group[group])
+        }
+    return out
+
+
 def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
-    from .. import report
 
     images: list[Any] = []
     rows = result.iterations.rows
+    config = _read_json(Path(run_dir) / "config.json")
+    logged = _run_dir(run_dir).read_rows()
+    bound = (logged[0].get("metric_bound") if logged else None) or {}
+    metrics = [k.removeprefix("metric:") for k in result.iterations.keys if k.startswith("metric:")]
+    metrics = [m for m in metrics if any(r.get(f"metric:{m}") is not None for r in rows)]
+    if metrics:
+        first = bound.get("metric") if bound.get("metric") in metrics else metrics[0]
+        title = f"{config.get('criterion', '')} pruning: {first} vs compute and latency"
+        images.append(
+            plot_run_overview(
+                rows, first, out / "overview", threshold=bound.get("value"), title=title.strip()
+            )
+        )
     layers = result.layers
     if layers is not None:
         before = {r["layer"]: r["before"] for r in layers.rows}
         after = {r["layer"]: r["after"] for r in layers.rows}
-        images.append(report.plot_channels(before, after, out / "channels"))
-    metrics = [k.removeprefix("metric:") for k in result.iterations.keys if k.startswith("metric:")]
+        images.append(plot_channels(before, after, out / "channels"))
     for metric in metrics:
-        if any(r.get(f"metric:{metric}") is not None for r in rows):
-            images.append(report.plot_metric_vs_macs(rows, metric, out / f"{metric}_vs_macs"))
-    if any(r.get("latency_ms") is not None for r in rows):
-        images.append(report.plot_latency_vs_macs(rows, out / "latency_vs_macs"))
-    scores = run_scores(run_dir)
-    if any(math.isfinite(v) for by_group in scores.values() for s in by_group.values() for v in s):
+        threshold = bound.get("value") if bound.get("metric") == metric else None
         images.append(
-            report.plot_score_distributions(_some(scores, MAX_SCORE_PANELS), out / "scores")
+            plot_metric_vs_macs(rows, metric, out / f"{metric}_vs_macs", threshold=threshold)
+        )
+    if any(r.get("latency_ms") is not None for r in rows):
+        images.append(plot_latency_vs_macs(rows, out / "latency_vs_macs"))
+    scores = run_scores(run_dir) if _criterion_has_scores(config.get("criterion")) else {}
+    if any(math.isfinite(v) for by_group in scores.values() for s in by_group.values() for v in s):
+        shown = _some(scores, MAX_SCORE_PANELS)
+        images.append(
+            plot_score_distributions(shown, out / "scores", cutoffs=_cutoffs(run_dir, shown))
         )
     return images

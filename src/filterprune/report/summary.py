@@ -11,9 +11,44 @@ from filterprune._atomic import atomic_write_text
 from filterprune.report.render import to_html, to_markdown
 from filterprune.report.tables import Table
 
-__all__ = ["write_summary"]
+__all__ = ["MAX_HTML_COLUMNS", "split_columns", "write_summary"]
+
+MAX_HTML_COLUMNS = 9  # wider tables are split into parts (the first column repeated) on the page
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;"
+    "color:#222}"
+    "table{border-collapse:collapse;margin:0.6em 0 1.4em;font-size:13px;max-width:100%}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;overflow-wrap:anywhere}"
+    "td.n{text-align:right;white-space:nowrap}th{background:#f3f3f3}"
+    "caption{font-weight:bold;text-align:left;padding-bottom:4px}"
+    "ul.notes{font-size:13px;margin-top:-0.8em}"
+    "img{max-width:100%;height:auto}figure{margin:1em 0}"
+)
 
 ImagePaths = Iterable[str | os.PathLike | Iterable[str | os.PathLike]]
+
+
+def split_columns(table: Table, limit: int = MAX_HTML_COLUMNS) -> list[Table]:
+    """``table`` as parts of at most ``limit`` columns, each starting with the first column.
+
+    A table that fits is returned as is; the parts are titled ``"<title> (1/3)"`` and so on,
+    and the notes go with the last part.
+    """
+    if len(table.columns) <= limit:
+        return [table]
+    key, rest = table.columns[0], table.columns[1:]
+    step = limit - 1
+    chunks = [rest[i : i + step] for i in range(0, len(rest), step)]
+    return [
+        Table(
+            f"{table.title} ({n}/{len(chunks)})",
+            [key, *chunk],
+            [{c.key: row.get(c.key) for c in (key, *chunk)} for row in table.rows],
+            list(table.notes) if n == len(chunks) else [],
+        )
+        for n, chunk in enumerate(chunks, 1)
+    ]
 
 
 def _flatten_images(images: ImagePaths) -> list[Path]:
@@ -48,6 +83,7 @@ def _link(image: Path, run_dir: Path) -> str:
 def write_summary(
     run_dir: str | Path,
     *,
+    settings: Table | None = None,
     iteration_table: Table | None = None,
     layer_table: Table | None = None,
     tables: Sequence[Table | None] = (),
@@ -58,6 +94,8 @@ def write_summary(
 
     Args:
         run_dir: Run folder; created if missing. Images are linked relative to it.
+        settings: The run's settings and machine (:func:`~filterprune.report.run_settings`),
+            shown first.
         iteration_table: Table from :func:`~filterprune.report.tables.iteration_table`.
         layer_table: Table from :func:`~filterprune.report.tables.layer_table`.
         tables: More tables shown after those two (e.g. latency, deployment); ``None`` entries
@@ -70,7 +108,7 @@ def write_summary(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tables = [t for t in (iteration_table, layer_table, *tables) if t is not None]
+    tables = [t for t in (settings, iteration_table, layer_table, *tables) if t is not None]
     links = [(p.stem, _link(p, run_dir)) for p in _flatten_images(images)]
 
     md = [f"# {title}", ""]
@@ -87,15 +125,18 @@ def write_summary(
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
         f"<title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px}"
-        "caption{font-weight:bold;text-align:left}img{max-width:100%}</style>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<style>{_STYLE}</style>",
         f"</head><body><h1>{esc(title)}</h1>",
     ]
-    page += [to_html(table) for table in tables]
+    page += [to_html(part) for table in tables for part in split_columns(table)]
     if links:
         page.append("<h2>Figures</h2>")
-        page += [f'<p><img src="{esc(link)}" alt="{esc(stem)}"></p>' for stem, link in links]
+        page += [
+            f'<figure><img src="{esc(link)}" alt="{esc(stem)}"><figcaption>{esc(stem)}'
+            "</figcaption></figure>"
+            for stem, link in links
+        ]
     page.append("</body></html>\n")
     atomic_write_text(run_dir / "summary.html", "\n".join(page))
     return md_path

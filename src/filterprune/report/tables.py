@@ -2,9 +2,10 @@
 
 A :class:`Table` keeps raw numbers (``int``/``float``/``str``/``None``); the renderers in
 :mod:`filterprune.report.render` format them. Reductions and metric changes are relative to
-row 0, the original model. The per-layer table counts each physical output channel once: pass
-the layers that produce channels (e.g. the convolutions feeding a ``torch.cat``), never the
-concatenated tensor as well, or the removed channels are counted twice.
+row 0, the original model. The per-layer table counts each channel once: its rows are the
+producers of channel groups (:func:`filterprune.loop.channel_groups`): the layers making new
+channels, joined when a residual add ties them; a depthwise conv, a BatchNorm or the consumers
+of a concatenation are not producers. Its total removed equals the iteration table's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
 
-from filterprune.report.formatting import KINDS, format_value
+from filterprune.report.formatting import KINDS, format_value, metric_kinds
 
 __all__ = ["ITERATION_KEYS", "Column", "Table", "iteration_table", "layer_table", "table_rows"]
 
@@ -73,6 +74,7 @@ class Table:
 ITERATION_KEYS = (
     "iteration",
     "ranking_batches",
+    "ranking_batches_asked",
     "removed",
     "removed_total",
     "finetune",
@@ -82,7 +84,11 @@ ITERATION_KEYS = (
     "size_mb",
     "latency_ms",
     "latency_iqr_ms",
+    "original_latency_ms",
     "speedup",
+    "speedup_low",
+    "speedup_high",
+    "latency_flags",
 )
 
 
@@ -131,7 +137,17 @@ def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
                 f"iteration_table: row {index} metric {name!r} must be a number or "
                 f"None, got {value!r}"
             )
-    for key in ("params", "macs", "size_mb", "latency_ms", "latency_iqr_ms", "speedup"):
+    for key in (
+        "params",
+        "macs",
+        "size_mb",
+        "latency_ms",
+        "latency_iqr_ms",
+        "original_latency_ms",
+        "speedup",
+        "speedup_low",
+        "speedup_high",
+    ):
         value = row.get(key)
         if value is not None and (not isinstance(value, Real) or value < 0):
             raise ValueError(
@@ -147,15 +163,18 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             ``iteration`` is optional (missing = N/A). ``metrics`` maps a metric name to its
             value; ``size_mb`` is in MB (10**6 bytes), ``latency_ms`` (median) and
             ``latency_iqr_ms`` (its interquartile range) in milliseconds, ``finetune`` is free
-            text or a number (e.g. ``"0/1500"`` epochs/iterations).
+            text or a number (e.g. ``"0/1500"`` epochs/iterations). ``speedup`` (with
+            ``speedup_low``/``speedup_high``, ``original_latency_ms`` and ``latency_flags``)
+            comes from :func:`filterprune.measure.compare_latency`, which timed the original
+            beside this model; the table never divides latencies of different rows.
 
     Returns:
         A table with the given columns (metrics flattened to ``metric:<name>``) plus the
         computed ``params_reduction_pct``, ``macs_reduction_pct``, ``size_reduction_pct``
         (``(first - value) / first * 100``) and ``delta:<name>`` (``value - first``) columns.
-        A missing ``speedup`` is filled from the latencies: ``latency_ms[0] / latency_ms``;
-        ``efficiency`` is ``speedup / (macs[0] / macs)``, the share of the MAC reduction that
-        became speed (1.0 = latency fell as much as MACs did).
+        ``speedup_range`` is the text ``low–high`` of the round ratios, ``latency_flags`` the
+        flags joined by commas; ``efficiency`` is ``speedup / (macs[0] / macs)``, the share of
+        the MAC reduction that became speed (1.0 = latency fell as much as MACs did).
     """
     if not rows:
         raise ValueError("iteration_table: rows is empty; pass at least the original model's row")
@@ -188,24 +207,26 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             out[f"{key.removesuffix('_mb')}_reduction_pct"] = _reduction_pct(
                 first.get(key), row.get(key)
             )
-        out["latency_ms"] = row.get("latency_ms")
-        out["latency_iqr_ms"] = row.get("latency_iqr_ms")
-        out["speedup"] = row.get("speedup")
-        if out["speedup"] is None and row.get("latency_ms") and first.get("latency_ms"):
-            out["speedup"] = first["latency_ms"] / row["latency_ms"]
+        for key in ("latency_ms", "latency_iqr_ms", "original_latency_ms", "speedup"):
+            out[key] = row.get(key)
+        low, high = row.get("speedup_low"), row.get("speedup_high")
+        out["speedup_range"] = None if low is None or high is None else f"{low:.2f}–{high:.2f}"
+        flags = row.get("latency_flags")
+        out["latency_flags"] = None if flags is None else ", ".join(flags) or "–"
         out["efficiency"] = None
         if out["speedup"] is not None and row.get("macs") and first.get("macs"):
             out["efficiency"] = out["speedup"] * row["macs"] / first["macs"]
         out_rows.append(out)
 
+    kinds = {n: metric_kinds(n, (r[f"metric:{n}"] for r in out_rows)) for n in metric_names}
     columns = [
         Column("iteration", "Iteration", "int"),
         Column("ranking_batches", "Ranking batches", "int"),
         Column("removed", "Removed channels", "int"),
         Column("removed_total", "Removed total", "int"),
         Column("finetune", "Finetuning", "text"),
-        *(Column(f"metric:{n}", n, "metric") for n in metric_names),
-        *(Column(f"delta:{n}", f"Δ {n}", "delta") for n in metric_names),
+        *(Column(f"metric:{n}", n, kinds[n][0]) for n in metric_names),
+        *(Column(f"delta:{n}", f"Δ {n}", kinds[n][1]) for n in metric_names),
         Column("params", "Params", "count"),
         Column("params_reduction_pct", "Params −%", "percent"),
         Column("macs", "MACs", "count"),
@@ -214,13 +235,26 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("size_reduction_pct", "Size −%", "percent"),
         Column("latency_ms", "Latency (ms)", "ms"),
         Column("latency_iqr_ms", "± IQR (ms)", "ms"),
-        Column("speedup", "Speedup", "speedup"),
+        Column("original_latency_ms", "Original (ms)", "ms"),
+        Column("speedup", "Speed-up", "speedup"),
+        Column("speedup_range", "Round range", "text"),
         Column("efficiency", "Efficiency", "metric"),
+        Column("latency_flags", "Timing flags", "text"),
     ]
-    return Table("Pruning iterations", columns, out_rows, _iteration_notes(out_rows, metric_names))
+    notes = _iteration_notes(out_rows, metric_names, kinds)
+    short = [  # the data ran out before --ranking-batches: say so (the loop logged it too)
+        f"iteration {r['iteration']}: {r['ranking_batches']} of {r['ranking_batches_asked']}"
+        for r in rows
+        if r.get("ranking_batches_asked") is not None
+    ]
+    if short:
+        notes.append(f"Ranking ran out of data, fewer batches than asked: {'; '.join(short)}")
+    return Table("Pruning iterations", columns, out_rows, notes)
 
 
-def _iteration_notes(rows: list[dict[str, Any]], metric_names: list[str]) -> list[str]:
+def _iteration_notes(
+    rows: list[dict[str, Any]], metric_names: list[str], kinds: Mapping[str, tuple[str, str]]
+) -> list[str]:
     if len(rows) < 2:
         return []
     first, last = rows[0], rows[-1]
@@ -236,6 +270,8 @@ def _iteration_notes(rows: list[dict[str, Any]], metric_names: list[str]) -> lis
             notes.append(f"{label} reduction: ({a} − {b}) / {a} × 100 % = {pct:.1f} %")
     if last.get("speedup") is not None:
         note = f"Measured speed-up: {last['speedup']:.2f}x"
+        if last.get("speedup_range"):
+            note += f" (rounds {last['speedup_range']})"
         if last.get("efficiency") is not None:
             note += (
                 f" for {first['macs'] / last['macs']:.2f}x fewer MACs; efficiency "
@@ -245,7 +281,9 @@ def _iteration_notes(rows: list[dict[str, Any]], metric_names: list[str]) -> lis
     for name in metric_names:
         before, after = first.get(f"metric:{name}"), last.get(f"metric:{name}")
         if before is not None and after is not None:
-            notes.append(f"{name}: {before:.4g} → {after:.4g} ({after - before:+.4g})")
+            value, change = kinds[name]
+            a, b = format_value(before, value), format_value(after, value)
+            notes.append(f"{name}: {a} → {b} ({format_value(after - before, change)})")
     return notes
 
 
@@ -253,8 +291,8 @@ def layer_table(*, before: Mapping[str, int], after: Mapping[str, int]) -> Table
     """Build the per-layer channel table.
 
     Args:
-        before: Layer name -> output channels of the original model. Each physical channel must
-            appear once (see the module docstring about concatenations).
+        before: Producer (group label) -> channels of the original model. Each channel must
+            appear once (see the module docstring).
         after: Layer name -> output channels after pruning; same layers as ``before`` (use 0 for
             a layer removed entirely).
 
@@ -304,7 +342,7 @@ def layer_table(*, before: Mapping[str, int], after: Mapping[str, int]) -> Table
         f"removed ({total_removed / total_before * 100 if total_before else 0.0:.1f} %)"
     ]
     columns = [
-        Column("layer", "Layer", "text"),
+        Column("layer", "Producing layer(s)", "text"),
         Column("before", "Before pruning", "int"),
         Column("after", "After pruning", "int"),
         Column("removed", "Channels removed", "int"),

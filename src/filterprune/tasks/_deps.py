@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import TypeVar
 
+from filterprune._progress import progress
+
 T = TypeVar("T")
 
 _PIP_NAMES = {"numpy": "numpy", "PIL": "pillow", "sklearn": "scikit-learn"}
@@ -43,15 +45,8 @@ def require(module: str, *, feature: str) -> ModuleType:
 def progress_bar(
     iterable: Iterable[T], *, enabled: bool, total: int | None = None, desc: str = ""
 ) -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm bar when ``enabled`` and tqdm is installed.
+    """Wrap ``iterable`` in a tqdm bar when ``enabled``, on a terminal, with tqdm installed.
 
-    Falls back silently to the plain iterable when tqdm is missing.
+    See :mod:`filterprune._progress`: no bar (and no carriage returns) in logs and CI output.
     """
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            pass
-        else:
-            return iter(tqdm(iterable, total=total, desc=desc, leave=False))
-    return iter(iterable)
+    return iter(progress(iterable, enabled=enabled, total=total, desc=desc))

@@ -13,22 +13,25 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from filterprune._registry import Registry
 from filterprune.tasks._deps import progress_bar
 from filterprune.tasks.trainer import FinetuneConfig, finetune, move_batch
 
-_TASKS: dict[str, type[Task]] = {}
+_TASKS: Registry[type[Task]] = Registry(
+    "task", "tasks", register_with="filterprune.tasks.register_task", error=KeyError
+)
 
 
-def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
-    """Class decorator that registers a :class:`Task` subclass under ``name``."""
+def register_task(name: str, *, override: bool = False) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator that registers a :class:`Task` subclass under ``name``.
+
+    Raises:
+        ValueError: ``name`` is taken by another class and ``override`` is false.
+    """
 
     def decorate(cls: type[Task]) -> type[Task]:
-        if name in _TASKS and _TASKS[name] is not cls:
-            raise ValueError(
-                f"register_task: a task named {name!r} is already registered ({_TASKS[name].__name__})."
-            )
+        _TASKS.add(name, cls, override=override)
         cls.name = name
-        _TASKS[name] = cls
         return cls
 
     return decorate
@@ -36,7 +39,7 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
 
 def list_tasks() -> list[str]:
     """Names of the registered tasks, sorted."""
-    return sorted(_TASKS)
+    return _TASKS.names()
 
 
 def get_task(name: str, **options: Any) -> Task:
@@ -45,9 +48,7 @@ def get_task(name: str, **options: Any) -> Task:
     Raises:
         KeyError: Unknown name; the message lists the known ones.
     """
-    if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}.")
-    return _TASKS[name](**options)
+    return _TASKS.get(name)(**options)
 
 
 def builtin_data(task_name: str, *, seed: int = 0, **options: Any) -> tuple[Dataset, Dataset]:

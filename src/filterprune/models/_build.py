@@ -1,4 +1,4 @@
-"""Helpers shared by the zoo's model modules: channel scaling, argument checks, weight init."""
+"""Helpers for building the zoo's models: channel scaling, argument checks, weight init."""
 
 from __future__ import annotations
 

@@ -7,6 +7,9 @@ with its channels labelled by the original elements, and compares every op's out
 the prediction (the original labels minus the removed channels). An op whose output disagrees, or
 that fails, has channel positions or counts fixed in code; its input channels are frozen with a
 reason and the analysis is repeated.
+
+It sits above both :mod:`filterprune.graph` (whose analysis it checks) and
+:mod:`filterprune.surgery` (with which it prunes the copy).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import labels as L
-from .elements import UNTRACKED
-from .groups import DependencyGraph
-from .specs import is_builtin_layer
-from .tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
+from .graph import labels as L
+from .graph.elements import UNTRACKED
+from .graph.groups import DependencyGraph
+from .graph.specs import is_builtin_layer
+from .graph.tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
+from .surgery import apply_plan
 
 MAX_ROUNDS = 8
 
@@ -131,8 +135,6 @@ def _probe(
     leaf_types: tuple[type, ...],
     targets: dict[str, list[int]],
 ) -> OpRecord | None:
-    from ..surgery import apply_plan
-
     if not targets:
         return None
     plan = graph.plan(targets)

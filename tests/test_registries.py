@@ -1,0 +1,110 @@
+"""The registries by name (criteria, models, tasks) treat duplicates and unknown names alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from torch import nn
+
+import filterprune as fp
+from filterprune.criteria.registry import _CRITERIA
+from filterprune.models import create_model, register_model
+from filterprune.models._registry import _MODELS
+from filterprune.tasks import ClassificationTask, get_task, register_task
+from filterprune.tasks.task import _TASKS
+
+
+def _criterion(tag: str) -> Any:
+    class Tagged:
+        needs_data = False
+        name = tag
+
+        def __init__(self, **options: Any) -> None:
+            self.tag = tag
+
+        def __call__(self, graph, **context):
+            return {}
+
+    return Tagged
+
+
+def _model(tag: str) -> Callable[..., nn.Module]:
+    def build() -> nn.Module:
+        module = nn.Identity()
+        module.tag = tag
+        return module
+
+    return build
+
+
+def _task(tag: str) -> type:
+    return type(f"Task_{tag}", (ClassificationTask,), {"tag": tag})
+
+
+# (register decorator, build by name -> object with .tag, make a tagged object, registry)
+REGISTRIES = {
+    "criterion": (fp.register_criterion, lambda n: fp.get_criterion(n), _criterion, _CRITERIA),
+    "model": (register_model, lambda n: create_model(n), _model, _MODELS),
+    "task": (register_task, lambda n: get_task(n), _task, _TASKS),
+}
+
+
+@pytest.fixture(params=sorted(REGISTRIES))
+def registry(request):
+    register, build, make, reg = REGISTRIES[request.param]
+    saved = dict(reg._items)
+    yield register, build, make
+    reg._items.clear()
+    reg._items.update(saved)
+
+
+def test_a_taken_name_is_refused_and_names_its_holder(registry):
+    register, build, make = registry
+    register("dup_for_test")(make("first"))
+    with pytest.raises(ValueError, match="'dup_for_test' is already registered by .*override=True"):
+        register("dup_for_test")(make("second"))
+    assert build("dup_for_test").tag == "first"
+
+
+def test_override_replaces_and_the_same_object_may_come_again(registry):
+    register, build, make = registry
+    first = make("first")
+    register("dup_for_test")(first)
+    register("dup_for_test")(first)  # e.g. a module imported twice
+    assert build("dup_for_test").tag == "first"
+    register("dup_for_test", override=True)(make("second"))
+    assert build("dup_for_test").tag == "second"
+
+
+def test_an_empty_name_is_refused(registry):
+    register, _, make = registry
+    with pytest.raises(ValueError, match="non-empty string"):
+        register("")(make("x"))
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "known"),
+    [
+        (lambda: fp.get_criterion("nope"), ValueError, "known criteria: .*taylor"),
+        (lambda: create_model("nope"), KeyError, "known models: .*vgg16_bn"),
+        (lambda: get_task("nope"), KeyError, "known tasks: classify, segment"),
+    ],
+)
+def test_an_unknown_name_lists_the_known_ones_and_how_to_add_one(build, error, known):
+    with pytest.raises(error, match=f"unknown .*'nope'; {known}.*Register your own with"):
+        build()
+
+
+def test_custom_criteria_helpers_take_override():
+    saved = dict(_CRITERIA._items)
+    try:
+        fp.criterion_from_scores("helper_for_test")(lambda module, w: w.abs().sum(1))
+        with pytest.raises(ValueError, match="already registered"):
+            fp.criterion_from_removals("helper_for_test")(lambda module, w, amount: [0])
+        fp.criterion_from_removals("helper_for_test", override=True)(lambda m, w, amount: [0])
+        assert type(fp.get_criterion("helper_for_test")).__name__ == "_Removals"
+    finally:
+        _CRITERIA._items.clear()
+        _CRITERIA._items.update(saved)

@@ -28,7 +28,7 @@ from .criteria import (
 )
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
 from .plan import Plan, PlanError
-from .select import Selection
+from .settings import ConfigError, Ranking, Selection
 from .surgery import apply_plan
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first use
@@ -72,7 +72,9 @@ __all__ = [
     "DependencyGraph",
     "Plan",
     "PlanError",
+    "ConfigError",
     "PruneConfig",
+    "Ranking",
     "Selection",
     "TraceError",
     "__version__",

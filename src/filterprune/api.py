@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import fnmatch
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -19,11 +19,13 @@ from .graph.tracer import trace
 from .measure.counting import count
 from .measure.counting import count_params as param_count
 from .plan import Plan
-from .probe import MAX_ROUNDS, freeze_op, needs_probe, probe_once
-from .select import Selection, select
+from .probe import MAX_ROUNDS, freeze_op, freeze_unverified, needs_probe, probe_once
+from .select import match_modules, select, unselected_layers
+from .settings import Ranking, Selection
 from .surgery import apply_plan
 
 Ignore = Iterable[str | nn.Module | type]
+S = TypeVar("S", Selection, Ranking)
 
 logger = logging.getLogger(__name__)
 
@@ -31,24 +33,16 @@ logger = logging.getLogger(__name__)
 def _ignored_names(model: nn.Module, ignore: Ignore | None) -> tuple[str, ...]:
     if not ignore:
         return ()
-    names = []
-    items = list(ignore)
-    for name, module in model.named_modules():
-        for item in items:
-            if (
-                (isinstance(item, str) and fnmatch.fnmatchcase(name, item))
-                or (isinstance(item, nn.Module) and module is item)
-                or (isinstance(item, type) and isinstance(module, item))
-            ):
-                names.append(name)
-                break
-    for item in items:
-        if isinstance(item, str) and not any(fnmatch.fnmatchcase(n, item) for n in names):
-            raise ValueError(
+    return tuple(
+        match_modules(
+            dict(model.named_modules()),
+            ignore,
+            unmatched=lambda item: (
                 f"ignore pattern {item!r} matches no module of {type(model).__name__}; "
                 "use names as printed by model.named_modules()"
-            )
-    return tuple(names)
+            ),
+        )
+    )
 
 
 def analyze(
@@ -58,6 +52,7 @@ def analyze(
     ignore: Ignore | None = None,
     leaf_types: Sequence[type] = (),
     probe: bool = True,
+    grouped: str = "within",
 ) -> DependencyGraph:
     """Trace ``model`` on ``example_inputs`` and build its dependency graph.
 
@@ -69,12 +64,17 @@ def analyze(
         leaf_types: Extra module types to treat as opaque leaves.
         probe: Check the analysis by pruning a copy (see :mod:`filterprune.probe`). It is
             skipped when the model has nothing it could find (see ``needs_probe`` there).
+        grouped: How grouped convs (ResNeXt, RegNet) and GroupNorm lose channels:
+            ``"within"`` (default) removes the same channels inside every group and keeps the
+            group count, so a 30 % amount removes about 30 % of them; ``"whole"`` removes
+            whole groups only (fewer groups, each as wide as before). Depthwise convs always
+            lose whole groups (each group holds one input channel).
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
     start = time.perf_counter()
     with gc_paused():
-        tracer = trace(model, example_inputs, leaf_types=leaf_types)
+        tracer = trace(model, example_inputs, leaf_types=leaf_types, grouped=grouped)
         graph = DependencyGraph(model, tracer, ignore=names)
         if probe and needs_probe(graph):
             for _ in range(MAX_ROUNDS):
@@ -83,6 +83,10 @@ def analyze(
                     break
                 freeze_op(graph, bad)
                 graph.groups = graph._build()
+            else:
+                bad = probe_once(model, example_inputs, graph, leaf_types)
+                if bad is not None:
+                    freeze_unverified(graph, bad)
     logger.debug(
         "analyzed %s: %d groups, %d prunable, in %.2f s",
         type(model).__name__,
@@ -112,18 +116,30 @@ def _out_of_memory(exc: BaseException) -> bool:
     )
 
 
+def _settings(cls: type[S], given: S | None, **flat: Any) -> S:
+    """``given`` (or the defaults) with the flat keywords that were passed (not ``None``)."""
+    changes = {k: v for k, v in flat.items() if v is not None}
+    if given is None:
+        return cls(**changes)
+    if not isinstance(given, cls):
+        raise TypeError(f"need a filterprune.{cls.__name__}, got {type(given).__name__}")
+    return given.replace(**changes) if changes else given
+
+
 def rank(
     model: nn.Module,
     example_inputs: Any,
     *,
     batches: Iterable[Any] | None = None,
     loss_fn: Any = None,
-    criterion: str | Any = "taylor",
-    normalize: bool = True,
-    flops_reg: float = 0.0,
-    cost: str = "flops",
-    graph: DependencyGraph | None = None,
+    ranking: Ranking | None = None,
+    criterion: str | Any = None,
+    normalize: bool | None = None,
+    flops_reg: float | None = None,
+    cost: str | None = None,
     criterion_options: dict[str, Any] | None = None,
+    selection: Selection | None = None,
+    graph: DependencyGraph | None = None,
     **context: Any,
 ) -> dict[str, torch.Tensor]:
     """Score every channel of every prunable group; lower scores are removed first.
@@ -133,23 +149,41 @@ def rank(
         example_inputs: Inputs for tracing (a batch of 1 is enough).
         batches: Iterable of ``(inputs, targets)`` for data-driven criteria.
         loss_fn: ``loss_fn(outputs, targets) -> scalar``; or pass ``step_fn(model, batch)``.
+        ranking: The criterion and its corrections as one :class:`~filterprune.Ranking`; the
+            flat keywords below override its fields. Without either the criterion is
+            ``"taylor"``.
         criterion: A registered criterion name or a criterion object.
-        normalize: Per-group L2 normalisation (Molchanov et al. 2017).
-        flops_reg: ``lambda`` of the cost regularisation (``1e-3`` in the paper; 0 = off).
-        cost: ``"flops"``, ``"params"``, ``"memory"`` or ``"latency"`` (each layer's forward
-            timed on this machine at the batch size of ``example_inputs``): what ``flops_reg``
-            charges.
-        graph: A graph of this model from :func:`analyze` (skips tracing).
+        normalize: Per-group L2 normalisation (Molchanov et al. 2017); default on.
+        flops_reg: ``lambda`` of the cost regularisation (``1e-3`` in the paper; default 0 = off).
+        cost: ``"flops"`` (default), ``"params"``, ``"memory"`` or ``"latency"`` (each layer's
+            forward timed on this machine at the batch size of ``example_inputs``): what
+            ``flops_reg`` charges.
         criterion_options: Keyword arguments for the criterion's constructor.
+        selection: What will be removed (:class:`~filterprune.Selection`), for criteria whose
+            scores depend on it (``kmeans`` keeps ``1 - selection.fraction_for(n)`` per group).
+        graph: A graph of this model from :func:`analyze` (skips tracing).
         **context: Extra inputs for the criterion (``step_fn``, ``max_batches``, ``device``...).
 
     Returns:
         Group name (the first producing layer, e.g. ``features.0``) -> 1-D tensor with one score
         per channel, in that layer's current channel order.
     """
-    crit = get_criterion(criterion, **(criterion_options or {}))
+    if ranking is None and criterion is None:
+        criterion = "taylor"
+    ranking = _settings(
+        Ranking,
+        ranking,
+        criterion=criterion,
+        normalize=normalize,
+        flops_reg=flops_reg,
+        cost=cost,
+        options=criterion_options,
+    )
+    crit = get_criterion(ranking.criterion, **ranking.options)
     if graph is None:
         graph = analyze(model, example_inputs)
+    if batches is not None and ranking.batches is not None:
+        batches = itertools.islice(batches, ranking.batches)
     failure = None
     try:
         scores = crit(
@@ -158,6 +192,7 @@ def rank(
             example_inputs=example_inputs,
             batches=batches,
             loss_fn=loss_fn,
+            selection=selection,
             **context,
         )
     except (RuntimeError, MemoryError) as exc:
@@ -165,16 +200,18 @@ def rank(
             raise
         failure = " ".join(str(exc).split()[:40])  # raised below, once the tensors are freed
     if failure is not None:
-        name = criterion if isinstance(criterion, str) else type(crit).__name__
+        name = ranking.criterion if isinstance(ranking.criterion, str) else type(crit).__name__
         raise RankingMemoryError(
             f"out of memory while ranking with criterion {name!r} ({failure}); rank with fewer "
             "or smaller batches: lower ranking_batches (--ranking-batches) or the batch size "
             "(--batch-size), or use a data-free criterion such as 'l1'"
         )
-    if normalize:
+    if ranking.normalize:
         scores = l2_normalize(scores)
-    if flops_reg:
-        scores = regularize(scores, channel_costs(graph, example_inputs, cost), flops_reg)
+    if ranking.flops_reg:
+        scores = regularize(
+            scores, channel_costs(graph, example_inputs, ranking.cost), ranking.flops_reg
+        )
     return scores
 
 
@@ -182,28 +219,38 @@ def prune(
     model: nn.Module,
     example_inputs: Any,
     *,
-    amount: float = 0.3,
-    criterion: str | Any = "l1",
+    selection: Selection | None = None,
+    ranking: Ranking | None = None,
+    amount: float | None = None,
+    criterion: str | Any = None,
     ignore: Ignore | None = None,
-    scope: str = "per_group",
-    round_to: int = 1,
-    min_channels: int = 1,
-    max_fraction: float = 1.0,
-    bins: Sequence[tuple[int, float]] = (),
+    scope: str | None = None,
+    round_to: int | None = None,
+    min_channels: int | None = None,
+    max_fraction: float | None = None,
+    bins: Sequence[tuple[int, float]] | None = None,
     leaf_types: Sequence[type] = (),
+    grouped: str = "within",
     graph: DependencyGraph | None = None,
-    normalize: bool = True,
-    flops_reg: float = 0.0,
-    cost: str = "flops",
+    normalize: bool | None = None,
+    flops_reg: float | None = None,
+    cost: str | None = None,
     criterion_options: dict[str, Any] | None = None,
     scores_out: dict[str, torch.Tensor] | None = None,
     **criterion_context: Any,
 ) -> Plan:
     """Remove ``amount`` of the channels of ``model`` in place, lowest-scored first.
 
+    What to remove and how to score it can be given as two objects, ``selection`` and
+    ``ranking``, or as flat keywords (``amount=0.3, criterion="l1"``); flat keywords override
+    the objects' fields. Unset, they take the defaults of :class:`~filterprune.Selection`
+    (``amount=0.3``, per group) and :class:`~filterprune.Ranking` (``criterion="l1"``).
+
     Args:
         model: The model to prune, in place. Rebuild optimizers afterwards.
         example_inputs: A tensor or tuple of inputs the model accepts.
+        selection: How many channels go, under which limits, from which layers.
+        ranking: Which criterion scores them, with which corrections.
         amount: Fraction of each prunable group's channels to remove (``scope="per_group"``) or
             of all prunable channels (``scope="global"``).
         criterion: A registered criterion name (see ``filterprune.list_criteria()``) or object.
@@ -212,8 +259,10 @@ def prune(
         round_to: Keep a multiple of this many channels per group.
         min_channels: Keep at least this many channels per group.
         max_fraction: Remove at most this fraction of any one group.
-        bins: Per-width fractions, see :class:`filterprune.select.Selection`.
+        bins: Per-width fractions, see :class:`filterprune.Selection`.
         leaf_types: Extra module types to treat as opaque leaves.
+        grouped: ``"within"`` or ``"whole"``: how grouped convs lose channels (see
+            :func:`analyze`).
         graph: A graph from :func:`analyze` of this model as it is now (skips re-tracing); it is
             updated in place to follow the removal, so it can be passed again next iteration.
         normalize, flops_reg, cost: See :func:`rank` (they matter for ``scope="global"``).
@@ -226,26 +275,30 @@ def prune(
     Returns:
         The :class:`Plan` that was applied, in the model's numbering before this call.
     """
-    selection = Selection(
+    selection = _settings(
+        Selection,
+        selection,
         amount=amount,
         scope=scope,
         round_to=round_to,
         min_channels=min_channels,
         max_fraction=max_fraction,
-        bins=tuple(bins),
+        bins=None if bins is None else tuple(bins),
     )
     if graph is None:
-        graph = analyze(model, example_inputs, ignore=ignore, leaf_types=leaf_types)
+        names = _ignored_names(model, ignore) + tuple(unselected_layers(model, selection))
+        graph = analyze(model, example_inputs, ignore=names, leaf_types=leaf_types, grouped=grouped)
     scores = rank(
         model,
         example_inputs,
+        ranking=Ranking() if ranking is None else ranking,  # prune's default criterion: "l1"
         criterion=criterion,
         normalize=normalize,
         flops_reg=flops_reg,
         cost=cost,
-        graph=graph,
         criterion_options=criterion_options,
-        amount=amount,
+        graph=graph,
+        selection=selection,
         **criterion_context,
     )
     if scores_out is not None:

@@ -27,7 +27,7 @@ from .graph.specs import is_builtin_layer
 from .graph.tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 from .surgery import apply_plan
 
-MAX_ROUNDS = 8
+MAX_ROUNDS = 32
 
 
 def _line(lab: torch.Tensor) -> torch.Tensor | None:
@@ -148,7 +148,7 @@ def _probe(
         if graph.leaves[name].kind == "mixing":
             gone = set(plan.removed_outputs.get(name, ()))
             seeds[name] = [e for i, e in enumerate(elems) if i not in gone]
-    tracer = Tracer(pruned, seed_outputs=seeds)
+    tracer = Tracer(pruned, seed_outputs=seeds, grouped=graph.grouped)
     tracer.sets.new(len(graph.sets) - 1)
     by_name = {g.name: g for g in graph.groups}
     root = graph.sets.roots()
@@ -169,12 +169,40 @@ def _probe(
 
 
 def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
+    """Freeze the input channels of ``record`` and of every op run by the same source line.
+
+    The same line in another instance of a block (Res2Net's ``torch.split(x, self.width, 1)``
+    in each of its blocks) runs the same code, so it keeps the same counts fixed: freezing them
+    all at once spares the probe one round per block.
+    """
     reason = (
         f"op '{record.name}'"
         + (f" in module '{record.module}'" if record.module else "")
         + (f" at {record.where}" if record.where else "")
         + ": pruning a copy showed that it keeps channel positions or counts fixed in code"
     )
-    for lab in record.inputs:
-        for e in torch.unique(lab).tolist():
-            graph.sets.freeze(e, reason)
+    same_line = [
+        r
+        for r in graph.ops
+        if r is record or (record.where and r.where == record.where and r.name == record.name)
+    ]
+    for r in same_line:
+        for lab in r.inputs:
+            for e in torch.unique(lab).tolist():
+                graph.sets.freeze(e, reason)
+
+
+def freeze_unverified(graph: DependencyGraph, last: OpRecord) -> None:
+    """The probe still disagreed after :data:`MAX_ROUNDS`: keep every group it could not verify.
+
+    ``last`` is the op it still disagreed with; the reason names it and its source line.
+    """
+    at = f" at {last.where}" if last.where else ""
+    reason = (
+        f"the probe still found ops keeping channel counts fixed after {MAX_ROUNDS} rounds, "
+        f"the last op '{last.name}'{at}; what it could not verify is kept (use ignore= to "
+        "keep layers explicitly)"
+    )
+    for group in graph.prunable:
+        graph.sets.freeze(group.classes[0], reason)
+    graph.groups = graph._build()

@@ -1,67 +1,24 @@
-"""Selection: turn per-channel scores into the channels to remove from each group."""
+"""Selection: which layers may lose channels, and which channels each group loses.
+
+:class:`~filterprune.settings.Selection` says how many and from which layers; :func:`select`
+turns per-channel scores into the channels to remove; :func:`match_modules` is the one matcher of
+module names, objects and types that ``ignore=`` and the layer filters share.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
+from torch import nn
 
 from .graph.groups import DependencyGraph, Group
+from .graph.specs import spec_for
+from .settings import ConfigError, Selection
 
-
-@dataclass(frozen=True)
-class Selection:
-    """How many channels to remove and under which constraints.
-
-    Attributes:
-        amount: Fraction of channels to remove, in ``[0, 1)``.
-        scope: ``"per_group"`` removes ``amount`` of every group; ``"global"`` removes ``amount``
-            of all prunable channels, lowest scores first across groups (scores should be
-            normalised per layer for this to be fair).
-        min_channels: Never keep fewer channels than this in a group.
-        max_fraction: Never remove more than this fraction of one group (global scope).
-        round_to: Keep a multiple of this many channels per group (hardware-friendly widths).
-        bins: Optional per-width fractions, ``((max_width, fraction), ...)`` ascending: a group of
-            ``n`` channels uses the fraction of the first bin with ``n <= max_width`` (per-group
-            scope; Ridurre's bins).
-    """
-
-    amount: float = 0.3
-    scope: str = "per_group"
-    min_channels: int = 1
-    max_fraction: float = 1.0
-    round_to: int = 1
-    bins: tuple[tuple[int, float], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.amount < 1.0:
-            raise ValueError(
-                f"amount must be a fraction in [0, 1) of the channels to remove, got {self.amount}"
-            )
-        if self.scope not in ("per_group", "global"):
-            raise ValueError(f"scope must be 'per_group' or 'global', got {self.scope!r}")
-        if self.min_channels < 1:
-            raise ValueError(f"min_channels must be >= 1, got {self.min_channels}")
-        if self.round_to < 1:
-            raise ValueError(f"round_to must be >= 1, got {self.round_to}")
-        if not 0.0 < self.max_fraction <= 1.0:
-            raise ValueError(f"max_fraction must be in (0, 1], got {self.max_fraction}")
-        for width, frac in self.bins:
-            if width < 1 or not 0.0 <= frac < 1.0:
-                raise ValueError(f"bad bin ({width}, {frac}): need width >= 1, 0 <= fraction < 1")
-
-    def fraction_for(self, n: int) -> float:
-        for width, frac in self.bins:
-            if n <= width:
-                return frac
-        return self.amount
-
-    def max_removable(self, n: int) -> int:
-        """Most channels removable from a group of ``n``, honouring min_channels/round_to."""
-        keep = max(self.min_channels, n - math.floor(n * self.max_fraction + 1e-9))
-        keep = min(n, _round_up(keep, self.round_to))
-        return max(0, n - keep)
+__all__ = ["Selection", "match_modules", "producing_layers", "select", "unselected_layers"]
 
 
 def _round_up(x: int, multiple: int) -> int:
@@ -115,3 +72,95 @@ def select(
         chosen = taken[gi]  # ascending score order: keep the lowest k after rounding
         out[g.name] = sorted(chosen[:k])
     return out
+
+
+# ----- which layers -----------------------------------------------------------------------------
+def _matches(name: str, module: nn.Module, item: str | nn.Module | type) -> bool:
+    if isinstance(item, str):
+        return fnmatch.fnmatchcase(name, item)
+    if isinstance(item, nn.Module):
+        return module is item
+    return isinstance(item, type) and isinstance(module, item)
+
+
+def match_modules(
+    modules: Mapping[str, nn.Module],
+    items: Iterable[str | nn.Module | type],
+    *,
+    unmatched: Callable[[str], str],
+) -> list[str]:
+    """Names of ``modules`` that any item matches, in their order.
+
+    Args:
+        modules: Module name -> module (``dict(model.named_modules())`` or a subset).
+        items: fnmatch patterns of names, module objects, or module types (``isinstance``).
+        unmatched: Message for a pattern that matches no name; it raises :class:`ConfigError`.
+    """
+    items = list(items)
+    names = [n for n, m in modules.items() if any(_matches(n, m, item) for item in items)]
+    for item in items:
+        if isinstance(item, str) and not any(fnmatch.fnmatchcase(n, item) for n in names):
+            raise ConfigError(unmatched(item))
+    return names
+
+
+def producing_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Module name -> module for every channel-mixing leaf of ``model``, in module order."""
+    out = {}
+    for name, module in model.named_modules():
+        spec = spec_for(module)
+        if spec is not None and spec.kind == "mixing" and name:
+            out[name] = module
+    return out
+
+
+def _sample(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} layers)" if len(names) > limit else "")
+
+
+def unselected_layers(
+    model: nn.Module, selection: Selection, *, owner: str = "Selection"
+) -> list[str]:
+    """Producing layers that the layer filters of ``selection`` leave unpruned.
+
+    Raises:
+        ConfigError: A pattern, type or name selects nothing (the message, naming
+            ``owner.field``, lists the layers).
+    """
+    if not selection.filters_layers:
+        return []
+    layers = producing_layers(model)
+    names = list(layers)
+
+    def no_match(option: str) -> Callable[[str], str]:
+        return lambda pattern: (
+            f"{owner}.{option}: pattern {pattern!r} matches no prunable layer; "
+            f"layers are: {_sample(names)}"
+        )
+
+    included = match_modules(layers, selection.include, unmatched=no_match("include"))
+    excluded = set(match_modules(layers, selection.exclude, unmatched=no_match("exclude")))
+    missing = [n for n in selection.layers if n not in layers]
+    if missing:
+        raise ConfigError(
+            f"{owner}.layers: {missing} are not prunable layers of {type(model).__name__}; "
+            f"layers are: {_sample(names)}"
+        )
+    types = {type(m).__name__ for m in layers.values()}
+    unknown = [t for t in selection.layer_types if t not in types]
+    if unknown:
+        raise ConfigError(
+            f"{owner}.layer_types: {unknown} match no layer; the model's prunable layer "
+            f"types are: {', '.join(sorted(types))}"
+        )
+
+    def selected(name: str, module: nn.Module) -> bool:
+        return (
+            (not selection.include or name in included)
+            and name not in excluded
+            and (not selection.layer_types or type(module).__name__ in selection.layer_types)
+            and (not selection.layers or name in selection.layers)
+        )
+
+    return [name for name, module in layers.items() if not selected(name, module)]

@@ -10,8 +10,6 @@ from filterprune.testing import max_difference, randomize_norms
 
 from cases import ALL
 
-EXACT = {"layernorm"}  # statistics over channels change when a channel goes
-
 
 def _input():
     return torch.randn(2, 3, 8, 8)
@@ -23,10 +21,9 @@ def test_pruned_equals_masked_original(name, amount):
     model = randomize_norms(ALL[name]()).eval()
     x = _input()
     original = copy.deepcopy(model)
-    plan = fp.prune(
-        model, x, amount=amount, criterion="random", ignore=["ln"] if name == "residual" else None
-    )
-    assert max_difference(original, model, plan, x) < 1e-5
+    plan = fp.prune(model, x, amount=amount, criterion="random")
+    # LayerNorm/GroupNorm statistics over kept channels only (the residual case's LayerNorm)
+    assert max_difference(original, model, plan, x, restrict_norms=True) < 1e-5
     fresh = ALL[name]()
     fp.apply_plan(fresh, fp.Plan.from_json(plan.to_json()))
     assert {k: v.shape for k, v in fresh.state_dict().items()} == {
@@ -97,10 +94,24 @@ def test_squeeze_excite_gate_joins_the_gated_group():
     assert {m.module for m in group.members if m.role == "in"} >= {"fc1", "lin1", "head"}
 
 
-def test_grouped_conv_loses_whole_groups():
+def test_grouped_conv_loses_channels_inside_every_group_by_default():
     model = ALL["grouped"]()
     x = _input()
-    fp.prune(model, x, amount=0.5, criterion="l1")
+    original = copy.deepcopy(model)
+    plan = fp.prune(model, x, amount=0.5, criterion="l1")
+    assert model.g.groups == 4 and model.g.in_channels < 8
+    assert model.g.weight.shape == (model.g.out_channels, model.g.in_channels // 4, 3, 3)
+    assert model.gn.num_groups == 6
+    assert model.dwm.groups == model.dwm.in_channels  # depthwise: whole groups
+    per_group = [[i // 2 for i in plan.removed_inputs["g"]].count(g) for g in range(4)]
+    assert len(set(per_group)) == 1 and per_group[0] > 0
+    assert max_difference(original, model, plan, x, restrict_norms=True) < 1e-5
+
+
+def test_grouped_conv_loses_whole_groups_on_request():
+    model = ALL["grouped"]()
+    x = _input()
+    fp.prune(model, x, amount=0.5, criterion="l1", grouped="whole")
     assert model.g.groups * (model.g.in_channels // model.g.groups) == model.g.in_channels
     assert model.g.out_channels % model.g.groups == 0 and model.g.groups < 4
     assert (

@@ -74,7 +74,9 @@ def _argv(base: Path, run: Path) -> list[str]:
 
 
 def _rows(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in RunDir(run).read_rows()]
+    # wall-clock time and the machine record (its load at the start) differ between runs
+    ignored = ("seconds", "machine")
+    return [{k: v for k, v in r.items() if k not in ignored} for r in RunDir(run).read_rows()]
 
 
 def _checkpoints(run: Path) -> dict[str, bytes]:

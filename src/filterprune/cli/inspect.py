@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the output channels of layers matching this pattern (repeatable)",
     )
     parser.add_argument(
+        "--grouped",
+        choices=("within", "whole"),
+        default="within",
+        help="grouped convs lose channels inside every group (within, default) or whole groups",
+    )
+    parser.add_argument(
         "--list-models",
         action="store_true",
         help="list the built-in models with their arguments (name=default, meaning)",
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         plan = widths_plan(factory, example, **widths)
         if plan is not None:
             apply_plan(model, plan)
-    graph = analyze(model.eval(), example, ignore=args.ignore or None)
+    graph = analyze(model.eval(), example, ignore=args.ignore or None, grouped=args.grouped)
     print(graph.report())
     from ..measure import count
 

@@ -15,8 +15,9 @@ Two shapes are supported, both registered by name and then usable everywhere a c
         return list(range(1, weight.shape[0], 2))
 
 For full control, register a class with ``filterprune.register_criterion(name)`` whose instances
-are called as ``criterion(graph, model=..., batches=..., loss_fn=..., amount=...)`` and return a
-dict ``{group_name: scores}``.
+are called as ``criterion(graph, model=..., batches=..., loss_fn=..., selection=...)`` and return
+a dict ``{group_name: scores}``. ``selection`` is the :class:`filterprune.Selection` the caller
+will apply (``None`` when only ranking); a removal function gets its ``fraction_for(n)``.
 """
 
 from __future__ import annotations
@@ -96,11 +97,13 @@ def criterion_from_removals(
                 pass
 
             def __call__(self, graph: DependencyGraph, **ctx: Any) -> Scores:
-                amount = float(ctx.get("amount", 0.0))
+                selection = ctx.get("selection")  # what the caller will remove
 
                 def per_filter(g: str) -> torch.Tensor:
                     module, w = _filters(graph, g)
-                    s = torch.ones(w.shape[0])
+                    n = w.shape[0]
+                    amount = selection.fraction_for(n) if selection is not None else 0.0
+                    s = torch.ones(n)
                     for i in fn(module, w, amount):
                         if not 0 <= int(i) < w.shape[0]:
                             raise ValueError(f"criterion {name!r} returned index {i} for '{g}'")

@@ -116,7 +116,7 @@ class BNGateTaylor(_GradientCriterion):
         out = {}
         for g in graph.prunable:
             for m in g.members:
-                module = graph.modules[m.module]
+                module = graph.module_of(m.module)
                 if m.role == "channel" and isinstance(module, nn.modules.batchnorm._NormBase):
                     ps = [
                         (t, 0)

@@ -60,9 +60,7 @@ class KMeansCriterion:
             raise ImportError(
                 "the kmeans criterion needs scikit-learn: pip install filterprune[kmeans]"
             ) from exc
-        keep = self.keep_fraction
-        if keep is None:
-            keep = 1.0 - float(ctx.get("amount", 0.1))
+        selection = ctx.get("selection")  # what the caller will remove (filterprune.Selection)
         scores = {}
         for g in graph.prunable:
             module = graph.modules[g.name]
@@ -73,6 +71,9 @@ class KMeansCriterion:
             first = g.members[0]
             x = torch.stack([w[pos].reshape(-1) for pos in first.positions]).numpy()
             n = len(x)
+            keep = self.keep_fraction
+            if keep is None:
+                keep = 1.0 - (selection.fraction_for(n) if selection is not None else 0.1)
             k = max(1, math.ceil(n * keep))
             km = KMeans(n_clusters=min(k, n), init="k-means++", n_init=4, random_state=self.seed)
             labels = km.fit_predict(x)

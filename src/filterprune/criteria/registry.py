@@ -19,6 +19,9 @@ class Criterion(Protocol):
     """Scores every channel of every prunable group; lower scores are removed first.
 
     ``needs_data`` criteria (Taylor, activation statistics) receive ``batches`` and ``loss_fn``.
+    Every criterion also receives ``model``, ``example_inputs`` and ``selection``: the
+    :class:`filterprune.Selection` that will be applied to its scores (``None`` when the caller
+    only ranks), for criteria whose scores depend on how much goes (KMeans).
     A criterion whose scores only order the channels (``kmeans``, ``random``) sets
     ``synthetic_scores = True``; run reports then draw no score distribution.
     """

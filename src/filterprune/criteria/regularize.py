@@ -19,7 +19,6 @@ from typing import Any
 import torch
 
 from ..graph.groups import DependencyGraph
-from ..graph.specs import spec_for
 from ..measure.costs import LAYER_COSTS, layer_costs
 from .registry import Scores
 
@@ -42,8 +41,8 @@ def channel_costs(graph: DependencyGraph, example_inputs: Any, cost: str = "flop
     for g in graph.prunable:
         c = torch.zeros(g.size, dtype=torch.float64)
         for m in g.members:
-            module = graph.modules[m.module]
-            n_in, n_out = spec_for(module).channels(module)
+            module = graph.module_of(m.module)
+            n_in, n_out = graph.leaves[m.module].channels(module)
             if m.role == "in" and cost == "memory":
                 continue  # a consumer's output does not shrink with its inputs
             per = sizes.get(m.module, 0.0) / max(1, n_in if m.role == "in" else n_out)

@@ -20,7 +20,7 @@ def filter_norms(graph: DependencyGraph, group: Group, p: float) -> torch.Tensor
     for member in group.members:
         if member.role != "out":
             continue
-        module = graph.modules[member.module]
+        module = graph.module_of(member.module)
         weight = next((q for q in spec_for(module).out_params(module) if q.name == "weight"), None)
         if weight is None:
             continue
@@ -69,7 +69,7 @@ class BNScale:
             total = torch.zeros(g.size)
             found = False
             for m in g.members:
-                module = graph.modules[m.module]
+                module = graph.module_of(m.module)
                 if m.role != "channel" or not isinstance(
                     module, torch.nn.modules.batchnorm._NormBase
                 ):

@@ -112,8 +112,13 @@ class DependencyGraph:
         self.ops = tracer.ops
         self.on_meta = tracer.on_meta  # the probe traces its copies the same way
         self.read_shapes = tracer.read_shapes
+        self.grouped = tracer.grouped
         modules = dict(model.named_modules())
-        self.modules = {n: modules[n] for n in self.order}
+        self.modules = {n: modules[n] for n in self.order if n in modules}
+        # parameters pruned with channels (layer scales, see ParamSpec) -> their owning module
+        self.param_owners = {
+            n: model.get_submodule(n.rpartition(".")[0]) for n in self.order if n not in modules
+        }
         for name in ignore:
             for e in self.module_out.get(name, ()):
                 self.sets.freeze(e, f"layer '{name}' is ignored by the user")
@@ -178,6 +183,15 @@ class DependencyGraph:
         return groups
 
     # ----- queries ----------------------------------------------------------------------------
+    def module_of(self, name: str) -> nn.Module:
+        """The module called ``name``, or the owner of the parameter called ``name``."""
+        module = self.modules.get(name)
+        return module if module is not None else self.param_owners[name]
+
+    def kind_of(self, name: str) -> str:
+        """The module type's name, or ``parameter`` for a parameter member."""
+        return type(self.modules[name]).__name__ if name in self.modules else "parameter"
+
     @property
     def prunable(self) -> list[Group]:
         return [g for g in self.groups if not g.frozen and g.size > 1]
@@ -203,9 +217,7 @@ class DependencyGraph:
             state = "FROZEN" if g.frozen else "prunable"
             lines.append(f"- {g.name}: {g.size} channel{'s' if g.size != 1 else ''}, {state}")
             for m in g.members:
-                lines.append(
-                    f"    {m.role:>3} {m.module} ({type(self.modules[m.module]).__name__})"
-                )
+                lines.append(f"    {m.role:>3} {m.module} ({self.kind_of(m.module)})")
             for r in g.reasons:
                 lines.append(f"    reason: {r}")
         return "\n".join(lines)
@@ -258,7 +270,7 @@ class DependencyGraph:
                     bucket.update(m.positions[i])
         channels = {}
         for name in dict.fromkeys([*outs, *ins]):
-            n_in, n_out = self.leaves[name].channels(self.modules[name])
+            n_in, n_out = self.leaves[name].channels(self.module_of(name))
             channels[name] = [n_in, n_out]
         return Plan(
             removed_outputs={k: sorted(v) for k, v in outs.items() if v},

@@ -33,12 +33,15 @@ class TraceState(Protocol):
     module_out: dict[str, list[int]]
     order: list[str]
     seed_outputs: dict[str, list[int]]
+    params: dict[int, str]  # id -> name of the model's non-leaf parameters and buffers
+    grouped: str  # how grouped layers lose channels: "within" or "whole"
 
     def label(self, t: torch.Tensor) -> torch.Tensor: ...
     def set_label(self, t: torch.Tensor, lab: torch.Tensor) -> None: ...
     def freeze(self, lab: torch.Tensor, reason: str) -> None: ...
     def union(self, a: torch.Tensor, b: torch.Tensor) -> None: ...
     def reason(self, what: str, why: str) -> str: ...
+    def param_elements(self, name: str, elems: list[int], axis: int) -> list[int]: ...
 
 
 Rule = Callable[[TraceState, str, Any, tuple, dict, Any], None]
@@ -118,6 +121,8 @@ def _elementwise(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     inputs = [t for t in _tensors((args, kwargs)) if t.dim() <= nd]
     labs = [L.align(tr.label(t), nd) for t in inputs]
     reals = [(1,) * (nd - t.dim()) + tuple(t.shape) for t in inputs]
+    if tr.params:
+        _label_params(tr, inputs, labs, reals)
     varying = set().union(*(L.varying_dims(lab) for lab in labs)) if labs else set()
     parts = []
     for lab, real in zip(labs, reals, strict=True):
@@ -148,6 +153,29 @@ def _elementwise(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         tr.set_label(t, result)
 
 
+def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None:
+    """Label a parameter that meets one channel dimension (a layer scale) with those channels.
+
+    ``gamma * x`` with ``gamma`` of shape ``(C, 1, 1)``: instead of freezing the channels as a
+    tensor of fixed size, the parameter joins the graph as a per-channel member and is sliced
+    with them.
+    """
+    nd = len(reals[0]) if reals else 0
+    for i, t in enumerate(inputs):
+        name = tr.params.get(id(t))
+        if name is None or not bool((labs[i] == UNTRACKED).all()):
+            continue
+        dims = [d for d in range(nd) if reals[i][d] > 1]
+        if len(dims) != 1:
+            continue
+        d = dims[0]
+        for j, lab in enumerate(labs):
+            if j != i and L.varying_dims(lab) == [d] and lab.shape[d] == reals[i][d]:
+                elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), d - (nd - t.dim()))
+                labs[i] = L.along(d, nd, elems)
+                break
+
+
 @rule(
     "to", "type", "type_as", "float", "double", "half", "bfloat16", "detach", "detach_",
     "contiguous", "clone", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
@@ -161,6 +189,40 @@ def _same_as_first(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         else:
             _unknown(tr, name, func, args, kwargs, out)
             return
+
+
+@rule("matmul", "__matmul__", "bmm")
+def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
+    """``a @ b`` of activations (attention: ``q @ k^T``, ``attn @ v``).
+
+    The result's rows follow ``a``, its columns ``b``, its batch dimensions both (``attn @ v``
+    keeps ``v``'s channels). Contracting channels (``q @ k^T`` over the head size, or with a
+    weight matrix of fixed size) keeps them: the product changes when one goes.
+    """
+    a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+    result = out if isinstance(out, torch.Tensor) else None
+    tensors = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+    if result is None or not tensors or min(a.dim(), b.dim()) < 2:
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    nd = max(a.dim(), b.dim())
+    la, lb = L.align(tr.label(a), nd), L.align(tr.label(b), nd)
+    ka, kb = nd - 1 in L.varying_dims(la), nd - 2 in L.varying_dims(lb)
+    if ka or kb:
+        reason = tr.reason(f"op '{name}'", "it sums products over these channels")
+        for tracked in [lab for lab, k in ((la, ka), (lb, kb)) if k]:
+            tr.freeze(tracked, reason)
+        tr.set_label(result, L.untracked(result.dim()))
+        return
+    rows, cols = torch.broadcast_tensors(la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1))
+    tr.union(rows, cols)
+    merged = torch.where(rows == UNTRACKED, cols, rows)
+    tr.set_label(
+        result,
+        L.compress(merged.contiguous())
+        if merged.dim() == result.dim()
+        else L.untracked(result.dim()),
+    )
 
 
 # ----- spatial ops: channels pass through, spatial sizes change ---------------------------------
@@ -181,8 +243,13 @@ def _spatial(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     bad = [d for d in L.varying_dims(lab) if d != 1]
     if name == "pad":
         pad = args[1] if len(args) > 1 else kwargs.get("pad")
-        if len(pad) // 2 > x.dim() - 2:
+        padded = {x.dim() - 1 - i // 2 for i, p in enumerate(pad) if p}
+        if padded & set(L.varying_dims(lab)):
             bad = L.varying_dims(lab)
+        else:  # channels-last windows (Swin) pad only positions, maybe with zeros on channels
+            for t in _outputs(out):
+                tr.set_label(t, lab)
+            return
     if name == "grid_sample":
         bad += [d for d in L.varying_dims(tr.label(args[1])) if d == 1]
     if bad:
@@ -228,6 +295,8 @@ def _reduction(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     lab = tr.label(x)
     dims, keep = _reduced_dims(name, args, kwargs, x.dim())
     crossed = [d for d in dims if d in L.varying_dims(lab)]
+    if crossed and _couple_fibers(tr, lab, crossed):
+        crossed = []  # each reduced fiber goes as one unit: the others are untouched
     if crossed and name not in _LINEAR_REDUCTIONS:
         tr.freeze(
             lab,
@@ -244,6 +313,24 @@ def _reduction(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         tr.set_label(t, small if small.dim() == t.dim() else L.untracked(t.dim()))
 
 
+def _couple_fibers(tr: TraceState, lab: torch.Tensor, dims: list[int]) -> bool:
+    """An op mixing positions along ``dims`` while channels also vary along another dimension.
+
+    SKNet's attention, ``att.view(b, branches, c, 1, 1).softmax(dim=1)``: the softmax mixes the
+    branches of each channel, not the channels. Merging the elements of each fiber along ``dims``
+    makes each fiber go as one unit, which leaves every other fiber exactly as it was. Returns
+    ``False`` (nothing merged) when channels vary along ``dims`` only: then the op mixes them.
+    """
+    varying = L.varying_dims(lab)
+    if not [d for d in varying if d not in dims]:
+        return False
+    rest = [d for d in range(lab.dim()) if d not in dims]
+    grid = lab.permute(*rest, *dims)
+    grid = grid.reshape(-1, int(torch.tensor(grid.shape[len(rest) :]).prod()))
+    tr.union(grid[:, :1].expand_as(grid), grid)
+    return True
+
+
 @rule("softmax", "log_softmax", "softmin", "cumsum", "cumprod", "normalize")
 def _along_dim(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0]
@@ -252,7 +339,8 @@ def _along_dim(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         dim = kwargs.get("dim", args[2] if len(args) > 2 else 1)
     else:
         dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-    if dim is None or dim % x.dim() in L.varying_dims(lab):
+    along = None if dim is None else dim % x.dim()
+    if along is None or (along in L.varying_dims(lab) and not _couple_fibers(tr, lab, [along])):
         tr.freeze(lab, tr.reason(f"'{name}' along the channel dimension", "it mixes channels"))
     for t in _outputs(out):
         tr.set_label(t, lab)
@@ -320,8 +408,13 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     if x is not None:
         lab = tr.label(x)
         dims = _indexed_dims(name, args, kwargs, x)
+        varying = L.varying_dims(lab)
         if name in ("split", "chunk") and not _split_is_fixed(name, args, kwargs):
             _couple_pieces(tr, name, lab, result, dims, x)
+        elif name == "unbind" and set(dims) & set(varying) and len(varying) > 1:
+            # ``q, k, v = qkv.reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)``:
+            # every slice is taken; slices shrinking alike keep their number fixed
+            _couple_pieces(tr, name, lab, [L.compress(r) for r in result], dims, x)
         elif (name in _BAKED or name == "split") and set(dims) & set(L.varying_dims(lab)):
             if not (name == "__getitem__" and _full_slices(args[1], x, L.varying_dims(lab))):
                 tr.freeze(
@@ -449,6 +542,33 @@ def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
 
 
 # ----- leaf modules ---------------------------------------------------------------------------
+def _couple(tr: TraceState, spec: LayerSpec, module: nn.Module, ins: list, outs: list) -> None:
+    """Let the layer merge what it removes together; grouped layers follow ``tr.grouped``."""
+    from .specs import ConvSpec, GroupNormSpec
+
+    if isinstance(getattr(spec, "base", spec), (ConvSpec, GroupNormSpec)):
+        spec.couple(module, ins, outs, tr.sets, within=tr.grouped == "within")
+    else:
+        spec.couple(module, ins, outs, tr.sets)
+
+
+def _channels_first_subclass(spec, lab: torch.Tensor, x: torch.Tensor, in_dim: int, n_in: int):
+    """A per-channel subclass given NCHW channels where its base expects them last.
+
+    Only for subclasses (their forward may permute); the probe checks the pruned copy.
+    """
+    from .specs import SubclassSpec
+
+    return (
+        isinstance(spec, SubclassSpec)
+        and spec.kind == "perchannel"
+        and in_dim != 1
+        and x.dim() > 2
+        and L.varying_dims(lab) == [1]
+        and x.shape[1] == n_in
+    )
+
+
 def apply_leaf(tr: TraceState, name: str, module: nn.Module, spec: LayerSpec, args, output) -> None:
     outs = _outputs(output)
     inputs = _tensors(args)
@@ -465,8 +585,20 @@ def apply_leaf(tr: TraceState, name: str, module: nn.Module, spec: LayerSpec, ar
         return
     x = inputs[0]
     lab = tr.label(x)
+    unknown = getattr(spec, "unknown", None)
+    if unknown:
+        reason = tr.reason(
+            f"module '{name}' ({type(module).__name__}, a subclass of "
+            f"{type(module).__mro__[1].__name__})",
+            f"it holds {', '.join(unknown)} whose channel axis is not known; register its type "
+            "with register_layer if these can be sliced",
+        )
+        for t in inputs:
+            tr.freeze(tr.label(t), reason)
     in_dim = spec.in_dim % x.dim()
     n_in, n_out = spec.channels(module)
+    if _channels_first_subclass(spec, lab, x, in_dim, n_in):
+        in_dim = 1  # ConvNeXt's LayerNorm2d: a LayerNorm subclass permuting NCHW inside
     other = [d for d in L.varying_dims(lab) if d != in_dim]
     if other:
         tr.freeze(
@@ -489,7 +621,7 @@ def apply_leaf(tr: TraceState, name: str, module: nn.Module, spec: LayerSpec, ar
     if spec.kind == "perchannel":
         out_elems = in_elems
         tr.module_out.setdefault(name, out_elems)
-        spec.couple(module, in_elems, out_elems, tr.sets)
+        _couple(tr, spec, module, in_elems, out_elems)
         for t in outs:
             tr.set_label(t, lab if t.shape == x.shape else L.untracked(t.dim()))
         return
@@ -497,6 +629,6 @@ def apply_leaf(tr: TraceState, name: str, module: nn.Module, spec: LayerSpec, ar
         seeded = tr.seed_outputs.get(name)
         tr.module_out[name] = list(seeded) if seeded is not None else tr.sets.new(n_out)
     out_elems = tr.module_out[name]
-    spec.couple(module, tr.module_in[name], out_elems, tr.sets)
+    _couple(tr, spec, module, tr.module_in[name], out_elems)
     for t in outs:
         tr.set_label(t, L.along(spec.out_dim, t.dim(), out_elems))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
 
 from .elements import ElementSets
@@ -69,7 +70,12 @@ def _existing(module: nn.Module, names: Sequence[str], axis: int) -> list[Channe
 
 
 class ConvSpec(LayerSpec):
-    """``nn.ConvNd``: weight ``(out, in/groups, *k)``. Grouped convs lose whole groups."""
+    """``nn.ConvNd``: weight ``(out, in/groups, *k)``.
+
+    A grouped conv loses channels inside every group (the same number from each, the group count
+    stays) or whole groups, as the trace's ``grouped`` option says; a depthwise conv (one input
+    channel per group) always loses whole groups.
+    """
 
     kind: Kind = "mixing"
 
@@ -82,8 +88,13 @@ class ConvSpec(LayerSpec):
     def channels(self, module: nn.Module) -> tuple[int, int]:
         return module.in_channels, module.out_channels
 
-    def couple(self, module, in_elems, out_elems, sets) -> None:
-        _couple_groups(module.groups, in_elems, out_elems, sets)
+    def couple(self, module, in_elems, out_elems, sets, *, within: bool = False) -> None:
+        per_in = len(in_elems) // module.groups
+        if within and module.groups > 1 and per_in > 1:
+            _couple_columns(module.groups, in_elems, sets)
+            _couple_columns(module.groups, out_elems, sets)
+        else:
+            _couple_groups(module.groups, in_elems, out_elems, sets)
 
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         if module.groups > 1:
@@ -104,6 +115,9 @@ class ConvTransposeSpec(ConvSpec):
     def in_params(self, module: nn.Module) -> list[ChannelParam]:
         return [ChannelParam("weight", 0)]
 
+    def couple(self, module, in_elems, out_elems, sets, *, within: bool = False) -> None:
+        _couple_groups(module.groups, in_elems, out_elems, sets)  # whole groups only
+
 
 def _couple_groups(groups: int, in_elems: list[int], out_elems: list[int], sets) -> None:
     """A grouped conv can only lose whole groups: merge each group's input and output channels."""
@@ -116,6 +130,14 @@ def _couple_groups(groups: int, in_elems: list[int], out_elems: list[int], sets)
         )
         for other in members[1:]:
             sets.union(members[0], other)
+
+
+def _couple_columns(groups: int, elems: list[int], sets) -> None:
+    """Within-group removal keeps the group count: channel ``j`` of every group goes together."""
+    per = len(elems) // groups
+    for j in range(per):
+        for g in range(1, groups):
+            sets.union(elems[j], elems[g * per + j])
 
 
 class LinearSpec(LayerSpec):
@@ -164,13 +186,20 @@ _NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 class GroupNormSpec(PerChannelSpec):
-    """``nn.GroupNorm``: statistics are per group, so only whole groups can be removed."""
+    """``nn.GroupNorm``: loses channels inside every group, or whole groups (``grouped``).
+
+    Removing whole groups leaves the statistics of the others unchanged; removing channels inside
+    groups changes them (verify with ``assert_equivalent(..., restrict_norms=True)``).
+    """
 
     def __init__(self) -> None:
         super().__init__(("weight", "bias"), "num_channels")
 
-    def couple(self, module, in_elems, out_elems, sets) -> None:
+    def couple(self, module, in_elems, out_elems, sets, *, within: bool = False) -> None:
         per = len(in_elems) // module.num_groups
+        if within and per > 1:
+            _couple_columns(module.num_groups, in_elems, sets)
+            return
         for g in range(module.num_groups):
             for e in in_elems[g * per + 1 : (g + 1) * per]:
                 sets.union(in_elems[g * per], e)
@@ -210,6 +239,49 @@ class OpaqueSpec(LayerSpec):
 
     def channels(self, module: nn.Module) -> tuple[int, int]:
         return 0, 0
+
+
+class ParamSpec(LayerSpec):
+    """A parameter or buffer of a non-leaf module that scales channels element-wise.
+
+    ConvNeXt's layer scale (``gamma * x`` with ``gamma`` of shape ``(C, 1, 1)``) or GRN's
+    ``gamma``/``beta`` of shape ``(1, 1, 1, C)``: the tensor has one dimension of size > 1 and it
+    meets the activation's channel dimension. It is pruned with those channels. In a graph and a
+    plan it is named by its qualified name (``stages.0.blocks.1.gamma``); ``module`` arguments
+    are its owning module.
+    """
+
+    kind: Kind = "perchannel"
+
+    def __init__(self, attr: str, axis: int) -> None:
+        self.attr, self.axis = attr, axis
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        return [ChannelParam(self.attr, self.axis)]
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        n = getattr(module, self.attr).shape[self.axis]
+        return n, n
+
+
+def channel_axis(tensor: torch.Tensor) -> int | None:
+    """The one dimension of ``tensor`` longer than 1, or ``None`` if there is not exactly one."""
+    dims = [d for d, s in enumerate(tensor.shape) if s > 1]
+    return dims[0] if len(dims) == 1 else None
+
+
+def param_spec(model: nn.Module, name: str) -> tuple[nn.Module, ParamSpec] | None:
+    """The owning module and :class:`ParamSpec` of the parameter or buffer called ``name``."""
+    owner_name, _, attr = name.rpartition(".")
+    try:
+        owner = model.get_submodule(owner_name)
+    except AttributeError:
+        return None
+    tensor = getattr(owner, attr, None)
+    if not isinstance(tensor, torch.Tensor) or attr in owner._modules:
+        return None
+    axis = channel_axis(tensor)
+    return None if axis is None else (owner, ParamSpec(attr, axis))
 
 
 _REGISTRY: dict[type, LayerSpec] = {}
@@ -253,7 +325,11 @@ def register_leaf(
 
 
 def spec_for(module: nn.Module) -> LayerSpec | None:
-    """The spec of ``module``, or ``None`` if the tracer should look inside it."""
+    """The spec of ``module``, or ``None`` if the tracer should look inside it.
+
+    A subclass of a registered type (``class ScaledStdConv2d(nn.Conv2d)``) gets its base's spec
+    wrapped in a :class:`SubclassSpec`, which also slices the subclass's own per-channel tensors.
+    """
     for cls in type(module).__mro__:
         spec = _REGISTRY.get(cls)
         if spec is not None:
@@ -261,8 +337,60 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
                 return OpaqueSpec()
             if isinstance(spec, PReLUSpec) and module.num_parameters == 1:
                 return None  # a single shared slope is element-wise
+            if cls is not type(module) and spec.kind != "opaque":
+                return SubclassSpec(spec, module)
             return spec
     return None
+
+
+class SubclassSpec(LayerSpec):
+    """The spec of a registered layer type, for a subclass that may hold tensors of its own.
+
+    A subclass is not its base layer: NFNet's ``ScaledStdConv2d`` keeps a gain of shape
+    ``(C_out, 1, 1, 1)`` and passes it to ``F.batch_norm`` over the weight. Every tensor of the
+    module that the base spec does not name is looked at: one shaped like a per-filter vector
+    (``(C_out,)``, or the weight's rank with ``C_out`` first and ones elsewhere) is sliced with
+    the filters; any other tensor with a channel-sized dimension is listed in :attr:`unknown`,
+    and the tracer keeps the module's channels with that reason.
+    """
+
+    def __init__(self, base: LayerSpec, module: nn.Module) -> None:
+        self.base = base
+        self.kind = base.kind
+        self.in_dim, self.out_dim = base.in_dim, base.out_dim
+        known = {p.name for p in base.out_params(module) + base.in_params(module)}
+        if isinstance(base, PerChannelSpec):
+            known |= set(base.params)
+        n_in, n_out = base.channels(module)
+        weight = getattr(module, "weight", None)
+        rank = weight.dim() if isinstance(weight, torch.Tensor) else 1
+        self.extra: list[str] = []
+        self.unknown: list[str] = []
+        tensors = [*module.named_parameters(), *module.named_buffers()]
+        for name, tensor in tensors:
+            if name in known or tensor.dim() == 0:
+                continue
+            shape = tuple(tensor.shape)
+            per_filter = shape[0] == n_out and all(s == 1 for s in shape[1:])
+            if "." not in name and per_filter and tensor.dim() in (1, rank) and n_out > 1:
+                self.extra.append(name)
+            elif any(s in (n_in, n_out) and s > 1 for s in shape):
+                self.unknown.append(f"'{name}' {list(shape)}")
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        return self.base.out_params(module) + [ChannelParam(n, 0) for n in self.extra]
+
+    def in_params(self, module: nn.Module) -> list[ChannelParam]:
+        return self.base.in_params(module)
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        return self.base.channels(module)
+
+    def couple(self, module, in_elems, out_elems, sets, **options) -> None:
+        self.base.couple(module, in_elems, out_elems, sets, **options)
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        self.base.resize(module, n_in, n_out)
 
 
 for _t in (nn.Conv1d, nn.Conv2d, nn.Conv3d):

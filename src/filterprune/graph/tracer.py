@@ -27,8 +27,9 @@ from . import rules
 from .elements import UNTRACKED, ElementSets
 from .specs import LayerSpec, OpaqueSpec, spec_for
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_OWN_DIR = os.path.dirname(os.path.dirname(__file__))
+# With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_OWN_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
 
 # Calls that never produce activations; skipped without bookkeeping.
 _PASSIVE = {
@@ -44,6 +45,11 @@ _SHAPE_READS = {
     "size", "attr:shape", "numel", "nelement", "__len__", "item", "tolist", "__bool__",
     "is_nonzero", "__iter__", "__format__",
 }  # fmt: skip
+
+
+# How grouped convs and GroupNorm lose channels: "within" every group (the same number from each;
+# the group count stays) or "whole" groups. Depthwise convs always lose whole groups.
+GROUPED = ("within", "whole")
 
 
 class TraceError(RuntimeError):
@@ -73,9 +79,18 @@ class LeafCall:
 class Tracer(TorchFunctionMode):
     """Records channel labels for one forward pass. Use :func:`trace` rather than this class."""
 
-    def __init__(self, model: nn.Module, *, seed_outputs: dict[str, list[int]] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        seed_outputs: dict[str, list[int]] | None = None,
+        grouped: str = "within",
+    ):
         super().__init__()
+        if grouped not in GROUPED:
+            raise ValueError(f"grouped must be one of {', '.join(GROUPED)}, got {grouped!r}")
         self.model = model
+        self.grouped = grouped
         self.sets = ElementSets()
         self.module_in: dict[str, list[int]] = {}
         self.module_out: dict[str, list[int]] = {}
@@ -94,6 +109,7 @@ class Tracer(TorchFunctionMode):
         self.current_op: OpRecord | None = None
         self.on_meta = False  # traced on a weightless copy (see :func:`trace`)
         self.read_shapes = False  # the model's own code read a size or value (see _SHAPE_READS)
+        self.params: dict[int, str] = {}  # id -> name of non-leaf parameters and buffers
 
     # ----- labels -------------------------------------------------------------------------
     def label(self, t: torch.Tensor) -> torch.Tensor:
@@ -129,6 +145,24 @@ class Tracer(TorchFunctionMode):
         n = len(self.sets)
         keys = torch.unique(pairs[:, 0] * n + pairs[:, 1])  # 1-D unique: far cheaper than dim=0
         self.sets.union_pairs(zip((keys // n).tolist(), (keys % n).tolist(), strict=True))
+
+    def param_elements(self, name: str, elems: list[int], axis: int) -> list[int]:
+        """The channel elements of parameter ``name`` (a layer scale), first seen as ``elems``.
+
+        The parameter becomes a per-channel member of the graph (see ``ParamSpec``); used again
+        (a shared scale), its channels are merged with the new ones.
+        """
+        from .specs import ParamSpec
+
+        known = self.module_out.get(name)
+        if known is not None:
+            if len(known) == len(elems):
+                self.sets.union_pairs(zip(known, elems, strict=True))
+            return known
+        self.module_in[name] = self.module_out[name] = list(elems)
+        self.leaves[name] = ParamSpec(name.rpartition(".")[2], axis)
+        self.order.append(name)
+        return self.module_out[name]
 
     def _custom_function(self, t: torch.Tensor, fn: BackwardCFunction) -> None:
         """A custom ``autograd.Function`` ran: its inside is unknown, so freeze what it touched."""
@@ -219,7 +253,7 @@ class Tracer(TorchFunctionMode):
             if self._leaf_depth == 0 and not self._busy:
                 self._busy = True
                 try:  # label bookkeeping: not traced, and faster without the mode's dispatch
-                    record = OpRecord(len(self.ops), f"module:{name}", "", name)
+                    record = OpRecord(len(self.ops), f"module:{name}", self.where(), name)
                     tensors = [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor)]
                     outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
                     record.inputs = [self.label(t) for t in tensors]  # the probe freezes these
@@ -238,25 +272,37 @@ class Tracer(TorchFunctionMode):
 
     def run(self, example_inputs: tuple[Any, ...], leaf_types: tuple[type, ...] = ()) -> Any:
         handles = []
+        leaf_tensors: set[int] = set()
         for name, module in self.model.named_modules():
             spec = spec_for(module)
             if spec is None and leaf_types and isinstance(module, leaf_types):
                 spec = OpaqueSpec()
             if spec is not None:
                 self.leaves[name] = spec
+                leaf_tensors.update(id(t) for t in (*module.parameters(), *module.buffers()))
             handles.append(module.register_forward_pre_hook(self._pre_hook(name, spec)))
             handles.append(module.register_forward_hook(self._post_hook(name, spec)))
+        for pname, t in (*self.model.named_parameters(), *self.model.named_buffers()):
+            if id(t) not in leaf_tensors:
+                self.params[id(t)] = pname
         try:
             with torch.enable_grad(), self:
                 out = self.model(*example_inputs)
         finally:
             for h in handles:
                 h.remove()
+        producers = {i: r for r in self.ops for i in r.out_ids}
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 lab = self.label(t)
                 self.output_labels.append(lab)
-                self.freeze(lab, "model output: its channels are what the model returns")
+                record = producers.get(id(t))
+                made = ""
+                if record is not None:
+                    op = record.name.removeprefix("module:")
+                    made = f" (made by {'module' if op != record.name else 'op'} '{op}'"
+                    made += f" at {record.where})" if record.where else ")"
+                self.freeze(lab, f"model output{made}: its channels are what the model returns")
         return out
 
 
@@ -338,6 +384,7 @@ def _trace_on_meta(
     example_inputs: Any,
     leaf_types: tuple[type, ...],
     seed_outputs: dict[str, list[int]] | None,
+    grouped: str,
 ) -> Tracer | None:
     try:
         twin = meta_copy(model)
@@ -345,7 +392,7 @@ def _trace_on_meta(
     except Exception:  # noqa: BLE001 - not copyable: trace the model itself
         return None
     twin.eval()
-    tracer = Tracer(twin, seed_outputs=seed_outputs)
+    tracer = Tracer(twin, seed_outputs=seed_outputs, grouped=grouped)
     try:
         tracer.run(inputs, leaf_types)
     except Exception:  # noqa: BLE001 - it reads values (``.item()``, masks...): trace for real
@@ -362,6 +409,7 @@ def trace(
     leaf_types: tuple[type, ...] = (),
     seed_outputs: dict[str, list[int]] | None = None,
     meta: bool = True,
+    grouped: str = "within",
 ) -> Tracer:
     """Run ``model`` once under the tracer (in eval mode, restoring the mode afterwards).
 
@@ -369,14 +417,15 @@ def trace(
     device: shapes, and so Python control flow on shapes, are the real ones, but no arithmetic is
     done and the model itself is not touched. A forward that needs values (``.item()``, a
     boolean mask, data-dependent branches) fails there and is then traced for real.
+    ``grouped`` says how grouped convs and GroupNorm lose channels (see :data:`GROUPED`).
     """
     if meta:
-        tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs)
+        tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs, grouped)
         if tracer is not None:
             return tracer
     was_training = model.training
     model.eval()
-    tracer = Tracer(model, seed_outputs=seed_outputs)
+    tracer = Tracer(model, seed_outputs=seed_outputs, grouped=grouped)
     inputs = prepare_inputs(example_inputs)
     try:
         tracer.run(inputs, leaf_types)

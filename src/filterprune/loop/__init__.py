@@ -8,6 +8,7 @@
 """
 
 from ..report.run_report import RunReport, run_tables, write_run_report
+from .callbacks import TaskCallbacks, task_callbacks
 from .checkpoint import CheckpointError, RunDir
 from .config import (
     DEFAULT_FINAL_FINETUNE,
@@ -24,7 +25,6 @@ from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
-from .tasks import TaskCallbacks, task_callbacks
 from .widths import (
     channel_layers,
     channel_list,

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..criteria.regularize import COSTS
 from ..measure.latency_config import LatencyConfig
+from ..settings import LAYER_FILTERS, Ranking, Selection
 from .errors import ConfigError
 from .target import Target
 
@@ -362,6 +363,28 @@ class PruneConfig:
     @property
     def watches_metric(self) -> bool:
         return self.metric_floor is not None or self.max_metric_drop is not None
+
+    @property
+    def ranking(self) -> Ranking:
+        """The ranking settings of every iteration, as one :class:`filterprune.Ranking`."""
+        return Ranking(
+            criterion=self.criterion,
+            options=self.criterion_options,
+            normalize=self.normalize,
+            flops_reg=self.flops_reg,
+            cost=self.cost,
+            batches=self.ranking_batches,
+        )
+
+    def selection(self, fraction: float, scope: str) -> Selection:
+        """The :class:`filterprune.Selection` of one iteration removing ``fraction`` in ``scope``."""
+        return Selection(
+            amount=fraction,
+            scope=scope,
+            round_to=self.round_to,
+            min_channels=self.min_channels,
+            **{name: getattr(self, name) for name in LAYER_FILTERS},
+        )
 
     def budget(self, final: bool = False) -> Budget:
         """The finetuning budget of an iteration (or the final one), defaults filled in."""

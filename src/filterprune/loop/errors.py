@@ -1,9 +1,7 @@
-"""Errors of the loop package."""
+"""Errors of the loop package (:class:`ConfigError` is shared with :mod:`filterprune.settings`)."""
 
 from __future__ import annotations
 
+from ..settings import ConfigError
+
 __all__ = ["ConfigError"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field, the value and the fix."""

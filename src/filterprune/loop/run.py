@@ -16,6 +16,7 @@ takes the same steps; see :mod:`filterprune.loop.replicas` and ``docs/distribute
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 import time
@@ -365,16 +366,11 @@ class PruningLoop:
         step = prune(
             self.model,
             self.example,
-            amount=removal.fraction,
-            criterion=cfg.criterion,
-            criterion_options=dict(cfg.criterion_options),
-            scope=removal.scope,
-            round_to=cfg.round_to,
-            min_channels=cfg.min_channels,
-            normalize=cfg.normalize,
-            flops_reg=cfg.flops_reg,
-            cost=cfg.cost,
-            max_fraction=cfg.max_layer_fraction if removal.scope == "global" else 1.0,
+            selection=dataclasses.replace(
+                cfg.selection(removal.fraction, removal.scope),
+                max_fraction=cfg.max_layer_fraction if removal.scope == "global" else 1.0,
+            ),
+            ranking=cfg.ranking,
             graph=self._graph,  # prune() updates it to follow the removal
             scores_out=self._scores,
             **context,

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._atomic import atomic_write_json
 from ..loop import save, seed_everything
-from ..loop.tasks import EpochLoader
+from ..loop.callbacks import EpochLoader
 from ..models._user_code import stable_spec
 from ..parallel import is_distributed, is_main_process, rewrap_ddp
 from .data import Data, default_model_args

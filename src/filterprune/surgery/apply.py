@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .._gc import gc_paused
-from ..graph.specs import LayerSpec, spec_for
+from ..graph.specs import LayerSpec, param_spec, spec_for
 from ..plan import Plan, PlanError
 
 
@@ -90,9 +90,12 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     work = []
     for name in names:
         module = modules.get(name)
+        spec = spec_for(module) if module is not None else None
         if module is None:
-            raise PlanError(f"plan names module '{name}', which the model does not have")
-        spec = spec_for(module)
+            found = param_spec(model, name)  # a parameter pruned with channels (a layer scale)
+            if found is None:
+                raise PlanError(f"plan names module '{name}', which the model does not have")
+            module, spec = found
         n_in, n_out = _check(name, module, spec, plan)
         removed_out = plan.removed_outputs.get(name, [])
         removed_in = plan.removed_inputs.get(name, [])
@@ -101,12 +104,9 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
         keep_out, keep_in = _keep(name, n_out, removed_out), _keep(name, n_in, removed_in)
         if not len(keep_out) or not len(keep_in):
             raise PlanError(f"plan would leave module '{name}' with no channels")
-        if getattr(module, "groups", 1) > 1:
-            per_in, per_out = n_in // module.groups, n_out // module.groups
-            if len(removed_in) % per_in or len(removed_out) % per_out:
-                raise PlanError(f"plan removes part of a group from grouped conv '{name}'")
-        work.append((name, module, spec, keep_in, keep_out, n_in, n_out))
-    for _name, module, spec, keep_in, keep_out, n_in, n_out in work:
+        groups, columns = _grouping(name, module, n_in, n_out, removed_in, removed_out)
+        work.append((name, module, spec, keep_in, keep_out, n_in, n_out, groups, columns))
+    for _name, module, spec, keep_in, keep_out, n_in, n_out, groups, columns in work:
         cuts: dict[str, dict[int, torch.Tensor]] = {}
         if len(keep_out) < n_out:
             for p in spec.out_params(module):
@@ -114,7 +114,55 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
         if len(keep_in) < n_in:
             for p in spec.in_params(module):
                 cuts.setdefault(p.name, {})[p.axis] = keep_in
+        if columns is not None and len(columns) < module.weight.shape[1]:
+            cuts.setdefault("weight", {})[1] = columns  # the kept input column of every group
         for param, keep in cuts.items():
             _slice(module, param, keep)
         spec.resize(module, len(keep_in), len(keep_out))
+        if groups is not None:
+            setattr(module, _groups_attr(module), groups)
     return model
+
+
+def _groups_attr(module: nn.Module) -> str | None:
+    if isinstance(module, nn.GroupNorm):
+        return "num_groups"
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "groups"
+    return None
+
+
+def _grouping(
+    name: str, module: nn.Module, n_in: int, n_out: int, removed_in: list, removed_out: list
+) -> tuple[int | None, torch.Tensor | None]:
+    """The group count after the removal, and the kept in-group input columns of a conv.
+
+    ``(None, None)`` for a layer without groups; the columns are ``None`` when whole groups go
+    (or nothing is removed inside them). Raises if the removal is neither whole groups nor the
+    same input columns and as many outputs inside every group.
+    """
+    attr = _groups_attr(module)
+    if attr is None:
+        return None, None
+    groups = getattr(module, attr)
+    if groups == 1 or not (removed_in or removed_out):
+        return groups, None
+    per_in, per_out = n_in // groups, n_out // groups
+    cols_in = [{i - g * per_in for i in removed_in if i // per_in == g} for g in range(groups)]
+    cols_out = [{i - g * per_out for i in removed_out if i // per_out == g} for g in range(groups)]
+    whole = all(
+        (len(ci) == per_in) == (len(co) == per_out) and len(ci) in (0, per_in)
+        for ci, co in zip(cols_in, cols_out, strict=True)
+    )
+    if whole:
+        return groups - sum(len(c) == per_out for c in cols_out), None
+    same_in = all(c == cols_in[0] for c in cols_in)
+    same_out = all(len(c) == len(cols_out[0]) for c in cols_out)
+    if not (same_in and same_out) or len(cols_in[0]) >= per_in or len(cols_out[0]) >= per_out:
+        raise PlanError(
+            f"plan removes channels of grouped layer '{name}' ({groups} groups) unevenly: it must "
+            "remove whole groups, or the same number of channels inside every group"
+        )
+    if isinstance(module, nn.GroupNorm):
+        return groups, None  # its tensors are sliced per channel; the group count stays
+    return groups, torch.tensor([j for j in range(per_in) if j not in cols_in[0]], dtype=torch.long)

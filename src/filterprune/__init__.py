@@ -26,9 +26,22 @@ from .criteria import (
     list_criteria,
     register_criterion,
 )
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    FilterpruneError,
+    MissingDependencyError,
+    MissingFileError,
+    NonFiniteError,
+    SetupError,
+    StorageError,
+    UnknownNameError,
+    UnreadableFileError,
+)
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
 from .plan import Plan, PlanError
-from .settings import ConfigError, Ranking, Selection
+from .settings import Ranking, Selection
 from .surgery import apply_plan
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first use
@@ -69,10 +82,20 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "FilterpruneError",
+    "MissingDependencyError",
+    "MissingFileError",
+    "NonFiniteError",
+    "SetupError",
+    "StorageError",
+    "UnknownNameError",
+    "UnreadableFileError",
     "DependencyGraph",
     "Plan",
     "PlanError",
-    "ConfigError",
     "PruneConfig",
     "Ranking",
     "Selection",

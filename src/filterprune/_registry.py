@@ -26,6 +26,8 @@ class Registry(Generic[T]):
         plural: Its plural (``"criteria"``).
         register_with: The decorator that adds one, for messages (``"filterprune.register_criterion"``).
         error: The exception type raised for an unknown name.
+        invalid: The exception type raised for a bad or duplicate name (callers pass
+            filterprune's own types; this floor imports nothing of filterprune).
         hint: More ways to name an object, appended to the unknown-name message.
     """
 
@@ -36,22 +38,26 @@ class Registry(Generic[T]):
         *,
         register_with: str,
         error: type[Exception] = ValueError,
+        invalid: type[Exception] = ValueError,
         hint: str = "",
     ) -> None:
         self.kind = kind
         self.plural = plural
         self.register_with = register_with
         self.error = error
+        self.invalid = invalid
         self.hint = hint
         self._items: dict[str, T] = {}
 
     def add(self, name: str, obj: T, *, override: bool = False) -> T:
         """Register ``obj`` as ``name``; see the module docstring for duplicates."""
         if not isinstance(name, str) or not name:
-            raise ValueError(f"{self.register_with}: name must be a non-empty string, got {name!r}")
+            raise self.invalid(
+                f"{self.register_with}: name must be a non-empty string, got {name!r}"
+            )
         held = self._items.get(name)
         if held is not None and held is not obj and not override:
-            raise ValueError(
+            raise self.invalid(
                 f"{self.register_with}: {self.kind} name {name!r} is already registered by "
                 f"{_describe(held)}; pick another name, or pass override=True to replace it"
             )

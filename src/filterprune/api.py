@@ -14,6 +14,7 @@ from torch import nn
 from ._gc import gc_paused
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
+from .errors import FilterpruneError
 from .graph.groups import DependencyGraph
 from .graph.tracer import trace
 from .measure.counting import count
@@ -104,7 +105,7 @@ def inspect(model: nn.Module, example_inputs: Any, **options: Any) -> Dependency
     return graph
 
 
-class RankingMemoryError(torch.OutOfMemoryError):
+class RankingMemoryError(FilterpruneError, torch.OutOfMemoryError):
     """Ranking ran out of (device) memory; the message says how to rank with less."""
 
 

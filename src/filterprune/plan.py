@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import FilterpruneError
+
 PLAN_FORMAT = 1
 
 
-class PlanError(ValueError):
+class PlanError(FilterpruneError, ValueError):
     """A plan is malformed or does not fit the model it is applied to."""
 
 

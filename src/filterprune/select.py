@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .graph.groups import DependencyGraph, Group
 from .graph.specs import spec_for
-from .settings import ConfigError, Selection
+from .settings import Selection
 
 __all__ = ["Selection", "match_modules", "producing_layers", "select", "unselected_layers"]
 
@@ -44,7 +45,7 @@ def select(
     groups: list[Group] = [g for g in graph.prunable if g.name in scores]
     for g in groups:
         if scores[g.name].numel() != g.size:
-            raise ValueError(
+            raise ConfigError(
                 f"criterion returned {scores[g.name].numel()} scores for group '{g.name}', "
                 f"which has {g.size} channels"
             )

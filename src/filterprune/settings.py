@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from .errors import ConfigError
 from .measure.costs import LAYER_COSTS
 
 __all__ = ["SCOPES", "ConfigError", "Ranking", "Selection"]
@@ -26,10 +27,6 @@ SCOPES = ("per_group", "global")
 LAYER_FILTERS = ("include", "exclude", "layer_types", "layers")
 
 S = TypeVar("S", "Selection", "Ranking")
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field, the value and the fix."""
 
 
 def _is_int(value: Any) -> bool:

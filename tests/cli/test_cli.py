@@ -153,7 +153,13 @@ def pruned(baseline) -> Path:
 
 def test_train_writes_a_loadable_folder(baseline):
     names = sorted(p.name for p in baseline.iterdir())
-    assert names == ["metrics.json", "model.json", "plan.json", "weights.safetensors"]
+    assert names == [
+        "manifest.json",
+        "metrics.json",
+        "model.json",
+        "plan.json",
+        "weights.safetensors",
+    ]
     info = json.loads((baseline / "model.json").read_text())
     data = {
         "data": "builtin",

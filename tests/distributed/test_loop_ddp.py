@@ -266,6 +266,7 @@ def test_cli_train_and_prune_under_torchrun(tmp_path, capsys):
     out = torchrun(tmp_path, "train", *model, *DATA, "--steps", "4", "--out", "base", timeout=90)
     assert out.count("saved to base") == 1  # rank 0 only
     assert sorted(p.name for p in (tmp_path / "base").iterdir()) == [
+        "manifest.json",
         "metrics.json",
         "model.json",
         "plan.json",

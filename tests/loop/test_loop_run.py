@@ -64,7 +64,8 @@ def test_two_iterations_record_rows_and_checkpoints(example, hooks, tmp_path):
     for name in ("iter_000", "iter_001", "iter_002"):
         files = sorted(p.name for p in run.checkpoint(name).iterdir())
         scores = ["scores.json"] if name != "iter_000" else []  # what the iteration ranked with
-        expected = ["metrics.json", "plan.json", *scores, "step_plan.json", "weights.safetensors"]
+        expected = ["manifest.json", "metrics.json", "plan.json", *scores, "step_plan.json"]
+        expected.append("weights.safetensors")
         assert files == expected
     log = [json.loads(line) for line in run.log_path.read_text().splitlines()]
     assert [r["iteration"] for r in log] == [0, 1, 2]

@@ -8,13 +8,14 @@ complete, loadable run). An API case calls the Python API and expects an excepti
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from rel_tiny import DATA, MODEL, PRUNE, build
+from rel_tiny import DATA, MODEL, PRUNE, TRAIN, TRUSTED, build
 
 
 @dataclass
@@ -120,6 +121,98 @@ def _finished_run(env: Env) -> None:
     assert main(env.prune("--max-iterations", "1")) == 0
 
 
+def _torchscript(env: Env) -> Path:
+    """A TorchScript archive: torch.load warns about it before refusing it."""
+    import warnings
+
+    path = env.root / "scripted.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated
+        torch.jit.script(build()).save(str(path))
+    return path
+
+
+def _with_weights(env: Env, name: str, change: Callable[[dict], None]) -> Path:
+    """The baseline's weights with ``change`` applied, saved as ``name`` (safetensors)."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(env.base / "weights.safetensors"))
+    change(state)
+    path = env.root / name
+    save_file(state, str(path))
+    return path
+
+
+def _nan_weights(env: Env) -> Path:
+    return _with_weights(
+        env, "nan.safetensors", lambda s: s["conv2.weight"].view(-1).__setitem__(3, float("nan"))
+    )
+
+
+def _nan_outputs(env: Env) -> Path:
+    """Finite weights whose outputs are NaN: a negative BatchNorm variance."""
+    return _with_weights(env, "negvar.safetensors", lambda s: s["bn1.running_var"].fill_(-1.0))
+
+
+def _edit_json(env: Env, name: str, change: Callable[[dict], None]) -> None:
+    path = env.run / name if not name.startswith("base/") else env.root / name
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _state(change: Callable[[dict], None]) -> Callable[[Env], None]:
+    def setup(env: Env) -> None:
+        _finished_run(env)
+        _edit_json(env, "state.json", change)
+
+    return setup
+
+
+def _log_row(env: Env) -> None:
+    _finished_run(env)
+    lines = (env.run / "log.jsonl").read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), "iteration": 1.5})
+    (env.run / "log.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _broken_plan(env: Env) -> None:
+    _finished_run(env)
+    (env.run / "iter_001" / "plan.json").write_text('{"format": 1, "removed_outputs": 7}')
+
+
+def _narrow_baseline(env: Env) -> Path:
+    """A baseline of the same model at width 4 (another architecture than the run's)."""
+    from filterprune import save
+
+    return save(build(width=4), None, env.root / "narrow")
+
+
+def _carvana_with_small_mask(env: Env) -> Path:
+    from PIL import Image
+
+    root = env.root / "cars"
+    (root / "train").mkdir(parents=True)
+    (root / "train_masks").mkdir()
+    for name in ("car1_01", "car2_01", "car3_01"):
+        Image.new("RGB", (16, 16)).save(root / "train" / f"{name}.jpg")
+        size = (8, 8) if name == "car1_01" else (16, 16)
+        Image.new("L", size).save(root / "train_masks" / f"{name}_mask.gif")
+    return root
+
+
+def _untrusted(env: Env) -> list[str]:
+    """A prune command without --model/--trust-model-code: the model comes from model.json."""
+    return [a for a in env.prune() if a not in TRUSTED]
+
+
+def _hostile_model_json(env: Env) -> None:
+    """model.json naming a standard-library function with a shell command as its argument."""
+    info = json.loads((env.base / "model.json").read_text())
+    info["model"], info["model_args"] = "os:system", {"command": f"touch {env.root / 'pwned'}"}
+    (env.base / "model.json").write_text(json.dumps(info))
+
+
 def _user_folder(env: Env) -> None:
     env.write("mine/notes.txt", "not a checkpoint")
 
@@ -161,6 +254,27 @@ CLI_CASES = [
         "`--load x.pt` whose pickle would run code when loaded",
         lambda env: env.prune("--model", MODEL, "--task", "classify", load=_hostile(env)),
         ("hostile.pt", "holds pickled Python objects", "can run any code"),
+    ),
+    CliCase(
+        "load-torchscript",
+        "`--load model.pt` holding a TorchScript archive (torch warns while reading it)",
+        lambda env: env.prune("--task", "classify", load=_torchscript(env)),
+        ("scripted.pt", "is a TorchScript archive", "torch.save(model.state_dict()"),
+    ),
+    CliCase(
+        "load-nan-weights",
+        "`--load` weights holding a NaN",
+        lambda env: env.prune("--task", "classify", load=_nan_weights(env)),
+        ("nan.safetensors", "tensor 'conv2.weight' holds 1 NaN/inf value(s)", "earlier checkpoint"),
+    ),
+    CliCase(
+        "eval-nan-output",
+        "`eval` of a model whose outputs are NaN (finite weights, negative BatchNorm variance)",
+        lambda env: (
+            ["eval", "--load", _nan_outputs(env), *TRUSTED, "--task", "classify", *DATA]
+            + ["--json"]
+        ),
+        ("--load", "negvar.safetensors", "is nan", "NaN or inf"),
     ),
     CliCase(
         "checkpoint-wrong-model-arg",
@@ -253,20 +367,39 @@ CLI_CASES = [
     CliCase(
         "input-channels",
         "input with the wrong channel count (`inspect --input-shape 1,1,8,8`)",
-        lambda env: ["inspect", "--model", MODEL, "--input-shape", "1,1,8,8"],
-        ("TraceError", "tensor (1, 1, 8, 8)", "module 'conv1' (Conv2d)", "to have 3 channels"),
+        lambda env: ["inspect", *TRUSTED, "--input-shape", "1,1,8,8"],
+        ("tensor (1, 1, 8, 8)", "module 'conv1' (Conv2d)", "to have 3 channels"),
     ),
     CliCase(
         "input-shape-rank",
         "input shape with too few dimensions (`--input-shape 3,8`)",
-        lambda env: ["inspect", "--model", MODEL, "--input-shape", "3,8"],
-        ("TraceError", "tensor (3, 8)", "shape and channel count"),
+        lambda env: ["inspect", *TRUSTED, "--input-shape", "3,8"],
+        ("tensor (3, 8)", "shape and channel count"),
     ),
     CliCase(
         "model-import",
         "`--model` factory that cannot be imported",
         lambda env: env.prune("--model", "no_such_module:build"),
         ("--model no_such_module:build", "cannot import 'no_such_module'"),
+    ),
+    CliCase(
+        "model-json-names-code",
+        "`model.json` next to `--load` names a factory `MODULE:FUNCTION` (here `os:system`)",
+        _untrusted,
+        ("model.json", "'os:system'", "not a built-in model", "never imports code named in a file"),
+        setup=_hostile_model_json,
+    ),
+    CliCase(
+        "model-json-own-factory",
+        "`model.json` of a baseline trained with `--model mypkg:build`, loaded without `--model`",
+        _untrusted,
+        ("model.json", "'rel_tiny:build'", "--model rel_tiny:build --trust-model-code"),
+    ),
+    CliCase(
+        "model-code-untrusted",
+        "`--model MODULE:FUNCTION` without `--trust-model-code`",
+        lambda env: [a for a in env.prune() if a != "--trust-model-code"],
+        ("--model rel_tiny:build", "would import module 'rel_tiny'", "--trust-model-code"),
     ),
     CliCase(
         "model-arg-malformed",
@@ -305,6 +438,25 @@ CLI_CASES = [
         "segment `--data` image without a mask",
         lambda env: env.prune("--task", "segment", "--data", _carvana_without_mask(env)),
         ("car1_02.jpg", "has no mask", "car1_02_mask.gif"),
+    ),
+    CliCase(
+        "data-mask-size",
+        "segment `--data` mask whose size differs from its image",
+        lambda env: env.prune("--task", "segment", "--data", _carvana_with_small_mask(env)),
+        ("car1_01_mask.gif", "is 8x8", "car1_01.jpg", "is 16x16", "--resize-masks"),
+    ),
+    CliCase(
+        "device-no-cuda",
+        "`--device cuda` on a machine without CUDA",
+        lambda env: [*TRAIN, "--out", env.root / "b", "--device", "cuda"],
+        ("--device", "'cuda'", "no CUDA device"),
+        status=2,
+    ),
+    CliCase(
+        "latency-devices-no-cuda",
+        "`--latency-devices cuda:0` on a machine without CUDA",
+        lambda env: env.prune("--latency-devices", "cpu,cuda:0"),
+        ("--latency-devices", "'cuda:0'", "no CUDA device", "nothing would be timed"),
     ),
     CliCase(
         "batch-size-zero",
@@ -405,13 +557,79 @@ CLI_CASES = [
         setup=_broken_state,
     ),
     CliCase(
+        "run-state-missing-field",
+        "`--resume` of a run whose state.json lacks a field",
+        lambda env: env.prune("--resume"),
+        ("state.json", "field 'steps_done' is missing", "start a new run folder"),
+        setup=_state(lambda s: s.pop("steps_done")),
+    ),
+    CliCase(
+        "run-state-wrong-type",
+        "`--resume` of a run whose state.json holds a field of the wrong type",
+        lambda env: env.prune("--resume"),
+        ("state.json", "field 'last_completed' must be an integer >= 0", "'1'"),
+        setup=_state(lambda s: s.update(last_completed="1")),
+    ),
+    CliCase(
+        "run-state-checkpoint-name",
+        "`eval` of a run whose state.json names a checkpoint that is not a number (`iter_x1`)",
+        lambda env: ["eval", "--load", env.run, *TRUSTED, *DATA],
+        ("state.json", "field 'current' must be 'iter_NNN'", "iter_x1"),
+        setup=_state(lambda s: s.update(current="iter_x1")),
+    ),
+    CliCase(
+        "run-state-missing-checkpoint",
+        "`eval` of a run whose state.json names a checkpoint folder that is gone",
+        lambda env: ["eval", "--load", env.run, *TRUSTED, *DATA],
+        ("state.json", "field 'final' names checkpoint 'iter_009'", "does not exist"),
+        setup=_state(lambda s: s.update(final="iter_009")),
+    ),
+    CliCase(
+        "run-log-wrong-type",
+        "`--resume` of a run whose log.jsonl has a row with a wrong `iteration`",
+        lambda env: env.prune("--resume"),
+        ("log.jsonl", "line 2", "field 'iteration' must be an integer", "1.5"),
+        setup=_log_row,
+    ),
+    CliCase(
+        "run-plan-broken",
+        "`eval` of a run whose iter_001/plan.json is damaged",
+        lambda env: ["eval", "--load", env.run, *TRUSTED, *DATA],
+        ("iter_001/plan.json", "removed_outputs"),
+        setup=_broken_plan,
+    ),
+    CliCase(
+        "resume-other-widths",
+        "`--resume` of a run with a baseline of other widths (`--load` another model)",
+        lambda env: env.prune(
+            "--resume", "--model-arg", "width=4", "--task", "classify", load=_narrow_baseline(env)
+        ),
+        ("run folder", "checkpoint 'iter_001'", "resume with the model the run was started from"),
+        setup=_finished_run,
+    ),
+    CliCase(
+        "model-json-wrong-field",
+        "`model.json` next to `--load` with a field of the wrong type (`input_shape`)",
+        lambda env: env.prune(),
+        ("base/model.json", "field 'input_shape' must be a list", "'1,3,8,8'"),
+        setup=lambda env: _edit_json(
+            env, "base/model.json", lambda d: d.update(input_shape="1,3,8,8")
+        ),
+    ),
+    CliCase(
+        "out-exists",
+        "`train --out` names an existing baseline, without `--overwrite`",
+        lambda env: [*TRAIN, "--out", str(env.base)],
+        ("--out", "already exists", "--overwrite", "choose another --out"),
+    ),
+    CliCase(
         "out-not-a-checkpoint",
         "`train --out` names a folder that holds other files",
         lambda env: (
-            ["train", "--model", MODEL, "--task", "classify", *DATA, "--steps", "1"]
-            + ["--out", str(env.root / "mine"), "-q"]
+            ["train", *TRUSTED, "--task", "classify", *DATA, "--steps", "1"]
+            + ["--out", str(env.root / "mine"), "--overwrite", "-q"]
         ),
-        ("mine", "is not a filterprune checkpoint folder", "left untouched"),
+        ("--out", "mine", "is not a checkpoint folder filterprune wrote", "left untouched"),
         setup=_user_folder,
         untouched=("mine/notes.txt",),
     ),
@@ -549,7 +767,7 @@ API_CASES = [
     ApiCase(
         "api-read-pickle-directly",
         "`read_weights` of a pickle with a code payload",
-        lambda env: __import__("filterprune.loop.checkpoint").loop.checkpoint.read_weights(
+        lambda env: __import__("filterprune.store.weights").store.weights.read_weights(
             _hostile(env)
         ),
         ValueError,

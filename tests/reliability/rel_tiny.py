@@ -16,9 +16,11 @@ MODEL = "rel_tiny:build"
 
 # built-in digits at 8 x 8 pixels, 32 training and 32 validation images
 DATA = ["--image-size", "8", "--limit", "32", "--batch-size", "16"]
-TRAIN = ["train", "--model", MODEL, "--task", "classify", *DATA, "--steps", "2", "-q"]
+TRUSTED = ["--model", MODEL, "--trust-model-code"]  # a test module: code we trust
+TRAIN = ["train", *TRUSTED, "--task", "classify", *DATA, "--steps", "2", "-q"]
 PRUNE = [
     "prune",
+    *TRUSTED,
     *DATA,
     "--criterion",
     "taylor",

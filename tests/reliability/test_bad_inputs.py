@@ -1,10 +1,18 @@
 """One test per row of docs/errors.md: the message names the file/option, the value and the fix,
-the CLI prints it as one line without a traceback, and nothing half-written is left behind."""
+the CLI prints it as one line without a traceback, and nothing half-written is left behind.
+
+Each command runs as its own process (forked from a warm server that runs ``filterprune``'s
+entry point, see kill_server.py): its stderr is the process's whole stderr, so a warning that
+torch prints while reading a bad file would show up before the error line and fail the test.
+One case also runs through the installed ``filterprune`` script."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,18 +47,19 @@ def assert_complete_run(run: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=lambda c: c.id)
-def test_cli_bad_input(case: CliCase, env: Env, capsys):
+def test_cli_bad_input(case: CliCase, env: Env, capsys, cli_server, tmp_path_factory):
     if case.setup is not None:
         case.setup(env)
         capsys.readouterr()
     kept = {name: (env.root / name).read_bytes() for name in case.untouched}
     base_before = _files(env.base)
     run_before = _files(env.run) if env.run.exists() else None
-    code = main([str(a) for a in case.argv(env)])
-    err = capsys.readouterr().err
+    stderr = tmp_path_factory.mktemp("stderr") / "stderr.txt"
+    code = cli_server.run(case.argv(env), err=stderr)["status"]
+    err = stderr.read_text()
     lines = err.strip().splitlines()
     assert code == case.status, err
-    assert len(lines) == 1, err
+    assert len(lines) == 1, err  # nothing before the error: no warning, no traceback
     assert lines[0].startswith("filterprune: error: ") and "Traceback" not in err
     for fragment in case.fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
@@ -66,6 +75,21 @@ def test_cli_bad_input(case: CliCase, env: Env, capsys):
     for name, data in kept.items():
         assert (env.root / name).read_bytes() == data
     assert not (env.root / "pwned").exists(), "a pickle payload ran"
+
+
+def test_installed_command_prints_only_the_error(env: Env, tmp_path):
+    """The console script itself: a TorchScript archive makes torch warn while loading it."""
+    script = Path(sys.executable).with_name("filterprune")
+    assert script.is_file(), script
+    argv = next(c for c in CLI_CASES if c.id == "load-torchscript").argv(env)
+    here = Path(__file__).resolve().parent
+    paths = [str(here.parents[1] / "src"), str(here), str(here.parent)]
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(script), *map(str, argv)], capture_output=True, text=True,
+                          env=environ, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("filterprune: error: weights file"), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
 
 
 @pytest.mark.parametrize("case", API_CASES, ids=lambda c: c.id)
@@ -138,4 +162,10 @@ def _bad_images(root: Path) -> Path:
 
 def test_no_leftover_files_in_the_baseline(baseline_dir: Path):
     names = sorted(p.name for p in baseline_dir.iterdir())
-    assert names == ["metrics.json", "model.json", "plan.json", "weights.safetensors"]
+    assert names == [
+        "manifest.json",
+        "metrics.json",
+        "model.json",
+        "plan.json",
+        "weights.safetensors",
+    ]

@@ -1,8 +1,12 @@
-"""Fuzzing: the channel-list and spec readers and the command line never fail unexpectedly.
+"""Fuzzing: the file readers and the command line never fail unexpectedly.
 
 Every input either parses to the right value or fails with a ``ValueError``/``FileNotFoundError``
 that names the file; every argument list ends with exit status 0, 1 or 2 and, on failure, one
-``filterprune: error:`` line and no traceback. (The plan parser is fuzzed in tests/graph.)
+``filterprune: error:`` line and no traceback. Nothing is stubbed: the commands load real data
+and real checkpoints (tiny ones), and any exception that is not filterprune's own (an internal
+``TypeError``, ``KeyError``, ``AttributeError``, ...) fails the test. Every file of a run folder
+is damaged in turn (random JSON, a field changed or removed, random bytes) and read back by
+``eval`` and ``prune --resume``. (The plan parser is fuzzed in tests/graph.)
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from rel_tiny import MODEL
+from rel_tiny import DATA, MODEL, PRUNE, TRUSTED
 
 from filterprune import Plan
 from filterprune.cli import main
@@ -148,22 +153,6 @@ def test_spec_reader_on_any_bytes(tmp_path, data):
 
 
 # ----- the command line ------------------------------------------------------------------------
-class _Stop(Exception):
-    """Raised instead of loading data: the arguments were accepted up to the real work."""
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    """Stop every command where it would load data or train, so fuzzing stays fast."""
-
-    def stop(*args, **kwargs):
-        raise _Stop("arguments accepted")
-
-    for module in ("train", "prune", "eval"):
-        monkeypatch.setattr(f"filterprune.cli.{module}.load_data", stop)
-    monkeypatch.setattr("filterprune.cli.demo.run_demo", stop)
-
-
 OPTIONS = [
     "--load", "--model", "--model-arg", "--task", "--data", "--image-size", "--val-fraction",
     "--data-arg", "--batch-size", "--limit", "--config", "--criterion", "--criterion-arg",
@@ -199,13 +188,15 @@ def _options_by_command() -> dict[str, list[str]]:
 
 
 COMMAND_OPTIONS = _options_by_command()
-REQUIRED = {  # what gets a command past argparse, so the fuzzing reaches its own checks
-    "train": ["--model", MODEL, "--task", "classify"],
-    "prune": ["--load", "{base}"],
-    "eval": ["--load", "{base}"],
-    "inspect": ["--model", MODEL],
+# what gets a command past argparse, so the fuzzing reaches its own checks; tiny real work
+TINY = [*TRUSTED, *DATA]
+REQUIRED = {
+    "train": [*TINY, "--task", "classify", "--steps", "1", "--out", "{out}"],
+    "prune": ["--load", "{base}", *TINY, "--max-iterations", "1", "--run-dir", "{run}"],
+    "eval": ["--load", "{base}", *TINY],
+    "inspect": [*TRUSTED],
     "report": ["{base}"],
-    "demo": [],
+    "demo": ["--size", "smoke", "--run-dir", "{run}", "--cache-dir", "{out}"],
 }
 
 
@@ -249,12 +240,16 @@ def paths(baseline_dir, tmp_path_factory) -> dict[str, str]:
         "bad": str(root / "bad.json"),
         "ch": str(root / "ch.txt"),
         "out": str(root / "out"),
+        "run": str(root / "run"),
     }
 
 
-@FUZZ
+CLI_FUZZ = settings(FUZZ, max_examples=60)  # each example does real (tiny) work
+
+
+@CLI_FUZZ
 @given(data=st.data())
-def test_cli_never_shows_a_traceback(no_work, paths, capsys, data):
+def test_cli_never_shows_a_traceback(paths, capsys, data):
     assert_clean_exit(data.draw(argvs(paths)), capsys)
 
 
@@ -264,6 +259,7 @@ def assert_clean_exit(argv: list[str], capsys) -> None:
     out, err = capsys.readouterr()
     assert code in (0, 1, 2), (argv, code, err)
     assert "Traceback" not in err and "Traceback" not in out, (argv, err)
+    assert "internal error" not in err, (argv, err)  # an exception that is not filterprune's
     if code == 2 and not err:  # no subcommand: the help, as for `filterprune` alone
         assert out.startswith("usage: filterprune"), (argv, out)
     elif code != 0:
@@ -272,10 +268,85 @@ def assert_clean_exit(argv: list[str], capsys) -> None:
         assert err.rstrip().endswith(errors[0]), (argv, err)  # the error is the last line
 
 
-def test_fuzz_vocabulary_reaches_the_work(no_work, paths, capsys):
-    """The fuzzer's vocabulary can pass the parser: a valid command stops at the data stub."""
-    assert main(["prune", "--load", paths["base"], "--amount", "0.5", "-q"]) == 1
-    assert "_Stop: arguments accepted" in capsys.readouterr().err
-    assert main(["inspect", "--model", MODEL, "--input-shape", "1,3,8,8"]) == 0
+def test_fuzz_vocabulary_reaches_the_work(paths, capsys):
+    """The fuzzer's vocabulary can pass the parser and do the real work."""
+    argv = ["eval", *[a.format(**paths) for a in REQUIRED["eval"]], "--json"]
+    assert main(argv) == 0
+    assert "accuracy" in json.loads(capsys.readouterr().out)["metrics"]
+    assert main(["inspect", *TRUSTED, "--input-shape", "1,3,8,8"]) == 0
     capsys.readouterr()
-    assert not Path(paths["out"]).exists()
+
+
+# ----- every file of a run folder, damaged --------------------------------------------------------
+RUN_FILES = [
+    "state.json",
+    "config.json",
+    "log.jsonl",
+    "model.json",
+    "iter_000/manifest.json",
+    "iter_001/plan.json",
+    "iter_001/step_plan.json",
+    "iter_001/metrics.json",
+    "iter_001/scores.json",
+    "iter_001/weights.safetensors",
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(baseline_dir, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("fuzzrun") / "run"
+    torch.set_num_threads(1)
+    argv = [*PRUNE, "--load", str(baseline_dir), "--run-dir", str(run), "--max-iterations", "1"]
+    assert main(argv) == 0
+    return run
+
+
+def _damage(original: bytes, lines: bool, data: st.DataObject) -> bytes:
+    """Random JSON, random bytes, the file cut short, or one field changed or removed (in one
+    line of a ``.jsonl`` file)."""
+    kind = data.draw(st.sampled_from(["json", "bytes", "cut", "field", "drop"]))
+    if kind == "json":
+        return json.dumps(data.draw(_json)).encode()
+    if kind == "bytes":
+        return data.draw(st.binary(max_size=40))
+    if kind == "cut":
+        return original[: data.draw(st.integers(0, max(0, len(original) - 1)))]
+    texts = original.decode().splitlines() if lines else [original.decode()]
+    index = data.draw(st.integers(0, len(texts) - 1))
+    value = json.loads(texts[index])
+    if not isinstance(value, dict) or not value:
+        return json.dumps(data.draw(_json)).encode()
+    key = data.draw(st.sampled_from(sorted(value)))
+    if kind == "drop":
+        del value[key]
+    else:
+        value[key] = data.draw(_json)
+    texts[index] = json.dumps(value)
+    return "\n".join(texts).encode()
+
+
+def _read_back(run: Path, capsys) -> None:
+    base = [*TRUSTED, *DATA, "-q"]
+    assert_clean_exit(["eval", "--load", str(run), "--task", "classify", *base], capsys)
+    resume = [*PRUNE, "--load", str(run / "iter_000"), "--run-dir", str(run), "--resume"]
+    assert_clean_exit([*resume, "--max-iterations", "1"], capsys)
+
+
+@settings(FUZZ, max_examples=40)
+@given(name=st.sampled_from(RUN_FILES), data=st.data())
+def test_damaged_run_folder_fails_in_one_line(finished_run, tmp_path_factory, capsys, name, data):
+    run = Path(shutil.copytree(finished_run, tmp_path_factory.mktemp("damaged") / "run"))
+    path = run / name
+    binary = name.endswith(".safetensors")
+    damaged = data.draw(st.binary(max_size=60)) if binary else None
+    path.write_bytes(damaged or _damage(path.read_bytes(), name.endswith(".jsonl"), data))
+    _read_back(run, capsys)
+
+
+def test_checkpoint_name_that_is_not_a_number(finished_run, tmp_path, capsys):
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    state = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**state, "current": "iter_x1"}))
+    assert main(["eval", "--load", str(run), *TRUSTED, *DATA, "--task", "classify"]) == 1
+    err = capsys.readouterr().err
+    assert "state.json" in err and "'current'" in err and "iter_NNN" in err, err

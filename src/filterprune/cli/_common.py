@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import FilterpruneError
 from ..recipes.models import saved_model
 
 
-class CLIError(Exception):
+class CLIError(FilterpruneError):
     """A user error: printed as one line ``filterprune: error: ...`` with a non-zero exit."""
 
 
@@ -112,8 +113,15 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
         metavar="NAME|HUB:NAME|MODULE:FACTORY",
         help="a built-in model (see 'filterprune inspect --list-models'), a torchvision or timm "
         "model when that library is installed (torchvision:resnet18, timm:convnext_atto; random "
-        "weights, load your own with --load) or an importable factory such as mypkg.nets:build; "
-        "read from model.json next to --load if omitted",
+        "weights, load your own with --load) or an importable factory such as mypkg.nets:build "
+        "(needs --trust-model-code); read from model.json next to --load if omitted (there: "
+        "built-in and hub models only)",
+    )
+    group.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="allow --model MODULE:FUNCTION: importing the module runs its code with your "
+        "rights, so use it only for code you trust. A model.json never names code to run",
     )
     group.add_argument(
         "--model-arg",
@@ -149,6 +157,33 @@ def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
     """Model name, model arguments, task and input shape: flags first, then model.json."""
     model_args = dict(args.model_arg) if args.model_arg else None
     return saved_model(load, model=args.model, model_args=model_args, require_task=False)
+
+
+def trust(args: argparse.Namespace) -> bool:
+    """--trust-model-code: a ``MODULE:FUNCTION`` model may be imported."""
+    return bool(getattr(args, "trust_model_code", False))
+
+
+def device(text: str) -> str:
+    """A torch device this machine has: ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device name; use e.g. cpu, cuda or cuda:1"
+        ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            have = "no CUDA device" if count == 0 else f"{count} CUDA device(s)"
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {have}; use cpu")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available here; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"{text!r}: filterprune runs on cpu, cuda or mps")
+    return text
 
 
 # ----- output -------------------------------------------------------------------------------------

@@ -57,6 +57,11 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         "(1 -> 3 channels for RGB models), resize=bilinear (instead of padding to "
         "--image-size) (repeatable)",
     )
+    group.add_argument(
+        "--resize-masks",
+        action="store_true",
+        help="segment folders: resize a mask whose size differs from its image (default: error)",
+    )
     group.add_argument("--batch-size", type=int, default=16, metavar="N", help="default 16")
     group.add_argument(
         "--limit",
@@ -76,6 +81,7 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
         "data_args": dict(args.data_arg) if args.data_arg else None,
         "batch_size": args.batch_size,
         "limit": args.limit,
+        "resize_masks": bool(getattr(args, "resize_masks", False)),
     }
 
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from ..recipes import compare_saved, evaluate_saved
-from ._common import CLIError, add_model_args, add_widths_args, existing_path, model_info
+from ._common import (
+    CLIError,
+    add_model_args,
+    add_widths_args,
+    device,
+    existing_path,
+    model_info,
+    trust,
+)
 from ._data import add_data_args, load_data
 
 NAME = "eval"
@@ -60,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--repeats", type=int, default=10, help="timed calls per model and round (default 10)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument(
         "--seed",
         type=int,
@@ -89,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
         spec=args.spec,
         latency=args.latency,
         device=args.device,
+        trust_code=trust(args),
     )
+    _check_finite(args.load, out["metrics"])
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
         return 0
     table = report.iteration_table([{"iteration": str(args.load), **out}])
     keep = {"iteration", "params", "macs", "size_mb", "latency_ms"}
@@ -103,6 +114,17 @@ def run(args: argparse.Namespace) -> int:
     table.title, table.notes = "Evaluation", []
     print(report.to_markdown(table))
     return 0
+
+
+def _check_finite(load: object, metrics: dict) -> None:
+    """A NaN/inf metric is an error naming the model (never ``NaN`` in the JSON output)."""
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if bad:
+        raise CLIError(
+            f"--load {load}: metric {bad[0]!r} is {metrics[bad[0]]} (the model outputs NaN "
+            "or inf on the validation data); the checkpoint is not usable: evaluate an earlier "
+            "one or retrain"
+        )
 
 
 def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object) -> int:
@@ -123,9 +145,12 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
         rounds=args.rounds,
         repeats=args.repeats,
         device=args.device,
+        trust_code=trust(args),
     )
+    _check_finite(args.compare, out["original"]["metrics"])
+    _check_finite(args.load, out["model"]["metrics"])
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
         return 0
     first = (out.get("latency") or [{}])[0]
     rows = [

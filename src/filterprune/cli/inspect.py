@@ -9,7 +9,7 @@ import torch
 from ..api import analyze
 from ..recipes import load_model, model_factory, widths_plan
 from ..surgery import apply_plan
-from ._common import add_model_args, add_widths_args, existing_path, model_info, shape
+from ._common import add_model_args, add_widths_args, existing_path, model_info, shape, trust
 
 NAME = "inspect"
 HELP = "print the prunability report (channel groups, frozen reasons) of a model"
@@ -21,7 +21,7 @@ DESCRIPTION = (
 EXAMPLES = [
     "filterprune inspect --model resnet18 --model-arg stem=cifar --input-shape 1,3,32,32",
     "filterprune inspect --model unet --model-arg base=16 --input-shape 1,3,64,64",
-    "filterprune inspect --model mypkg.nets:build --ignore 'head.*'",
+    "filterprune inspect --model mypkg.nets:build --trust-model-code --ignore 'head.*'",
     "filterprune inspect --load runs/vgg-pruned",
     "filterprune inspect --list-models",
 ]
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     info = model_info(args, args.load)
     if args.load is None and info["model"] in list_models():
         print(f"{info['model']} takes (--model-arg NAME=VALUE):\n{_arguments(info['model'])}\n")
-    factory = model_factory(info["model"], info["model_args"])
+    factory = model_factory(info["model"], info["model_args"], trust_code=trust(args))
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
     example = torch.zeros(input_shape)
     widths = {"channel_txt": args.channel_txt, "spec": args.spec}

@@ -1,7 +1,13 @@
 """``filterprune`` entry point: builds the parser from the subcommand modules and reports errors.
 
 Errors are printed as one line, ``filterprune: error: ...``, with exit status 2 for usage errors
-and 1 for everything else; ``--debug`` shows the traceback instead.
+and 1 for everything else; ``--debug`` shows the traceback instead. Every error meant for the user
+is a :class:`filterprune.FilterpruneError`; any other exception reaching this point is a bug in
+filterprune and is printed as ``filterprune: internal error: ...``.
+
+Python warnings raised while a command runs (e.g. by torch while reading a file) are held back
+and printed after the command's own output, so that a failing command prints its one-line error
+and nothing before it (``--debug`` shows them with the traceback).
 """
 
 from __future__ import annotations
@@ -9,17 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
+from ..errors import FilterpruneError, StorageError
 from . import demo, inspect, prune, report, train
 from . import eval as eval_cmd
-from ._common import CLIError, Parser, UsageError, add_common, examples, setup_logging, wrap
+from ._common import Parser, UsageError, add_common, examples, setup_logging, wrap
 
 COMMANDS = (train, prune, eval_cmd, inspect, report, demo)
-
-# Exceptions whose message is meant for the user; others also show their type.
-_USER_ERRORS = (CLIError, ValueError, KeyError, FileNotFoundError, ImportError, PermissionError)
 
 
 def build_parser() -> Parser:
@@ -60,14 +65,29 @@ def build_parser() -> Parser:
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
-        text = exc.args[0]
-    else:
-        text = str(exc) or type(exc).__name__
-    text = " ".join(text.split())
-    if not isinstance(exc, _USER_ERRORS):
-        text = f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
-    return f"filterprune: error: {text}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, FilterpruneError):
+        return f"filterprune: error: {text}"
+    if isinstance(exc, OSError) and exc.filename is not None:  # the disk or the file system
+        return f"filterprune: error: {StorageError.wrap(exc, exc.filename, 'using')}"
+    if isinstance(exc, MemoryError):  # includes torch.OutOfMemoryError
+        return (
+            f"filterprune: error: out of memory ({text}); use a smaller --batch-size or model, "
+            "or another --device"
+        )
+    return (
+        f"filterprune: internal error: {type(exc).__name__}: {text} (a bug in filterprune: "
+        "please report it with the traceback that --debug prints)"
+    )
+
+
+def _show(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        print(
+            warnings.formatwarning(w.message, w.category, w.filename, w.lineno),
+            end="",
+            file=sys.stderr,
+        )
 
 
 def _silence_stdout() -> None:
@@ -83,13 +103,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
+    caught: list[warnings.WarningMessage] = []
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 2
         setup_logging(args.quiet, args.verbose)
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings(record=True) as caught:
+            status = int(args.handler(args) or 0)
+        _show(caught)
+        return status
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except BrokenPipeError:  # e.g. piped into `head`
@@ -100,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         if debug:
+            _show(caught)
             raise
         print(_one_line(exc), file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1

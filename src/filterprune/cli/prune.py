@@ -11,20 +11,22 @@ from typing import Any
 
 from ..criteria.regularize import COSTS
 from ..loop import RECIPE, ConfigError, PruneConfig
-from ..loop.checkpoint import read_text
 from ..recipes import Optimizer, prune_saved
 from ..recipes.models import MODEL_JSON
 from ..recipes.prune import check_run_dir
+from ..store.files import read_text
 from ._common import (
     CLIError,
     add_model_args,
     add_widths_args,
     amount,
     amounts,
+    device,
     existing_path,
     key_value,
     model_info,
     say,
+    trust,
 )
 from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
@@ -398,7 +400,18 @@ def _describe(optimizer: Optimizer, args: argparse.Namespace, saved: dict | None
     return f"finetuning with {optimizer.name} lr={optimizer.lr:g} ({where})"
 
 
+def _check_devices(devices: list[str]) -> None:
+    """Explicit --latency-devices must exist here (the default skips CUDA where there is none)."""
+    for name in devices:
+        try:
+            device(name)
+        except argparse.ArgumentTypeError as exc:
+            raise CLIError(f"--latency-devices: {exc}; nothing would be timed there") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.latency_devices:
+        _check_devices(args.latency_devices)
     main_process = join_torchrun(args)  # under torchrun: one copy per rank, rank 0 writes
     info = model_info(args, args.load)
     task_name = args.task or info.get("task")
@@ -425,6 +438,7 @@ def run(args: argparse.Namespace) -> int:
         spec=args.spec,
         resume=args.resume,
         progress=not args.quiet,
+        trust_code=trust(args),
     )
     if not main_process:  # the run is over on every rank; rank 0 writes and prints the rest
         return 0

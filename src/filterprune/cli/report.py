@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..recipes import model_factory
 from ..report.run_report import write_run_report
-from ._common import CLIError, add_model_args, add_widths_args, model_info, say, shape
+from ._common import CLIError, add_model_args, add_widths_args, model_info, say, shape, trust
 
 NAME = "report"
 HELP = "write tables, plots and summary.md/html for a run folder"
@@ -67,7 +67,7 @@ def _deploy_inputs(args: argparse.Namespace) -> dict:
     from ..models import input_shape as built_for
 
     info = model_info(args, args.run_dir)
-    factory = model_factory(info["model"], info["model_args"])
+    factory = model_factory(info["model"], info["model_args"], trust_code=trust(args))
     # the input the run used, else the one the model is built for (224x224 for ImageNet heads)
     input_shape = args.input_shape or info.get("input_shape") or built_for(factory())
     if input_shape is None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from ..parallel import is_main_process
 from ..recipes import Optimizer, train_baseline
-from ..recipes.train import OPTIMIZERS
-from ._common import add_model_args, say
+from ..recipes.train import OPTIMIZERS, check_out
+from ._common import add_model_args, device, say, trust
 from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
 
@@ -25,8 +25,8 @@ EXAMPLES = [
     "--model-arg head=cifar --steps 300 --out runs/vgg-base",
     "filterprune train --task segment --model unet --model-arg base=16 --data-arg num_cars=32 "
     "--epochs 3 --optimizer adam --lr 0.002 --out runs/unet-base",
-    "filterprune train --task classify --model mypkg.nets:build --data ./images --image-size 64 "
-    "--out runs/mine",
+    "filterprune train --task classify --model mypkg.nets:build --trust-model-code --data ./images "
+    "--image-size 64 --out runs/mine",
 ]
 
 
@@ -61,7 +61,9 @@ def add_training_args(parser: argparse.ArgumentParser, *, inherit: bool = False)
 
 def add_run_args(parser: argparse.ArgumentParser, group: Any = None) -> None:
     group = group or parser.add_argument_group("run")
-    group.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+    group.add_argument(
+        "--device", type=device, default=None, help="cpu (default), cuda, cuda:1, ..."
+    )
     group.add_argument("--seed", type=int, default=None, help="RNG seed (default 0)")
 
 
@@ -83,9 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("runs/baseline"),
         help="output folder (default runs/baseline)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if it holds a baseline filterprune wrote (never other folders)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    check_out(args.out, overwrite=args.overwrite)  # before anything is loaded or trained
     join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
     seed = args.seed or 0
     data = load_data(args, args.task, seed=seed)
@@ -103,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         seed=seed,
         device=args.device or "cpu",
         progress=not args.quiet,
+        overwrite=args.overwrite,
+        trust_code=trust(args),
     )
     if not is_main_process():
         return 0

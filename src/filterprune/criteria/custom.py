@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
 from .registry import Scores, register_criterion
@@ -65,7 +66,7 @@ def criterion_from_scores(name: str, *, override: bool = False) -> Callable[[Sco
                     module, w = _filters(graph, g)
                     out = torch.as_tensor(fn(module, w)).reshape(-1)
                     if out.numel() != w.shape[0]:
-                        raise ValueError(
+                        raise ConfigError(
                             f"criterion {name!r} returned {out.numel()} scores for '{g}', "
                             f"which has {w.shape[0]} filters"
                         )
@@ -106,7 +107,7 @@ def criterion_from_removals(
                     s = torch.ones(n)
                     for i in fn(module, w, amount):
                         if not 0 <= int(i) < w.shape[0]:
-                            raise ValueError(f"criterion {name!r} returned index {i} for '{g}'")
+                            raise ConfigError(f"criterion {name!r} returned index {i} for '{g}'")
                         s[int(i)] = 0.0
                     return s
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
 from .observe import _to_device
@@ -69,7 +70,9 @@ class _GradientCriterion:
         finally:
             model.train(was_training)
         if seen == 0:
-            raise ValueError("ranking needs at least one batch, but the batches iterable was empty")
+            raise ConfigError(
+                "ranking needs at least one batch, but the batches iterable was empty"
+            )
         return self.combine(graph, stats.result())
 
     def combine(self, graph: DependencyGraph, per_module: dict[str, torch.Tensor]) -> Scores:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError, MissingDependencyError
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
 from .registry import Scores, register_criterion
@@ -45,11 +46,11 @@ class KMeansCriterion:
         linear: bool = False,
     ) -> None:
         if keep_fraction is not None and not 0.0 < keep_fraction <= 1.0:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+            raise ConfigError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
         if variant not in ("ridurre", "paper"):
-            raise ValueError(f"variant must be 'ridurre' or 'paper', got {variant!r}")
+            raise ConfigError(f"variant must be 'ridurre' or 'paper', got {variant!r}")
         if not isinstance(linear, bool):
-            raise ValueError(f"linear must be true or false, got {linear!r}")
+            raise ConfigError(f"linear must be true or false, got {linear!r}")
         self.keep_fraction, self.variant, self.seed = keep_fraction, variant, seed
         self.linear = linear
 
@@ -57,7 +58,7 @@ class KMeansCriterion:
         try:
             from sklearn.cluster import KMeans
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
+            raise MissingDependencyError(
                 "the kmeans criterion needs scikit-learn: pip install filterprune[kmeans]"
             ) from exc
         selection = ctx.get("selection")  # what the caller will remove (filterprune.Selection)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .._progress import progress as show_progress
+from ..errors import ConfigError, NonFiniteError
 from ..graph.anchors import Anchor
 from ..graph.specs import spec_for
 
@@ -145,7 +146,7 @@ def run_passes(
     to the parameters.
     """
     if loss_fn is None and step_fn is None and backward:
-        raise ValueError(
+        raise ConfigError(
             "a gradient criterion needs loss_fn(outputs, targets) or step_fn(model, batch)"
         )
     was_training = model.training
@@ -173,12 +174,12 @@ def run_passes(
                         loss = loss_fn(outputs, targets) if loss_fn is not None else None
                     if backward:
                         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-                            raise ValueError(
+                            raise ConfigError(
                                 "the loss must be a scalar tensor; got "
                                 f"{type(loss).__name__} {getattr(loss, 'shape', '')}"
                             )
                         if not torch.isfinite(loss):
-                            raise FloatingPointError(
+                            raise NonFiniteError(
                                 f"ranking loss is {loss.item()} at batch {seen}; check the data "
                                 "and the model before pruning"
                             )
@@ -188,7 +189,7 @@ def run_passes(
     finally:
         model.train(was_training)
     if seen == 0:
-        raise ValueError("ranking needs at least one batch, but the batches iterable was empty")
+        raise ConfigError("ranking needs at least one batch, but the batches iterable was empty")
     return seen
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from .._registry import Registry
+from ..errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
     from ..graph.groups import DependencyGraph
@@ -33,7 +34,11 @@ class Criterion(Protocol):
 
 
 _CRITERIA: Registry[Callable[..., Criterion]] = Registry(
-    "criterion", "criteria", register_with="filterprune.register_criterion"
+    "criterion",
+    "criteria",
+    register_with="filterprune.register_criterion",
+    error=UnknownNameError,
+    invalid=ConfigError,
 )
 
 

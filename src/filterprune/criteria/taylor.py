@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError, SetupError
 from ..graph.groups import DependencyGraph
 from ..parallel import all_reduce_sums
 from .observe import FeatureObserver, channel_dot, run_passes
@@ -33,9 +34,9 @@ class ChannelStats:
 
     def __init__(self, *, accumulate: str = "mean", momentum: float = 0.9) -> None:
         if accumulate not in ("mean", "ema"):
-            raise ValueError(f"accumulate must be 'mean' or 'ema', got {accumulate!r}")
+            raise ConfigError(f"accumulate must be 'mean' or 'ema', got {accumulate!r}")
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+            raise ConfigError(f"momentum must be in [0, 1), got {momentum}")
         self.accumulate = accumulate
         self.momentum = momentum
         self.sums: dict[str, torch.Tensor] = {}
@@ -76,7 +77,7 @@ def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) ->
             found = True
             total += m.channel_sums(stat.detach().cpu()).to(total.dtype)
         if not found:
-            raise RuntimeError(
+            raise SetupError(
                 f"no feature map of group '{g.name}' was observed during ranking; does the loss "
                 "depend on it?"
             )
@@ -126,7 +127,7 @@ class Taylor:
         train_mode: bool = False,
     ) -> None:
         if where not in ("activation", "module"):
-            raise ValueError(f"where must be 'activation' or 'module', got {where!r}")
+            raise ConfigError(f"where must be 'activation' or 'module', got {where!r}")
         self.where = where
         self.signed = signed
         self.train_mode = train_mode
@@ -191,7 +192,7 @@ class Taylor:
 
 def _require(ctx: dict, key: str) -> Any:
     if ctx.get(key) is None:
-        raise ValueError(
+        raise ConfigError(
             f"this criterion needs data: pass {key}= (batches is an iterable of (inputs, targets); "
             "loss_fn(outputs, targets) returns a scalar)"
         )

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .._gc import gc_paused
+from ..errors import ConfigError, UnknownNameError
 from ..plan import Plan
 from .elements import UNTRACKED, ElementSets
 from .specs import LayerSpec
@@ -205,7 +206,7 @@ class DependencyGraph:
             if g.name == name:
                 return g
         known = ", ".join(g.name for g in self.groups)
-        raise KeyError(f"no group named '{name}'; groups are: {known}")
+        raise UnknownNameError(f"no group named '{name}'; groups are: {known}")
 
     def report(self) -> str:
         """A readable prunability report: every group, its size and members; frozen reasons."""
@@ -260,9 +261,11 @@ class DependencyGraph:
         for gname, indices in removed.items():
             group = by_name.get(gname)
             if group is None:
-                raise KeyError(f"no group named '{gname}'; groups are: {', '.join(by_name)}")
+                raise UnknownNameError(
+                    f"no group named '{gname}'; groups are: {', '.join(by_name)}"
+                )
             if group.frozen and indices:
-                raise ValueError(f"group '{gname}' is frozen: {group.reasons[0]}")
+                raise ConfigError(f"group '{gname}' is frozen: {group.reasons[0]}")
             for m in group.members:
                 target = ins if m.role == "in" else outs
                 bucket = target.setdefault(m.module, set())

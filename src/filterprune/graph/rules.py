@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
+from ..errors import FilterpruneError
 from . import labels as L
 from .elements import UNTRACKED, ElementSets
 
@@ -363,7 +364,7 @@ _LITERAL = {
 _BAKED = {"__getitem__", "narrow", "select", "index_select", "roll", "unbind", "tensor_split"}
 
 
-class NeedsValues(RuntimeError):
+class NeedsValues(FilterpruneError, RuntimeError):
     """A rule needs the values of an index tensor, which a ``meta`` trace does not have."""
 
 

@@ -22,6 +22,7 @@ from torch.autograd.function import BackwardCFunction
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from ..errors import ConfigError, FilterpruneError
 from . import labels as L
 from . import rules
 from .elements import UNTRACKED, ElementSets
@@ -52,7 +53,7 @@ _SHAPE_READS = {
 GROUPED = ("within", "whole")
 
 
-class TraceError(RuntimeError):
+class TraceError(FilterpruneError, RuntimeError):
     """The model could not be run under the tracer."""
 
 
@@ -88,7 +89,7 @@ class Tracer(TorchFunctionMode):
     ):
         super().__init__()
         if grouped not in GROUPED:
-            raise ValueError(f"grouped must be one of {', '.join(GROUPED)}, got {grouped!r}")
+            raise ConfigError(f"grouped must be one of {', '.join(GROUPED)}, got {grouped!r}")
         self.model = model
         self.grouped = grouped
         self.sets = ElementSets()

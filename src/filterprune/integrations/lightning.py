@@ -51,6 +51,7 @@ from torch import nn
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..criteria.taylor import Taylor, TaylorTap, group_scores
+from ..errors import ConfigError
 from ..graph.groups import DependencyGraph
 from ..loop.target import Target
 from ..parallel import check_same_plan, is_distributed
@@ -70,7 +71,7 @@ def _network(pl_module: nn.Module, path: str | None) -> nn.Module:
     try:
         net = pl_module.get_submodule(path)
     except AttributeError:
-        raise ValueError(
+        raise ConfigError(
             f"FilterPruning(module={path!r}): {type(pl_module).__name__} has no submodule "
             f"{path!r}; pass the attribute that holds the network (e.g. 'model'), or None to "
             "prune the LightningModule itself"
@@ -105,7 +106,7 @@ def apply_checkpoint_plan(pl_module: nn.Module, checkpoint: Mapping[str, Any]) -
     if current is not None and current.to_dict() == plan.to_dict():
         return plan
     if current is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{type(net).__name__} was already pruned with another plan; build the model afresh "
             "before loading a pruned checkpoint into it"
         )
@@ -175,7 +176,7 @@ class FilterPruning(Callback):
     ) -> None:
         super().__init__()
         if not 0.0 < amount < 1.0:
-            raise ValueError(f"FilterPruning: amount must be a fraction in (0, 1), got {amount!r}")
+            raise ConfigError(f"FilterPruning: amount must be a fraction in (0, 1), got {amount!r}")
         for name, value, low in (
             ("every_n_epochs", every_n_epochs, 1),
             ("start_epoch", start_epoch, 0),
@@ -183,10 +184,10 @@ class FilterPruning(Callback):
             ("ranking_batches", ranking_batches, 1),
         ):
             if value is not None and (not isinstance(value, int) or value < low):
-                raise ValueError(f"FilterPruning: {name} must be an int >= {low}, got {value!r}")
+                raise ConfigError(f"FilterPruning: {name} must be an int >= {low}, got {value!r}")
         self.criterion = get_criterion(criterion, **dict(criterion_options or {}))
         if getattr(self.criterion, "needs_data", False) and not isinstance(self.criterion, Taylor):
-            raise ValueError(
+            raise ConfigError(
                 f"FilterPruning: criterion {criterion!r} needs ranking passes of its own; the "
                 "callback ranks with 'taylor' on the training steps, or with a data-free "
                 "criterion ('l1', 'l2', 'kmeans', 'random')"
@@ -195,7 +196,7 @@ class FilterPruning(Callback):
         parsed = [Target(**t) if isinstance(t, Mapping) else t for t in parsed]
         for t in parsed:
             if t.quantity not in ("macs", "params"):
-                raise ValueError(
+                raise ConfigError(
                     f"FilterPruning: target {t} is not supported; use macs or params targets"
                 )
         self.targets = tuple(parsed)

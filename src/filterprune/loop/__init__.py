@@ -1,4 +1,7 @@
-"""The iterative pruning loop, its configuration, checkpoints and loading.
+"""The iterative pruning loop and its configuration.
+
+Checkpoints, run folders and loading live in :mod:`filterprune.store`; ``load``, ``save``,
+``RunDir``, ``CheckpointError`` and the channel-list helpers stay importable from here.
 
 >>> from filterprune.loop import PruneConfig, run_pruning
 >>> config = PruneConfig(criterion="l1", amount=0.1, finetune=200, max_iterations=5)
@@ -7,9 +10,11 @@
 >>> pruned = load("runs/vgg", lambda: create_model("vgg16_bn"))  # doctest: +SKIP
 """
 
+from ..errors import CheckpointError
 from ..report.run_report import RunReport, run_tables, write_run_report
+from ..store.load import load, load_state_dict_strict, resolve_checkpoint, save
+from ..store.rundir import RunDir
 from .callbacks import TaskCallbacks, task_callbacks
-from .checkpoint import CheckpointError, RunDir
 from .config import (
     DEFAULT_FINAL_FINETUNE,
     DEFAULT_FINETUNE,
@@ -20,7 +25,6 @@ from .config import (
     Target,
 )
 from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
-from .load import load, load_state_dict_strict, resolve_checkpoint, save
 from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._atomic import atomic_write_json, atomic_write_text
 from ..plan import Plan
+from ..store.files import atomic_write_json, atomic_write_text
 
 __all__ = ["MODEL_JSON", "MODEL_NOTE", "describe_model", "write_model_description"]
 

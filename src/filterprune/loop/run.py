@@ -32,7 +32,8 @@ from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..measure.machine import machine_info
 from ..plan import Plan
-from .checkpoint import RunDir, state_dict_bytes
+from ..store.rundir import RunDir
+from ..store.weights import state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from .describe import write_model_description
 from .layers import channel_groups, ignored_layers
@@ -213,9 +214,12 @@ class PruningLoop:
     ) -> None:
         if self.rundir is not None:
             if self.replicas.main:
-                self.rundir.write_state(
-                    self.state.to_json_dict(finished=finished, stop_reason=stop_reason, final=final)
+                state = self.state.to_json_dict(
+                    finished=finished, stop_reason=stop_reason, final=final
                 )
+                # the settings this state was reached with, switched with it in one rename: a
+                # resume compares against them (config.json may already hold newer ones)
+                self.rundir.write_state({**state, "config": self.config.to_dict()})
             self.replicas.barrier()  # other ranks may read the run folder from here on
 
     def _keep_best(self) -> None:
@@ -302,7 +306,10 @@ class PruningLoop:
         run = self.rundir
         assert run is not None
         saved = run.read_state()
-        old = PruneConfig.from_json(run.read_config_json(), source=str(run.config_path))
+        if "config" in saved:
+            old = PruneConfig.from_dict(saved["config"], source=f"{run.state_path}: config")
+        else:  # a state written before the settings were kept in it
+            old = PruneConfig.from_json(run.read_config_json(), source=str(run.config_path))
         old_dict, new_dict = old.to_dict(), self.config.to_dict()
         diff = [k for k in old_dict if old_dict[k] != new_dict.get(k)]
         fixed = [k for k in diff if k not in RESUMABLE_CHANGES]
@@ -322,6 +329,8 @@ class PruningLoop:
         self.threshold = metric_threshold(self.config, self.state.rows[0].get("metrics") or {})
         self.guard = collapse_guard(self.config, self.state.rows[0].get("metrics") or {})
         if done:
+            if self.replicas.main:
+                run.tidy(saved)  # e.g. the old final model, if a kill came before its removal
             final_row = run.read_row(saved["final"])
             if saved["final"] != saved["current"]:
                 self.state.rows.append(final_row)
@@ -470,8 +479,11 @@ class PruningLoop:
             pruned_fraction=state.current_row.get("pruned_fraction"),
             accepted=True,
         )
-        self._record("final", row, weights, Plan())
-        return "final", row
+        # a new name: state.json may point to the previous final model until it is switched
+        writes = self.rundir is not None and self.replicas.main
+        name = self.replicas.shared(self.rundir.next_final_name() if writes else "final")
+        self._record(name, row, weights, Plan())
+        return name, row
 
     def _result(self, reason: str, final_row: dict[str, Any]) -> RunResult:
         return RunResult(
@@ -598,7 +610,7 @@ def run_pruning(
         batches: ``batches() -> iterable of (inputs, targets)``, fresh on each call; the first
             ``config.ranking_batches`` feed a data-driven criterion such as ``"taylor"``.
         loss_fn: ``loss_fn(model_output, targets) -> scalar loss`` for data-driven criteria.
-        run_dir: Checkpoint folder (see :mod:`filterprune.loop.checkpoint`); ``None`` keeps
+        run_dir: Checkpoint folder (see :mod:`filterprune.store` for its layout); ``None`` keeps
             everything in memory.
         resume: Continue the run in ``run_dir`` after its last completed iteration (a new run if
             ``run_dir`` holds none). ``model`` must be the same starting model as the first time.

@@ -17,10 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..plan import Plan
+from ..errors import CheckpointError
+from ..plan import Plan, PlanError
+from ..store.checkpoint import PLAN, STEP_PLAN, WEIGHTS, read_plan
+from ..store.load import load_state_dict_strict
+from ..store.rundir import RunDir, iteration_of
+from ..store.weights import read_weights
 from ..surgery import apply_plan
-from .checkpoint import PLAN, STEP_PLAN, WEIGHTS, RunDir, read_plan, read_weights
-from .load import load_state_dict_strict
 
 __all__ = ["LoopState", "restore", "seed_everything"]
 
@@ -35,10 +38,6 @@ def seed_everything(seed: int, tag: int | str) -> int:
     if numpy is not None:
         numpy.random.seed(value % (2**32))
     return value
-
-
-def iteration_of(name: str) -> int:
-    return int(name.removeprefix("iter_"))
 
 
 @dataclass
@@ -100,15 +99,30 @@ def restore(
     rows = [
         r for r in run.read_rows() if isinstance(r["iteration"], int) and r["iteration"] <= last
     ]
-    current = iteration_of(saved["current"])
+    current = iteration_of(saved["current"], source=f"run state {str(run.state_path)!r}")
+    found = {r["iteration"] for r in rows}
+    for needed in (0, current):
+        if needed not in found:
+            raise CheckpointError(
+                f"run log {str(run.log_path)!r} has no row for iteration {needed}, which "
+                f"{str(run.state_path)!r} refers to; restore the log or start a new run folder"
+            )
     run_plan = Plan()
     for row in rows[1:]:
         if row.get("accepted", True) and row["iteration"] <= current:
             folder = run.checkpoint(RunDir.iteration_name(row["iteration"]))
             run_plan = run_plan.then(read_plan(folder / STEP_PLAN))
-    apply_plan(model, run_plan)
+    where = f"run folder {str(run.path)!r}, checkpoint {weights_from!r}"
+    try:
+        apply_plan(model, run_plan)
+    except PlanError as exc:
+        raise CheckpointError(
+            f"{where}: its plans do not fit the model given ({exc}); resume with the model the "
+            "run was started from (same --model and --model-arg, see its model.json) or choose "
+            "a new run folder"
+        ) from None
     source = run.checkpoint(weights_from) / WEIGHTS
-    load_state_dict_strict(model, read_weights(source), source=str(source))
+    load_state_dict_strict(model, read_weights(source), source=f"{where} ({source.name})")
     return LoopState(
         plan=read_plan(run.checkpoint(saved["current"]) / PLAN),
         run_plan=run_plan,

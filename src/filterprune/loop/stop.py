@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..errors import NonFiniteError, UnknownNameError
 from .config import PruneConfig
 
 __all__ = [
@@ -132,7 +133,7 @@ def check_finite(model: Any) -> None:
     if not params or bool(torch.stack([p.detach().isfinite().all() for _, p in params]).all()):
         return
     name = next(n for n, p in params if not bool(p.detach().isfinite().all()))
-    raise FloatingPointError(f"finetuning left NaN or inf values in parameter {name!r}")
+    raise NonFiniteError(f"finetuning left NaN or inf values in parameter {name!r}")
 
 
 def metric_threshold(config: PruneConfig, original_metrics: Mapping[str, float]) -> float | None:
@@ -140,7 +141,7 @@ def metric_threshold(config: PruneConfig, original_metrics: Mapping[str, float])
     if not config.watches_metric:
         return None
     if config.metric not in original_metrics:
-        raise KeyError(
+        raise UnknownNameError(
             f"PruneConfig.metric {config.metric!r} is not in the evaluate() result; its keys "
             f"are: {', '.join(original_metrics) or '(none)'}"
         )

@@ -3,23 +3,22 @@
 The seed project described a pruned U-Net by a text file with one integer per line, the output
 channels of each conv layer in order. :func:`plan_from_widths` turns any such spec into the plan
 that narrows the original architecture to those widths (keeping each layer's first channels), so
-a checkpoint of that shape can be loaded with :func:`filterprune.loop.load` (``plan=...``).
+a checkpoint of that shape can be loaded with :func:`filterprune.load` (``plan=...``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..api import analyze
+from ..errors import ConfigError
 from ..plan import Plan
+from ..store.channels import read_channel_txt, read_spec, write_channel_txt
 from ..surgery import apply_plan
-from .checkpoint import atomic_write_text, read_text
 from .layers import producing_layers
 
 __all__ = [
@@ -41,7 +40,7 @@ def _default_example(model: nn.Module) -> torch.Tensor:
     first = next(iter(producing_layers(model).values()), None)
     channels = getattr(first, "in_channels", None)
     if channels is None:
-        raise ValueError(f"pass example_inputs: cannot guess the input of {type(model).__name__}")
+        raise ConfigError(f"pass example_inputs: cannot guess the input of {type(model).__name__}")
     return torch.zeros(1, channels, 32, 32)
 
 
@@ -60,48 +59,22 @@ def plan_from_widths(
     for name, width in widths.items():
         group = groups.get(name)
         if group is None:
-            raise ValueError(
+            raise ConfigError(
                 f"channel spec names layer {name!r}, which produces no channel group of "
                 f"{type(model).__name__}; layers are: {', '.join(groups)}"
             )
         if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= group.size:
-            raise ValueError(
+            raise ConfigError(
                 f"channel spec: layer {name!r} must keep an int in 1..{group.size} channels, "
                 f"got {width!r}"
             )
         if width < group.size:
             if group.frozen:
-                raise ValueError(
+                raise ConfigError(
                     f"channel spec: layer {name!r} cannot be narrowed: {group.reasons[0]}"
                 )
             removed[name] = list(range(width, group.size))
     return graph.plan(removed)
-
-
-def read_spec(path: str | Path) -> Plan | dict[str, int]:
-    """Read a JSON spec: a plan (as in ``plan.json``) or widths ``{layer: channels}``.
-
-    The widths may also sit under a ``"widths"`` key.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"spec file {str(path)!r} does not exist")
-    try:
-        data = json.loads(read_text(path, what="spec file"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"spec file {str(path)!r} is not valid JSON ({exc})") from None
-    if isinstance(data, dict) and "removed_outputs" in data:
-        return Plan.from_dict(data, source=str(path))
-    if isinstance(data, dict) and isinstance(data.get("widths"), dict):
-        data = data["widths"]
-    if not isinstance(data, dict) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in data.values()
-    ):
-        raise ValueError(
-            f"spec file {str(path)!r} must hold a plan or an object layer -> channel count, e.g. "
-            '{"inc.0": 32, "inc.3": 48}'
-        )
-    return dict(data)
 
 
 OUTPUT_REASON = "model output"  # how the tracer explains a group the model returns
@@ -159,48 +132,6 @@ def unet_channel_list(model: nn.Module, example_inputs: Any = None) -> list[int]
     return channel_list(model, example_inputs)
 
 
-def write_channel_txt(path: str | Path, channels: list[int]) -> Path:
-    """Write one integer per line (atomically)."""
-    return atomic_write_text(path, "".join(f"{int(c)}\n" for c in channels))
-
-
-def read_channel_txt(path: str | Path, *, expected: int | None = None) -> list[int]:
-    """Read a channel list: one positive integer per line (blank lines and ``#`` comments skipped).
-
-    Args:
-        path: The text file.
-        expected: The number of lines required (the model's conv count), if known.
-
-    Raises:
-        FileNotFoundError: The file is missing.
-        ValueError: A line is not an integer or not positive, or the count is wrong; the message
-            names the file and the line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"channel list {str(path)!r} does not exist")
-    channels = []
-    for number, raw in enumerate(read_text(path, what="channel list").splitlines(), 1):
-        text = raw.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(
-                f"{path}:{number}: {text!r} is not an integer; write one channel count per line"
-            ) from None
-        if value < 1:
-            raise ValueError(f"{path}:{number}: channel count must be >= 1, got {value}")
-        channels.append(value)
-    if expected is not None and len(channels) != expected:
-        raise ValueError(
-            f"{path}: has {len(channels)} channel counts but the model has {expected} conv layers; "
-            "write one line per conv layer, in order (see filterprune.loop.channel_layers)"
-        )
-    return channels
-
-
 def _expected_lines(model: nn.Module, convs: list[str], heads: set[str]) -> str:
     modules = dict(model.named_modules())
     lines = [
@@ -233,7 +164,7 @@ def channel_widths(
     convs, heads = _conv_layers(model, example_inputs)
     names = [n for n in convs if n not in heads]
     if not names:
-        raise ValueError(f"{source}: {type(model).__name__} has no conv layers to describe")
+        raise ConfigError(f"{source}: {type(model).__name__} has no conv layers to describe")
     if len(channels) == len(names):
         return dict(zip(names, channels, strict=True))
     if heads and len(channels) == len(convs):
@@ -242,13 +173,13 @@ def channel_widths(
         for head in heads:
             if widths[head] != modules[head].out_channels:
                 line = convs.index(head) + 1
-                raise ValueError(
+                raise ConfigError(
                     f"{source}: line {line} is the output head {head}, which keeps its "
                     f"{modules[head].out_channels} channels (the model's output), got "
                     f"{widths[head]}; fix the line or leave it out"
                 )
         return {n: w for n, w in widths.items() if n not in heads}
-    raise ValueError(
+    raise ConfigError(
         f"{source}: has {len(channels)} channel counts but the model has {len(names)} conv "
         f"layers; {_expected_lines(model, convs, heads)}"
     )

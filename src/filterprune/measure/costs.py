@@ -22,6 +22,8 @@ from torch import nn
 
 from filterprune.measure._forward import ExampleInputs, as_input_tuple, eval_mode
 
+from ..errors import ConfigError
+
 __all__ = ["LAYER_COSTS", "layer_costs"]
 
 LAYER_COSTS = ("flops", "params", "memory", "latency")
@@ -133,7 +135,7 @@ def layer_costs(
         missing for ``memory``).
     """
     if cost not in LAYER_COSTS:
-        raise ValueError(f"cost must be one of {', '.join(LAYER_COSTS)}, got {cost!r}")
+        raise ConfigError(f"cost must be one of {', '.join(LAYER_COSTS)}, got {cost!r}")
     args = as_input_tuple(example_inputs)
     if cost == "latency":
         return _module_latency(model, modules, args)

@@ -12,26 +12,25 @@ import tempfile
 import torch
 from torch import nn
 
-__all__ = ["bytes_to_mb", "checkpoint_size_bytes"]
+from ..errors import MissingDependencyError, StorageError
+
+__all__ = ["bytes_to_mb", "checkpoint_size_bytes", "savable_state_dict"]
 
 _EXTRA_HINT = "pip install filterprune[report]"
 
 
-def _storage_key(tensor: torch.Tensor) -> tuple[str, int]:
-    return (str(tensor.device), tensor.untyped_storage().data_ptr())
-
-
-def _savable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict with contiguous CPU tensors that share no storage (safetensors requires both).
+def savable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` as contiguous CPU tensors sharing no storage (safetensors needs it).
 
     A tensor whose storage an earlier entry already uses (tied weights, views) is cloned, so
-    every key is written with its own copy and tied weights count once per key.
+    every key is written with its own copy and tied weights count once per key. The one helper
+    for this: checkpoints (:mod:`filterprune.store.weights`) use it too.
     """
     seen: set[tuple[str, int]] = set()
     out: dict[str, torch.Tensor] = {}
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach()
-        key = _storage_key(tensor)
+        key = (str(tensor.device), tensor.untyped_storage().data_ptr())
         if key in seen or not tensor.is_contiguous():
             tensor = tensor.clone(memory_format=torch.contiguous_format)
         else:
@@ -51,14 +50,18 @@ def checkpoint_size_bytes(model: nn.Module) -> int:
     try:
         from safetensors.torch import save_file
     except ImportError as err:
-        raise ImportError(f"checkpoint_size_bytes needs safetensors: {_EXTRA_HINT}") from err
+        raise MissingDependencyError(
+            f"checkpoint_size_bytes needs safetensors: {_EXTRA_HINT}"
+        ) from err
 
-    state = _savable_state_dict(model)
+    state = savable_state_dict(model)
     fd, path = tempfile.mkstemp(suffix=".safetensors")
     os.close(fd)
     try:
         save_file(state, path)
         return os.path.getsize(path)
+    except OSError as exc:  # e.g. a full temporary folder: name it
+        raise StorageError.wrap(exc, path, "writing") from None
     finally:
         os.remove(path)
 

@@ -37,6 +37,8 @@ from torch import nn
 
 from filterprune.measure._forward import ExampleInputs, as_input_tuple, eval_mode, model_device
 
+from ..errors import ConfigError
+
 MAX_WARMUP_ROUNDS = 10
 NOISY_IQR_FRACTION = 0.10  # flag a model whose IQR (within its rounds) exceeds 10 % of its median
 ROUNDS_DISAGREE_FRACTION = 0.10  # flag round speed-ups spread over more than 10 % of the median
@@ -146,7 +148,7 @@ def _batched(inputs: tuple[torch.Tensor, ...], batch_size: int) -> tuple[torch.T
     out = []
     for tensor in inputs:
         if tensor.dim() == 0:
-            raise ValueError("example_inputs must have a batch dimension; got a 0-d tensor")
+            raise ConfigError("example_inputs must have a batch dimension; got a 0-d tensor")
         if tensor.shape[0] == batch_size:
             out.append(tensor)
         else:
@@ -168,7 +170,7 @@ def _check_positive(
 ) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{where}: {name} must be {bound}, got {value!r}")
+        raise ConfigError(f"{where}: {name} must be {bound}, got {value!r}")
 
 
 def _check_settings(
@@ -180,7 +182,7 @@ def _check_settings(
     threads: int | None,
 ) -> None:
     if not batch_sizes:
-        raise ValueError(f"{where}: batch_sizes is empty; pass e.g. batch_sizes=(1,)")
+        raise ConfigError(f"{where}: batch_sizes is empty; pass e.g. batch_sizes=(1,)")
     for b in batch_sizes:
         _check_positive("each batch size", b, where=where)
     _check_positive("repeats", repeats, where=where)
@@ -426,7 +428,7 @@ def compare_latency(
 def macs_reduction_ratio(macs_before: int, macs_after: int) -> float:
     """Theoretical speedup from compute alone: ``macs_before / macs_after`` (2.0 = half the MACs)."""
     if macs_after <= 0:
-        raise ValueError(f"macs_reduction_ratio: macs_after must be > 0, got {macs_after!r}")
+        raise ConfigError(f"macs_reduction_ratio: macs_after must be > 0, got {macs_after!r}")
     return macs_before / macs_after
 
 

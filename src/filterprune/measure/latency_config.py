@@ -20,6 +20,8 @@ from torch import nn
 
 from filterprune.measure._forward import ExampleInputs, as_input_tuple, model_device
 
+from ..errors import ConfigError
+
 __all__ = ["LatencyConfig", "compare_latencies", "latency_fields", "measure_latencies"]
 
 
@@ -28,7 +30,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _fail(name: str, value: Any, need: str) -> None:
-    raise ValueError(f"LatencyConfig.{name}: {need}, got {value!r}")
+    raise ConfigError(f"LatencyConfig.{name}: {need}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,11 @@ class LatencyConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> LatencyConfig:
         """Inverse of :meth:`to_dict`; missing keys take their defaults."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"LatencyConfig: expected a dict, got {type(data).__name__}")
+            raise ConfigError(f"LatencyConfig: expected a dict, got {type(data).__name__}")
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"LatencyConfig: unknown keys {unknown}; known keys: {known}")
+            raise ConfigError(f"LatencyConfig: unknown keys {unknown}; known keys: {known}")
         return cls(**dict(data))
 
     def available_devices(self) -> list[torch.device]:
@@ -126,7 +128,7 @@ def _timed_input(example_inputs: ExampleInputs, input_size: tuple[int, ...]) -> 
         return example_inputs
     inputs = as_input_tuple(example_inputs)
     if len(inputs) != 1 or inputs[0].dim() < len(input_size) + 1:
-        raise ValueError(
+        raise ConfigError(
             f"LatencyConfig.input_size={list(input_size)} needs a single example tensor with a "
             f"batch dimension and {len(input_size)} trailing dimensions to replace; got "
             f"{[tuple(t.shape) for t in inputs]} (use input_size=[] to time the example input)"

@@ -6,6 +6,8 @@ from collections.abc import Collection
 
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = [
     "check_choice",
     "check_positive",
@@ -18,14 +20,14 @@ __all__ = [
 def check_positive(owner: str, name: str, value: float) -> None:
     """Raise ``ValueError`` naming ``owner`` and ``name`` unless ``value > 0``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}.")
+        raise ConfigError(f"{owner}: {name} must be a positive number, got {value!r}.")
 
 
 def check_choice(owner: str, name: str, value: str, choices: Collection[str]) -> None:
     """Raise ``ValueError`` naming ``owner`` and ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{owner}: {name} must be one of {options}, got {value!r}.")
+        raise ConfigError(f"{owner}: {name} must be one of {options}, got {value!r}.")
 
 
 def scale_channels(channels: int, width: float) -> int:

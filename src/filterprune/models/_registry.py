@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from .._registry import Registry
+from ..errors import ConfigError, UnknownNameError
 from .hub import create_hub_model, is_hub_name
 
 __all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
@@ -24,7 +25,7 @@ __all__ = ["UnknownModelError", "create_model", "list_models", "register_model"]
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
-class UnknownModelError(KeyError, ValueError):
+class UnknownModelError(UnknownNameError):
     """Raised by :func:`create_model` for a name that no model registered.
 
     Subclasses both ``KeyError`` (lookup by name failed) and ``ValueError`` (bad argument value),
@@ -41,6 +42,7 @@ _MODELS: Registry[Callable[..., nn.Module]] = Registry(
     "models",
     register_with="filterprune.models.register_model",
     error=UnknownModelError,
+    invalid=ConfigError,
     hint="or name a model of torchvision or timm (torchvision:resnet18)",
 )
 
@@ -59,7 +61,7 @@ def register_model(name: str, *, override: bool = False) -> Callable[[F], F]:
         ValueError: If ``name`` is empty, or already registered and ``override`` is false.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"register_model: name must be a non-empty string, got {name!r}.")
+        raise ConfigError(f"register_model: name must be a non-empty string, got {name!r}.")
 
     def decorator(factory: F) -> F:
         return _MODELS.add(name, factory, override=override)

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from ..errors import MissingDependencyError
+
 __all__ = ["import_user_module", "is_file_spec", "stable_spec"]
 
 
@@ -32,13 +34,13 @@ def import_user_module(module_name: str) -> ModuleType:
     if is_file_spec(module_name):
         path = Path(module_name).expanduser().resolve()
         if not path.is_file():
-            raise ImportError(f"no file {module_name!r} (from {os.getcwd()})")
+            raise MissingDependencyError(f"no file {module_name!r} (from {os.getcwd()})")
         name = f"filterprune_user_{path.stem}_{abs(hash(str(path))):x}"
         if name in sys.modules:
             return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            raise ImportError(f"{module_name!r} is not a Python file")
+            raise MissingDependencyError(f"{module_name!r} is not a Python file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look the module up by name
         try:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ._build import check_choice, check_positive, init_weights
 from ._registry import register_model
 
@@ -115,9 +116,9 @@ class DenseNet(nn.Module):
         check_positive("DenseNet", "bn_size", bn_size)
         check_choice("DenseNet", "stem", stem, _STEMS)
         if not 0 < compression <= 1:
-            raise ValueError(f"DenseNet: compression must be in (0, 1], got {compression!r}.")
+            raise ConfigError(f"DenseNet: compression must be in (0, 1], got {compression!r}.")
         if not block_config or any(n < 1 for n in block_config):
-            raise ValueError(
+            raise ConfigError(
                 f"DenseNet: block_config must be a non-empty tuple of positive layer counts, "
                 f"got {block_config!r}."
             )

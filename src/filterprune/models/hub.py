@@ -23,10 +23,12 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import FilterpruneError
+
 __all__ = ["HUBS", "HubError", "create_hub_model", "input_shape", "is_hub_name"]
 
 
-class HubError(ValueError):
+class HubError(FilterpruneError, ValueError):
     """A hub name that cannot be built: library missing, unknown model, or a download asked for."""
 
 

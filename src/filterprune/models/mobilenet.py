@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ._build import check_positive, init_weights, make_divisible
 from ._registry import register_model
 
@@ -93,7 +94,7 @@ class InvertedResidual(nn.Module):
     ) -> None:
         super().__init__()
         if stride not in (1, 2):
-            raise ValueError(f"InvertedResidual: stride must be 1 or 2, got {stride!r}.")
+            raise ConfigError(f"InvertedResidual: stride must be 1 or 2, got {stride!r}.")
         hidden = round(in_channels * expand_ratio)
         self.use_residual = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
@@ -146,7 +147,7 @@ class MobileNetV2(nn.Module):
         #: The (C, H, W) input the model is built for (see filterprune.models.input_shape).
         self.input_size = (in_channels, *((32, 32) if small_input else (224, 224)))
         if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
-            raise ValueError(f"MobileNetV2: divisor must be an integer >= 1, got {divisor!r}.")
+            raise ConfigError(f"MobileNetV2: divisor must be an integer >= 1, got {divisor!r}.")
 
         channels = make_divisible(_STEM_CHANNELS * width, divisor)
         last_channels = make_divisible(_LAST_CHANNELS * max(1.0, width), divisor)

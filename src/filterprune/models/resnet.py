@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ._build import check_choice, check_positive, init_weights, scale_channels
 from ._registry import register_model
 
@@ -149,7 +150,7 @@ class ResNet(nn.Module):
         self.input_size = (in_channels, *((224, 224) if stem == "imagenet" else (32, 32)))
         check_choice("ResNet", "stem", stem, _STEMS)
         if len(layers) != 4 or any(n < 1 for n in layers):
-            raise ValueError(f"ResNet: layers must be four positive block counts, got {layers!r}.")
+            raise ConfigError(f"ResNet: layers must be four positive block counts, got {layers!r}.")
 
         widths = [scale_channels(c, width) for c in _STAGE_WIDTHS]
         stem_channels = widths[0]

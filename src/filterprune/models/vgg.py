@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ._build import check_choice, check_positive, init_weights, scale_channels
 from ._registry import register_model
 
@@ -104,7 +105,7 @@ class VGG(nn.Module):
         self.input_size = (in_channels, *((224, 224) if head == "imagenet" else (32, 32)))
         check_choice("VGG", "head", head, _HEADS)
         if not any(item != "M" for item in config):
-            raise ValueError(f"VGG: config must contain at least one conv width, got {config!r}.")
+            raise ConfigError(f"VGG: config must contain at least one conv width, got {config!r}.")
 
         self.features = _make_features(
             tuple(config), in_channels=in_channels, width=width, batch_norm=batch_norm

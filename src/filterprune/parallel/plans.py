@@ -9,11 +9,12 @@ from typing import Any
 
 import torch.distributed as dist
 
+from ..errors import FilterpruneError
 from ..plan import Plan
 from .process import DEFAULT_TIMEOUT, as_timedelta, is_distributed, process_index, world_size
 
 
-class DistributedMismatchError(RuntimeError):
+class DistributedMismatchError(FilterpruneError, RuntimeError):
     """Ranks disagree (different plans) or did not all reach the same collective in time.
 
     Attributes:

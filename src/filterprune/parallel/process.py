@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from ..errors import SetupError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TIMEOUT = timedelta(minutes=5)
@@ -67,7 +69,7 @@ def init_from_env(*, backend: str | None = None, timeout: float | timedelta | No
         return False
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise RuntimeError(
+        raise SetupError(
             f"WORLD_SIZE={os.environ['WORLD_SIZE']} but {', '.join(missing)} not set; launch with "
             "torchrun (e.g. torchrun --nproc-per-node 2 script.py) or set them yourself"
         )

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..errors import SetupError
+
 
 def all_reduce_sums(sums: dict[str, torch.Tensor], counts: dict[str, float]):
     """Sum ``sums`` and ``counts`` over all ranks, after checking every rank observed the same.
@@ -55,7 +57,7 @@ def _check_same_modules(observed: list[tuple[str, tuple[int, ...]]]) -> None:
         details.append(f"'{n}' has shape {mine[n]} on rank 0 but {theirs[n]} on rank {first}")
     if not mine or not theirs:
         details.append("a rank without ranking batches observes nothing")
-    raise RuntimeError(
+    raise SetupError(
         f"ranking statistics cannot be all-reduced: rank(s) {bad} observed other modules than "
         f"rank 0 ({'; '.join(details)}). Every rank must rank the same model, with at least one "
         "ranking batch, and every observed layer must take part in each rank's loss"

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import SetupError
 from .process import is_distributed
 
 # Wrappers whose ``.module`` is the user's model, by class name (no optional imports needed).
@@ -86,7 +87,7 @@ def rewrap_ddp(module: nn.Module, **ddp_kwargs: Any) -> nn.parallel.DistributedD
             module's CUDA device, or none on CPU); see :func:`ddp_kwargs_of`.
     """
     if not is_distributed():
-        raise RuntimeError(
+        raise SetupError(
             "rewrap_ddp needs an initialised process group (torch.distributed.init_process_group, "
             "or launch with torchrun); without one, use the unwrapped module directly"
         )

@@ -124,7 +124,9 @@ def _class_splits(root: Path) -> tuple[Path, Path | None]:
     return root, None
 
 
-def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: int):
+def _folder(
+    task_name: str, root: Path, size: int, val_fraction: float, seed: int, resize_masks: bool
+):
     from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
 
     if not root.is_dir():
@@ -151,7 +153,9 @@ def _folder(task_name: str, root: Path, size: int, val_fraction: float, seed: in
         return Subset(full, sorted(order[n_val:])), Subset(full, sorted(order[:n_val]))
     for images, masks in (("train", "train_masks"), ("images", "masks")):
         if (root / images).is_dir() and (root / masks).is_dir():
-            full = CarvanaDataset(root / images, root / masks, image_size=size)
+            full = CarvanaDataset(
+                root / images, root / masks, image_size=size, resize_masks=resize_masks
+            )
             train_idx, val_idx = split_by_object_id(full.ids, val_fraction, seed)
             return Subset(full, train_idx), Subset(full, val_idx)
     raise RecipeError(
@@ -171,6 +175,7 @@ def load_data(
     limit: int | None = None,
     seed: int | None = None,
     saved: dict[str, Any] | None = None,
+    resize_masks: bool = False,
 ) -> Data:
     """Datasets and loaders for ``task_name`` (``"classify"`` or ``"segment"``).
 
@@ -186,6 +191,8 @@ def load_data(
         limit: Use at most this many training and validation samples.
         seed: Split seed (default: ``saved``'s, else 0).
         saved: Settings stored in a model.json (``Data.settings`` of an earlier call).
+        resize_masks: Segment folders: resize a mask whose size differs from its image (by
+            default that is an error naming both files).
 
     Under torchrun the training loader yields this rank's shard (a ``DistributedSampler``); the
     validation loader holds the whole validation set on every rank.
@@ -215,7 +222,7 @@ def load_data(
         if settings["data_args"]:
             raise RecipeError("--data-arg only applies to --data builtin")
         root = Path(settings["data"])
-        train, val = _folder(task_name, root, size, settings["val_fraction"], seed)
+        train, val = _folder(task_name, root, size, settings["val_fraction"], seed, resize_masks)
     if limit is not None:
         if limit < 1:
             raise RecipeError(f"--limit must be >= 1, got {limit}")

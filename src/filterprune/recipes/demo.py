@@ -10,7 +10,6 @@ per-layer tables are printed and written with plots and a summary page.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from .._atomic import atomic_write_bytes, atomic_write_json
+from ..errors import ConfigError
 from ..loop import PruneConfig, run_pruning
 from ..models import create_model
+from ..store.files import atomic_write_bytes, atomic_write_json
+from ..store.load import load_state_dict_strict
+from ..store.owned import record_files, remove_recorded
+from ..store.weights import read_weights, state_dict_bytes
 from ..tasks import builtin_data, get_task
 
 
@@ -69,6 +72,7 @@ PRESETS: dict[tuple[str, str], Preset] = {
 }  # fmt: skip
 
 SIZES = ("full", "quick", "smoke")
+DEMO_RECORD = "demo.json"  # written last: the files of a finished demo, which the next replaces
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,9 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         if self.task not in ("segment", "classify"):
-            raise ValueError(f"task must be 'segment' or 'classify', got {self.task!r}")
+            raise ConfigError(f"task must be 'segment' or 'classify', got {self.task!r}")
         if self.size not in SIZES:
-            raise ValueError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
+            raise ConfigError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
         if self.run_dir is None:
             object.__setattr__(self, "run_dir", Path(f"runs/demo-{self.task}"))
 
@@ -108,15 +112,13 @@ class DemoConfig:
 
 
 def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.nn.Module:
-    from safetensors.torch import load_file, save
-
     p = config.preset
     torch.manual_seed(config.seed)
     model = create_model(p.model, **p.model_kwargs)
     key = f"{config.task}-{config.size}-seed{config.seed}"
     weights = Path(config.cache_dir) / f"{key}.safetensors"
     if weights.exists():
-        model.load_state_dict(load_file(str(weights)))
+        load_state_dict_strict(model, read_weights(weights), source=str(weights))
         say(f"baseline: reusing {weights}")
         return model
     say(f"baseline: training {p.model} for {p.baseline_steps} steps on built-in data")
@@ -129,7 +131,7 @@ def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.
         optimizer="adam",
         progress=config.progress,
     )
-    atomic_write_bytes(weights, save({k: v.contiguous() for k, v in model.state_dict().items()}))
+    atomic_write_bytes(weights, state_dict_bytes(model))
     metrics = task.evaluate(model, val_loader)
     say(f"baseline: {metrics} after {time.perf_counter() - start:.0f} s (cached in {weights})")
     return model
@@ -137,13 +139,31 @@ def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.
 
 def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
     """Run the demo end to end and return the loop's :class:`~filterprune.loop.RunResult`."""
-    from .. import report
 
     config = config or DemoConfig()
     p = config.preset
-    if (Path(config.run_dir) / "demo.json").exists():  # a previous demo run: start over
-        shutil.rmtree(config.run_dir)
+    # a previous demo's files are removed; a folder holding anything else is refused
+    remove_recorded(config.run_dir, DEMO_RECORD, option="--run-dir")
     start = time.perf_counter()
+    try:
+        return _run(config, p, start, echo)
+    except BaseException:  # stopped (Ctrl-C, an error): the next demo may still start over here
+        if Path(config.run_dir).is_dir() and not (Path(config.run_dir) / DEMO_RECORD).exists():
+            _record(config, {"stop_reason": "interrupted"})
+        raise
+
+
+def _record(config: DemoConfig, fields: dict[str, Any]) -> None:
+    files = record_files(config.run_dir, skip=(DEMO_RECORD,))  # what the next demo removes
+    atomic_write_json(
+        Path(config.run_dir, DEMO_RECORD),
+        {"task": config.task, "size": config.size, **fields, "files": files},
+    )
+
+
+def _run(config: DemoConfig, p: Preset, start: float, echo: Any) -> Any:
+    from .. import report
+
     task = get_task(config.task)
     train, val = builtin_data(config.task, seed=config.seed, **p.data_kwargs)
     gen = torch.Generator().manual_seed(config.seed)
@@ -195,15 +215,7 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
     echo(report.to_markdown(result.layer_table()))
     written = write_run_report(config.run_dir)
     elapsed = time.perf_counter() - start
-    atomic_write_json(
-        Path(config.run_dir, "demo.json"),
-        {
-            "task": config.task,
-            "size": config.size,
-            "seconds": elapsed,
-            "stop_reason": result.stop_reason,
-        },
-    )
+    _record(config, {"seconds": elapsed, "stop_reason": result.stop_reason})
     echo(f"\nstopped: {result.stop_message}; total {elapsed:.0f} s")
     summary = next((f for f in written.files if f.name == "summary.md"), None)
     echo(f"pruned model and checkpoints: {config.run_dir}; summary: {summary}")

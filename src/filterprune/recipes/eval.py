@@ -27,6 +27,7 @@ def evaluate_saved(
     spec: str | Path | None = None,
     latency: bool = False,
     device: str = "cpu",
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """Metrics on the validation data, parameters, MACs (one input) and size of a saved model.
 
@@ -38,6 +39,8 @@ def evaluate_saved(
         latency: Also time a forward pass (median, milliseconds; alone, so no speed-up: see
             :func:`compare_saved`).
         device: Where to evaluate.
+        trust_code: Allow ``model`` to be ``module:function`` (importing the module runs its
+            code; the CLI's ``--trust-model-code``). Never needed for built-in models.
 
     Returns:
         ``{"metrics": {...}, "params": int, "macs": int, "size_mb": float}`` (and
@@ -45,7 +48,7 @@ def evaluate_saved(
     """
     net, out, data = _evaluated(
         load, data, model=model, model_args=model_args, task=task, channel_txt=channel_txt,
-        spec=spec, device=device,
+        spec=spec, device=device, trust_code=trust_code,
     )  # fmt: skip
     if latency:
         from .. import measure
@@ -64,6 +67,7 @@ def _evaluated(
     channel_txt: str | Path | None,
     spec: str | Path | None,
     device: str,
+    trust_code: bool = False,
 ) -> tuple[Any, dict[str, Any], Data]:
     """The rebuilt model, its metrics/params/MACs/size and the data it was evaluated on."""
     from .. import measure
@@ -72,7 +76,7 @@ def _evaluated(
     if data is None:
         data = load_data(info["task"], saved=info.get("data"))
     kwargs = default_model_args(info["model"], info["task"], data, info["model_args"])
-    factory = model_factory(info["model"], kwargs)
+    factory = model_factory(info["model"], kwargs, trust_code=trust_code)
     net, _ = load_model(
         Path(load), factory, data.example, channel_txt=channel_txt, spec=spec, device=device
     )
@@ -102,6 +106,7 @@ def compare_saved(
     rounds: int = 5,
     repeats: int = 10,
     device: str = "cpu",
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """A/B of two saved models: both evaluated on the same data, then timed side by side.
 
@@ -116,6 +121,7 @@ def compare_saved(
             rounds in this process, same threads and inputs).
         batch_sizes, threads, rounds, repeats: The timing settings (see ``compare_latency``).
         device: Where to evaluate and time.
+        trust_code: Allow ``model`` to be ``module:function`` (see :func:`evaluate_saved`).
 
     Returns:
         ``{"original": {...}, "model": {...}}`` with each model's ``metrics``, ``params``,
@@ -124,6 +130,7 @@ def compare_saved(
         latencies, the speed-up with its round range and flags).
     """
     common = {"model": model, "model_args": model_args, "task": task, "device": device}
+    common["trust_code"] = trust_code
     net_b, out_b, data = _evaluated(load, data, channel_txt=channel_txt, spec=spec, **common)
     net_a, out_a, _ = _evaluated(original, data, channel_txt=None, spec=None, **common)
     result: dict[str, Any] = {"original": out_a, "model": out_b}

@@ -15,18 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._atomic import atomic_write_json
-from ..loop import (
-    load,
-    plan_from_widths,
-    read_channel_txt,
-    read_spec,
-)
-from ..loop.checkpoint import read_json
 from ..loop.describe import MODEL_JSON, MODEL_NOTE
-from ..loop.widths import channel_widths
+from ..loop.widths import channel_widths, plan_from_widths
+from ..models._factory import UntrustedCodeError, is_builtin
 from ..models._user_code import import_user_module
 from ..plan import Plan
+from ..store.channels import read_channel_txt, read_spec
+from ..store.load import load
+from ..store.model_json import read_model_json as _read_model_json
+from ..store.model_json import write_model_json as _write_model_json
 from .errors import RecipeError
 
 __all__ = [
@@ -41,11 +38,15 @@ __all__ = [
 ]
 
 
-def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
+def model_factory(
+    spec: str, kwargs: dict[str, Any], *, trust_code: bool = False
+) -> Callable[[], nn.Module]:
     """A zero-argument factory for a built-in model, a hub name or a ``module:function`` path.
 
     Hub names (``torchvision:resnet18``, ``timm:convnext_atto``) go through the fixed table of
-    :mod:`filterprune.models.hub`, never through an import of the text itself.
+    :mod:`filterprune.models.hub`, never through an import of the text itself. A
+    ``module:function`` imports the module, which runs its code: it is refused unless
+    ``trust_code`` (the CLI's ``--trust-model-code``).
     """
     from ..models import HubError, create_hub_model, is_hub_name
 
@@ -59,6 +60,12 @@ def model_factory(spec: str, kwargs: dict[str, Any]) -> Callable[[], nn.Module]:
 
     elif ":" in spec:
         module_name, _, attr = spec.rpartition(":")
+        if not trust_code:
+            raise UntrustedCodeError(
+                f"--model {spec} would import module {module_name!r} and run its code; add "
+                "--trust-model-code (Python: trust_code=True) if you trust it, or use a "
+                "built-in model"
+            )
         try:
             module = import_user_module(module_name)
         except ImportError as exc:
@@ -105,7 +112,7 @@ def find_model_json(path: Path | None) -> Path | None:
 def read_model_json(path: Path | None) -> dict[str, Any]:
     """The model description next to ``path`` (see :func:`find_model_json`); ``{}`` if none."""
     found = find_model_json(path)
-    return read_json(found, what="model description") if found is not None else {}
+    return _read_model_json(found) if found is not None else {}
 
 
 def saved_model(
@@ -118,15 +125,30 @@ def saved_model(
 ) -> dict[str, Any]:
     """model.json next to ``load`` with ``model``/``model_args``/``task`` on top.
 
+    A model named only in model.json must be a built-in or hub one: a ``module:function``
+    written in a file is never imported; the caller names it (``model=``, the CLI's
+    ``--model ... --trust-model-code``). Given the same ``model`` as the file, the file's
+    arguments are kept under ``model_args``.
+
     Raises:
         RecipeError: Neither names the model (or, with ``require_task``, the task); the message
             points at the run's ``MODEL.txt`` when a Python run left one.
+        UntrustedCodeError: model.json names code and ``model`` is not given.
     """
-    info = read_model_json(Path(load)) if load is not None else {}
+    found = find_model_json(Path(load)) if load is not None else None
+    info = _read_model_json(found) if found is not None else {}
     if model is not None:
-        info = {**info, "model": model, "model_args": dict(model_args or {})}
-    elif model_args:
-        info["model_args"] = {**info.get("model_args", {}), **model_args}
+        saved = info.get("model_args", {}) if info.get("model") == model else {}
+        info = {**info, "model": model, "model_args": {**saved, **dict(model_args or {})}}
+    else:
+        if model_args:
+            info["model_args"] = {**info.get("model_args", {}), **model_args}
+        if "model" in info and not is_builtin(info["model"]):  # never import code a file names
+            raise UntrustedCodeError(
+                f"{found} names the model factory {info['model']!r}, which is not a built-in "
+                "model; filterprune never imports code named in a file. If you trust that code, "
+                f"name it yourself: --model {info['model']} --trust-model-code"
+            )
     if "model" not in info:
         where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
         note = _model_note(load)
@@ -153,8 +175,8 @@ def _model_note(load: str | Path | None) -> Path | None:
 
 
 def write_model_json(folder: Path, info: dict[str, Any]) -> None:
-    """Write ``folder/model.json`` atomically."""
-    atomic_write_json(Path(folder) / MODEL_JSON, info)
+    """Write ``folder/model.json`` atomically (its fields are checked when read back)."""
+    _write_model_json(folder, info)
 
 
 def widths_plan(
@@ -209,8 +231,8 @@ def load_model(
     The plan comes from ``channel_txt`` or ``spec`` when given, else from the checkpoint's
     ``plan.json`` (none: the full architecture).
     """
-    from ..loop import resolve_checkpoint
-    from ..loop.checkpoint import read_plan
+    from ..store.checkpoint import read_plan
+    from ..store.load import resolve_checkpoint
 
     plan = widths_plan(factory, example, channel_txt=channel_txt, spec=spec)
     model = load(path, factory, plan=plan, device=device)

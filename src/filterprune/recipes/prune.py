@@ -14,11 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .._atomic import discard_on_error
 from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
 from ..loop.widths import channel_list, write_channel_txt
 from ..models._user_code import stable_spec
 from ..parallel import is_main_process
+from ..store.owned import discard_on_error
 from .data import Data, default_model_args, load_data
 from .errors import RecipeError
 from .models import MODEL_JSON, load_model, model_factory, saved_model, write_model_json
@@ -63,13 +63,14 @@ def prune_saved(
     spec: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    trust_code: bool = False,
 ) -> RunResult:
     """Prune the model saved at ``load`` iteratively, checkpointing into ``run_dir``.
 
     Args:
         load: A checkpoint folder (from ``train``), a run folder or a ``.safetensors`` file.
         run_dir: The run folder; it receives the checkpoints, ``model.json`` (so that ``eval``,
-            ``report`` and :func:`filterprune.loop.load` can rebuild the model), ``channels.txt``
+            ``report`` and :func:`filterprune.load` can rebuild the model), ``channels.txt``
             and the report tables.
         config: The pruning settings (default :class:`~filterprune.loop.PruneConfig`).
         data: From :func:`load_data`; default: the settings saved in model.json.
@@ -80,6 +81,8 @@ def prune_saved(
             :func:`filterprune.recipes.widths_plan`).
         resume: Continue the run in ``run_dir``.
         progress: Progress bars and log lines.
+        trust_code: Allow ``model`` to be ``module:function`` (importing the module runs its
+            code; the CLI's ``--trust-model-code``). Never needed for built-in models.
 
     Returns:
         The loop's :class:`~filterprune.loop.RunResult`.
@@ -94,7 +97,7 @@ def prune_saved(
     if optimizer is None:
         optimizer = Optimizer.from_dict(info.get("training"), source=f"{load} {MODEL_JSON}")
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
-    factory = model_factory(info["model"], kwargs)
+    factory = model_factory(info["model"], kwargs, trust_code=trust_code)
     net, plan = load_model(load, factory, data.example, channel_txt=channel_txt, spec=spec)
     hooks = task_callbacks(
         data.task,

@@ -13,16 +13,19 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_write_json
-from ..loop import save, seed_everything
+from ..loop import seed_everything
 from ..loop.callbacks import EpochLoader
 from ..models._user_code import stable_spec
 from ..parallel import is_distributed, is_main_process, rewrap_ddp
+from ..plan import Plan
+from ..store.checkpoint import is_own_checkpoint, write_checkpoint_dir
+from ..store.model_json import MODEL_JSON
+from ..store.weights import state_dict_bytes
 from .data import Data, default_model_args
 from .errors import RecipeError
-from .models import model_factory, write_model_json
+from .models import model_factory
 
-__all__ = ["Optimizer", "TrainResult", "train_baseline"]
+__all__ = ["Optimizer", "TrainResult", "check_out", "train_baseline"]
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -80,6 +83,23 @@ class TrainResult:
     out: Path
 
 
+def check_out(out: str | Path, *, overwrite: bool) -> None:
+    """Refuse an ``out`` that exists, unless ``overwrite`` and filterprune wrote it."""
+    out = Path(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not overwrite:
+        raise RecipeError(
+            f"--out {out} already exists; add --overwrite to replace it (only a checkpoint "
+            "folder filterprune wrote is replaced) or choose another --out"
+        )
+    if not is_own_checkpoint(out):
+        raise RecipeError(
+            f"--out {out} is not a checkpoint folder filterprune wrote (or holds other files); "
+            "it is left untouched: choose another --out"
+        )
+
+
 def train_baseline(
     model: str,
     data: Data,
@@ -92,6 +112,8 @@ def train_baseline(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    overwrite: bool = False,
+    trust_code: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data`` with the task's loss, evaluate it and save it into ``out``.
 
@@ -110,12 +132,17 @@ def train_baseline(
         seed: Seeds the initialisation and the batch order.
         device: Where to train.
         progress: Show a progress bar.
+        overwrite: Replace ``out`` if it is a baseline filterprune wrote (never other folders);
+            without it an existing ``out`` is an error, raised before any training.
+        trust_code: Allow ``model`` to be ``module:function`` (importing the module runs its
+            code; the CLI's ``--trust-model-code``). Never needed for built-in models.
     """
+    check_out(out, overwrite=overwrite)  # before any training
     optimizer = optimizer or Optimizer()
     seed_everything(seed, "train")
     task_name = data.task.name
     kwargs = default_model_args(model, task_name, data, dict(model_args or {}))
-    net = model_factory(model, kwargs)().to(device)
+    net = model_factory(model, kwargs, trust_code=trust_code)().to(device)
     if steps is None and epochs is None:
         steps = 200
     done = data.task.finetune(
@@ -131,7 +158,6 @@ def train_baseline(
     if not is_main_process():  # rank 0 evaluates and saves its replica
         return TrainResult(steps=done, metrics={}, out=out)
     metrics = data.task.evaluate(net, data.val_loader, device=device)
-    save(net.to("cpu"), None, out)
     info = {
         "model": stable_spec(model),  # found again from any folder
         "model_args": kwargs,
@@ -140,6 +166,10 @@ def train_baseline(
         "data": data.settings,
         "training": optimizer.to_dict(),
     }
-    write_model_json(out, info)
-    atomic_write_json(out / "metrics.json", {"steps": done, "metrics": metrics})
+    write_checkpoint_dir(  # one folder, written whole: a crash leaves the old one or the new one
+        out,
+        weights=state_dict_bytes(net.to("cpu")),
+        plan=Plan(),
+        extra_json={MODEL_JSON: info, "metrics.json": {"steps": done, "metrics": metrics}},
+    )
     return TrainResult(steps=done, metrics=metrics, out=out)

@@ -22,6 +22,8 @@ from filterprune.report.export import (
 )
 from filterprune.report.tables import Column, Table
 
+from ..errors import ConfigError
+
 __all__ = ["DeployCheck", "check_deployment", "deployment_table"]
 
 logger = logging.getLogger(__name__)
@@ -107,7 +109,7 @@ def deployment_table(checks: Sequence[DeployCheck]) -> Table:
     a later one fails.
     """
     if not checks:
-        raise ValueError("deployment_table: checks is empty; pass at least one DeployCheck")
+        raise ConfigError("deployment_table: checks is empty; pass at least one DeployCheck")
     rows = []
     for check in checks:
         onnx = check.onnx

@@ -40,6 +40,8 @@ from filterprune.measure._forward import (
     to_device,
 )
 
+from ..errors import MissingDependencyError, SetupError
+
 __all__ = ["OnnxReport", "check_torch_export", "check_torchscript", "export_onnx"]
 
 logger = logging.getLogger(__name__)
@@ -139,11 +141,11 @@ def _run_exporter(
         return name, why
     detail = "; ".join(f"{n}: {type(e).__name__}: {_first_line(e)}" for n, e in errors)
     if all(isinstance(e, ModuleNotFoundError) for _, e in errors):
-        raise ImportError(
+        raise MissingDependencyError(
             f"export_onnx: an ONNX exporter dependency is missing ({detail}); "
             f"{_EXTRA_HINT} (the dynamo exporter also needs onnxscript)"
         )
-    raise RuntimeError(
+    raise SetupError(
         f"export_onnx: both ONNX exporters failed for {type(model).__name__}: {detail}"
     )
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from numbers import Real
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["KINDS", "NUMERIC_KINDS", "format_value", "metric_kinds"]
 
 NUMERIC_KINDS = (
@@ -82,7 +84,7 @@ def format_value(value: Any, kind: str) -> str:
         The text; ``"N/A"`` for ``None``; ``str(value)`` for text and non-numbers.
     """
     if kind not in KINDS:
-        raise ValueError(f"format_value: unknown kind {kind!r}; known: {KINDS}")
+        raise ConfigError(f"format_value: unknown kind {kind!r}; known: {KINDS}")
     if value is None:
         return "N/A"
     if kind == "text" or isinstance(value, bool) or not isinstance(value, Real):

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from filterprune._atomic import atomic_write_bytes
 from filterprune.report.tables import Table
+from filterprune.store.files import atomic_write_bytes
+
+from ..errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,7 +40,9 @@ def _new_figure(width: float, height: float) -> Figure:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as err:
-        raise ImportError("plots need matplotlib: pip install filterprune[report]") from err
+        raise MissingDependencyError(
+            "plots need matplotlib: pip install filterprune[report]"
+        ) from err
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -71,7 +75,7 @@ def plot_channels(
     """
     names = list(before)
     if not names:
-        raise ValueError("plot_channels: before is empty; nothing to plot")
+        raise ConfigError("plot_channels: before is empty; nothing to plot")
     figure = _new_figure(max(6.0, 0.35 * len(names) + 2), 4.0)
     ax = figure.add_subplot()
     xs = range(len(names))
@@ -160,7 +164,7 @@ def plot_metric_vs_macs(
     figure = _new_figure(6.0, 4.0)
     ax = figure.add_subplot()
     if not _metric_panel(ax, rows, metric, _macs, threshold):
-        raise ValueError(
+        raise ConfigError(
             f"plot_metric_vs_macs (metric {metric!r}): no row has both 'macs' and the metric"
         )
     ax.set_xlabel("MMACs (millions of multiply-accumulates)")
@@ -176,7 +180,7 @@ def plot_latency_vs_macs(rows: Rows, path: str | Path) -> tuple[Path, Path]:
     """
     points = _points(rows, lambda row: row.get("latency_ms"), _macs)
     if not points:
-        raise ValueError("plot_latency_vs_macs: no row has both 'macs' and 'latency_ms'")
+        raise ConfigError("plot_latency_vs_macs: no row has both 'macs' and 'latency_ms'")
     figure = _new_figure(6.0, 4.0)
     ax = figure.add_subplot()
     iqr = [(p[3].get("latency_iqr_ms") or 0.0) / 2 for p in points]
@@ -217,7 +221,7 @@ def plot_run_overview(
     figure = _new_figure(11.0 if timed else 6.0, 4.2)
     axes = figure.subplots(1, 2 if timed else 1, squeeze=False)[0]
     if not _metric_panel(axes[0], rows, metric, _macs, threshold):
-        raise ValueError(f"plot_run_overview: no row has both 'macs' and metric {metric!r}")
+        raise ConfigError(f"plot_run_overview: no row has both 'macs' and metric {metric!r}")
     axes[0].set_xlabel("MMACs")
     axes[0].set_title(f"{metric} vs compute")
     if timed:
@@ -252,7 +256,7 @@ def plot_score_distributions(
             over the layer's box (every channel at or below it in that layer was removed).
     """
     if not scores_by_iteration:
-        raise ValueError("plot_score_distributions: scores_by_iteration is empty")
+        raise ConfigError("plot_score_distributions: scores_by_iteration is empty")
     layers: list[str] = []
     for by_layer in scores_by_iteration.values():
         layers += [name for name in by_layer if name not in layers]

@@ -15,6 +15,8 @@ from typing import Any
 from filterprune.report.formatting import NUMERIC_KINDS, format_value
 from filterprune.report.tables import Column, Table
 
+from ..errors import ConfigError
+
 __all__ = ["table_from_json", "to_csv", "to_html", "to_json", "to_markdown"]
 
 
@@ -66,7 +68,7 @@ def table_from_json(text: str) -> Table:
         columns = [Column(c["key"], c["header"], c["kind"]) for c in data["columns"]]
         return Table(data["title"], columns, list(data["rows"]), list(data.get("notes", [])))
     except (KeyError, TypeError) as err:
-        raise ValueError(f"table_from_json: not a table written by to_json ({err!r})") from err
+        raise ConfigError(f"table_from_json: not a table written by to_json ({err!r})") from err
 
 
 def to_html(table: Table) -> str:

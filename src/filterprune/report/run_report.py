@@ -17,7 +17,9 @@ from typing import Any
 
 from torch import nn
 
-from .._atomic import atomic_write_text
+from ..errors import CheckpointError, ConfigError
+from ..store.files import atomic_write_text
+from ..store.rundir import row_key
 from .deploy import check_deployment, deployment_table
 from .plots import (
     plot_channels,
@@ -58,15 +60,14 @@ class RunReport:
 
 
 def _run_dir(path: str | Path) -> Any:
-    from ..loop.checkpoint import RunDir
+    from ..store.rundir import RunDir
 
     return RunDir(path)
 
 
 def _final_row(run: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     if run.exists():
-        final = run.read_state()["final"]
-        wanted: int | str = "final" if final == "final" else int(final.removeprefix("iter_"))
+        wanted = row_key(run.read_state()["final"])
         for row in reversed(rows):
             if row["iteration"] == wanted:
                 return row
@@ -75,7 +76,6 @@ def _final_row(run: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_tables(run_dir: str | Path) -> RunReport:
     """The per-iteration, per-layer and latency tables of a run folder (from ``log.jsonl``)."""
-    from ..loop.checkpoint import CheckpointError
     from .latency_table import latency_table
     from .tables import iteration_table, layer_table
 
@@ -120,7 +120,7 @@ def _some(scores: dict[int, Any], limit: int) -> dict[int, Any]:
 def _deploy(
     run_dir: Path, out: Path, factory: Callable[[], nn.Module], example_inputs: Any, threads: Any
 ) -> Any:
-    from ..loop.load import load
+    from ..store.load import load
 
     run = _run_dir(run_dir)
     checks = []
@@ -165,13 +165,13 @@ def write_run_report(
             (``model.onnx`` / ``original.onnx``) with onnxruntime parity and CPU latency when
             onnxruntime is installed, ``torch.export`` and TorchScript. Writes the ``deploy``
             table and ``deploy_checks.json``; needs ``model_factory`` and ``example_inputs``.
-        model_factory: Builds the original architecture (see :func:`filterprune.loop.load`).
+        model_factory: Builds the original architecture (see :func:`filterprune.store.load`).
         example_inputs: Input of the exported graphs, e.g. ``torch.randn(1, 3, 32, 32)``.
         onnx_threads: onnxruntime intra-op threads (``None``: ``torch.get_num_threads()``).
     """
 
     if deploy and (model_factory is None or example_inputs is None):
-        raise ValueError(
+        raise ConfigError(
             "write_run_report(deploy=True) needs model_factory (builds the original model) and "
             "example_inputs (e.g. torch.randn(1, 3, 32, 32)); the CLI reads both from model.json"
         )

@@ -7,9 +7,9 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from filterprune._atomic import atomic_write_text
 from filterprune.report.render import to_html, to_markdown
 from filterprune.report.tables import Table
+from filterprune.store.files import atomic_write_text
 
 __all__ = ["MAX_HTML_COLUMNS", "split_columns", "write_summary"]
 

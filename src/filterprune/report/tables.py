@@ -17,6 +17,8 @@ from typing import Any
 
 from filterprune.report.formatting import KINDS, format_value, metric_kinds
 
+from ..errors import ConfigError, UnknownNameError
+
 __all__ = ["ITERATION_KEYS", "Column", "Table", "iteration_table", "layer_table", "table_rows"]
 
 
@@ -37,7 +39,7 @@ class Column:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"Column {self.key!r}: unknown kind {self.kind!r}; known: {KINDS}")
+            raise ConfigError(f"Column {self.key!r}: unknown kind {self.kind!r}; known: {KINDS}")
 
 
 @dataclass
@@ -59,7 +61,9 @@ class Table:
     def column(self, key: str) -> list[Any]:
         """All values of the column ``key``."""
         if key not in {c.key for c in self.columns}:
-            raise KeyError(f"table {self.title!r} has no column {key!r}; columns: {self.keys}")
+            raise UnknownNameError(
+                f"table {self.title!r} has no column {key!r}; columns: {self.keys}"
+            )
         return [row.get(key) for row in self.rows]
 
     @property
@@ -119,12 +123,12 @@ def _reduction_pct(first: Any, value: Any) -> float | None:
 def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
     unknown = sorted(set(row) - set(ITERATION_KEYS))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"iteration_table: row {index} has unknown keys {unknown}; known keys: "
             f"{list(ITERATION_KEYS)}"
         )
     if "iteration" not in row:
-        raise ValueError(f"iteration_table: row {index} has no 'iteration' key")
+        raise ConfigError(f"iteration_table: row {index} has no 'iteration' key")
     metrics = row.get("metrics")
     if metrics is not None and not isinstance(metrics, Mapping):
         raise TypeError(
@@ -150,7 +154,7 @@ def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
     ):
         value = row.get(key)
         if value is not None and (not isinstance(value, Real) or value < 0):
-            raise ValueError(
+            raise ConfigError(
                 f"iteration_table: row {index} {key!r} must be a number >= 0 or None, got {value!r}"
             )
 
@@ -177,7 +181,7 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         the MAC reduction that became speed (1.0 = latency fell as much as MACs did).
     """
     if not rows:
-        raise ValueError("iteration_table: rows is empty; pass at least the original model's row")
+        raise ConfigError("iteration_table: rows is empty; pass at least the original model's row")
     rows = [_plain_row(row) for row in rows]
     for index, row in enumerate(rows):
         _check_iteration_row(index, row)
@@ -304,19 +308,19 @@ def layer_table(*, before: Mapping[str, int], after: Mapping[str, int]) -> Table
     missing = [name for name in before if name not in after]
     extra = [name for name in after if name not in before]
     if missing or extra:
-        raise ValueError(
+        raise ConfigError(
             f"layer_table: before and after must name the same layers; only in before:"
             f" {missing}, only in after: {extra} (use 0 for a fully removed layer)"
         )
     for name in before:
         b, a = before[name], after[name]
         if not isinstance(b, Integral) or not isinstance(a, Integral) or a < 0 or b < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"layer_table: layer {name!r} needs channel counts as ints >= 0, "
                 f"got before={b!r}, after={a!r}"
             )
         if a > b:
-            raise ValueError(
+            raise ConfigError(
                 f"layer_table: layer {name!r} has more channels after pruning "
                 f"({a}) than before ({b}); were before/after swapped?"
             )

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 from filterprune._progress import progress
 
+from ..errors import MissingDependencyError
+
 T = TypeVar("T")
 
 _PIP_NAMES = {"numpy": "numpy", "PIL": "pillow", "sklearn": "scikit-learn"}
@@ -36,7 +38,7 @@ def require(module: str, *, feature: str) -> ModuleType:
     except ImportError as err:
         top = module.split(".")[0]
         pip_name = _PIP_NAMES.get(top, top)
-        raise ImportError(
+        raise MissingDependencyError(
             f"{feature} needs the optional package {pip_name!r}, which is not installed. "
             "Install it with: pip install filterprune[data]"
         ) from err

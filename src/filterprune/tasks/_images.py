@@ -8,6 +8,8 @@ import torch
 
 from filterprune.tasks._deps import require
 
+from ..errors import ConfigError, UnreadableFileError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 Size = int | tuple[int, int]
@@ -22,7 +24,7 @@ def as_hw(size: Size, *, option: str) -> tuple[int, int]:
         or len(size) != 2
         or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
     ):
-        raise ValueError(
+        raise ConfigError(
             f"{option} must be a positive int or a (height, width) tuple of positive ints, "
             f"got {size!r}; use e.g. {option}=64."
         )
@@ -36,7 +38,7 @@ def _open(path: Path, *, mode: str, owner: str):
             image.load()
             return image.convert(mode)
     except (OSError, SyntaxError, ValueError) as err:
-        raise OSError(
+        raise UnreadableFileError(
             f"{owner}: cannot read image file {str(path)!r} ({type(err).__name__}: {err}). "
             "Replace it with a valid PNG/JPEG/GIF or delete it."
         ) from err
@@ -74,7 +76,7 @@ def image_size_of(path: Path, *, owner: str) -> tuple[int, int]:
         with image_mod.open(path) as image:
             width, height = image.size
     except (OSError, SyntaxError, ValueError) as err:
-        raise OSError(
+        raise UnreadableFileError(
             f"{owner}: cannot read image file {str(path)!r} ({type(err).__name__}: {err}). "
             "Replace it with a valid PNG/JPEG/GIF or delete it."
         ) from err

@@ -12,6 +12,8 @@ from filterprune.tasks.digits import DigitsConfig, digits_datasets
 from filterprune.tasks.metrics import ClassificationMeter
 from filterprune.tasks.task import Task, register_task
 
+from ..errors import ConfigError
+
 
 @register_task("classify")
 class ClassificationTask(Task):
@@ -28,7 +30,7 @@ class ClassificationTask(Task):
 
     def __init__(self, *, label_smoothing: float = 0.0) -> None:
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"classify task: label_smoothing must be in [0, 1), got {label_smoothing!r}."
             )
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -37,7 +39,7 @@ class ClassificationTask(Task):
         self, output: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if output.ndim != 2:
-            raise ValueError(
+            raise ConfigError(
                 f"classify task: the model must return logits of shape (N, num_classes), got "
                 f"{tuple(output.shape)}; for masks use the 'segment' task."
             )

@@ -14,6 +14,8 @@ from torch.utils.data import TensorDataset
 
 from filterprune.tasks._deps import require
 
+from ..errors import ConfigError
+
 DIGITS_NUM_CLASSES = 10
 DIGITS_MEAN = 0.5
 DIGITS_STD = 0.5
@@ -37,12 +39,12 @@ class DigitsConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.image_size, int) or self.image_size < 8:
-            raise ValueError(
+            raise ConfigError(
                 f"DigitsConfig.image_size must be an int >= 8 (pixels), got {self.image_size!r}; "
                 "use e.g. 32."
             )
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"DigitsConfig.val_fraction must be in (0, 1), got {self.val_fraction!r}; use e.g. 0.2."
             )
 

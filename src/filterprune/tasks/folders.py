@@ -24,6 +24,8 @@ from filterprune.tasks._images import (
 )
 from filterprune.tasks.splits import split_by_object_id
 
+from ..errors import DataError, MissingFileError
+
 __all__ = ["CarvanaDataset", "ImageFolderDataset", "split_by_object_id"]
 
 MASK_SUFFIXES = (".gif", ".png")
@@ -36,7 +38,7 @@ def _image_files(folder: Path) -> list[Path]:
 def _check_dir(path: Path, *, option: str, owner: str) -> None:
     if not path.is_dir():
         what = "is not a folder" if path.exists() else "does not exist"
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{owner}: {option} {str(path)!r} {what}; pass the folder that holds the images."
         )
 
@@ -72,7 +74,7 @@ class ImageFolderDataset(Dataset):
         _check_dir(self.root, option="root", owner="ImageFolderDataset")
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         if not self.classes:
-            raise ValueError(
+            raise DataError(
                 f"ImageFolderDataset: root {str(self.root)!r} is empty (no class sub-folders); "
                 "expected root/CLASS_NAME/image.png with one sub-folder per class."
             )
@@ -80,7 +82,7 @@ class ImageFolderDataset(Dataset):
         for label, name in enumerate(self.classes):
             files = _image_files(self.root / name)
             if not files:
-                raise ValueError(
+                raise DataError(
                     f"ImageFolderDataset: class folder {str(self.root / name)!r} holds no images "
                     f"(looked for {', '.join(IMAGE_SUFFIXES)}); add images or remove the folder."
                 )
@@ -113,6 +115,8 @@ class CarvanaDataset(Dataset):
             ``None`` or 1.0 keeps the size.
         image_size: Fixed output size instead of ``scale``: an int (square) or ``(height, width)``.
         augment: Random horizontal flip (image and mask together) with probability 0.5.
+        resize_masks: Resize a mask whose size differs from its image's (nearest neighbour);
+            by default such a pair is an error naming both files.
 
     Attributes:
         ids: Image names without suffix, sorted.
@@ -130,16 +134,16 @@ class CarvanaDataset(Dataset):
         scale: float | None = None,
         image_size: Size | None = None,
         augment: bool = False,
+        resize_masks: bool = False,
     ) -> None:
         owner = "CarvanaDataset"
+        self.resize_masks = resize_masks
         if scale not in (None, 1.0) and image_size is not None:
-            raise ValueError(
+            raise DataError(
                 f"{owner}: pass scale or image_size, not both (got {scale=}, {image_size=})."
             )
         if scale is not None and not 0.0 < scale <= 1.0:
-            raise ValueError(
-                f"{owner}: scale must be in (0, 1], got {scale!r}; use e.g. scale=0.5."
-            )
+            raise DataError(f"{owner}: scale must be in (0, 1], got {scale!r}; use e.g. scale=0.5.")
         self.size_hw = (
             None if image_size is None else as_hw(image_size, option=f"{owner} image_size")
         )
@@ -150,7 +154,7 @@ class CarvanaDataset(Dataset):
         _check_dir(self.masks_dir, option="masks_dir", owner=owner)
         images = _image_files(self.images_dir)
         if not images:
-            raise ValueError(
+            raise DataError(
                 f"{owner}: images_dir {str(self.images_dir)!r} holds no images "
                 f"(looked for {', '.join(IMAGE_SUFFIXES)})."
             )
@@ -162,7 +166,7 @@ class CarvanaDataset(Dataset):
             candidate = self.masks_dir / f"{image.stem}_mask{suffix}"
             if candidate.is_file():
                 return candidate
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"CarvanaDataset: image {str(image)!r} has no mask; expected "
             f"{str(self.masks_dir / (image.stem + '_mask.gif'))!r} (or .png). "
             "Add the mask or remove the image."
@@ -176,11 +180,23 @@ class CarvanaDataset(Dataset):
         height, width = image_size_of(image, owner="CarvanaDataset")
         return max(1, int(height * self.scale)), max(1, int(width * self.scale))
 
+    def _check_sizes(self, image: Path, mask: Path) -> None:
+        owner = "CarvanaDataset"
+        (ih, iw), (mh, mw) = image_size_of(image, owner=owner), image_size_of(mask, owner=owner)
+        if (ih, iw) != (mh, mw):
+            raise DataError(
+                f"{owner}: mask {str(mask)!r} is {mw}x{mh} pixels but its image {str(image)!r} is "
+                f"{iw}x{ih}; fix the mask, or resize masks to their images with --resize-masks "
+                "(Python: resize_masks=True)"
+            )
+
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_path, mask_path = self.pairs[index]
+        if not self.resize_masks:
+            self._check_sizes(image_path, mask_path)
         size_hw = self._output_hw(image_path)
         image = load_rgb(image_path, size_hw=size_hw, owner="CarvanaDataset")
         mask = load_mask(mask_path, size_hw=image.shape[-2:], owner="CarvanaDataset")

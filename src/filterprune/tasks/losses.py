@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 
 def soft_dice_loss(
     logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1.0
@@ -39,7 +41,7 @@ class BCEDiceLoss(nn.Module):
     def __init__(self, *, dice_weight: float = 0.0) -> None:
         super().__init__()
         if dice_weight < 0:
-            raise ValueError(f"BCEDiceLoss: dice_weight must be >= 0, got {dice_weight!r}.")
+            raise ConfigError(f"BCEDiceLoss: dice_weight must be >= 0, got {dice_weight!r}.")
         self.dice_weight = dice_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

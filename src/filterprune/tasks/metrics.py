@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 
 def _check_classification(logits: torch.Tensor, targets: torch.Tensor, *, name: str) -> None:
     if logits.ndim != 2 or targets.ndim != 1 or logits.shape[0] != targets.shape[0]:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: expected logits (N, C) and integer targets (N,), got {tuple(logits.shape)} "
             f"and {tuple(targets.shape)}."
         )
@@ -42,7 +44,7 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, *, k: int) -> torc
     """
     _check_classification(logits, targets, name="topk_accuracy")
     if not 1 <= k <= logits.shape[1]:
-        raise ValueError(
+        raise ConfigError(
             f"topk_accuracy: k must be in [1, number of classes = {logits.shape[1]}], got {k}."
         )
     top = logits.topk(k, dim=1).indices  # (N, k)
@@ -69,7 +71,7 @@ def binarize(
 ) -> torch.Tensor:
     """Turn predictions into a bool mask: ``sigmoid(pred) > threshold`` (or ``pred > threshold``)."""
     if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold!r}; use e.g. 0.5.")
+        raise ConfigError(f"threshold must be in (0, 1), got {threshold!r}; use e.g. 0.5.")
     probs = torch.sigmoid(pred) if from_logits else pred
     return probs > threshold
 
@@ -79,12 +81,12 @@ def _overlaps(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-image ``|A∩B|``, ``|A|``, ``|B|`` as float64 ``(N,)``."""
     if pred.shape != target.shape or pred.ndim < 2:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: prediction and target must have the same shape (N, 1, H, W) or (N, H, W), "
             f"got {tuple(pred.shape)} and {tuple(target.shape)}."
         )
     if pred.ndim == 4 and pred.shape[1] != 1:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: only binary masks (one channel) are supported, got {pred.shape[1]} channels."
         )
     a = binarize(pred, threshold=threshold, from_logits=from_logits).flatten(1).double()
@@ -161,7 +163,7 @@ class _Meter:
     def compute(self) -> dict[str, float]:
         """Per-sample averages over all updates, e.g. ``{"dice": 0.93, "iou": 0.88, "loss": 0.1}``."""
         if self.count == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__}.compute(): no samples seen; call update() first."
             )
         return {name: total / self.count for name, total in self._sums.items()}

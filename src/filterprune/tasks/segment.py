@@ -11,6 +11,8 @@ from filterprune.tasks.splits import split_by_object_id
 from filterprune.tasks.synthetic import SyntheticCarsConfig, make_synthetic_cars
 from filterprune.tasks.task import Task, register_task
 
+from ..errors import ConfigError
+
 
 @register_task("segment")
 class SegmentationTask(Task):
@@ -28,7 +30,7 @@ class SegmentationTask(Task):
 
     def __init__(self, *, dice_weight: float = 0.0, threshold: float = 0.5) -> None:
         if not 0.0 < threshold < 1.0:
-            raise ValueError(f"segment task: threshold must be in (0, 1), got {threshold!r}.")
+            raise ConfigError(f"segment task: threshold must be in (0, 1), got {threshold!r}.")
         self.criterion = BCEDiceLoss(dice_weight=dice_weight)
         self.threshold = threshold
 
@@ -40,7 +42,7 @@ class SegmentationTask(Task):
         if target.ndim == 3:
             target = target.unsqueeze(1)
         if output.ndim != 4 or output.shape[1] != 1 or output.shape != target.shape:
-            raise ValueError(
+            raise ConfigError(
                 f"segment task: the model must return one-channel logits (N, 1, H, W) matching the "
                 f"masks; got output {tuple(output.shape)} for masks {tuple(target.shape)}."
             )

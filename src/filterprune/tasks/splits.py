@@ -7,6 +7,8 @@ from collections.abc import Hashable, Sequence
 
 import torch
 
+from ..errors import ConfigError
+
 
 def object_key(item: object) -> Hashable:
     """Group key of one id: ``"CARID_VIEW"`` -> ``"CARID"``; other values are their own key.
@@ -38,7 +40,7 @@ def split_by_object_id(
         ``(train_indices, val_indices)``, each sorted ascending, disjoint, covering ``range(len(ids))``.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(
+        raise ConfigError(
             f"split_by_object_id: val_fraction must be in [0, 1), got {val_fraction!r}; use e.g. 0.2."
         )
     groups: dict[Hashable, list[int]] = {}
@@ -49,7 +51,7 @@ def split_by_object_id(
     total = sum(len(members) for members in groups.values())
     target = val_fraction * total
     if val_fraction > 0 and len(keys) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"split_by_object_id: all {total} samples belong to {len(keys)} object(s), so no split "
             "keeps objects apart; pass val_fraction=0 or use data with at least 2 objects."
         )

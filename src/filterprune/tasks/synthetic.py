@@ -19,6 +19,8 @@ import torch
 
 from filterprune.tasks._deps import require
 
+from ..errors import ConfigError
+
 _CHUNK = 64  # images rendered at once; fixed so results never depend on memory settings
 
 
@@ -44,14 +46,14 @@ class SyntheticCarsConfig:
         for name in ("num_cars", "views_per_car"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"SyntheticCarsConfig.{name} must be an int >= 1, got {value!r}.")
+                raise ConfigError(f"SyntheticCarsConfig.{name} must be an int >= 1, got {value!r}.")
         if not isinstance(self.image_size, int) or self.image_size < 16:
-            raise ValueError(
+            raise ConfigError(
                 f"SyntheticCarsConfig.image_size must be an int >= 16 (pixels), got "
                 f"{self.image_size!r}; use e.g. 64."
             )
         if not 0.0 <= self.noise_std <= 0.5:
-            raise ValueError(
+            raise ConfigError(
                 f"SyntheticCarsConfig.noise_std must be in [0, 0.5], got {self.noise_std!r}."
             )
 
@@ -224,7 +226,7 @@ def write_carvana_layout(
         ``root`` as a :class:`~pathlib.Path`.
     """
     if mask_format not in ("gif", "png"):
-        raise ValueError(
+        raise ConfigError(
             f"write_carvana_layout: mask_format must be 'gif' or 'png', got {mask_format!r}."
         )
     image_mod = require("PIL.Image", feature="write_carvana_layout")

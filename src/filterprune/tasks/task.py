@@ -17,8 +17,14 @@ from filterprune._registry import Registry
 from filterprune.tasks._deps import progress_bar
 from filterprune.tasks.trainer import FinetuneConfig, finetune, move_batch
 
+from ..errors import ConfigError, UnknownNameError
+
 _TASKS: Registry[type[Task]] = Registry(
-    "task", "tasks", register_with="filterprune.tasks.register_task", error=KeyError
+    "task",
+    "tasks",
+    register_with="filterprune.tasks.register_task",
+    error=UnknownNameError,
+    invalid=ConfigError,
 )
 
 

@@ -11,11 +11,13 @@ from torch import nn
 
 from filterprune.tasks._deps import progress_bar
 
+from ..errors import ConfigError, NonFiniteError
+
 LossFn = Callable[[Any, Any], torch.Tensor]
 OPTIMIZERS = ("sgd", "adam")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(NonFiniteError):
     """The training loss became NaN or infinite.
 
     Attributes:
@@ -56,27 +58,27 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError(
+            raise ConfigError(
                 f"FinetuneConfig: set exactly one of steps or epochs, got steps={self.steps!r}, "
                 f"epochs={self.epochs!r}; e.g. steps=200."
             )
         for name in ("steps", "epochs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
-                raise ValueError(f"FinetuneConfig: {name} must be an int >= 0, got {value!r}.")
+                raise ConfigError(f"FinetuneConfig: {name} must be an int >= 0, got {value!r}.")
         if not self.lr > 0:
-            raise ValueError(f"FinetuneConfig: lr must be > 0, got {self.lr!r}; use e.g. lr=0.01.")
+            raise ConfigError(f"FinetuneConfig: lr must be > 0, got {self.lr!r}; use e.g. lr=0.01.")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
+            raise ConfigError(
                 f"FinetuneConfig: unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}."
             )
         if not 0.0 <= self.momentum < 1.0 or self.weight_decay < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"FinetuneConfig: need 0 <= momentum < 1 and weight_decay >= 0, got "
                 f"momentum={self.momentum!r}, weight_decay={self.weight_decay!r}."
             )
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(
+            raise ConfigError(
                 f"FinetuneConfig: max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}."
             )
 
@@ -105,7 +107,7 @@ def _batches(loader: Iterable, *, config: FinetuneConfig) -> Iterator[Any]:
             if done == config.steps:
                 return
         if empty:
-            raise ValueError(
+            raise ConfigError(
                 "finetune: the data loader yielded no batches; check the dataset is not empty."
             )
 
@@ -160,7 +162,7 @@ def finetune(
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError(
+        raise ConfigError(
             "finetune: the model has no trainable parameters (all requires_grad=False)."
         )
     optimizer = config.make_optimizer(params)

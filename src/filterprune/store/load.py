@@ -3,6 +3,8 @@
 A pruned model is rebuilt by building the original architecture (``model_factory()``), applying
 the saved composed plan with :func:`filterprune.apply_plan` and loading the weights strictly.
 The plan can also come from a plain width spec (see :mod:`filterprune.loop.widths`).
+Weights are checked on load: a missing, extra or mis-shaped tensor, or one holding NaN/inf, is
+an error naming it.
 """
 
 from __future__ import annotations
@@ -13,18 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import CheckpointError, ConfigError
 from ..plan import Plan, PlanError
 from ..surgery import apply_plan
-from .checkpoint import (
-    PLAN,
-    WEIGHTS,
-    CheckpointError,
-    RunDir,
-    read_plan,
-    read_weights,
-    state_dict_bytes,
-    write_checkpoint_dir,
-)
+from .checkpoint import PLAN, WEIGHTS, read_plan, write_checkpoint_dir
+from .rundir import RunDir
+from .weights import read_weights, state_dict_bytes
 
 __all__ = ["load", "load_state_dict_strict", "resolve_checkpoint", "save"]
 
@@ -36,7 +32,8 @@ def save(model: nn.Module, plan: Plan | None, path: str | Path) -> Path:
         model: The (pruned) model.
         plan: The composed plan that turns the original architecture into ``model``'s
             (``Plan()`` or ``None`` for an unpruned model).
-        path: The checkpoint folder (created; replaced if it exists).
+        path: The checkpoint folder (created; an existing one is replaced only if filterprune
+            wrote it and it holds nothing else).
 
     Returns:
         ``path``.
@@ -59,6 +56,14 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     run = RunDir(path)
     if run.exists():
         path = run.final_checkpoint()
+    elif run.started() and not (path / WEIGHTS).is_file():
+        first = run.checkpoint(RunDir.iteration_name(0))
+        if not (first / WEIGHTS).is_file():
+            raise CheckpointError(
+                f"run folder {str(path)!r} has no checkpoint yet: the run stopped before "
+                "iteration 0 was saved; start it again with the same command (with --resume)"
+            )
+        path = first  # stopped before its first state.json: the starting model
     weights = path / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(
@@ -124,7 +129,7 @@ def load(
         plan = read_plan(plan_path) if plan_path is not None else Plan()
     model = model_factory()
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model_factory returned {type(model).__name__}, not an nn.Module")
+        raise ConfigError(f"model_factory returned {type(model).__name__}, not an nn.Module")
     try:
         apply_plan(model, plan)
     except PlanError as exc:

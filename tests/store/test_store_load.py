@@ -12,8 +12,9 @@ from filterprune.loop import (
     load,
     save,
 )
-from filterprune.loop.checkpoint import atomic_write_text, write_checkpoint_dir
 from filterprune.plan import Plan
+from filterprune.store.checkpoint import write_checkpoint_dir
+from filterprune.store.files import atomic_write_text
 
 
 def test_save_and_load_round_trip(tmp_path, example):
@@ -21,6 +22,7 @@ def test_save_and_load_round_trip(tmp_path, example):
     plan = fp.prune(model, example, amount=0.5)
     save(model, plan, tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "manifest.json",
         "plan.json",
         "weights.safetensors",
     ]

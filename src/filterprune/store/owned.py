@@ -1,0 +1,120 @@
+"""Folders filterprune may start over in or clean up: it removes only what it wrote.
+
+:func:`discard_on_error` removes what a failing command created before its output was usable.
+
+A command that reuses its output folder (the demo) writes a record of every file it left there
+(relative path, size, modification time). Before starting over it checks the folder against the
+record: a file that is not in it, or that changed since, means someone else put it there, and
+the command refuses, leaving the folder untouched. Otherwise exactly the recorded files are
+removed (and the folders they leave empty).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, StorageError
+from .files import read_json
+
+__all__ = ["discard_on_error", "foreign_file", "record_files", "remove_recorded"]
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def record_files(folder: str | Path, *, skip: tuple[str, ...] = ()) -> dict[str, list[int]]:
+    """Relative path -> [size, mtime_ns] of every file under ``folder`` (``skip``: names left out)."""
+    folder = Path(folder)
+    return {
+        p.relative_to(folder).as_posix(): _stat(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() not in skip
+    }
+
+
+def _recorded(record_path: Path) -> dict[str, Any] | None:
+    try:
+        data = read_json(record_path, what="record")
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    return files if isinstance(files, dict) else None
+
+
+def foreign_file(folder: str | Path, record_name: str) -> str | None:
+    """Why ``folder`` may not be started over (``None``: it holds only what the record lists)."""
+    folder = Path(folder)
+    record = folder / record_name
+    if not record.is_file():
+        return f"holds files and no {record_name} (the record a finished run leaves)"
+    files = _recorded(record)
+    if files is None:
+        return f"has a {record_name} that filterprune did not write"
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink() or (not path.is_dir() and rel != record_name and rel not in files):
+            return f"holds {rel!r}, which filterprune did not write"
+        if path.is_file() and rel != record_name and _stat(path) != files[rel]:
+            return f"holds {rel!r}, which changed after filterprune wrote it"
+    return None
+
+
+def remove_recorded(folder: str | Path, record_name: str, *, option: str) -> None:
+    """Remove the files a previous run recorded in ``folder`` and the folders left empty.
+
+    Refuses (``ConfigError`` naming the folder, the file and ``option``) if ``folder`` holds
+    anything the record does not list.
+    """
+    folder = Path(folder)
+    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+        return
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {folder} is a file, not a folder; choose another {option}")
+    why = foreign_file(folder, record_name)
+    if why is not None:
+        raise ConfigError(
+            f"{option} {folder} {why}; filterprune only starts over in a folder it wrote, so it "
+            f"is left untouched: choose another {option} or empty it yourself"
+        )
+    files = _recorded(folder / record_name) or {}
+    try:
+        for rel in [*files, record_name]:
+            (folder / rel).unlink(missing_ok=True)
+        for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # the folder itself stays: the user may have made it
+    except OSError as exc:
+        raise StorageError.wrap(exc, folder, "emptying") from None
+
+
+@contextmanager
+def discard_on_error(folder: Path, *, kept: Callable[[], bool]) -> Iterator[None]:
+    """Remove what the body created in ``folder`` if it fails before ``kept()`` holds.
+
+    An error (or Ctrl-C) before the output is usable leaves no partial output behind: the folders
+    this call found missing (``folder`` and its missing parents) are deleted, or, if ``folder``
+    existed, the entries the body added to it. Once ``kept()`` is true (e.g. a run folder with
+    its first checkpoint, which ``--resume`` continues) nothing is removed.
+    """
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    before = set(folder.iterdir()) if not missing and folder.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if not kept():
+            if missing:
+                shutil.rmtree(missing[-1], ignore_errors=True)
+            elif folder.is_dir():
+                for entry in set(folder.iterdir()) - before:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+        raise

@@ -188,7 +188,14 @@ def test_max_iterations_is_an_exact_count(example, hooks, limit):
 
 @pytest.mark.parametrize(("amount", "fraction"), [(0.4, 0.5), (3, 0.5), (0.3, 0.35), (7, 0.6)])
 def test_max_pruned_fraction_is_never_exceeded(example, hooks, amount, fraction):
-    result = _run(example, hooks, amount=amount, max_pruned_fraction=fraction, max_iterations=20)
+    result = _run(
+        example,
+        hooks,
+        amount=amount,
+        max_pruned_fraction=fraction,
+        max_iterations=20,
+        max_layer_fraction=1.0,  # no per-layer cap: counts land exactly on the maximum
+    )
     cap = math.floor(BASE_TOTAL * fraction)
     assert result.stop_reason == "max_pruned_fraction"
     assert all(r["removed_total"] <= cap for r in result.rows)
@@ -326,6 +333,7 @@ def test_every_stop_reason_has_a_message():
         "max_pruned_fraction",
         "target_reached",
         "metric_floor",
+        "metric_collapse",
         "nothing_left",
         "schedule_done",
         "non_finite",

@@ -29,7 +29,9 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         default=None,
         metavar="DIR|builtin",
         help="'builtin' (digits for classify, synthetic cars for segment; nothing is "
-        "downloaded; the default) or a folder (see 'filterprune prune --help')",
+        "downloaded; the default), 'fashion-mnist' (installed by 'apt-get install "
+        "dataset-fashion-mnist'), or a folder: MNIST-format IDX files or images "
+        "(see 'filterprune prune --help')",
     )
     group.add_argument(
         "--image-size",
@@ -51,7 +53,9 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         type=key_value,
         default=None,
         metavar="KEY=VALUE",
-        help="option of the built-in data, e.g. num_cars=16 (repeatable)",
+        help="option of the built-in or MNIST-format data, e.g. num_cars=16, channels=3 "
+        "(1 -> 3 channels for RGB models), resize=bilinear (instead of padding to "
+        "--image-size) (repeatable)",
     )
     group.add_argument(
         "--resize-masks",

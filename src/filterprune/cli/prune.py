@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..criteria.regularize import COSTS
-from ..loop import ConfigError, PruneConfig
+from ..loop import RECIPE, ConfigError, PruneConfig
 from ..recipes import Optimizer, prune_saved
 from ..recipes.models import MODEL_JSON
 from ..recipes.prune import check_run_dir
@@ -37,6 +38,12 @@ DESCRIPTION = (
     "Load a model (a folder from 'filterprune train', a run folder or a .safetensors file), then "
     "repeat: rank channels with --criterion, remove --amount of them, finetune, evaluate; until "
     "--max-iterations, --max-pruned-fraction, a --target, the metric floor or nothing is left. "
+    "With nothing else set the default recipe runs: Taylor scores ranked globally with a FLOPs "
+    "cost term (--flops-reg 0.1), 10%% of the prunable channels per iteration but at most 25%% "
+    "of any layer (--max-layer-fraction), 100 finetuning steps per iteration and 300 at the "
+    "end; without --metric-floor/--max-metric-drop an iteration whose metric falls below half "
+    "the starting value stops the run as a failure and the last good model is kept "
+    "(--allow-collapse turns this off). "
     "Every iteration is checkpointed under --run-dir (weights.safetensors, plan.json, "
     "metrics.json, log.jsonl), with model.json and channels.txt (the final widths, one line per "
     "conv layer) beside them; --resume continues an interrupted run. Settings can also come "
@@ -69,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser.add_argument_group("pruning")
     p.add_argument("--config", type=existing_path, metavar="FILE", help="PruneConfig JSON")
     p.add_argument(
-        "--criterion", help="l1 (default), taylor, kmeans, ... (filterprune.list_criteria)"
+        "--criterion",
+        help="taylor (default), l1, kmeans, ... (filterprune.list_criteria)",
     )
     p.add_argument(
         "--criterion-arg",
@@ -83,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--amount",
         type=amount,
         metavar="A",
-        help="per iteration: a fraction (0.1 or 10%%) or a channel count (8)",
+        help="per iteration: a fraction (default 0.1 = 10%%) or a channel count (8)",
     )
     p.add_argument(
         "--schedule",
@@ -94,13 +102,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scope",
         choices=("per_group", "global"),
-        help="fractions per group (default) or of all channels; counts are global",
+        help="global (default): one ranking across layers; per_group: each layer loses the "
+        "same fraction (then --flops-reg defaults to 0)",
     )
     p.add_argument(
         "--ranking-batches", type=int, metavar="N", help="batches per ranking (default 10)"
     )
     p.add_argument(
-        "--flops-reg", type=float, metavar="LAMBDA", help="FLOPs regularisation lambda (e.g. 1e-3)"
+        "--flops-reg",
+        type=float,
+        metavar="LAMBDA",
+        help="cost regularisation lambda (default 0.1; 0 = off; costs are scaled to [0, 1])",
     )
     p.add_argument(
         "--cost",
@@ -121,6 +133,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-channels", type=int, metavar="N", help="keep at least N channels per layer"
     )
+    p.add_argument(
+        "--max-layer-fraction",
+        type=float,
+        metavar="F",
+        help="one iteration removes at most F of any layer's channels (default 0.25)",
+    )
     sel = parser.add_argument_group("layer selection")
     sel.add_argument(
         "--include",
@@ -139,7 +157,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="layer_types",
         metavar="TYPE",
-        help="only prune layers of this class, e.g. Conv2d (repeatable)",
+        help="only prune layers of this class, e.g. Conv2d, Linear; 'conv' = every "
+        "convolution (the default, unless --include/--layers select) (repeatable)",
     )
     sel.add_argument(
         "--layers",
@@ -149,17 +168,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ft = parser.add_argument_group("finetuning")
     budget = ft.add_mutually_exclusive_group()
-    budget.add_argument("--finetune-steps", type=int, metavar="N", help="steps per iteration")
-    budget.add_argument("--finetune-epochs", type=int, metavar="N", help="epochs per iteration")
+    budget.add_argument(
+        "--finetune-steps", type=int, metavar="N", help="steps per iteration (default 100)"
+    )
+    budget.add_argument(
+        "--finetune-epochs", type=int, metavar="N", help="epochs per iteration (default: steps)"
+    )
     ft.add_argument(
         "--final-finetune",
         type=int,
         metavar="N",
-        help="finetune the final model N more steps (or epochs)",
+        help="finetune the final model N more steps (or epochs; default 300 steps, 1 epoch)",
     )
     add_training_args(parser, inherit=True)
     stop = parser.add_argument_group("stop conditions")
-    stop.add_argument("--max-iterations", type=int, metavar="N", help="default 10")
+    stop.add_argument(
+        "--max-iterations", type=int, metavar="N", help="default 10; no limit with a --target"
+    )
     stop.add_argument(
         "--max-pruned-fraction",
         type=float,
@@ -192,6 +217,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="before stopping on the metric, finetune the iteration up to N more times",
+    )
+    collapse = stop.add_mutually_exclusive_group()
+    collapse.add_argument(
+        "--collapse-ratio",
+        type=float,
+        metavar="R",
+        help="without a floor or drop bound, stop (failed) when the metric falls below R x "
+        "its starting value (default 0.5)",
+    )
+    collapse.add_argument(
+        "--allow-collapse",
+        action="store_true",
+        help="no collapse guard: go on whatever the metric does",
     )
     run = parser.add_argument_group("run")
     run.add_argument(
@@ -261,10 +299,13 @@ def _latency_settings(args: argparse.Namespace, data: dict[str, Any]) -> dict[st
 
 def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
     """A PruneConfig from --config (if any) with the given flags on top."""
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = dict(RECIPE)  # the default recipe, under --config and the flags
+    given: set[str] = set()  # what --config or a flag set
     if args.config is not None:
         text = read_text(args.config, what="--config")
-        data = PruneConfig.from_json(text, source=str(args.config)).to_dict()
+        parsed = PruneConfig.from_json(text, source=str(args.config)).to_dict()
+        given = set(json.loads(text)) & set(parsed)
+        data.update({k: parsed[k] for k in given})
     unit = "epochs" if args.finetune_epochs is not None else None
     flags = {
         "criterion": args.criterion,
@@ -278,6 +319,7 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         "normalize": args.normalize,
         "round_to": args.round_to,
         "min_channels": args.min_channels,
+        "max_layer_fraction": args.max_layer_fraction,
         "include": args.include,
         "exclude": args.exclude,
         "layer_types": args.layer_types,
@@ -292,14 +334,23 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         "metric_floor": args.metric_floor,
         "max_metric_drop": args.max_metric_drop,
         "recovery": args.recovery,
+        "collapse_ratio": args.collapse_ratio,
         "measure_latency": True if args.latency or _latency_settings(args, data) else None,
         "latency": _latency_settings(args, data),
         "seed": args.seed,
         "device": args.device,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
-    watches = data.get("metric_floor") is not None or data.get("max_metric_drop") is not None
-    if watches and data.get("metric") is None:
+    given |= {k for k, v in flags.items() if v is not None}
+    if args.allow_collapse:
+        data["collapse_ratio"] = None
+    if given & {"include", "layers", "layer_types"} and "layer_types" not in given:
+        data["layer_types"] = ()  # the user's own layer selection replaces the recipe's
+    if data.get("targets") and "max_iterations" not in given:
+        data["max_iterations"] = None  # the targets (or --max-pruned-fraction) end the run
+    if data.get("scope") == "per_group" and "flops_reg" not in given:
+        data["flops_reg"] = 0.0  # the recipe's cost term only reorders a global ranking
+    if data.get("metric") is None and task is not None:  # bounds and the collapse guard watch it
         data["metric"] = task.primary_metric
         data["higher_is_better"] = task.higher_is_better
     source = f"--config {args.config} and flags" if args.config else "flags"
@@ -408,6 +459,12 @@ def run(args: argparse.Namespace) -> int:
                 f"finetuning diverged ({detail}); {args.run_dir} keeps iteration "
                 f"{result.best_iteration}, the last good model: lower --lr (now {optimizer.lr:g}) "
                 "and continue with --resume"
+            )
+        if result.stop_reason == "metric_collapse" or "collapsed" in detail:
+            raise CLIError(
+                f"{detail}; {args.run_dir} keeps iteration {result.best_iteration}: finetune "
+                "more (--finetune-steps), remove less per iteration (--amount, "
+                "--max-layer-fraction), or set a bound (--max-metric-drop) or --allow-collapse"
             )
         raise CLIError(
             f"{detail} (the run stopped: {result.stop_message}); relax --target or allow more "

@@ -15,7 +15,15 @@ from ..report.run_report import RunReport, run_tables, write_run_report
 from ..store.load import load, load_state_dict_strict, resolve_checkpoint, save
 from ..store.rundir import RunDir
 from .callbacks import TaskCallbacks, task_callbacks
-from .config import Budget, ConfigError, PruneConfig, Target
+from .config import (
+    DEFAULT_FINAL_FINETUNE,
+    DEFAULT_FINETUNE,
+    RECIPE,
+    Budget,
+    ConfigError,
+    PruneConfig,
+    Target,
+)
 from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
 from .result import RunResult
 from .run import PruningLoop, run_pruning
@@ -36,6 +44,9 @@ from .widths import (
 )
 
 __all__ = [
+    "DEFAULT_FINAL_FINETUNE",
+    "DEFAULT_FINETUNE",
+    "RECIPE",
     "STOP_REASONS",
     "Budget",
     "CheckpointError",

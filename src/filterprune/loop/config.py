@@ -21,11 +21,38 @@ from ..settings import LAYER_FILTERS, Ranking, Selection
 from .errors import ConfigError
 from .target import Target
 
-__all__ = ["SCOPES", "Budget", "ConfigError", "PruneConfig", "Target"]
+__all__ = [
+    "DEFAULT_FINAL_FINETUNE",
+    "DEFAULT_FINETUNE",
+    "RECIPE",
+    "SCOPES",
+    "Budget",
+    "ConfigError",
+    "PruneConfig",
+    "Target",
+]
 
 SCOPES = ("per_group", "global")
 UNITS = ("steps", "epochs")
 CONFIG_FORMAT = 1
+#: Finetuning per iteration when ``PruneConfig.finetune`` is not given, per unit.
+DEFAULT_FINETUNE = {"steps": 100, "epochs": 1}
+#: Finetuning of the final model when ``PruneConfig.final_finetune`` is not given, per unit.
+DEFAULT_FINAL_FINETUNE = {"steps": 300, "epochs": 1}
+#: The default recipe of ``filterprune prune`` (and :meth:`PruneConfig.recipe`): what a run with
+#: nothing else set does. Taylor scores (Molchanov et al. 2017), normalised per layer, ranked
+#: globally, minus ``flops_reg`` times each channel's MAC cost (scaled to [0, 1]), 10 % of the
+#: prunable channels per iteration, at most ``max_layer_fraction`` of any layer per iteration,
+#: convolution filters only (``layer_types=("conv",)``: a hidden Linear costs few MACs).
+#: docs/benchmarks.md (Fashion-MNIST) holds the comparison these values come from.
+RECIPE: Mapping[str, Any] = {
+    "criterion": "taylor",
+    "scope": "global",
+    "flops_reg": 0.1,
+    "cost": "flops",
+    "amount": 0.1,
+    "layer_types": ("conv",),
+}
 
 
 def _fail(name: str, value: Any, need: str) -> None:
@@ -92,12 +119,18 @@ class PruneConfig:
         schedule: Amounts for iterations 1, 2, ... (overrides ``amount``); the run stops when the
             schedule is used up.
         scope: ``"per_group"``, ``"global"`` or ``None``: per group for fractions, global for
-            counts. Counts need the global scope.
+            counts and whenever ``flops_reg`` is set (a cost term only reorders channels across
+            layers, so per group it would do nothing; an explicit ``"per_group"`` with
+            ``flops_reg`` is refused). Counts need the global scope.
         ranking_batches: Batches fed to a data-driven criterion per iteration (ignored by
             data-free criteria such as ``"l1"``).
-        finetune: Finetuning budget per iteration, in ``finetune_unit``; 0 disables it.
+        finetune: Finetuning budget per iteration, in ``finetune_unit``; 0 disables it. ``None``
+            (default): :data:`DEFAULT_FINETUNE` (100 steps or 1 epoch) when the run has a
+            finetune callback, none otherwise. Pruning without finetuning rarely keeps accuracy.
         finetune_unit: ``"steps"`` or ``"epochs"``.
-        final_finetune: Budget of one last finetuning of the final model (same unit); 0 = none.
+        final_finetune: Budget of one last finetuning of the final model (same unit); 0 = none;
+            ``None`` (default): :data:`DEFAULT_FINAL_FINETUNE` (300 steps or 1 epoch) when
+            ``finetune`` is not given either (and the run has a finetune callback), else none.
         max_iterations: Run at most this many pruning iterations (``None`` = no limit).
         max_pruned_fraction: Never remove more than this fraction of the prunable channels of the
             starting model; checked before removing, and the last amount is clipped to fit.
@@ -109,6 +142,12 @@ class PruneConfig:
         metric_floor: Stop when ``metric`` falls below this value; the last model above it is kept.
         max_metric_drop: Stop when ``metric`` is worse than the original by more than this
             (absolute); the last good model is kept.
+        collapse_ratio: Guard for runs without ``metric_floor``/``max_metric_drop``: an
+            iteration whose metric falls below ``collapse_ratio`` times the starting value (above
+            starting / ratio when lower is better) is rejected, the last good model kept and
+            the run stopped as ``"metric_collapse"``, a failure. The metric is ``metric``, else
+            the first of ``accuracy``/``top1``/``dice``/``iou`` that ``evaluate`` reports.
+            ``None`` turns the guard off. Default 0.5.
         recovery: When an iteration misses ``metric_floor``/``max_metric_drop``, finetune it
             again with the iteration's budget up to this many times, evaluating after each,
             and accept it as soon as it is back within the bound; only then is it rejected and
@@ -116,10 +155,17 @@ class PruneConfig:
             not end the run. 0 (default) = reject at the first miss.
         include: Only prune layers whose module name matches one of these fnmatch patterns.
         exclude: Never prune layers matching these patterns.
-        layer_types: Only prune layers of these class names (e.g. ``"Conv2d"``).
+        layer_types: Only prune layers of these class names (e.g. ``"Conv2d"``); ``"conv"``
+            stands for every convolution class. With none given, a channel-count amount is
+            spent on convolutions only (``"conv"``): one global count would otherwise go to the
+            widest layers, often a classifier's hidden Linear, whose channels cost few MACs.
         layers: Only prune exactly these layers (module names).
         round_to: Keep a multiple of this many channels per group.
         min_channels: Keep at least this many channels per group.
+        max_layer_fraction: A global ranking removes at most this fraction of any group's
+            current channels in one iteration (on top of ``min_channels``), so that it cannot
+            empty a small layer in one step. Default 0.25; 1.0 = no cap. (Per group, ``amount``
+            is itself each group's fraction.)
         measure_latency: Time a forward pass each iteration (also on with a latency target):
             the loop keeps a copy of the starting model and times it beside each iteration's
             model in alternating rounds, so the speed-up is never a ratio of figures taken at
@@ -142,9 +188,9 @@ class PruneConfig:
     schedule: tuple[float | int, ...] | None = None
     scope: str | None = None
     ranking_batches: int = 10
-    finetune: int = 0
+    finetune: int | None = None
     finetune_unit: str = "steps"
-    final_finetune: int = 0
+    final_finetune: int | None = None
     max_iterations: int | None = 10
     max_pruned_fraction: float = 0.9
     targets: tuple[Target, ...] = ()
@@ -152,6 +198,7 @@ class PruneConfig:
     higher_is_better: bool = True
     metric_floor: float | None = None
     max_metric_drop: float | None = None
+    collapse_ratio: float | None = 0.5
     recovery: int = 0
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -159,6 +206,7 @@ class PruneConfig:
     layers: tuple[str, ...] = ()
     round_to: int = 1
     min_channels: int = 1
+    max_layer_fraction: float = 0.25
     measure_latency: bool = False
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     seed: int = 0
@@ -193,7 +241,29 @@ class PruneConfig:
                 "a channel-count amount is ranked globally; use scope "
                 "'global' (or None), or give amount as a fraction such as 0.1",
             )
+        if self.flops_reg > 0 and self.scope == "per_group":
+            _fail(
+                "scope",
+                self.scope,
+                f"flops_reg={self.flops_reg} reorders channels across layers and does nothing "
+                "when each group loses its own fraction; use scope 'global' (or None, which "
+                "ranks globally when flops_reg is set) or flops_reg 0",
+            )
         self._check_ints()
+        if not _is_number(self.max_layer_fraction) or not 0 < self.max_layer_fraction <= 1:
+            _fail(
+                "max_layer_fraction",
+                self.max_layer_fraction,
+                "need a fraction in (0, 1] of a layer's channels (1.0 = no cap), e.g. 0.25",
+            )
+        if self.collapse_ratio is not None and (
+            not _is_number(self.collapse_ratio) or not 0 < self.collapse_ratio < 1
+        ):
+            _fail(
+                "collapse_ratio",
+                self.collapse_ratio,
+                "need a fraction in (0, 1) of the starting metric (e.g. 0.5) or None (no guard)",
+            )
         if self.finetune_unit not in UNITS:
             _fail("finetune_unit", self.finetune_unit, f"need one of {UNITS}")
         if not _is_number(self.max_pruned_fraction) or not 0 < self.max_pruned_fraction <= 1:
@@ -217,8 +287,6 @@ class PruneConfig:
     def _check_ints(self) -> None:
         for name, low in (
             ("ranking_batches", 0),
-            ("finetune", 0),
-            ("final_finetune", 0),
             ("recovery", 0),
             ("round_to", 1),
             ("min_channels", 1),
@@ -227,6 +295,10 @@ class PruneConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < low:
                 _fail(name, value, f"need an int >= {low}")
+        for name in ("finetune", "final_finetune"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 0):
+                _fail(name, value, "need an int >= 0 (0 = none) or None (the default budget)")
         if self.max_iterations is not None and (
             not _is_int(self.max_iterations) or self.max_iterations < 1
         ):
@@ -275,7 +347,14 @@ class PruneConfig:
     def scope_for(self, amount: float | int) -> str:
         if self.scope is not None:
             return self.scope
-        return "global" if _is_int(amount) else "per_group"
+        return "global" if _is_int(amount) or self.flops_reg > 0 else "per_group"
+
+    @property
+    def selected_layer_types(self) -> tuple[str, ...]:
+        """``layer_types``, or ``("conv",)`` when none are given and an amount is a count."""
+        if self.layer_types or self.include or self.layers:
+            return self.layer_types
+        return ("conv",) if any(_is_int(a) for a in self.amounts) else ()
 
     @property
     def needs_latency(self) -> bool:
@@ -308,7 +387,18 @@ class PruneConfig:
         )
 
     def budget(self, final: bool = False) -> Budget:
-        return Budget(self.final_finetune if final else self.finetune, self.finetune_unit)
+        """The finetuning budget of an iteration (or the final one), defaults filled in."""
+        value = self.final_finetune if final else self.finetune
+        if final and value is None and self.finetune is not None:
+            value = 0  # a per-iteration budget was given, a final one was not: none
+        if value is None:
+            value = (DEFAULT_FINAL_FINETUNE if final else DEFAULT_FINETUNE)[self.finetune_unit]
+        return Budget(value, self.finetune_unit)
+
+    @classmethod
+    def recipe(cls, **changes: Any) -> PruneConfig:
+        """The default recipe of ``filterprune prune`` (:data:`RECIPE`) with ``changes`` on top."""
+        return cls(**{**RECIPE, **changes})
 
     # ----- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -381,6 +471,7 @@ RESUMABLE_CHANGES = (
     "metric_floor",
     "max_metric_drop",
     "recovery",
+    "collapse_ratio",
     "final_finetune",
     "measure_latency",
     "latency",

@@ -16,8 +16,20 @@ from ..graph.specs import spec_for
 from ..select import producing_layers, unselected_layers
 from ..settings import LAYER_FILTERS, Selection
 from .config import PruneConfig
+from .errors import ConfigError
 
-__all__ = ["channel_groups", "ignored_layers", "layer_widths", "producing_layers"]
+__all__ = ["CONV", "channel_groups", "ignored_layers", "layer_widths", "producing_layers"]
+
+#: ``layer_types`` alias for every convolution class below.
+CONV = "conv"
+CONV_TYPES = (
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+)
 
 
 def layer_widths(model: nn.Module) -> dict[str, int]:
@@ -52,5 +64,21 @@ def ignored_layers(model: nn.Module, config: PruneConfig) -> list[str]:
     Raises:
         ConfigError: A pattern, type or name selects nothing (the message lists the layers).
     """
-    filters = Selection(**{name: getattr(config, name) for name in LAYER_FILTERS})
+    types = config.selected_layer_types
+    if CONV in types:  # the alias: every convolution class of the model
+        present = {type(m).__name__ for m in producing_layers(model).values()}
+        convs = tuple(sorted(t for t in present if t in CONV_TYPES))
+        if not convs and not config.layer_types:
+            types = ()  # a count on a model without convolutions: every layer
+        elif not convs:
+            raise ConfigError(
+                f"PruneConfig.layer_types: {type(model).__name__} has no convolution to prune "
+                f"(its prunable layer types are: {', '.join(sorted(present))}); name them, e.g. "
+                "layer_types=['Linear'] (--layer-type Linear)"
+            )
+        else:
+            types = tuple(t for t in types if t != CONV) + convs
+    values = {name: getattr(config, name) for name in LAYER_FILTERS}
+    values["layer_types"] = types
+    filters = Selection(**values)
     return unselected_layers(model, filters, owner="PruneConfig")

@@ -16,6 +16,7 @@ takes the same steps; see :mod:`filterprune.loop.replicas` and ``docs/distribute
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 import time
@@ -42,8 +43,10 @@ from .state import LoopState, restore, seed_everything
 from .stop import (
     RETRYABLE_STOPS,
     STOP_REASONS,
+    Guard,
     Removal,
     check_finite,
+    collapse_guard,
     max_removable,
     metric_ok,
     metric_threshold,
@@ -136,8 +139,10 @@ class PruningLoop:
         self.state = LoopState(plan=base_plan or Plan())
         self.best: tuple[nn.Module | None, LoopState] | None = None
         self.threshold: float | None = None
+        self.guard: Guard | None = None  # PruneConfig.collapse_ratio, without a metric bound
         self._graph: Any = None  # dependency graph of the current model, kept up to date
         self.divergence: str | None = None  # what a NaN/inf finetuning reported
+        self.collapse: str | None = None  # what the collapse guard saw
         self.original: nn.Module | None = None  # the starting model, timed beside each iteration
 
     # ----- measurement -----------------------------------------------------------------------
@@ -220,8 +225,12 @@ class PruningLoop:
     def _keep_best(self) -> None:
         """Remember the current model as the last good one (a copy if a floor is set or a
         finetuning may diverge)."""
-        finetunes = self.config.finetune or self.config.final_finetune
-        needed = self.config.watches_metric or (self.finetune_fn is not None and finetunes)
+        finetunes = self.config.budget().amount or self.config.budget(final=True).amount
+        needed = (
+            self.config.watches_metric
+            or self.guard is not None
+            or (self.finetune_fn is not None and finetunes)
+        )
         kept = copy.deepcopy(self.model) if needed else None
         self.best = (kept, copy.copy(self.state))
 
@@ -269,6 +278,7 @@ class PruningLoop:
         seed_everything(self.config.seed, 0)
         metrics = self._evaluate()
         self.threshold = metric_threshold(self.config, metrics)
+        self.guard = collapse_guard(self.config, metrics)
         bound = {}
         if self.threshold is not None:  # for the report's plots: the worst accepted value
             bound = {"metric_bound": {"metric": self.config.metric, "value": self.threshold}}
@@ -317,6 +327,7 @@ class PruningLoop:
         self.state = restore(run, self.model, saved, weights_from=weights_from)
         self.model.to(self.device)
         self.threshold = metric_threshold(self.config, self.state.rows[0].get("metrics") or {})
+        self.guard = collapse_guard(self.config, self.state.rows[0].get("metrics") or {})
         if done:
             if self.replicas.main:
                 run.tidy(saved)  # e.g. the old final model, if a kill came before its removal
@@ -364,7 +375,10 @@ class PruningLoop:
         step = prune(
             self.model,
             self.example,
-            selection=cfg.selection(removal.fraction, removal.scope),
+            selection=dataclasses.replace(
+                cfg.selection(removal.fraction, removal.scope),
+                max_fraction=cfg.max_layer_fraction if removal.scope == "global" else 1.0,
+            ),
             ranking=cfg.ranking,
             graph=self._graph,  # prune() updates it to follow the removal
             scores_out=self._scores,
@@ -393,7 +407,7 @@ class PruningLoop:
                 return "non_finite"
             steps += done
             metrics = self._evaluate()
-            accepted = metric_ok(cfg, self.threshold, metrics)
+            accepted = self._acceptable(metrics)
             if recovered >= cfg.recovery or self.replicas.shared(accepted):
                 break
             recovered += 1  # more finetuning before rejecting (PruneConfig.recovery)
@@ -433,11 +447,21 @@ class PruningLoop:
             return None
         self._roll_back(rejected=i)
         self._save_state()
+        if self.guard is not None:
+            self.collapse = f"iteration {i}: {self.guard.describe(metrics)}"
+            logger.info("stopping: %s", self.collapse)
+            return "metric_collapse"
         return "metric_floor"
+
+    def _acceptable(self, metrics: Mapping[str, float]) -> bool:
+        """Within the metric bound, or (without one) above the collapse guard."""
+        if self.guard is not None:
+            return self.guard.holds(metrics)
+        return metric_ok(self.config, self.threshold, metrics)
 
     def _final_finetune(self) -> tuple[str, dict[str, Any]]:
         state = self.state
-        if not self.config.final_finetune or self.finetune_fn is None:
+        if not self.config.budget(final=True).amount or self.finetune_fn is None:
             return state.current, state.current_row
         seed_everything(self.config.seed, "final")
         self.model.zero_grad(set_to_none=True)
@@ -476,10 +500,15 @@ class PruningLoop:
     def _stop_detail(self, reason: str, final_row: dict[str, Any]) -> str | None:
         if reason == "non_finite":
             return self.divergence
+        details = []
+        if reason == "metric_collapse" and self.collapse:
+            details.append(f"{self.collapse} (rejected; the last good model was kept)")
+        elif self.guard is not None and not self.guard.holds(final_row.get("metrics") or {}):
+            details.append(f"the final model's {self.guard.describe(final_row['metrics'])}")
         missed = unmet_targets(self.config, self.state.rows[0], final_row)
         if reason != "target_reached" and missed:
-            return f"targets not reached: {', '.join(missed)}"
-        return None
+            details.append(f"targets not reached: {', '.join(missed)}")
+        return "; ".join(details) or None
 
     # ----- the loop --------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> RunResult:

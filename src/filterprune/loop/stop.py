@@ -21,7 +21,9 @@ __all__ = [
     "RETRYABLE_STOPS",
     "STOP_REASONS",
     "Removal",
+    "Guard",
     "check_finite",
+    "collapse_guard",
     "metric_threshold",
     "plan_removal",
     "targets_reached",
@@ -33,6 +35,8 @@ STOP_REASONS = {
     "max_pruned_fraction": "the maximum pruned fraction was reached",
     "target_reached": "all targets were met",
     "metric_floor": "the metric fell below its floor; the last good model was kept",
+    "metric_collapse": "the metric collapsed (PruneConfig.collapse_ratio); the last good model "
+    "was kept",
     "nothing_left": "no prunable channels are left",
     "schedule_done": "the schedule is used up",
     "non_finite": "finetuning produced a NaN or infinite loss or weights; the last good model "
@@ -149,6 +153,53 @@ def metric_threshold(config: PruneConfig, original_metrics: Mapping[str, float])
         drop = float(config.max_metric_drop)
         candidates.append(base - drop if config.higher_is_better else base + drop)
     return max(candidates) if config.higher_is_better else min(candidates)
+
+
+#: Metrics the collapse guard watches when ``PruneConfig.metric`` is not set (all higher-is-better).
+GUARDED_METRICS = ("accuracy", "top1", "dice", "iou")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The collapse guard of a run without a metric bound: ``metric`` must stay past ``limit``."""
+
+    metric: str
+    higher_is_better: bool
+    start: float
+    limit: float
+    ratio: float
+
+    def holds(self, metrics: Mapping[str, float]) -> bool:
+        value = metrics.get(self.metric)
+        if value is None or not math.isfinite(float(value)):
+            return False
+        return value >= self.limit if self.higher_is_better else value <= self.limit
+
+    def describe(self, metrics: Mapping[str, float]) -> str:
+        value = metrics.get(self.metric)
+        shown = f"{float(value):.4g}" if value is not None else "missing"
+        side = "below" if self.higher_is_better else "above"
+        return (
+            f"{self.metric} collapsed to {shown}, {side} {self.limit:.4g} "
+            f"({self.ratio:g} x the starting {self.start:.4g})"
+        )
+
+
+def collapse_guard(config: PruneConfig, original_metrics: Mapping[str, float]) -> Guard | None:
+    """The collapse guard of ``config`` (``None`` with a metric bound, or when it is off)."""
+    if config.watches_metric or config.collapse_ratio is None:
+        return None
+    if config.metric is not None:
+        metric, higher = config.metric, config.higher_is_better
+    else:
+        metric = next((m for m in GUARDED_METRICS if m in original_metrics), None)
+        higher = True
+    start = original_metrics.get(metric) if metric is not None else None
+    if start is None or not math.isfinite(float(start)) or float(start) <= 0:
+        return None  # nothing known to watch (or a metric whose ratio means nothing)
+    start, ratio = float(start), float(config.collapse_ratio)
+    limit = start * ratio if higher else start / ratio
+    return Guard(metric=metric, higher_is_better=higher, start=start, limit=limit, ratio=ratio)
 
 
 def metric_ok(config: PruneConfig, threshold: float | None, metrics: Mapping[str, float]) -> bool:

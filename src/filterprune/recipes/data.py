@@ -5,6 +5,10 @@ Folder layouts (``--data DIR``):
 * classify: ``DIR/train/CLASS/*.png`` and a validation split ``DIR/VAL/CLASS/*.png`` where VAL is
   ``val``, ``valid``, ``validation`` or ``test`` (the first found in that order); ``DIR/train``
   alone or ``DIR/CLASS/*.png`` is split randomly (``--val-fraction``).
+* classify, MNIST format: ``--data fashion-mnist`` (the Debian package's folder) or a folder
+  holding ``train-images-idx3-ubyte(.gz)`` + ``train-labels-idx1-ubyte(.gz)`` (MNIST, KMNIST,
+  EMNIST ...); ``--val-fraction`` of the training file validates, the ``t10k`` file is never used.
+  ``--data-arg channels=3``, ``--data-arg resize=bilinear``, ``--data-arg transpose=true``.
 * segment: Carvana, ``DIR/train/ID.jpg`` with ``DIR/train_masks/ID_mask.gif`` (or ``images/`` with
   ``masks/``), split by car so no car is on both sides.
 """
@@ -66,6 +70,39 @@ class Data:
         return self.val[0][0].unsqueeze(0)
 
 
+def _is_idx(data: str) -> bool:
+    if data.lower() == "fashion-mnist":
+        return True
+    root = Path(data)
+    return root.is_dir() and any(
+        p.is_file() and "idx" in p.name.lower() and "train" in p.name.lower()
+        for p in root.iterdir()
+    )
+
+
+def _idx(task_name: str, settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
+    from ..tasks.idx import IDXConfig, idx_datasets
+
+    if task_name != "classify":
+        raise RecipeError(f"--data {settings['data']}: MNIST-format data is for --task classify")
+    options = dict(settings["data_args"])
+    known = ("channels", "resize", "transpose", "normalize")
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise RecipeError(
+            f"--data-arg {', '.join(unknown)}: not an option of MNIST-format data; "
+            f"known: {', '.join(known)}"
+        )
+    config = IDXConfig(
+        image_size=settings["image_size"],
+        val_fraction=settings["val_fraction"],
+        seed=settings["seed"],
+        **options,
+    )
+    train, val, _test = idx_datasets(settings["data"], config)  # the test split stays unseen
+    return train, val
+
+
 VAL_SPLITS = ("val", "valid", "validation", "test")
 
 
@@ -93,7 +130,9 @@ def _folder(
     from ..tasks import CarvanaDataset, ImageFolderDataset, split_by_object_id
 
     if not root.is_dir():
-        raise RecipeError(f"--data {root}: folder does not exist; pass a folder or 'builtin'")
+        raise RecipeError(
+            f"--data {root}: folder does not exist; pass a folder, 'builtin' or 'fashion-mnist'"
+        )
     if task_name == "classify":
         train_dir, val_dir = _class_splits(root)
         if val_dir is not None:
@@ -142,11 +181,12 @@ def load_data(
 
     Args:
         task_name: A registered task.
-        data: ``"builtin"`` (digits for classify, synthetic cars for segment; the default) or a
-            folder (layouts in the module docstring).
+        data: ``"builtin"`` (digits for classify, synthetic cars for segment; the default),
+            ``"fashion-mnist"`` or a folder (layouts in the module docstring).
         image_size: Images are resized to this square size (default 32 classify, 64 segment).
         val_fraction: Validation share when the folder has no split (default 0.2).
-        data_args: Options of the built-in data, e.g. ``{"num_cars": 16}``.
+        data_args: Options of the built-in data, e.g. ``{"num_cars": 16}``, or of MNIST-format
+            data: ``channels`` (1 or 3), ``resize`` (``"pad"``/``"bilinear"``), ``transpose``.
         batch_size: Training batch size (validation uses at least 32).
         limit: Use at most this many training and validation samples.
         seed: Split seed (default: ``saved``'s, else 0).
@@ -176,6 +216,8 @@ def load_data(
             train, val = builtin_data(task_name, seed=seed, **options)
         except TypeError as exc:
             raise RecipeError(f"--data-arg {settings['data_args']}: {exc}") from None
+    elif _is_idx(settings["data"]):
+        train, val = _idx(task_name, settings)
     else:
         if settings["data_args"]:
             raise RecipeError("--data-arg only applies to --data builtin")
@@ -226,4 +268,7 @@ def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, A
             out.setdefault("num_classes", int(tensors[1].max()) + 1)
         elif classes is not None:
             out.setdefault("num_classes", len(classes))
+        channels = data.example.shape[1] if data.example.ndim == 4 else 3
+        if channels != 3:  # e.g. grayscale MNIST-format data: built-in models take 1 channel
+            out.setdefault("in_channels", int(channels))
     return out

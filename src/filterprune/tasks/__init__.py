@@ -7,6 +7,7 @@ Importing this package needs only torch; numpy, Pillow and scikit-learn (``pip i
 from filterprune.tasks.classify import ClassificationTask
 from filterprune.tasks.digits import DigitsConfig, digits_datasets, load_digits_tensors
 from filterprune.tasks.folders import CarvanaDataset, ImageFolderDataset
+from filterprune.tasks.idx import IDXConfig, IDXDataset, IDXFormatError, idx_datasets, read_idx
 from filterprune.tasks.losses import BCEDiceLoss, soft_dice_loss
 from filterprune.tasks.metrics import (
     ClassificationMeter,
@@ -34,6 +35,9 @@ __all__ = [
     "ClassificationTask",
     "DigitsConfig",
     "FinetuneConfig",
+    "IDXConfig",
+    "IDXDataset",
+    "IDXFormatError",
     "ImageFolderDataset",
     "NonFiniteLossError",
     "SegmentationMeter",
@@ -47,10 +51,12 @@ __all__ = [
     "digits_datasets",
     "finetune",
     "get_task",
+    "idx_datasets",
     "iou_per_image",
     "list_tasks",
     "load_digits_tensors",
     "make_synthetic_cars",
+    "read_idx",
     "register_task",
     "soft_dice_loss",
     "split_by_object_id",

@@ -33,6 +33,8 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from ..errors import DataError
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIRS",
@@ -75,7 +77,7 @@ _MAX_BYTES = 1 << 32  # 4 GiB: far above any MNIST-format set; refuses absurd he
 RESIZE_MODES = ("pad", "bilinear")
 
 
-class IDXFormatError(ValueError):
+class IDXFormatError(DataError):
     """An IDX file or folder is malformed; the message names the file, the field and the fix."""
 
 

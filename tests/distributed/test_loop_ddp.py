@@ -146,6 +146,7 @@ def test_only_rank_zero_writes_the_run_folder_and_logs(loop_run):
     assert {"config.json", "state.json", "log.jsonl", "weights.safetensors"} <= written
     assert any(line.startswith("iteration 2:") for line in results[0]["full"]["logs"])
     assert sorted(p.name for p in (loop_run / "run").iterdir() if not p.name.startswith(".")) == [
+        "MODEL.txt",  # the model is not built in: which factory to pass, for eval
         "config.json",
         "final",
         "iter_000",

@@ -1,34 +1,48 @@
-"""Fashion-MNIST evidence: baselines, criteria at equal MACs, and the default recipe.
+"""Fashion-MNIST evidence: baselines, the default recipe, and criteria at equal MACs.
 
-Everything runs through the installed ``filterprune`` command, as a user would run it:
+Everything but the final test evaluation runs through the ``filterprune`` command, as a user
+would run it (``python -m filterprune`` of the interpreter running this script):
 
+* ``probe``: times ``filterprune train`` for 0 and ``--probe-steps`` steps of each model (the
+  difference is the cost of a training step on this machine), so that ``baselines`` can turn a
+  wall-time budget into a number of steps.
 * ``baselines``: ``filterprune train`` for VGG16-BN (width 0.5, CIFAR head, 28 px padded to 32)
-  and ResNet-18 (CIFAR stem, width 0.5, 28 px), one grayscale channel, on ``--limit`` training
-  images; cached under ``--cache-dir`` (git-ignored) and reused.
+  and ResNet-18 (CIFAR stem, width 0.5, 28 px), one grayscale channel, for as many steps as
+  ``--budget-minutes`` allows by the probe (or ``--train-steps``); one baseline per model,
+  cached under ``--cache-dir`` and reused.
 * ``default``: ``filterprune prune --load BASE --target macs=-75%`` (and ``-90%``) with nothing
-  else set but the data flags (``--limit``, ``--seed``): the default recipe.
-* ``criteria``: the same command with ``--criterion NAME`` (and the other listed flags), same
+  else set but ``--seed`` and the run folder: the default recipe.
+* ``criteria``: the same command with ``--criterion NAME`` (and the listed flags), the same
   finetuning budget, paired by seed with the default runs.
+* ``table``: the per-run table and the summary (mean +- std over seeds, paired differences).
 
-The loop validates on ``--val-fraction`` of the Fashion-MNIST training file (the baseline's split,
-read back from its model.json); the reported accuracy is on the 10 000-image ``t10k`` test file,
-which no decision of the loop sees: this script evaluates each final model on it afterwards.
-Latency of baseline and pruned model is measured side by side (alternating rounds, one
-process) at batch 1 and 16 with :func:`filterprune.report.measure_latency`.
+``--seed`` is a *pruning* seed (ranking batches, finetuning order, the random criterion); every
+run of one seed starts from the same baseline, so runs of one seed are paired across criteria.
+The loop validates on ``--val-fraction`` of the Fashion-MNIST training file (the baseline's
+split, read back from its model.json); the reported accuracy is on the 10 000-image ``t10k``
+file, which no decision of the loop sees: this script evaluates each final model on it
+afterwards. Baseline and pruned model are timed side by side (alternating rounds, one process)
+at batch 1 and 16 with :func:`filterprune.measure.compare_latency`.
 
 Results go to ``benchmarks/results/fashion.json``, one entry per run, written after each run, so
-an interrupted benchmark resumes where it stopped (a run folder left half-done is resumed with
-``--resume``). Needs the Debian package ``dataset-fashion-mnist`` (or ``--data DIR``)::
+an interrupted benchmark resumes where it stopped (a half-done run folder is resumed with
+``--resume``). A -90 % run continues a copy of the -75 % run folder with ``--resume`` (every
+iteration reseeds from (seed, iteration), so this replays what a fresh -90 % run does). Needs the
+Debian package ``dataset-fashion-mnist`` (or ``--data DIR``)::
 
-    PYTHONPATH=src nice -n 5 .venv/bin/python benchmarks/bench_fashion.py --stage baselines
-    PYTHONPATH=src nice -n 5 .venv/bin/python benchmarks/bench_fashion.py --stage default
-    PYTHONPATH=src nice -n 5 .venv/bin/python benchmarks/bench_fashion.py --stage criteria
+    B="nice -n 5 .venv/bin/python benchmarks/bench_fashion.py --cache-dir /work/cache/fashion"
+    PYTHONPATH=src $B --stage probe
+    PYTHONPATH=src $B --stage baselines --budget-minutes 12
+    PYTHONPATH=src $B --stage default --seeds 0,1,2
+    PYTHONPATH=src $B --stage criteria --seeds 0,1,2 --targets 75
+    PYTHONPATH=src $B --stage table
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -36,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -45,42 +60,40 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "fashion.json"
 
 MODELS: dict[str, dict[str, Any]] = {
-    "vgg": {
-        "model": "vgg16_bn",
-        "model_args": ["width=0.5", "head=cifar"],
-        "image_size": 32,
-        "train": ["--epochs", "2"],
-    },
-    "resnet": {
-        "model": "resnet18",
-        "model_args": ["width=0.5", "stem=cifar"],
-        "image_size": 28,
-        "train": ["--epochs", "2"],
-    },
+    "vgg": {"model": "vgg16_bn", "model_args": ["width=0.5", "head=cifar"], "image_size": 32},
+    "resnet": {"model": "resnet18", "model_args": ["width=0.5", "stem=cifar"], "image_size": 28},
 }
-# criteria compared with the default recipe: name -> extra prune flags
+# the baselines' optimizer: Adam at a constant rate (the CLI has no schedule); 'prune' finetunes
+# with the same settings (read from model.json), at its own default batch size of 16
+TRAIN = ["--batch-size", "64", "--optimizer", "adam", "--lr", "0.001"]
+TRAIN_BATCH = 64
+# criteria compared with the default recipe: name -> extra prune flags (all else as the default)
 CRITERIA: dict[str, list[str]] = {
-    "l1": ["--criterion", "l1"],
-    "random": ["--criterion", "random"],
-    "bn_scale": ["--criterion", "bn_scale"],
     "taylor_noreg": ["--criterion", "taylor", "--flops-reg", "0"],
+    "l1": ["--criterion", "l1"],
+    "bn_scale": ["--criterion", "bn_scale"],
+    "kmeans": ["--criterion", "kmeans"],
+    "random": ["--criterion", "random"],
     "weight_taylor": ["--criterion", "weight_taylor"],
 }
+GOALS = {75: (4.0, 0.3), 90: (10.0, 1.5)}  # target -> (min MAC ratio, max test drop in points)
 
 
 def _env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(threads)  # the filterprune of PYTHONPATH / the environment
+    env = dict(os.environ)  # the filterprune of PYTHONPATH / the environment
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["FILTERPRUNE_PROGRESS"] = "0"
     return env
 
 
 def _cli(args: list[str], *, threads: int, log: Path) -> tuple[int, float, str]:
     """Run ``filterprune ARGS``; returns (exit code, wall seconds, last lines of output)."""
     command = [sys.executable, "-m", "filterprune", *args]
-    print("$ filterprune " + " ".join(args), flush=True)
+    line = "$ filterprune " + " ".join(args)
+    print(line, flush=True)
     start = time.perf_counter()
     with open(log, "a") as out:
-        out.write("$ filterprune " + " ".join(args) + "\n")
+        out.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         out.flush()
         code = subprocess.call(command, stdout=out, stderr=subprocess.STDOUT, env=_env(threads))
     seconds = time.perf_counter() - start
@@ -98,15 +111,23 @@ def _write_results(results: dict[str, Any]) -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "code": os.environ.get("FASHION_CODE", "working tree"),
     }
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     tmp.replace(RESULTS)
 
 
+def _update(key: str, name: str, entry: Any) -> None:
+    """Store ``entry`` as ``results[key][name]``, re-reading the file first."""
+    results = _read_results()
+    results.setdefault(key, {})[name] = entry
+    _write_results(results)
+
+
 def _load(folder: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    from filterprune.loop import load
     from filterprune.models import create_model
+    from filterprune.store import load
 
     info = json.loads((folder / "model.json").read_text())
     model = load(folder, lambda: create_model(info["model"], **info["model_args"]))
@@ -127,107 +148,137 @@ def _test_split(info: dict[str, Any], data: str):
 
 
 def _measure(folder: Path, data: str) -> dict[str, Any]:
-    """Test accuracy, MACs, params and the narrowest layer of the model saved in ``folder``."""
+    """Test accuracy, MACs, params and the narrowest conv of the model saved in ``folder``."""
     from torch.utils.data import DataLoader
 
     from filterprune.loop import layer_widths
-    from filterprune.report import count
+    from filterprune.measure import count
     from filterprune.tasks import get_task
 
     model, info = _load(folder)
     test = _test_split(info, data)
     metrics = get_task("classify").evaluate(model, DataLoader(test, batch_size=200))
-    example = test[0][0].unsqueeze(0)
-    counts = count(model, example)
-    widths = layer_widths(model)
-    convs = {k: v for k, v in widths.items() if "classifier" not in k and "fc" not in k}
-    narrow = min(convs.items(), key=lambda kv: kv[1]) if convs else None
+    counts = count(model, test[0][0].unsqueeze(0))
+    widths = {k: v for k, v in layer_widths(model).items() if isinstance(
+        model.get_submodule(k), torch.nn.Conv2d)}  # fmt: skip
+    narrow = min(widths.items(), key=lambda kv: kv[1]) if widths else None
     return {
         "test_accuracy": round(100 * metrics["accuracy"], 2),
+        "test_images": len(test),
         "macs": counts.macs,
         "params": counts.params,
         "narrowest_layer": list(narrow) if narrow else None,
     }
 
 
-def _latency(base: Path, pruned: Path, data: str, *, rounds: int, threads: int) -> dict[str, Any]:
-    """Alternating rounds, baseline then pruned, in this process; median of round medians."""
-    from filterprune.report import measure_latency
+def _latency(base: Path, pruned: Path, *, rounds: int, threads: int) -> dict[str, Any]:
+    """Baseline and pruned model timed side by side (alternating rounds, this process)."""
+    from filterprune.measure import compare_latency
 
-    models = {"baseline": _load(base)[0], "pruned": _load(pruned)[0]}
-    info = json.loads((base / "model.json").read_text())
+    reference, info = _load(base)
+    model = _load(pruned)[0]
     example = torch.zeros(info["input_shape"])
-    times: dict[str, dict[int, list[float]]] = {k: {1: [], 16: []} for k in models}
-    for _ in range(rounds):
-        for key, model in models.items():
-            for r in measure_latency(model, example, batch_sizes=(1, 16), threads=threads):
-                times[key][r.batch_size].append(r.median_ms)
     out: dict[str, Any] = {"threads": threads, "rounds": rounds, "loadavg": os.getloadavg()}
-    for batch in (1, 16):
-        b = statistics.median(times["baseline"][batch])
-        p = statistics.median(times["pruned"][batch])
-        out[f"batch{batch}"] = {"baseline_ms": round(b, 3), "pruned_ms": round(p, 3)}
-        out[f"batch{batch}"]["speedup"] = round(b / p, 3)
+    comparisons = compare_latency(
+        reference, model, example, batch_sizes=(1, 16), rounds=rounds, threads=threads
+    )
+    for c in comparisons:
+        out[f"batch{c.batch_size}"] = {
+            "baseline_ms": round(c.reference.median_ms, 3),
+            "pruned_ms": round(c.model.median_ms, 3),
+            "speedup": round(c.speedup, 3),
+            "speedup_range": [round(c.speedup_low, 3), round(c.speedup_high, 3)],
+            "flags": list(c.flags),
+        }
+    out["loadavg_after"] = os.getloadavg()
     return out
 
 
-def baselines(args: argparse.Namespace) -> None:
-    results = _read_results()
+def _train_cmd(key: str, args: argparse.Namespace, steps: int, out: Path) -> list[str]:
+    spec = MODELS[key]
+    cmd = ["train", "--task", "classify", "--model", spec["model"]]
+    for arg in spec["model_args"]:
+        cmd += ["--model-arg", arg]
+    cmd += ["--data", args.data, "--image-size", str(spec["image_size"])]
+    cmd += ["--val-fraction", str(args.val_fraction), *TRAIN, "--steps", str(steps)]
+    return [*cmd, "--out", str(out), "--quiet"]
+
+
+def probe(args: argparse.Namespace) -> None:
+    """Seconds per training step: a 0-step and an N-step run (same start-up and evaluation)."""
     for key in args.models:
-        spec, folder = MODELS[key], args.cache_dir / f"{key}-base"
+        times = []
+        for steps in (0, args.probe_steps):
+            out = args.cache_dir / f"probe-{key}"
+            cmd = [*_train_cmd(key, args, steps, out), "--overwrite"]
+            code, seconds, tail = _cli(cmd, threads=args.threads, log=args.cache_dir / "log.txt")
+            if code != 0:
+                raise SystemExit(f"probe {key} failed:\n{tail}")
+            times.append(seconds)
+        per_step = (times[1] - times[0]) / args.probe_steps
+        entry = {
+            "steps": args.probe_steps,
+            "batch_size": TRAIN_BATCH,
+            "wall_seconds_0_and_n_steps": times,
+            "seconds_per_step": round(per_step, 4),
+            "ms_per_image": round(1000 * per_step / TRAIN_BATCH, 2),
+            "loadavg": os.getloadavg(),
+        }
+        _update("probe", key, entry)
+        print(key, entry, flush=True)
+
+
+def baselines(args: argparse.Namespace) -> None:
+    for key in args.models:
+        folder = args.cache_dir / f"{key}-base"
         name = f"baseline/{key}"
-        if name in results["runs"] and (folder / "model.json").is_file():
+        if name in _read_results()["runs"] and (folder / "model.json").is_file():
             continue
-        cmd = ["train", "--task", "classify", "--model", spec["model"]]
-        for arg in spec["model_args"]:
-            cmd += ["--model-arg", arg]
-        cmd += [
-            "--data", args.data, "--image-size", str(spec["image_size"]),
-            "--val-fraction", str(args.val_fraction), "--limit", str(args.limit),
-            "--batch-size", "32", "--lr", "0.02", "--weight-decay", "5e-4",
-            *spec["train"], "--out", str(folder), "--quiet",
-        ]  # fmt: skip
+        steps = args.train_steps.get(key)
+        if steps is None:
+            per_step = _read_results()["probe"][key]["seconds_per_step"]
+            steps = int(args.budget_minutes * 60 / per_step) // 10 * 10
+        cmd = _train_cmd(key, args, steps, folder)
         code, seconds, tail = _cli(cmd, threads=args.threads, log=args.cache_dir / "log.txt")
         if code != 0:
             raise SystemExit(f"baseline {key} failed:\n{tail}")
-        entry = {"command": "filterprune " + " ".join(cmd), "wall_seconds": seconds}
+        entry: dict[str, Any] = {"command": "filterprune " + " ".join(cmd), "wall_seconds": seconds}
+        entry["steps"] = steps
+        entry["training_images_seen"] = steps * TRAIN_BATCH
         entry["validation"] = json.loads((folder / "metrics.json").read_text())["metrics"]
         entry.update(_measure(folder, args.data))
-        results = _read_results()
-        results["runs"][name] = entry
-        _write_results(results)
+        _update("runs", name, entry)
         print(name, entry, flush=True)
 
 
 def _prune_run(args: argparse.Namespace, key: str, label: str, extra: list[str], target: int,
                seed: int) -> None:  # fmt: skip
     name = f"{label}/{key}/macs-{target}/seed{seed}"
-    results = _read_results()
-    if name in results["runs"]:
+    if name in _read_results()["runs"]:
         return
     base = args.cache_dir / f"{key}-base"
     run_dir = args.cache_dir / "runs" / name.replace("/", "_")
     cmd = ["prune", "--load", str(base), "--target", f"macs=-{target}%", *extra]
-    cmd += ["--seed", str(seed), "--limit", str(args.limit), "--run-dir", str(run_dir), "--quiet"]
-    # a deeper target continues the shallower run: every iteration reseeds from (seed,
-    # iteration), so resuming with a new target replays exactly what a fresh run would do
+    cmd += ["--seed", str(seed), "--run-dir", str(run_dir), "--quiet"]
     shallower = [t for t in args.targets if t < target]
     source = run_dir.parent / run_dir.name.replace(f"macs-{target}", f"macs-{max(shallower)}") \
         if shallower else None  # fmt: skip
+    continued = None
     if not run_dir.exists() and source is not None and (source / "state.json").is_file():
         shutil.copytree(source, run_dir)
+        continued = source.name
     if (run_dir / "state.json").is_file():
         cmd.append("--resume")
     code, seconds, tail = _cli(cmd, threads=args.threads, log=args.cache_dir / "log.txt")
     entry: dict[str, Any] = {
         "command": "filterprune " + " ".join(c for c in cmd if c != "--resume"),
+        "continued_from": continued,
         "exit_code": code,
         "wall_seconds": seconds,
         "output_tail": tail,
     }
-    state = run_dir / "state.json"
-    if state.is_file():
-        saved = json.loads(state.read_text())
+    if (run_dir / "state.json").is_file():
+        saved = json.loads((run_dir / "state.json").read_text())
         entry["stop_reason"] = saved.get("stop_reason")
         rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
         entry["iterations"] = max(r["iteration"] for r in rows if isinstance(r["iteration"], int))
@@ -237,82 +288,137 @@ def _prune_run(args: argparse.Namespace, key: str, label: str, extra: list[str],
             for r in rows
         ]  # fmt: skip
         entry.update(_measure(run_dir, args.data))
-        entry["macs_ratio"] = round(results["runs"][f"baseline/{key}"]["macs"] / entry["macs"], 3)
+        base_macs = _read_results()["runs"][f"baseline/{key}"]["macs"]
+        entry["macs_ratio"] = round(base_macs / entry["macs"], 3)
         if args.latency_rounds:
             entry["latency"] = _latency(
-                base, run_dir, args.data, rounds=args.latency_rounds, threads=args.threads
+                base, run_dir, rounds=args.latency_rounds, threads=args.threads
             )
-    results = _read_results()
-    results["runs"][name] = entry
-    _write_results(results)
+    _update("runs", name, entry)
     print(name, {k: entry.get(k) for k in ("test_accuracy", "macs_ratio", "wall_seconds")})
 
 
+def _stats(values: list[float]) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
 def table(results: dict[str, Any]) -> str:
-    """Markdown rows of every pruning run, against its baseline's test accuracy."""
+    """Markdown: every pruning run, then mean ± std per configuration with paired differences."""
     runs = results["runs"]
     lines = [
         "| run | test acc. % | drop (points) | MACs | fewer MACs | narrowest conv | "
-        "speed-up b1 / b16 | efficiency b1 / b16 | stop | wall s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "speed-up b1 / b16 | efficiency b1 / b16 | stop | iterations | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    groups: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for name, entry in sorted(runs.items()):
         if name.startswith("baseline/") or "test_accuracy" not in entry:
             continue
-        base = runs[f"baseline/{name.split('/')[1]}"]
+        label, key, target, seed = name.split("/")
+        base = runs[f"baseline/{key}"]
         drop = base["test_accuracy"] - entry["test_accuracy"]
         lat = entry.get("latency") or {}
         speed = [lat.get(f"batch{b}", {}).get("speedup") for b in (1, 16)]
         eff = [round(s / entry["macs_ratio"], 2) if s else None for s in speed]
         narrow = entry.get("narrowest_layer") or ["-", "-"]
+        groups[(key, target, label)][int(seed.removeprefix("seed"))] = {
+            "acc": entry["test_accuracy"], "drop": drop, "ratio": entry["macs_ratio"],
+            "s1": speed[0], "s16": speed[1], "e1": eff[0], "e16": eff[1],
+            "narrow": f"{narrow[0]}: {narrow[1]}", "wall": entry["wall_seconds"],
+        }  # fmt: skip
         lines.append(
             f"| {name} | {entry['test_accuracy']:.2f} | {drop:+.2f} | {entry['macs'] / 1e6:.1f} M "
             f"| {entry['macs_ratio']:.2f}x | {narrow[0]}: {narrow[1]} | "
             f"{speed[0] or '-'} / {speed[1] or '-'} | {eff[0] or '-'} / {eff[1] or '-'} | "
-            f"{entry.get('stop_reason')} | {entry['wall_seconds']:.0f} |"
+            f"{entry.get('stop_reason')} | {entry.get('iterations')} | "
+            f"{entry['wall_seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "| model | target | run | seeds | test acc. % | drop (points) | fewer MACs | "
+        "paired diff. vs default (points) | speed-up b1 | speed-up b16 | efficiency b1 / b16 | "
+        "narrowest conv per seed | wall s per run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (key, target, label), by_seed in sorted(groups.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], kv[0][2] != "default", kv[0][2])):  # fmt: skip
+        default = groups.get((key, target, "default"), {})
+        paired = [r["acc"] - default[s]["acc"] for s, r in by_seed.items() if s in default]
+        col = {k: [r[k] for r in by_seed.values()] for k in next(iter(by_seed.values()))}
+        diff = "-" if label == "default" else f"{_stats(paired)} (n={len(paired)})"
+        lines.append(
+            f"| {key} | {target} | {label} | {','.join(map(str, sorted(by_seed)))} | "
+            f"{_stats(col['acc'])} | {_stats(col['drop'])} | {_stats(col['ratio'])}x | {diff} | "
+            f"{_stats(col['s1'])} | {_stats(col['s16'])} | {_stats(col['e1'])} / "
+            f"{_stats(col['e16'])} | {'; '.join(col['narrow'])} | {_stats(col['wall'])} |"
         )
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--stage", choices=("baselines", "default", "criteria", "table"), required=True
-    )
-    parser.add_argument("--models", type=lambda s: s.split(","), default=["vgg", "resnet"])
-    parser.add_argument("--targets", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[75, 90])  # fmt: skip
-    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
-    parser.add_argument("--criteria", type=lambda s: s.split(","), default=list(CRITERIA))
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--limit", type=int, default=12000, help="training images per run")
-    parser.add_argument("--val-fraction", type=float, default=0.05)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--results", type=Path, default=None, help="JSON file of the runs")
-    parser.add_argument("--latency-rounds", type=int, default=5)
-    parser.add_argument(
-        "--cache-dir", type=Path, default=ROOT / ".cache" / "fashion", help="git-ignored"
-    )
-    args = parser.parse_args()
-    if args.results is not None:
-        global RESULTS
-        RESULTS = args.results
-    args.cache_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads)
-    if args.stage == "baselines":
+def _stage(args: argparse.Namespace) -> None:
+    if args.stage == "probe":
+        probe(args)
+    elif args.stage == "baselines":
         baselines(args)
-        return
-    if args.stage == "table":
-        print(table(_read_results()))
-        return
-    for seed in args.seeds:
+    for seed in args.seeds if args.stage in ("default", "criteria") else ():
         for key in args.models:
             for target in args.targets:
                 if args.stage == "default":
                     _prune_run(args, key, "default", [], target, seed)
-                else:
-                    for crit in args.criteria:
-                        _prune_run(args, key, crit, CRITERIA[crit], target, seed)
+                    continue
+                for crit in args.criteria:
+                    _prune_run(args, key, crit, CRITERIA[crit], target, seed)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def _steps(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (item.split("=") for item in text.split(","))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    stages = ("probe", "baselines", "default", "criteria", "table")
+    parser.add_argument("--stage", choices=stages, required=True)
+    parser.add_argument("--models", type=lambda s: s.split(","), default=list(MODELS))
+    parser.add_argument("--targets", type=_ints, default=[75, 90])
+    parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="pruning seeds")
+    parser.add_argument("--criteria", type=lambda s: s.split(","), default=list(CRITERIA))
+    parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--val-fraction", type=float, default=0.05)
+    parser.add_argument("--probe-steps", type=int, default=30)
+    parser.add_argument("--budget-minutes", type=float, default=12.0,
+                        help="baseline training time, turned into steps by the probe")  # fmt: skip
+    parser.add_argument("--train-steps", type=_steps, default={}, help="e.g. vgg=900,resnet=500")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=None, help="JSON file of the runs")
+    parser.add_argument("--latency-rounds", type=int, default=5)
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "fashion")
+    args = parser.parse_args()
+    if args.results is not None:
+        global RESULTS
+        RESULTS = args.results
+    if args.stage == "table":
+        print(table(_read_results()))
+        return
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    start, wall = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
+    _stage(args)
+    results = _read_results()
+    results.setdefault("stages", []).append({
+        "stage": args.stage, "argv": sys.argv[1:], "started": start,
+        "wall_seconds": round(time.perf_counter() - wall, 1),
+        "loadavg_end": os.getloadavg(),
+    })  # fmt: skip
+    _write_results(results)
 
 
 if __name__ == "__main__":

@@ -149,13 +149,17 @@ def _test_split(info: dict[str, Any], data: str):
 
 def _measure(folder: Path, data: str) -> dict[str, Any]:
     """Test accuracy, MACs, params and the narrowest conv of the model saved in ``folder``."""
+    return _measure_model(*_load(folder), data)
+
+
+def _measure_model(model: torch.nn.Module, info: dict[str, Any], data: str) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
     from filterprune.loop import layer_widths
     from filterprune.measure import count
     from filterprune.tasks import get_task
 
-    model, info = _load(folder)
+    model.eval()
     test = _test_split(info, data)
     metrics = get_task("classify").evaluate(model, DataLoader(test, batch_size=200))
     counts = count(model, test[0][0].unsqueeze(0))
@@ -171,12 +175,13 @@ def _measure(folder: Path, data: str) -> dict[str, Any]:
     }
 
 
-def _latency(base: Path, pruned: Path, *, rounds: int, threads: int) -> dict[str, Any]:
+def _latency(base: Path, pruned: Path | torch.nn.Module, *, rounds: int, threads: int
+             ) -> dict[str, Any]:  # fmt: skip
     """Baseline and pruned model timed side by side (alternating rounds, this process)."""
     from filterprune.measure import compare_latency
 
     reference, info = _load(base)
-    model = _load(pruned)[0]
+    model = pruned if isinstance(pruned, torch.nn.Module) else _load(pruned)[0]
     example = torch.zeros(info["input_shape"])
     out: dict[str, Any] = {"threads": threads, "rounds": rounds, "loadavg": os.getloadavg()}
     comparisons = compare_latency(
@@ -298,6 +303,102 @@ def _prune_run(args: argparse.Namespace, key: str, label: str, extra: list[str],
     print(name, {k: entry.get(k) for k in ("test_accuracy", "macs_ratio", "wall_seconds")})
 
 
+def _tp_prune(model: torch.nn.Module, example: torch.Tensor, kind: str, batches: list[Any],
+              target_macs: int) -> torch.nn.Module:  # fmt: skip
+    """Torch-Pruning global pruning of the convs, its ratio bisected to ``target_macs``."""
+    import copy
+
+    import torch_pruning as tp
+
+    from filterprune.measure import count
+    from filterprune.tasks import get_task
+
+    grads = []
+    if kind == "taylor":  # TP's Taylor importance reads .grad: accumulate over the batches
+        model.zero_grad(set_to_none=True)
+        for inputs, targets in batches:
+            get_task("classify").loss(model(inputs), targets).backward()
+        grads = [None if q.grad is None else q.grad.detach().clone() for q in model.parameters()]
+        model.zero_grad(set_to_none=True)
+
+    def trial(ratio: float) -> tuple[torch.nn.Module, int]:
+        m = copy.deepcopy(model)
+        for q, g in zip(m.parameters(), grads, strict=False):
+            q.grad = g
+        importance = (
+            tp.importance.TaylorImportance()
+            if kind == "taylor"
+            else tp.importance.MagnitudeImportance(p=1)
+        )
+        pruner = tp.pruner.BasePruner(
+            m, example, importance=importance, global_pruning=True, pruning_ratio=ratio,
+            max_pruning_ratio=0.25,  # the default recipe's --max-layer-fraction
+            ignored_layers=[x for x in m.modules() if isinstance(x, torch.nn.Linear)],
+        )  # fmt: skip
+        pruner.step()
+        m.zero_grad(set_to_none=True)
+        return m, count(m, example).macs
+
+    lo, hi = 0.0, 0.5  # smallest global ratio whose MACs reach the target (12 halvings)
+    best = trial(hi)
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        m, macs = trial(mid)
+        if macs <= target_macs:
+            hi, best = mid, (m, macs)
+        else:
+            lo = mid
+    return best[0]
+
+
+def tp_run(args: argparse.Namespace, key: str, kind: str, target: int, seed: int) -> None:
+    """Torch-Pruning's importance on the default run's MACs schedule, filterprune's trainer.
+
+    Iteration k prunes (TP, global, convs only, at most 25 % of a layer) down to the MACs the
+    default run of the same model, target and seed had after its iteration k, then finetunes
+    the same number of steps (100, batch 16) with the same optimizer; the same final finetune
+    (300 steps); the same test evaluation and side-by-side latency.
+    """
+    from filterprune.loop.state import seed_everything
+    from filterprune.recipes import load_data
+
+    name = f"tp_{kind}/{key}/macs-{target}/seed{seed}"
+    results = _read_results()
+    default = results["runs"].get(f"default/{key}/macs-{target}/seed{seed}")
+    if name in results["runs"] or default is None or "validation" not in default:
+        return
+    print(f"$ torch-pruning {kind} {key} macs-{target} seed {seed}", flush=True)
+    start = time.perf_counter()
+    base = args.cache_dir / f"{key}-base"
+    model, info = _load(base)
+    data = load_data("classify", saved=info["data"], batch_size=16)
+    training = {k: info["training"][k] for k in ("lr", "optimizer", "momentum", "weight_decay")}
+    example = torch.zeros(info["input_shape"])
+    rows = [r for r in default["validation"] if isinstance(r["iteration"], int)]
+    schedule = [r["macs"] for r in rows if r["iteration"] > 0 and r.get("accepted", True)]
+    for iteration, macs in enumerate(schedule, start=1):
+        seed_everything(seed, f"tp-rank-{iteration}")
+        batches = [b for b, _ in zip(data.train_loader, range(10), strict=False)]
+        model = _tp_prune(model.train(), example, kind, batches, macs)
+        seed_everything(seed, f"tp-finetune-{iteration}")
+        data.task.finetune(model, data.train_loader, steps=100, **training)
+    seed_everything(seed, "tp-final")
+    data.task.finetune(model, data.train_loader, steps=300, **training)
+    entry: dict[str, Any] = {
+        "command": f"benchmarks/bench_fashion.py --stage torch_pruning (TP {kind} importance)",
+        "iterations": len(schedule),
+        "stop_reason": "default run's MACs schedule",
+        "macs_schedule": schedule,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }
+    entry.update(_measure_model(model, info, args.data))
+    entry["macs_ratio"] = round(results["runs"][f"baseline/{key}"]["macs"] / entry["macs"], 3)
+    if args.latency_rounds:
+        entry["latency"] = _latency(base, model, rounds=args.latency_rounds, threads=args.threads)
+    _update("runs", name, entry)
+    print(name, {k: entry.get(k) for k in ("test_accuracy", "macs_ratio", "wall_seconds")})
+
+
 def _stats(values: list[float]) -> str:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
@@ -365,9 +466,13 @@ def _stage(args: argparse.Namespace) -> None:
         probe(args)
     elif args.stage == "baselines":
         baselines(args)
-    for seed in args.seeds if args.stage in ("default", "criteria") else ():
+    for seed in args.seeds if args.stage in ("default", "criteria", "torch_pruning") else ():
         for key in args.models:
             for target in args.targets:
+                if args.stage == "torch_pruning":
+                    for kind in ("taylor", "magnitude"):
+                        tp_run(args, key, kind, target, seed)
+                    continue
                 if args.stage == "default":
                     _prune_run(args, key, "default", [], target, seed)
                     continue
@@ -385,7 +490,7 @@ def _steps(text: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    stages = ("probe", "baselines", "default", "criteria", "table")
+    stages = ("probe", "baselines", "default", "criteria", "torch_pruning", "table")
     parser.add_argument("--stage", choices=stages, required=True)
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(MODELS))
     parser.add_argument("--targets", type=_ints, default=[75, 90])

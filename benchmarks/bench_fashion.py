@@ -101,6 +101,20 @@ def _cli(args: list[str], *, threads: int, log: Path) -> tuple[int, float, str]:
     return code, round(seconds, 1), "\n".join(tail)
 
 
+def _recovered(cmd: list[str], log: Path, done: Path) -> tuple[int, float, str]:
+    """(0, wall seconds, note) of a command that finished but whose entry was never written.
+
+    The start is the command's last line in ``log`` ("HH:MM:SS $ filterprune ..."), the end the
+    modification time of ``done`` (the file the command writes last).
+    """
+    line = "$ filterprune " + " ".join(cmd)
+    starts = [t[:8] for t in log.read_text().splitlines() if t.endswith(line)]
+    end = time.localtime(done.stat().st_mtime)
+    h, m, sec = (int(x) for x in starts[-1].split(":"))
+    seconds = (end.tm_hour - h) * 3600 + (end.tm_min - m) * 60 + (end.tm_sec - sec)
+    return 0, float(seconds % 86400), f"recorded afterwards: started {starts[-1]} (log.txt)"
+
+
 def _read_results() -> dict[str, Any]:
     return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
 
@@ -127,7 +141,7 @@ def _update(key: str, name: str, entry: Any) -> None:
 
 def _load(folder: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     from filterprune.models import create_model
-    from filterprune.store import load
+    from filterprune.store.load import load
 
     info = json.loads((folder / "model.json").read_text())
     model = load(folder, lambda: create_model(info["model"], **info["model_args"]))
@@ -244,7 +258,11 @@ def baselines(args: argparse.Namespace) -> None:
             per_step = _read_results()["probe"][key]["seconds_per_step"]
             steps = int(args.budget_minutes * 60 / per_step) // 10 * 10
         cmd = _train_cmd(key, args, steps, folder)
-        code, seconds, tail = _cli(cmd, threads=args.threads, log=args.cache_dir / "log.txt")
+        log = args.cache_dir / "log.txt"
+        if (folder / "metrics.json").is_file():  # trained, but this script stopped before
+            code, seconds, tail = _recovered(cmd, log, folder / "metrics.json")
+        else:
+            code, seconds, tail = _cli(cmd, threads=args.threads, log=log)
         if code != 0:
             raise SystemExit(f"baseline {key} failed:\n{tail}")
         entry: dict[str, Any] = {"command": "filterprune " + " ".join(cmd), "wall_seconds": seconds}
@@ -272,9 +290,15 @@ def _prune_run(args: argparse.Namespace, key: str, label: str, extra: list[str],
     if not run_dir.exists() and source is not None and (source / "state.json").is_file():
         shutil.copytree(source, run_dir)
         continued = source.name
-    if (run_dir / "state.json").is_file():
-        cmd.append("--resume")
-    code, seconds, tail = _cli(cmd, threads=args.threads, log=args.cache_dir / "log.txt")
+    state = json.loads((run_dir / "state.json").read_text()) if (run_dir / "state.json").is_file() \
+        else {}  # fmt: skip
+    log = args.cache_dir / "log.txt"
+    reductions = [t.get("reduction") for t in state.get("config", {}).get("targets", [])]
+    if state.get("finished") and reductions == [target / 100] and continued is None:
+        code, seconds, tail = _recovered(cmd, log, run_dir / "state.json")  # entry not written
+    else:
+        cmd += ["--resume"] if state else []
+        code, seconds, tail = _cli(cmd, threads=args.threads, log=log)
     entry: dict[str, Any] = {
         "command": "filterprune " + " ".join(c for c in cmd if c != "--resume"),
         "continued_from": continued,

@@ -76,6 +76,12 @@ CRITERIA: dict[str, list[str]] = {
     "random": ["--criterion", "random"],
     "weight_taylor": ["--criterion", "weight_taylor"],
 }
+# the default recipe with one other setting: finetuning rate, cost-term lambda
+VARIANTS: dict[str, list[str]] = {
+    "lr1e-4": ["--lr", "0.0001"],
+    "reg0.03": ["--flops-reg", "0.03"],
+    "reg0.3": ["--flops-reg", "0.3"],
+}
 GOALS = {75: (4.0, 0.3), 90: (10.0, 1.5)}  # target -> (min MAC ratio, max test drop in points)
 
 
@@ -501,7 +507,8 @@ def _stage(args: argparse.Namespace) -> None:
                     _prune_run(args, key, "default", [], target, seed)
                     continue
                 for crit in args.criteria:
-                    _prune_run(args, key, crit, CRITERIA[crit], target, seed)
+                    flags = CRITERIA[crit] if crit in CRITERIA else VARIANTS[crit]
+                    _prune_run(args, key, crit, flags, target, seed)
 
 
 def _ints(text: str) -> list[int]:
@@ -519,7 +526,8 @@ def main() -> None:
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(MODELS))
     parser.add_argument("--targets", type=_ints, default=[75, 90])
     parser.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="pruning seeds")
-    parser.add_argument("--criteria", type=lambda s: s.split(","), default=list(CRITERIA))
+    parser.add_argument("--criteria", type=lambda s: s.split(","), default=list(CRITERIA),
+                        help=f"of {', '.join([*CRITERIA, *VARIANTS])}")  # fmt: skip
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--val-fraction", type=float, default=0.05)
     parser.add_argument("--probe-steps", type=int, default=30)

@@ -15,6 +15,7 @@ import pytest
 from loop_tiny import Hooks, make_model
 
 from filterprune.loop import ConfigError, PruneConfig, RunDir, load, run_pruning
+from filterprune.report.run_report import run_settings
 
 FIXTURE = Path(__file__).parent / "data" / "flat_run_v1"
 #: The settings the fixture was written with, in the flat keyword form.
@@ -94,3 +95,15 @@ def test_a_flat_run_folder_still_refuses_a_different_config(example, tmp_path):
             progress=False,
             **Hooks().kwargs(),
         )
+
+
+def test_the_run_report_reads_flat_and_nested_config_files(example, tmp_path):
+    old = {r["setting"]: r["value"] for r in run_settings(FIXTURE).rows}
+    run = _copy(tmp_path)
+    RunDir(run).write_config(PruneConfig(**FLAT).to_json())  # the same settings, nested
+    assert json.loads(RunDir(run).read_config_json())["format"] == 2
+    new = {r["setting"]: r["value"] for r in run_settings(run).rows}
+    assert old == new
+    assert old["criterion"].startswith("l1") and old["amount / schedule"] == "0.25"
+    assert old["finetuning"] == "3 steps per iteration, 2 final"
+    assert "reduction=0.9" in old["targets"]

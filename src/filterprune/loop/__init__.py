@@ -5,6 +5,8 @@ Checkpoints, run folders and loading live in :mod:`filterprune.store`; ``load``,
 
 >>> from filterprune.loop import PruneConfig, run_pruning
 >>> config = PruneConfig(criterion="l1", amount=0.1, finetune=200, max_iterations=5)
+>>> config.removal.amount, config.finetuning.per_iteration  # the same settings, in sections
+(0.1, 200)
 >>> result = run_pruning(model, example, config=config, finetune=ft, evaluate=ev,
 ...                      run_dir="runs/vgg")          # doctest: +SKIP
 >>> pruned = load("runs/vgg", lambda: create_model("vgg16_bn"))  # doctest: +SKIP
@@ -18,10 +20,14 @@ from .callbacks import TaskCallbacks, task_callbacks
 from .config import (
     DEFAULT_FINAL_FINETUNE,
     DEFAULT_FINETUNE,
+    DEFAULT_RANKING_BATCHES,
     RECIPE,
     Budget,
     ConfigError,
+    Finetuning,
     PruneConfig,
+    Removal,
+    Stopping,
     Target,
 )
 from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
@@ -46,17 +52,21 @@ from .widths import (
 __all__ = [
     "DEFAULT_FINAL_FINETUNE",
     "DEFAULT_FINETUNE",
+    "DEFAULT_RANKING_BATCHES",
     "RECIPE",
     "STOP_REASONS",
     "Budget",
     "CheckpointError",
     "ConfigError",
+    "Finetuning",
     "PruneConfig",
     "PruningLoop",
+    "Removal",
     "RunDir",
     "RunReport",
     "RunResult",
     "LoopState",
+    "Stopping",
     "Target",
     "TaskCallbacks",
     "channel_groups",

@@ -232,6 +232,12 @@ def _text(value: Any) -> str:
     return "–" if value is None or value == "" else str(value)
 
 
+def _setting(config: dict[str, Any], section: str, key: str, flat: str | None = None) -> Any:
+    """A setting of ``config.json``: in its section (format 2) or by its flat name (format 1)."""
+    part = config.get(section)
+    return part.get(key) if isinstance(part, dict) else config.get(flat or key)
+
+
 def run_settings(run_dir: str | Path) -> Any:
     """The run's settings and machine as a two-column table (``None`` without a config)."""
     from .tables import Column, Table
@@ -247,16 +253,22 @@ def run_settings(run_dir: str | Path) -> Any:
     machine = row0.get("machine") or {}
     latency = config.get("latency") or {}
     bound = row0.get("metric_bound") or {}
-    drop = config.get("max_metric_drop")
+    ranking = {k: _setting(config, "ranking", k) for k in ("criterion", "flops_reg", "cost")}
+    removal = {k: _setting(config, "removal", k) for k in ("scope", "schedule", "amount")}
+    finetune = _setting(config, "finetuning", "per_iteration", "finetune")
+    unit = _setting(config, "finetuning", "unit", "finetune_unit")
+    final = _setting(config, "finetuning", "final", "final_finetune")
+    drop = _setting(config, "stopping", "max_metric_drop")
     items = [
         ("model", _text(model.get("model") or "(Python API: not recorded)")),
         ("model arguments", _text(model.get("model_args"))),
         ("data", _text(model.get("data") or model.get("task"))),
-        ("criterion", f"{config.get('criterion')} {_text(config.get('criterion_options'))}"),
-        ("scope", _text(config.get("scope") or "default for the amount")),
-        ("amount / schedule", _text(config.get("schedule") or config.get("amount"))),
-        ("FLOPs regularisation", f"λ = {config.get('flops_reg')}, cost = {config.get('cost')}"),
-        ("targets", _text(config.get("targets"))),
+        ("criterion", f"{ranking['criterion']} "
+         f"{_text(_setting(config, 'ranking', 'options', 'criterion_options'))}"),
+        ("scope", _text(removal["scope"] or "default for the amount")),
+        ("amount / schedule", _text(removal["schedule"] or removal["amount"])),
+        ("FLOPs regularisation", f"λ = {ranking['flops_reg']}, cost = {ranking['cost']}"),
+        ("targets", _text(_setting(config, "stopping", "targets"))),
         (
             "metric bound",
             "–"
@@ -264,8 +276,7 @@ def run_settings(run_dir: str | Path) -> Any:
             else f"{bound['metric']} ≥ {bound['value']:.4g}"
             + (f" (allowed drop {drop:g})" if drop is not None else ""),
         ),
-        ("finetuning", f"{config.get('finetune')} {config.get('finetune_unit')} per iteration, "
-         f"{config.get('final_finetune')} final"),
+        ("finetuning", f"{finetune} {unit} per iteration, {final} final"),
         ("stop reason", _text(state.get("stop_reason"))),
         ("latency", "not measured" if not config.get("measure_latency") else
          f"batch {_text(latency.get('batch_sizes'))}, {latency.get('rounds')} alternating rounds "
@@ -305,7 +316,8 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
     metrics = [m for m in metrics if any(r.get(f"metric:{m}") is not None for r in rows)]
     if metrics:
         first = bound.get("metric") if bound.get("metric") in metrics else metrics[0]
-        title = f"{config.get('criterion', '')} pruning: {first} vs compute and latency"
+        criterion = _setting(config, "ranking", "criterion") or ""
+        title = f"{criterion} pruning: {first} vs compute and latency"
         images.append(
             plot_run_overview(
                 rows, first, out / "overview", threshold=bound.get("value"), title=title.strip()
@@ -323,7 +335,8 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
         )
     if any(r.get("latency_ms") is not None for r in rows):
         images.append(plot_latency_vs_macs(rows, out / "latency_vs_macs"))
-    scores = run_scores(run_dir) if _criterion_has_scores(config.get("criterion")) else {}
+    has_scores = _criterion_has_scores(_setting(config, "ranking", "criterion"))
+    scores = run_scores(run_dir) if has_scores else {}
     if any(math.isfinite(v) for by_group in scores.values() for s in by_group.values() for v in s):
         shown = _some(scores, MAX_SCORE_PANELS)
         images.append(

@@ -7,7 +7,7 @@ import json
 import math
 
 from ..recipes import compare_saved, evaluate_saved
-from ._common import (
+from ._args import (
     CLIError,
     add_model_args,
     add_widths_args,

@@ -16,7 +16,7 @@ from ..recipes import Optimizer, prune_saved
 from ..recipes.models import MODEL_JSON
 from ..recipes.prune import check_run_dir
 from ..store.files import read_text
-from ._common import (
+from ._args import (
     CLIError,
     add_model_args,
     add_widths_args,
@@ -26,11 +26,11 @@ from ._common import (
     existing_path,
     key_value,
     model_info,
-    say,
     trust,
 )
 from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
+from ._output import say
 from .train import add_run_args, add_training_args
 
 NAME = "prune"

@@ -1,7 +1,8 @@
 """The iterative pruning loop and its configuration.
 
 Checkpoints, run folders and loading live in :mod:`filterprune.store`; ``load``, ``save``,
-``RunDir``, ``CheckpointError`` and the channel-list helpers stay importable from here.
+``RunDir``, ``CheckpointError``, the channel-list and width helpers (:mod:`filterprune.store.widths`)
+stay importable from here.
 
 >>> from filterprune.loop import PruneConfig, run_pruning
 >>> config = PruneConfig(criterion="l1", amount=0.1, finetune=200, max_iterations=5)
@@ -14,8 +15,19 @@ Checkpoints, run folders and loading live in :mod:`filterprune.store`; ``load``,
 
 from ..errors import CheckpointError
 from ..report.run_report import RunReport, run_tables, write_run_report
+from ..store.channels import read_channel_txt, read_spec, write_channel_txt
 from ..store.load import load, load_state_dict_strict, resolve_checkpoint, save
 from ..store.rundir import RunDir
+from ..store.widths import (
+    channel_layers,
+    channel_list,
+    channel_widths,
+    plan_from_widths,
+    unet_channel_list,
+    unet_conv_names,
+    unet_from_channels,
+    unet_widths,
+)
 from .callbacks import TaskCallbacks, task_callbacks
 from .config import (
     DEFAULT_FINAL_FINETUNE,
@@ -35,19 +47,6 @@ from .result import RunResult
 from .run import PruningLoop, run_pruning
 from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
-from .widths import (
-    channel_layers,
-    channel_list,
-    channel_widths,
-    plan_from_widths,
-    read_channel_txt,
-    read_spec,
-    unet_channel_list,
-    unet_conv_names,
-    unet_from_channels,
-    unet_widths,
-    write_channel_txt,
-)
 
 __all__ = [
     "DEFAULT_FINAL_FINETUNE",

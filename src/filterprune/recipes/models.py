@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..loop.describe import MODEL_JSON, MODEL_NOTE
-from ..loop.widths import channel_widths, plan_from_widths
 from ..models._factory import UntrustedCodeError, is_builtin
 from ..models._user_code import import_user_module
 from ..plan import Plan
@@ -24,6 +23,7 @@ from ..store.channels import read_channel_txt, read_spec
 from ..store.load import load
 from ..store.model_json import read_model_json as _read_model_json
 from ..store.model_json import write_model_json as _write_model_json
+from ..store.widths import channel_widths, plan_from_widths
 from .errors import RecipeError
 
 __all__ = [

@@ -270,7 +270,12 @@ def add_latency_args(parser: argparse.ArgumentParser) -> None:
         metavar="H,W",
         help="spatial size of the timed input (default: the example input's)",
     )
-    lat.add_argument("--latency-threads", type=int, metavar="N", help="CPU threads while timing")
+    lat.add_argument(
+        "--latency-threads",
+        type=int,
+        metavar="N",
+        help="CPU threads while timing (default 1: ratios that hold on a busy machine)",
+    )
     lat.add_argument(
         "--latency-rounds",
         type=int,

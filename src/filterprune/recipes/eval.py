@@ -102,7 +102,7 @@ def compare_saved(
     spec: str | Path | None = None,
     latency: bool = True,
     batch_sizes: tuple[int, ...] = (1,),
-    threads: int | None = None,
+    threads: int | None = 1,
     rounds: int = 5,
     repeats: int = 10,
     device: str = "cpu",

@@ -239,6 +239,25 @@ def test_own_factory_from_the_current_folder_or_a_file(tmp_path):
                 "--finetune-steps", "1", "--final-finetune", "0", "--max-iterations", "1",
                 "--run-dir", "run", "-q", cwd=elsewhere)  # fmt: skip
     again = filterprune("eval", "--load", "run", "--trust-model-code", "--json", cwd=elsewhere)
-    assert json.loads(again.stdout)["params"] < json.loads(
-        filterprune("eval", "--load", base, "--trust-model-code", "--json", cwd=elsewhere).stdout
-    )["params"]
+    assert (
+        json.loads(again.stdout)["params"]
+        < json.loads(
+            filterprune(
+                "eval", "--load", base, "--trust-model-code", "--json", cwd=elsewhere
+            ).stdout
+        )["params"]
+    )
+
+
+def test_own_model_that_does_not_fit_the_data_is_the_users_error_not_a_bug(tmp_path):
+    (tmp_path / "gray.py").write_text(
+        "from torch import nn\n\n\ndef build(num_classes=10):\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(num_classes))\n"
+    )
+    proc = filterprune("train", "--task", "classify", "--model", "gray:build",
+                       "--trust-model-code", "--image-size", "8", "--limit", "40", "--steps", "1",
+                       "--out", "base", cwd=tmp_path, ok=False)  # fmt: skip
+    assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
+    assert "--model gray:build fails on the data's input of shape (1, 3, 8, 8)" in proc.stderr
+    assert "expected input[1, 3, 8, 8] to have 1 channels" in proc.stderr
+    assert not (tmp_path / "base").exists()

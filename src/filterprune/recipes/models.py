@@ -31,6 +31,7 @@ __all__ = [
     "MODEL_JSON",
     "find_model_json",
     "load_model",
+    "check_runs_on",
     "model_factory",
     "read_model_json",
     "saved_model",
@@ -254,3 +255,25 @@ def load_model(
         _, plan_path = resolve_checkpoint(path)
         plan = read_plan(plan_path) if plan_path is not None else Plan()
     return model, plan
+
+
+def check_runs_on(net: nn.Module, example: torch.Tensor, model: str) -> None:
+    """Run ``net`` once on ``example``; a failure is the user's model/data mismatch, said so.
+
+    Without this check, a model whose first layer expects 1 channel fed 3-channel images fails
+    deep inside training with torch's message only, which reads like a bug of filterprune.
+    """
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(example.to(next(net.parameters(), example).device))
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise RecipeError(
+            f"--model {model} fails on the data's input of shape {tuple(example.shape)}: "
+            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}; make the "
+            "model and the data agree (its input channels and size: --image-size, --data-arg "
+            "channels=N, or the model's own --model-arg)"
+        ) from error
+    finally:
+        net.train(was_training)

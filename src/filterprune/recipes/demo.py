@@ -81,7 +81,7 @@ class DemoConfig:
 
     Attributes:
         task: ``"segment"`` (U-Net, synthetic cars) or ``"classify"`` (VGG16-BN, digits).
-        size: ``"full"``, ``"quick"`` (about 6.5 CPU-minutes with the baseline; see
+        size: ``"full"``, ``"quick"`` (about 4 minutes on 2 busy cores with the baseline; see
             ``benchmarks/results/demo_quick_segment.json``) or
             ``"smoke"`` (seconds; for tests, the numbers mean nothing).
         run_dir: Where checkpoints, tables, plots and the summary go (default

@@ -100,8 +100,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
     group.add_argument(
         "--trust-model-code",
         action="store_true",
-        help="allow --model MODULE:FUNCTION: importing the module runs its code with your "
-        "rights, so use it only for code you trust. A model.json never names code to run",
+        help="allow --model MODULE:FUNCTION, or the factory that model.json next to --load "
+        "remembers: importing the module runs its code with your rights, so use it only for "
+        "code and folders you trust. Without it a model.json never makes filterprune run code",
     )
     group.add_argument(
         "--model-arg",
@@ -136,7 +137,9 @@ def add_widths_args(parser: argparse.ArgumentParser) -> None:
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
     """Model name, model arguments, task and input shape: flags first, then model.json."""
     model_args = dict(args.model_arg) if args.model_arg else None
-    return saved_model(load, model=args.model, model_args=model_args, require_task=False)
+    return saved_model(
+        load, model=args.model, model_args=model_args, require_task=False, trust_code=trust(args)
+    )
 
 
 def trust(args: argparse.Namespace) -> bool:

@@ -89,7 +89,7 @@ def prune_saved(
         The loop's :class:`~filterprune.loop.RunResult`.
     """
     load, run_dir = Path(load), Path(run_dir)
-    info = saved_model(load, model=model, model_args=model_args, task=task)
+    info = saved_model(load, model=model, model_args=model_args, task=task, trust_code=trust_code)
     task_name = info["task"]
     check_run_dir(run_dir, resume=resume)
     config = config or PruneConfig()

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..store.files import atomic_write_text
+from ..store.owned import check_owned, write_record
 from ..store.rundir import row_key
 from .deploy import check_deployment, deployment_table
 from .plots import (
@@ -32,7 +33,9 @@ from .render import to_csv, to_json, to_markdown
 from .summary import write_summary
 from .tables import table_rows
 
-__all__ = ["RunReport", "run_settings", "run_tables", "write_run_report"]
+__all__ = ["REPORT_RECORD", "RunReport", "run_settings", "run_tables", "write_run_report"]
+
+REPORT_RECORD = ".filterprune-report.json"  # which files of the report folder filterprune wrote
 
 FORMATS = {"markdown": "md", "csv": "csv", "json": "json"}
 MAX_SCORE_PANELS = 8
@@ -175,34 +178,39 @@ def write_run_report(
             "write_run_report(deploy=True) needs model_factory (builds the original model) and "
             "example_inputs (e.g. torch.randn(1, 3, 32, 32)); the CLI reads both from model.json"
         )
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    # only files an earlier report recorded there are replaced; anything else is refused
+    check_owned(out, REPORT_RECORD, option="--out")
     result = run_tables(run_dir)
     settings = run_settings(run_dir)
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    if deploy:
-        result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
-        result.files += [out / "model.onnx", out / "original.onnx", out / "deploy_checks.json"]
-    render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
-    for name, table in result.tables().items():
-        for fmt, suffix in FORMATS.items():
-            path = out / f"{name}.{suffix}"
-            atomic_write_text(path, render[fmt](table))
-            result.files.append(path)
-    images: list[Any] = []
-    if plots:
-        images = _plots(result, run_dir, out)
-    result.files = [p for p in result.files if p.is_file()]
-    result.files += [p for pair in images for p in pair]
-    result.files.append(
-        write_summary(
-            out,
-            settings=settings,
-            iteration_table=result.iterations,
-            layer_table=result.layers,
-            tables=[result.latency, result.deploy],
-            images=images,
+    try:
+        if deploy:
+            result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
+            result.files += [out / "model.onnx", out / "original.onnx", out / "deploy_checks.json"]
+        render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
+        for name, table in result.tables().items():
+            for fmt, suffix in FORMATS.items():
+                path = out / f"{name}.{suffix}"
+                atomic_write_text(path, render[fmt](table))
+                result.files.append(path)
+        images: list[Any] = []
+        if plots:
+            images = _plots(result, run_dir, out)
+        result.files = [p for p in result.files if p.is_file()]
+        result.files += [p for pair in images for p in pair]
+        result.files.append(
+            write_summary(
+                out,
+                settings=settings,
+                iteration_table=result.iterations,
+                layer_table=result.layers,
+                tables=[result.latency, result.deploy],
+                images=images,
+            )
         )
-    )
+    finally:  # what is there now is ours: a later report may replace it
+        write_record(out, REPORT_RECORD)
     return result
 
 

@@ -2,9 +2,9 @@
 
 The pruning loop (``run_pruning`` with ``measure_latency=True``) prunes a VGG-16-BN (CIFAR head,
 width 1/2, random weights: latency does not depend on the values) to about 4x fewer MACs in one
-L1 step (half of every layer's channels), and reports its speed-up: the original and the pruned model timed side by side
-in alternating rounds (``filterprune.measure.compare_latency``, 2 threads, batch 1). Each run is
-done in two settings, alternately, ``--repeats`` times:
+L1 step (half of every layer's channels), and reports its speed-up: the original and the pruned
+model timed side by side in alternating rounds (``filterprune.measure.compare_latency``, batch
+1). Each run is done in two settings, alternately, ``--repeats`` times:
 
 - ``alone``: nothing started by this script runs beside the loop;
 - ``contended``: a second process keeps both cores busy (two threads of large matrix products)
@@ -14,8 +14,10 @@ The machine is shared: other work may run in both settings, so the 1-minute load
 recorded before and after every run. The claim checked: the speed-up reported under contention
 stays within 10 % of the one reported alone (median over repeats).
 
-Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_contention.py [--repeats 3]
-Writes benchmarks/results/contention.json.
+Run:  PYTHONPATH=src .venv/bin/python benchmarks/bench_contention.py --repeats 7 [--threads 2]
+Writes the entry ``threads_N`` of benchmarks/results/contention.json (other entries are kept).
+The timing settings default to the loop's own (``LatencyConfig()``: 1 thread, 5 rounds, 10
+calls, 0.1 s per round), i.e. what ``filterprune prune --latency`` does when nothing is set.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import torch
 
 from filterprune.loop import PruneConfig, run_pruning
-from filterprune.measure import machine_info
+from filterprune.measure import LatencyConfig, machine_info
 from filterprune.models import create_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -99,10 +101,11 @@ def one_run(contended: bool, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds per timing")
-    parser.add_argument("--calls", type=int, default=3, help="timed calls per model and round")
-    parser.add_argument("--min-run-time", type=float, default=0.02, help="seconds per block")
-    parser.add_argument("--threads", type=int, default=2)
+    loop = LatencyConfig()  # the loop's own defaults: what a user of `prune --latency` gets
+    parser.add_argument("--rounds", type=int, default=loop.rounds, help="alternating rounds")
+    parser.add_argument("--calls", type=int, default=loop.repeats, help="timed calls per round")
+    parser.add_argument("--min-run-time", type=float, default=loop.min_run_time, help="seconds")
+    parser.add_argument("--threads", type=int, default=loop.threads)
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--amount", type=float, default=0.5)
     parser.add_argument("--out", type=Path, default=RESULTS / "contention.json")
@@ -118,16 +121,21 @@ def main() -> None:
         for s in ("alone", "contended")
     }
     ratio = medians["contended"] / medians["alone"]
-    out = {
+    measured = {
+        "command": "PYTHONPATH=src .venv/bin/python benchmarks/bench_contention.py "
+        f"--repeats {args.repeats} --threads {args.threads}",
         "machine_at_start": info,
-        "settings": vars(args) | {"out": str(args.out)},
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
         "runs": runs,
         "median_speedup": medians,
         "contended_over_alone": ratio,
         "within_10_percent": abs(ratio - 1) <= 0.10,
     }
+    # one file, one entry per thread count: each run of the script replaces its own entry
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results[f"threads_{args.threads}"] = measured
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"median speed-up alone {medians['alone']:.2f}x, contended {medians['contended']:.2f}x")
     print(
         f"contended / alone = {ratio:.3f} ({'within' if abs(ratio - 1) <= 0.1 else 'OUTSIDE'} 10 %)"

@@ -76,8 +76,9 @@ def render_machine(result: dict[str, Any]) -> str:
     m, s = result["machine"], result["settings"]
     foreign = [c for c in all_foreign(result) if c is not None]
     threshold = s.get("quiet_threshold_cores", 0.25)
+    cpu = m.get("cpu") or m["cpu_model"]  # "cpu_model" in results written before 0.2
     rows = [
-        ["CPU", f"{m['cpu_model']} ({m['cpus_usable']} usable cores)"],
+        ["CPU", f"{cpu} ({m['cpus_usable']} usable cores)"],
         ["torch threads", f"{m['torch_threads']} (interop {m['torch_interop_threads']})"],
         ["torch / Torch-Pruning", f"{m['torch']} / {m['torch_pruning']}"],
         [

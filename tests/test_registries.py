@@ -11,7 +11,7 @@ from torch import nn
 import filterprune as fp
 from filterprune.criteria.registry import _CRITERIA
 from filterprune.models import create_model, register_model
-from filterprune.models._registry import _MODELS
+from filterprune.models.registry import _MODELS
 from filterprune.tasks import ClassificationTask, get_task, register_task
 from filterprune.tasks.task import _TASKS
 

@@ -6,7 +6,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +26,6 @@ from .settings import Ranking, Selection
 from .surgery import apply_plan
 
 Ignore = Iterable[str | nn.Module | type]
-S = TypeVar("S", Selection, Ranking)
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +116,6 @@ def _out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def _settings(cls: type[S], given: S | None, **flat: Any) -> S:
-    """``given`` (or the defaults) with the flat keywords that were passed (not ``None``)."""
-    changes = {k: v for k, v in flat.items() if v is not None}
-    if given is None:
-        return cls(**changes)
-    if not isinstance(given, cls):
-        raise TypeError(f"need a filterprune.{cls.__name__}, got {type(given).__name__}")
-    return given.replace(**changes) if changes else given
-
-
 def rank(
     model: nn.Module,
     example_inputs: Any,
@@ -171,8 +160,7 @@ def rank(
     """
     if ranking is None and criterion is None:
         criterion = "taylor"
-    ranking = _settings(
-        Ranking,
+    ranking = Ranking.merged(
         ranking,
         criterion=criterion,
         normalize=normalize,
@@ -276,8 +264,7 @@ def prune(
     Returns:
         The :class:`Plan` that was applied, in the model's numbering before this call.
     """
-    selection = _settings(
-        Selection,
+    selection = Selection.merged(
         selection,
         amount=amount,
         scope=scope,

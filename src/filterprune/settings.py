@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .errors import ConfigError
 from .measure.costs import LAYER_COSTS
@@ -26,31 +26,35 @@ __all__ = ["SCOPES", "ConfigError", "Ranking", "Selection"]
 SCOPES = ("per_group", "global")
 LAYER_FILTERS = ("include", "exclude", "layer_types", "layers")
 
-S = TypeVar("S", "Selection", "Ranking")
+S = TypeVar("S", bound="SettingsData")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _fail(owner: str, name: str, value: Any, need: str) -> None:
+def fail(owner: str, name: str, value: Any, need: str) -> NoReturn:
     raise ConfigError(f"{owner}.{name}: {need}, got {value!r}")
 
 
-def _strings(owner: str, name: str, value: Any) -> tuple[str, ...]:
+def strings(owner: str, name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list | tuple):
-        _fail(owner, name, value, "need a list of non-empty strings")
+        fail(owner, name, value, "need a list of non-empty strings")
     if not all(isinstance(v, str) and v for v in value):
-        _fail(owner, name, value, "need a list of non-empty strings")
+        fail(owner, name, value, "need a list of non-empty strings")
     return tuple(value)
 
 
-class _Data:
-    """JSON round trip shared by the settings dataclasses (fields are JSON values or tuples)."""
+class SettingsData:
+    """JSON round trip shared by the settings dataclasses (fields are JSON values or tuples).
+
+    ``is_int``, ``is_number``, ``fail`` and ``strings`` are the checks they share (also used by
+    the sections of :class:`filterprune.loop.PruneConfig`).
+    """
 
     def to_dict(self) -> dict[str, Any]:
         def plain(value: Any) -> Any:
@@ -92,9 +96,23 @@ class _Data:
         """A copy with ``changes`` applied (checked again)."""
         return replace(self, **changes)
 
+    @classmethod
+    def merged(cls: type[S], given: S | None, **flat: Any) -> S:
+        """``given`` (or the defaults) with the flat keywords that were passed (not ``None``).
+
+        How the Python entry points (``prune``, ``rank``, the Lightning callback) take either
+        the object or its fields as keywords, the keywords overriding the object.
+        """
+        changes = {k: v for k, v in flat.items() if v is not None}
+        if given is None:
+            return cls(**changes)
+        if not isinstance(given, cls):
+            raise TypeError(f"need a filterprune.{cls.__name__}, got {type(given).__name__}")
+        return given.replace(**changes) if changes else given
+
 
 @dataclass(frozen=True)
-class Selection(_Data):
+class Selection(SettingsData):
     """How many channels to remove, under which limits, and from which layers.
 
     Attributes:
@@ -127,24 +145,24 @@ class Selection(_Data):
 
     def __post_init__(self) -> None:
         own = "Selection"
-        if not _is_number(self.amount) or not 0.0 <= self.amount < 1.0:
-            _fail(own, "amount", self.amount, "need a fraction in [0, 1) of the channels to remove")
+        if not is_number(self.amount) or not 0.0 <= self.amount < 1.0:
+            fail(own, "amount", self.amount, "need a fraction in [0, 1) of the channels to remove")
         if self.scope not in SCOPES:
-            _fail(own, "scope", self.scope, f"need one of {SCOPES}")
+            fail(own, "scope", self.scope, f"need one of {SCOPES}")
         for name in ("min_channels", "round_to"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                _fail(own, name, getattr(self, name), "need an int >= 1")
-        if not _is_number(self.max_fraction) or not 0.0 < self.max_fraction <= 1.0:
-            _fail(own, "max_fraction", self.max_fraction, "need a fraction in (0, 1]")
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                fail(own, name, getattr(self, name), "need an int >= 1")
+        if not is_number(self.max_fraction) or not 0.0 < self.max_fraction <= 1.0:
+            fail(own, "max_fraction", self.max_fraction, "need a fraction in (0, 1]")
         bins = []
         for item in self.bins:
             width, frac = item if isinstance(item, list | tuple) and len(item) == 2 else (0, -1)
-            if not _is_int(width) or width < 1 or not _is_number(frac) or not 0.0 <= frac < 1.0:
-                _fail(own, "bins", item, "need (max_width >= 1, fraction in [0, 1)) pairs")
+            if not is_int(width) or width < 1 or not is_number(frac) or not 0.0 <= frac < 1.0:
+                fail(own, "bins", item, "need (max_width >= 1, fraction in [0, 1)) pairs")
             bins.append((width, float(frac)))
         object.__setattr__(self, "bins", tuple(bins))
         for name in LAYER_FILTERS:
-            object.__setattr__(self, name, _strings(own, name, getattr(self, name)))
+            object.__setattr__(self, name, strings(own, name, getattr(self, name)))
 
     @property
     def filters_layers(self) -> bool:
@@ -170,7 +188,7 @@ def _round_up(x: int, multiple: int) -> int:
 
 
 @dataclass(frozen=True)
-class Ranking(_Data):
+class Ranking(SettingsData):
     """Which criterion scores the channels, and how its scores are corrected.
 
     Attributes:
@@ -197,20 +215,20 @@ class Ranking(_Data):
         own = "Ranking"
         if isinstance(self.criterion, str):
             if not self.criterion:
-                _fail(own, "criterion", self.criterion, "need a name such as 'l1' or 'taylor'")
+                fail(own, "criterion", self.criterion, "need a name such as 'l1' or 'taylor'")
         elif not callable(self.criterion):
-            _fail(own, "criterion", self.criterion, "need a criterion name or object")
+            fail(own, "criterion", self.criterion, "need a criterion name or object")
         if not isinstance(self.options, Mapping):
-            _fail(own, "options", self.options, "need a dict of keyword options")
+            fail(own, "options", self.options, "need a dict of keyword options")
         object.__setattr__(self, "options", dict(self.options))
         if not isinstance(self.normalize, bool):
-            _fail(own, "normalize", self.normalize, "need true or false")
-        if not _is_number(self.flops_reg) or self.flops_reg < 0:
-            _fail(own, "flops_reg", self.flops_reg, "need a number >= 0 (1e-3 in the paper)")
+            fail(own, "normalize", self.normalize, "need true or false")
+        if not is_number(self.flops_reg) or self.flops_reg < 0:
+            fail(own, "flops_reg", self.flops_reg, "need a number >= 0 (1e-3 in the paper)")
         if self.cost not in LAYER_COSTS:
-            _fail(own, "cost", self.cost, f"need one of {LAYER_COSTS}")
-        if self.batches is not None and (not _is_int(self.batches) or self.batches < 0):
-            _fail(own, "batches", self.batches, "need an int >= 0 or None (all batches)")
+            fail(own, "cost", self.cost, f"need one of {LAYER_COSTS}")
+        if self.batches is not None and (not is_int(self.batches) or self.batches < 0):
+            fail(own, "batches", self.batches, "need an int >= 0 or None")
 
     def to_dict(self) -> dict[str, Any]:
         if not isinstance(self.criterion, str):

@@ -401,7 +401,7 @@ def test_demo_smoke(capsys, tmp_path):
 
 
 def test_cost_and_recovery_flags_reach_the_config(tmp_path):
-    from filterprune.cli._common import UsageError
+    from filterprune.cli._args import UsageError
     from filterprune.cli.main import build_parser
     from filterprune.cli.prune import build_config
     from filterprune.tasks import get_task

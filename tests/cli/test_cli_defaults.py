@@ -9,7 +9,7 @@ import pytest
 from filterprune.cli import main
 from filterprune.cli.main import build_parser
 from filterprune.cli.prune import build_config
-from filterprune.loop import RECIPE
+from filterprune.loop import RECIPE, ConfigError
 from filterprune.tasks import get_task
 
 
@@ -54,6 +54,22 @@ def test_flags_and_config_files_override_the_recipe(tmp_path):
     file.write_text(json.dumps({"criterion": "kmeans", "flops_reg": 0.0}))
     config = _config(tmp_path, "--config", str(file))
     assert (config.criterion, config.flops_reg, config.scope) == ("kmeans", 0.0, "global")
+
+
+def test_a_nested_config_file_sets_what_it_names_and_the_recipe_the_rest(tmp_path):
+    file = tmp_path / "c.json"
+    nested = {"ranking": {"criterion": "l1"}, "removal": {"amount": 4}, "seed": 2}
+    file.write_text(json.dumps(nested))
+    config = _config(tmp_path, "--config", str(file), "--finetune-steps", "7")
+    assert (config.criterion, config.amount, config.seed) == ("l1", 4, 2)
+    assert (config.flops_reg, config.scope, config.layer_types) == (0.1, "global", ("conv",))
+    assert config.finetuning.per_iteration == 7
+    file.write_text(json.dumps({"removal": {"amount": 1.5}}))
+    with pytest.raises(ConfigError, match=r"c.json: PruneConfig.amount: need a fraction"):
+        _config(tmp_path, "--config", str(file))
+    file.write_text(json.dumps({"removal": {"amout": 0.2}}))
+    with pytest.raises(ConfigError, match=r"PruneConfig.removal: unknown keys \['amout'\]"):
+        _config(tmp_path, "--config", str(file))
 
 
 def test_per_group_scope_drops_the_recipes_cost_term(tmp_path):

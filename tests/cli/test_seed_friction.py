@@ -226,3 +226,38 @@ def test_own_factory_from_the_current_folder_or_a_file(tmp_path):
                 "base", "-q", cwd=tmp_path)  # fmt: skip
     info = json.loads((tmp_path / "base" / "model.json").read_text())
     assert info["model"] == f"{(tmp_path / 'mynets.py').resolve()}:unet"
+    # later commands, from another folder, reuse the remembered factory only on an explicit opt-in
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    base = tmp_path / "base"
+    refused = filterprune("eval", "--load", base, cwd=elsewhere, ok=False)
+    assert refused.returncode == 1 and "add --trust-model-code" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    trusted = filterprune("eval", "--load", base, "--trust-model-code", cwd=elsewhere)
+    assert f"importing the model factory '{info['model']}'" in trusted.stderr
+    filterprune("prune", "--load", base, "--trust-model-code", "--amount", "0.2",
+                "--finetune-steps", "1", "--final-finetune", "0", "--max-iterations", "1",
+                "--run-dir", "run", "-q", cwd=elsewhere)  # fmt: skip
+    again = filterprune("eval", "--load", "run", "--trust-model-code", "--json", cwd=elsewhere)
+    assert (
+        json.loads(again.stdout)["params"]
+        < json.loads(
+            filterprune(
+                "eval", "--load", base, "--trust-model-code", "--json", cwd=elsewhere
+            ).stdout
+        )["params"]
+    )
+
+
+def test_own_model_that_does_not_fit_the_data_is_the_users_error_not_a_bug(tmp_path):
+    (tmp_path / "gray.py").write_text(
+        "from torch import nn\n\n\ndef build(num_classes=10):\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(num_classes))\n"
+    )
+    proc = filterprune("train", "--task", "classify", "--model", "gray:build",
+                       "--trust-model-code", "--image-size", "8", "--limit", "40", "--steps", "1",
+                       "--out", "base", cwd=tmp_path, ok=False)  # fmt: skip
+    assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr
+    assert "--model gray:build fails on the data's input of shape (1, 3, 8, 8)" in proc.stderr
+    assert "expected input[1, 3, 8, 8] to have 1 channels" in proc.stderr
+    assert not (tmp_path / "base").exists()

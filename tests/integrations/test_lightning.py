@@ -20,6 +20,7 @@ from filterprune.integrations.lightning import (  # noqa: E402
     FilterPruning,
     apply_checkpoint_plan,
 )
+from filterprune.settings import Ranking, Selection  # noqa: E402
 from filterprune.testing import assert_equivalent  # noqa: E402
 
 
@@ -164,6 +165,21 @@ def test_callback_checks_its_options():
         FilterPruning(targets=["latency<=3"])
     with pytest.raises(ValueError, match="every_n_epochs must be an int >= 1"):
         FilterPruning(every_n_epochs=0)
+
+
+def test_callback_takes_the_selection_and_ranking_that_prune_takes():
+    assert FilterPruning().selection == Selection(amount=0.1)  # the callback's defaults
+    assert FilterPruning().ranking == Ranking(criterion="taylor")
+    flat = FilterPruning(amount=0.25, scope="global", round_to=4, criterion="l1", flops_reg=1e-3)
+    nested = FilterPruning(
+        selection=Selection(amount=0.25, scope="global", round_to=4),
+        ranking=Ranking(criterion="l1", flops_reg=1e-3),
+    )
+    assert (flat.selection, flat.ranking) == (nested.selection, nested.ranking)
+    assert FilterPruning(selection=Selection(amount=0.2), amount=0.3).selection.amount == 0.3
+    assert FilterPruning(ranking_batches=5).ranking.batches == 5
+    with pytest.raises(ValueError, match="amount must be a fraction"):
+        FilterPruning(selection=Selection(amount=0.0))
 
 
 def test_import_filterprune_does_not_import_lightning():

@@ -633,6 +633,14 @@ CLI_CASES = [
         setup=_user_folder,
         untouched=("mine/notes.txt",),
     ),
+    CliCase(
+        "report-out-foreign",
+        "`report --out` names a folder that holds files an earlier report did not write",
+        lambda env: ["report", str(env.run), "--out", str(env.root / "mine"), "--no-plots", "-q"],
+        ("--out", "mine", "holds 'notes.txt', which filterprune did not write", "left untouched"),
+        setup=lambda env: (_finished_run(env), _user_folder(env)),
+        untouched=("mine/notes.txt",),
+    ),
 ]
 
 

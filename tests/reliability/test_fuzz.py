@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -250,7 +251,13 @@ CLI_FUZZ = settings(FUZZ, max_examples=60)  # each example does real (tiny) work
 @CLI_FUZZ
 @given(data=st.data())
 def test_cli_never_shows_a_traceback(paths, capsys, data):
-    assert_clean_exit(data.draw(argvs(paths)), capsys)
+    # a drawn value may name a folder (--run-dir macs<=1): relative paths land in the temp root
+    previous = os.getcwd()
+    os.chdir(Path(paths["run"]).parent)
+    try:
+        assert_clean_exit(data.draw(argvs(paths)), capsys)
+    finally:
+        os.chdir(previous)
 
 
 def assert_clean_exit(argv: list[str], capsys) -> None:

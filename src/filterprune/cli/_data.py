@@ -7,7 +7,7 @@ from typing import Any
 
 from ..recipes import data as _recipe
 from ..recipes.data import Data, default_model_args
-from ._common import key_value
+from ._args import key_value
 
 __all__ = ["Data", "add_data_args", "data_options", "default_model_args", "load_data"]
 

@@ -12,7 +12,7 @@ import atexit
 import torch
 
 from ..parallel import init_from_env, is_distributed, is_main_process, local_process_index
-from ._common import setup_logging
+from ._output import setup_logging
 
 
 def join_torchrun(args: argparse.Namespace) -> bool:

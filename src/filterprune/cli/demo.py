@@ -15,10 +15,10 @@ DESCRIPTION = (
     "(segment, the default) or a VGG16-BN on handwritten digits (classify) is trained (once; the "
     "baseline is cached), pruned with the Taylor criterion over several iterations with "
     "finetuning in between, and the per-iteration and per-layer tables are printed. "
-    "Checkpoints, tables, plots and a summary page go to --run-dir. --quick does about 6.5 "
-    "CPU-minutes of work with the baseline (measured 387 CPU-s; benchmarks/results/"
-    "demo_quick_segment.json), less once the baseline is cached. On 2 idle cores that is an estimated 3 to 7 minutes "
-    "(not measured: the machine was busy); it took 45 minutes at load 20 on 2 cores."
+    "Checkpoints, tables, plots and a summary page go to --run-dir. --quick takes about 4 "
+    "minutes on 2 CPU cores that also run another job, baseline training included (measured: "
+    "249 s wall, 123 CPU-s; benchmarks/results/demo_quick_segment.json), less once the "
+    "baseline is cached."
 )
 EXAMPLES = [
     "filterprune demo",

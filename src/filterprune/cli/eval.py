@@ -7,7 +7,7 @@ import json
 import math
 
 from ..recipes import compare_saved, evaluate_saved
-from ._common import (
+from ._args import (
     CLIError,
     add_model_args,
     add_widths_args,
@@ -61,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     timing.add_argument(
         "--batch-sizes", type=int, nargs="+", default=[1], metavar="N", help="default 1"
     )
-    timing.add_argument("--threads", type=int, default=None, help="default: torch's current")
+    timing.add_argument(
+        "--threads", type=int, default=1, help="default 1: ratios that hold on a busy machine"
+    )
     timing.add_argument(
         "--rounds", type=int, default=5, help="alternating rounds with --compare (default 5)"
     )

@@ -9,7 +9,7 @@ import torch
 from ..api import analyze
 from ..recipes import load_model, model_factory, widths_plan
 from ..surgery import apply_plan
-from ._common import add_model_args, add_widths_args, existing_path, model_info, shape, trust
+from ._args import add_model_args, add_widths_args, existing_path, model_info, shape, trust
 
 NAME = "inspect"
 HELP = "print the prunability report (channel groups, frozen reasons) of a model"

@@ -22,7 +22,8 @@ from .._version import __version__
 from ..errors import FilterpruneError, StorageError
 from . import demo, inspect, prune, report, train
 from . import eval as eval_cmd
-from ._common import Parser, UsageError, add_common, examples, setup_logging, wrap
+from ._args import Parser, UsageError
+from ._output import add_output_args, examples, setup_logging, wrap
 
 COMMANDS = (train, prune, eval_cmd, inspect, report, demo)
 
@@ -59,7 +60,7 @@ def build_parser() -> Parser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.add_arguments(p)
-        add_common(p)
+        add_output_args(p)
         p.set_defaults(handler=command.run)
     return parser
 

@@ -11,11 +11,12 @@ from typing import Any
 
 from ..criteria.regularize import COSTS
 from ..loop import RECIPE, ConfigError, PruneConfig
+from ..loop.config import FLAT, TOP_LEVEL, flat_names
 from ..recipes import Optimizer, prune_saved
 from ..recipes.models import MODEL_JSON
 from ..recipes.prune import check_run_dir
 from ..store.files import read_text
-from ._common import (
+from ._args import (
     CLIError,
     add_model_args,
     add_widths_args,
@@ -25,11 +26,11 @@ from ._common import (
     existing_path,
     key_value,
     model_info,
-    say,
     trust,
 )
 from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
+from ._output import say
 from .train import add_run_args, add_training_args
 
 NAME = "prune"
@@ -269,7 +270,12 @@ def add_latency_args(parser: argparse.ArgumentParser) -> None:
         metavar="H,W",
         help="spatial size of the timed input (default: the example input's)",
     )
-    lat.add_argument("--latency-threads", type=int, metavar="N", help="CPU threads while timing")
+    lat.add_argument(
+        "--latency-threads",
+        type=int,
+        metavar="N",
+        help="CPU threads while timing (default 1: ratios that hold on a busy machine)",
+    )
     lat.add_argument(
         "--latency-rounds",
         type=int,
@@ -301,10 +307,10 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
     """A PruneConfig from --config (if any) with the given flags on top."""
     data: dict[str, Any] = dict(RECIPE)  # the default recipe, under --config and the flags
     given: set[str] = set()  # what --config or a flag set
-    if args.config is not None:
+    if args.config is not None:  # nested (sections) or flat names; both read as flat names
         text = read_text(args.config, what="--config")
-        parsed = PruneConfig.from_json(text, source=str(args.config)).to_dict()
-        given = set(json.loads(text)) & set(parsed)
+        parsed = PruneConfig.from_json(text, source=str(args.config)).to_flat_dict()
+        given = flat_names(json.loads(text))
         data.update({k: parsed[k] for k in given})
     unit = "epochs" if args.finetune_epochs is not None else None
     flags = {
@@ -375,6 +381,8 @@ def _name_flags(message: str) -> str:
 
     def flag(match: re.Match) -> str:
         name = match[1]
+        if name not in FLAT and name not in TOP_LEVEL:  # a section: no flag of its own
+            return match[0]
         return f"{_FLAGS.get(name, '--' + name.replace('_', '-'))} (PruneConfig.{name})"
 
     return re.sub(r"PruneConfig\.(\w+)", flag, message)

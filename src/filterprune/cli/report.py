@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..recipes import model_factory
 from ..report.run_report import write_run_report
-from ._common import CLIError, add_model_args, add_widths_args, model_info, say, shape, trust
+from ._args import CLIError, add_model_args, add_widths_args, model_info, shape, trust
+from ._output import say
 
 NAME = "report"
 HELP = "write tables, plots and summary.md/html for a run folder"

@@ -9,9 +9,10 @@ from typing import Any
 from ..parallel import is_main_process
 from ..recipes import Optimizer, train_baseline
 from ..recipes.train import OPTIMIZERS, check_out
-from ._common import add_model_args, device, say, trust
+from ._args import add_model_args, device, trust
 from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
+from ._output import say
 
 NAME = "train"
 HELP = "train a baseline model and save it (safetensors + model.json)"

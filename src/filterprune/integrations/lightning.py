@@ -56,6 +56,7 @@ from ..graph.groups import DependencyGraph
 from ..loop.target import Target
 from ..parallel import check_same_plan, is_distributed
 from ..plan import Plan
+from ..settings import Ranking, Selection
 
 __all__ = ["FilterPruning", "apply_checkpoint_plan"]
 
@@ -130,11 +131,20 @@ def _default_input(batch: Any) -> torch.Tensor:
 class FilterPruning(Callback):
     """Remove filters between epochs of a ``lightning.Trainer`` run; see the module docstring.
 
+    What is removed and how it is ranked are the objects :func:`filterprune.prune` takes,
+    ``selection`` (:class:`filterprune.Selection`) and ``ranking`` (:class:`filterprune.Ranking`),
+    or their fields as flat keywords, which override the objects' fields. Unset, a step removes
+    10 % of each group's channels (``amount=0.1``, per group), ranked with ``"taylor"``.
+
     Args:
+        selection: What each pruning step removes (amount, scope, limits, layer filters).
+        ranking: How channels are scored: ``"taylor"`` (observed on the training steps of the
+            pruning epoch; ``ranking.batches`` observes only the last this-many training
+            batches of a pruning epoch, ``None`` all of them) or a data-free criterion
+            (``"l1"``, ``"l2"``, ``"kmeans"``, ``"random"``).
         amount: Fraction of the channels removed at each pruning step (of each group with
             ``scope="per_group"``, of all prunable channels with ``scope="global"``).
-        criterion: ``"taylor"`` (observed on the training steps of the pruning epoch) or a
-            data-free criterion (``"l1"``, ``"l2"``, ``"kmeans"``, ``"random"``).
+        criterion: The criterion name (``ranking.criterion``).
         every_n_epochs: Prune at the end of every n-th training epoch.
         start_epoch: First epoch (0-based) whose end may prune.
         targets: Stop pruning once all are met: ``Target`` objects, dicts or strings such as
@@ -145,8 +155,7 @@ class FilterPruning(Callback):
             prunes the LightningModule itself (its ``forward`` must run the network).
         input_fn: ``input_fn(batch) -> tensor``: the network's input in a training batch
             (default: the batch itself, or its first element). Used to trace and count.
-        ranking_batches: With ``"taylor"``, observe only the last this-many training batches of
-            a pruning epoch (``None``: all of them).
+        ranking_batches: ``ranking.batches``.
         monitor: A logged metric (``trainer.callback_metrics`` key) to log with every step.
         scope, round_to, min_channels, max_fraction, normalize, flops_reg, ignore,
         criterion_options: As in :func:`filterprune.prune`.
@@ -155,8 +164,10 @@ class FilterPruning(Callback):
     def __init__(
         self,
         *,
-        amount: float = 0.1,
-        criterion: str = "taylor",
+        selection: Selection | None = None,
+        ranking: Ranking | None = None,
+        amount: float | None = None,
+        criterion: str | None = None,
         every_n_epochs: int = 1,
         start_epoch: int = 0,
         targets: Sequence[Target | Mapping[str, Any] | str] = (),
@@ -165,17 +176,17 @@ class FilterPruning(Callback):
         input_fn: Callable[[Any], torch.Tensor] | None = None,
         ranking_batches: int | None = None,
         monitor: str | None = None,
-        scope: str = "per_group",
-        round_to: int = 1,
-        min_channels: int = 1,
-        max_fraction: float = 1.0,
-        normalize: bool = True,
-        flops_reg: float = 0.0,
+        scope: str | None = None,
+        round_to: int | None = None,
+        min_channels: int | None = None,
+        max_fraction: float | None = None,
+        normalize: bool | None = None,
+        flops_reg: float | None = None,
         ignore: Sequence[str] | None = None,
         criterion_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 < amount < 1.0:
+        if amount is not None and not 0.0 < amount < 1.0:
             raise ConfigError(f"FilterPruning: amount must be a fraction in (0, 1), got {amount!r}")
         for name, value, low in (
             ("every_n_epochs", every_n_epochs, 1),
@@ -185,10 +196,31 @@ class FilterPruning(Callback):
         ):
             if value is not None and (not isinstance(value, int) or value < low):
                 raise ConfigError(f"FilterPruning: {name} must be an int >= {low}, got {value!r}")
-        self.criterion = get_criterion(criterion, **dict(criterion_options or {}))
+        #: What each pruning step removes, as :func:`filterprune.prune` takes it.
+        self.selection = Selection.merged(
+            Selection(amount=0.1) if selection is None else selection,
+            amount=amount,
+            scope=scope,
+            round_to=round_to,
+            min_channels=min_channels,
+            max_fraction=max_fraction,
+        )
+        if self.selection.amount <= 0:
+            raise ConfigError("FilterPruning: amount must be a fraction in (0, 1), got 0")
+        #: How each pruning step ranks the channels.
+        self.ranking = Ranking.merged(
+            Ranking(criterion="taylor") if ranking is None else ranking,
+            criterion=criterion,
+            options=criterion_options,
+            normalize=normalize,
+            flops_reg=flops_reg,
+            batches=ranking_batches,
+        )
+        name = self.ranking.criterion
+        self.criterion = get_criterion(name, **self.ranking.options)
         if getattr(self.criterion, "needs_data", False) and not isinstance(self.criterion, Taylor):
             raise ConfigError(
-                f"FilterPruning: criterion {criterion!r} needs ranking passes of its own; the "
+                f"FilterPruning: criterion {name!r} needs ranking passes of its own; the "
                 "callback ranks with 'taylor' on the training steps, or with a data-free "
                 "criterion ('l1', 'l2', 'kmeans', 'random')"
             )
@@ -200,22 +232,12 @@ class FilterPruning(Callback):
                     f"FilterPruning: target {t} is not supported; use macs or params targets"
                 )
         self.targets = tuple(parsed)
-        self.amount = amount
         self.every_n_epochs = every_n_epochs
         self.start_epoch = start_epoch
         self.max_prunings = max_prunings
         self.module = module
         self.input_fn = input_fn or _default_input
-        self.ranking_batches = ranking_batches
         self.monitor = monitor
-        self.prune_options: dict[str, Any] = dict(
-            scope=scope,
-            round_to=round_to,
-            min_channels=min_channels,
-            max_fraction=max_fraction,
-            normalize=normalize,
-            flops_reg=flops_reg,
-        )
         self.ignore = tuple(ignore or ())
         #: The plan applied so far, in the original model's numbering (``None`` before the first).
         self.plan: Plan | None = None
@@ -297,8 +319,8 @@ class FilterPruning(Callback):
         if not isinstance(self.criterion, Taylor) or not self._prunes_at(trainer.current_epoch):
             return
         total = trainer.num_training_batches
-        if self.ranking_batches is not None and total != float("inf"):
-            if batch_idx < int(total) - self.ranking_batches:
+        if self.ranking.batches is not None and total != float("inf"):
+            if batch_idx < int(total) - self.ranking.batches:
                 return
         if self._tap is None:
             self._tap = self.criterion.tap(net, self._graph)
@@ -362,10 +384,9 @@ class FilterPruning(Callback):
         plan = prune(
             net,
             self._example,
-            amount=self.amount,
-            criterion=criterion,
+            selection=self.selection,
+            ranking=self.ranking.replace(criterion=criterion, options={}),  # built above
             graph=self._graph,
-            **self.prune_options,
         )
         net.train(was_training)
         if is_distributed():

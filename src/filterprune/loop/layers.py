@@ -64,11 +64,12 @@ def ignored_layers(model: nn.Module, config: PruneConfig) -> list[str]:
     Raises:
         ConfigError: A pattern, type or name selects nothing (the message lists the layers).
     """
-    types = config.selected_layer_types
+    removal = config.removal
+    types = removal.selected_layer_types
     if CONV in types:  # the alias: every convolution class of the model
         present = {type(m).__name__ for m in producing_layers(model).values()}
         convs = tuple(sorted(t for t in present if t in CONV_TYPES))
-        if not convs and not config.layer_types:
+        if not convs and not removal.layer_types:
             types = ()  # a count on a model without convolutions: every layer
         elif not convs:
             raise ConfigError(
@@ -78,7 +79,6 @@ def ignored_layers(model: nn.Module, config: PruneConfig) -> list[str]:
             )
         else:
             types = tuple(t for t in types if t != CONV) + convs
-    values = {name: getattr(config, name) for name in LAYER_FILTERS}
-    values["layer_types"] = types
-    filters = Selection(**values)
+    values = {name: getattr(removal, name) for name in LAYER_FILTERS}
+    filters = Selection(**{**values, "layer_types": types})
     return unselected_layers(model, filters, owner="PruneConfig")

@@ -16,7 +16,6 @@ takes the same steps; see :mod:`filterprune.loop.replicas` and ``docs/distribute
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import logging
 import time
@@ -44,7 +43,7 @@ from .stop import (
     RETRYABLE_STOPS,
     STOP_REASONS,
     Guard,
-    Removal,
+    StepAmount,
     check_finite,
     collapse_guard,
     max_removable,
@@ -119,7 +118,7 @@ class PruningLoop:
                 )
         if config.watches_metric and evaluate is None:
             raise ConfigError("a metric floor needs an evaluate callback (model) -> dict")
-        criterion = get_criterion(config.criterion, **config.criterion_options)
+        criterion = get_criterion(config.ranking.criterion, **config.ranking.options)
         self.needs_data = bool(getattr(criterion, "needs_data", False))
         if self.needs_data and (batches is None or loss_fn is None):
             raise ConfigError(
@@ -310,8 +309,7 @@ class PruningLoop:
             old = PruneConfig.from_dict(saved["config"], source=f"{run.state_path}: config")
         else:  # a state written before the settings were kept in it
             old = PruneConfig.from_json(run.read_config_json(), source=str(run.config_path))
-        old_dict, new_dict = old.to_dict(), self.config.to_dict()
-        diff = [k for k in old_dict if old_dict[k] != new_dict.get(k)]
+        diff = old.differences(self.config)
         fixed = [k for k in diff if k not in RESUMABLE_CHANGES]
         if fixed:
             raise ConfigError(
@@ -343,8 +341,8 @@ class PruningLoop:
         return None
 
     # ----- one iteration ---------------------------------------------------------------------
-    def _check_before(self, i: int) -> tuple[str | None, Removal | None]:
-        """Stop checks made before iteration ``i`` removes anything: (reason, removal)."""
+    def _check_before(self, i: int) -> tuple[str | None, StepAmount | None]:
+        """Stop checks made before iteration ``i`` removes anything: (reason, planned)."""
         cfg, state = self.config, self.state
         if targets_reached(cfg, state.rows[0], state.current_row):
             return "target_reached", None
@@ -359,25 +357,24 @@ class PruningLoop:
         if self._graph is None:
             self._graph = analyze(self.model, self.example, ignore=self.ignore)
         prunable = sum(g.size for g in self._graph.prunable)
-        removal = plan_removal(
+        planned = plan_removal(
             amount, cfg.scope_for(amount), prunable=prunable, remaining=remaining
         )
-        return ("nothing_left", None) if removal is None else (None, removal)
+        return ("nothing_left", None) if planned is None else (None, planned)
 
-    def _prune(self, removal: Removal) -> tuple[Plan, int]:
+    def _prune(self, planned: StepAmount) -> tuple[Plan, int]:
         cfg = self.config
         context: dict[str, Any] = {}
         counted = None
         if self.needs_data:
-            counted = _Counted(itertools.islice(self.batches_fn(), cfg.ranking_batches))
+            counted = _Counted(itertools.islice(self.batches_fn(), cfg.ranking.batches))
             context = {"batches": counted, "loss_fn": self.loss_fn, "device": self.device}
         self._scores: dict[str, torch.Tensor] = {}  # saved with the checkpoint, for the report
         step = prune(
             self.model,
             self.example,
-            selection=dataclasses.replace(
-                cfg.selection(removal.fraction, removal.scope),
-                max_fraction=cfg.max_layer_fraction if removal.scope == "global" else 1.0,
+            selection=cfg.removal.selection(planned.fraction, planned.scope).replace(
+                max_fraction=cfg.max_layer_fraction if planned.scope == "global" else 1.0
             ),
             ranking=cfg.ranking,
             graph=self._graph,  # prune() updates it to follow the removal
@@ -386,16 +383,16 @@ class PruningLoop:
         )
         return step, counted.count if counted is not None else 0
 
-    def _iterate(self, i: int, removal: Removal) -> str | None:
+    def _iterate(self, i: int, planned: StepAmount) -> str | None:
         cfg, state = self.config, self.state
         started = time.perf_counter()
         seed_everything(cfg.seed, i)
         self.model.zero_grad(set_to_none=True)
-        step, ranked = self._prune(removal)
+        step, ranked = self._prune(planned)
         self.replicas.check(step)  # under DDP: every rank removed the same channels
         self.replicas.forget()  # new parameters: finetuning gets a new DDP wrapper
         if step.num_removed == 0:
-            return "max_pruned_fraction" if removal.clipped else "nothing_left"
+            return "max_pruned_fraction" if planned.clipped else "nothing_left"
         state.removed_total += step.num_removed
         state.plan, state.run_plan = state.plan.then(step), state.run_plan.then(step)
         steps = 0
@@ -432,8 +429,8 @@ class PruningLoop:
             + (f" (with {recovered} recovery)" if recovered else ""),
             metrics=metrics,
             pruned_fraction=state.removed_total / state.base_total if state.base_total else 0.0,
-            amount=removal.fraction,
-            scope=removal.scope,
+            amount=planned.fraction,
+            scope=planned.scope,
             accepted=accepted,
             seconds=round(time.perf_counter() - started, 3),
             **extra,
@@ -530,9 +527,9 @@ class PruningLoop:
         try:
             i = self.state.iteration + 1
             while True:
-                reason, removal = self.replicas.shared(self._check_before(i))
+                reason, planned = self.replicas.shared(self._check_before(i))
                 if reason is None:
-                    reason = self._iterate(i, removal)
+                    reason = self._iterate(i, planned)
                     if reason != "non_finite":
                         self._log(bar)
                 if reason is not None:

@@ -20,7 +20,7 @@ from .config import PruneConfig
 __all__ = [
     "RETRYABLE_STOPS",
     "STOP_REASONS",
-    "Removal",
+    "StepAmount",
     "Guard",
     "check_finite",
     "collapse_guard",
@@ -48,7 +48,7 @@ RETRYABLE_STOPS = ("non_finite",)
 
 
 @dataclass(frozen=True)
-class Removal:
+class StepAmount:
     """What :func:`filterprune.prune` is asked to remove in one iteration.
 
     Attributes:
@@ -64,7 +64,7 @@ class Removal:
 
 def plan_removal(
     amount: float | int, scope: str, *, prunable: int, remaining: int
-) -> Removal | None:
+) -> StepAmount | None:
     """Turn a configured amount into a fraction that cannot overshoot ``remaining`` channels.
 
     Args:
@@ -84,11 +84,11 @@ def plan_removal(
         count = min(amount, remaining, prunable - 1)
         if count <= 0:
             return None
-        return Removal(count / prunable, "global", clipped=count < amount)
+        return StepAmount(count / prunable, "global", clipped=count < amount)
     cap = remaining / prunable
     if amount <= cap:
-        return Removal(float(amount), scope, clipped=False)
-    return Removal(min(cap, (prunable - 1) / prunable), scope, clipped=True)
+        return StepAmount(float(amount), scope, clipped=False)
+    return StepAmount(min(cap, (prunable - 1) / prunable), scope, clipped=True)
 
 
 def max_removable(base_total: int, max_pruned_fraction: float) -> int:

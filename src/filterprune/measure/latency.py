@@ -360,7 +360,7 @@ def compare_latency(
     rounds: int = 5,
     repeats: int = 20,
     warmup: int = 5,
-    threads: int | None = None,
+    threads: int | None = 1,
     device: str | torch.device | None = None,
     min_run_time: float = 0.1,
 ) -> list[LatencyComparison]:
@@ -380,6 +380,7 @@ def compare_latency(
         repeats: Minimum calls of each model per round.
         warmup: Untimed calls of each model before the first round (see ``measure_latency``).
         threads: CPU threads for both (``torch.set_num_threads``); ``None`` keeps the current.
+            The default, 1, keeps the ratio stable when other work shares the cores.
         device: Device to run both on; ``None`` uses ``model``'s device. A model elsewhere is
             deep-copied there.
         min_run_time: Minimum seconds of timed calls per model and round.

@@ -46,7 +46,11 @@ class LatencyConfig:
             dimensions of the example input's first sample (filled with random numbers); ``()``
             times the example input itself.
         threads: CPU threads during the timing (``torch.set_num_threads``), fixed for every
-            iteration; ``None`` keeps the current count (recorded with each result).
+            iteration; ``None`` keeps the current count (recorded with each result). The default,
+            1 (as in ``torch.utils.benchmark``), gives a speed-up that holds on a busy machine:
+            measured, the loop's speed-up under a second process keeping both cores busy stayed
+            within 3 % of the one measured alone at 1 thread, but not at 2 (docs/benchmarks.md).
+            Set the deployment's thread count to time what it will see.
         rounds: Alternating rounds of the original and the current model (each round times
             both); the speed-up is the median round ratio, its spread the lowest and highest.
         repeats: Minimum number of timed calls per model, round, device and batch size.
@@ -57,7 +61,7 @@ class LatencyConfig:
     batch_sizes: tuple[int, ...] = (1,)
     devices: tuple[str, ...] = ("cpu", "cuda")
     input_size: tuple[int, ...] = ()
-    threads: int | None = None
+    threads: int | None = 1
     rounds: int = 5
     repeats: int = 10
     warmup: int = 5

@@ -10,10 +10,10 @@ tests; each model module's docstring names them.
 """
 
 from ._arguments import ModelArgument, model_arguments
-from ._registry import UnknownModelError, create_model, list_models, register_model
 from .densenet import DenseLayer, DenseNet, Transition, densenet_tiny
 from .hub import HubError, create_hub_model, input_shape, is_hub_name
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
+from .registry import UnknownModelError, create_model, list_models, register_model
 from .resnet import (
     BasicBlock,
     Bottleneck,

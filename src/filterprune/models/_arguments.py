@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ._registry import _MODELS, create_model, list_models
+from .registry import _MODELS, create_model, list_models
 
 __all__ = ["ModelArgument", "model_arguments"]
 

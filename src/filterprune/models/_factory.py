@@ -18,8 +18,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError, FilterpruneError
-from ._registry import create_model, list_models
 from .hub import HubError, create_hub_model, is_hub_name
+from .registry import create_model, list_models
 
 __all__ = ["UntrustedCodeError", "is_builtin", "model_factory"]
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ._build import check_choice, check_positive, init_weights
-from ._registry import register_model
+from .registry import register_model
 
 __all__ = ["DenseLayer", "DenseNet", "Transition", "densenet_tiny"]
 

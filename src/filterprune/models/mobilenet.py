@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ._build import check_positive, init_weights, make_divisible
-from ._registry import register_model
+from .registry import register_model
 
 __all__ = [
     "MOBILENET_V2_SETTINGS",

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._build import check_positive, init_weights, scale_channels
-from ._registry import register_model
+from .registry import register_model
 
 __all__ = ["DoubleConv", "Down", "OutConv", "UNet", "Up", "unet"]
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ._build import check_choice, check_positive, init_weights, scale_channels
-from ._registry import register_model
+from .registry import register_model
 
 __all__ = ["VGG", "VGG16_CONFIG", "vgg16", "vgg16_bn"]
 

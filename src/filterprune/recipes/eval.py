@@ -72,7 +72,7 @@ def _evaluated(
     """The rebuilt model, its metrics/params/MACs/size and the data it was evaluated on."""
     from .. import measure
 
-    info = saved_model(load, model=model, model_args=model_args, task=task)
+    info = saved_model(load, model=model, model_args=model_args, task=task, trust_code=trust_code)
     if data is None:
         data = load_data(info["task"], saved=info.get("data"))
     kwargs = default_model_args(info["model"], info["task"], data, info["model_args"])
@@ -102,7 +102,7 @@ def compare_saved(
     spec: str | Path | None = None,
     latency: bool = True,
     batch_sizes: tuple[int, ...] = (1,),
-    threads: int | None = None,
+    threads: int | None = 1,
     rounds: int = 5,
     repeats: int = 10,
     device: str = "cpu",

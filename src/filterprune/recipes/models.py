@@ -8,6 +8,7 @@ comes with a channel file (``channels.txt``: one width per conv layer) or a widt
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ import torch
 from torch import nn
 
 from ..loop.describe import MODEL_JSON, MODEL_NOTE
-from ..loop.widths import channel_widths, plan_from_widths
 from ..models._factory import UntrustedCodeError, is_builtin
 from ..models._user_code import import_user_module
 from ..plan import Plan
@@ -24,18 +24,22 @@ from ..store.channels import read_channel_txt, read_spec
 from ..store.load import load
 from ..store.model_json import read_model_json as _read_model_json
 from ..store.model_json import write_model_json as _write_model_json
+from ..store.widths import channel_widths, plan_from_widths
 from .errors import RecipeError
 
 __all__ = [
     "MODEL_JSON",
     "find_model_json",
     "load_model",
+    "check_runs_on",
     "model_factory",
     "read_model_json",
     "saved_model",
     "widths_plan",
     "write_model_json",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def model_factory(
@@ -122,13 +126,16 @@ def saved_model(
     model_args: dict[str, Any] | None = None,
     task: str | None = None,
     require_task: bool = True,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """model.json next to ``load`` with ``model``/``model_args``/``task`` on top.
 
     A model named only in model.json must be a built-in or hub one: a ``module:function``
-    written in a file is never imported; the caller names it (``model=``, the CLI's
-    ``--model ... --trust-model-code``). Given the same ``model`` as the file, the file's
-    arguments are kept under ``model_args``.
+    written in a file is not imported unless the caller opts in, either by naming it
+    (``model=``, the CLI's ``--model ... --trust-model-code``) or with ``trust_code=True``
+    (``--trust-model-code`` alone), which reuses the factory the run remembered and logs which
+    code it will import. Given the same ``model`` as the file, the file's arguments are kept
+    under ``model_args``.
 
     Raises:
         RecipeError: Neither names the model (or, with ``require_task``, the task); the message
@@ -143,11 +150,19 @@ def saved_model(
     else:
         if model_args:
             info["model_args"] = {**info.get("model_args", {}), **model_args}
-        if "model" in info and not is_builtin(info["model"]):  # never import code a file names
-            raise UntrustedCodeError(
-                f"{found} names the model factory {info['model']!r}, which is not a built-in "
-                "model; filterprune never imports code named in a file. If you trust that code, "
-                f"name it yourself: --model {info['model']} --trust-model-code"
+        if "model" in info and not is_builtin(info["model"]):  # code named in a file
+            if not trust_code:
+                raise UntrustedCodeError(
+                    f"{found} names the model factory {info['model']!r}, which is not a "
+                    "built-in model; filterprune never imports code named in a file unless you "
+                    "opt in. If you made this folder and trust that code, add "
+                    "--trust-model-code (or name it yourself: --model "
+                    f"{info['model']} --trust-model-code)"
+                )
+            log.warning(
+                "importing the model factory %r named in %s (--trust-model-code)",
+                info["model"],
+                found,
             )
     if "model" not in info:
         where = f" (no {MODEL_JSON} next to {load})" if load is not None else ""
@@ -240,3 +255,25 @@ def load_model(
         _, plan_path = resolve_checkpoint(path)
         plan = read_plan(plan_path) if plan_path is not None else Plan()
     return model, plan
+
+
+def check_runs_on(net: nn.Module, example: torch.Tensor, model: str) -> None:
+    """Run ``net`` once on ``example``; a failure is the user's model/data mismatch, said so.
+
+    Without this check, a model whose first layer expects 1 channel fed 3-channel images fails
+    deep inside training with torch's message only, which reads like a bug of filterprune.
+    """
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(example.to(next(net.parameters(), example).device))
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        raise RecipeError(
+            f"--model {model} fails on the data's input of shape {tuple(example.shape)}: "
+            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}; make the "
+            "model and the data agree (its input channels and size: --image-size, --data-arg "
+            "channels=N, or the model's own --model-arg)"
+        ) from error
+    finally:
+        net.train(was_training)

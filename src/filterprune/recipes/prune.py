@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
-from ..loop.widths import channel_list, write_channel_txt
 from ..models._user_code import stable_spec
 from ..parallel import is_main_process
+from ..store.channels import write_channel_txt
 from ..store.owned import discard_on_error
+from ..store.widths import channel_list
 from .data import Data, default_model_args, load_data
 from .errors import RecipeError
 from .models import MODEL_JSON, load_model, model_factory, saved_model, write_model_json
@@ -88,7 +89,7 @@ def prune_saved(
         The loop's :class:`~filterprune.loop.RunResult`.
     """
     load, run_dir = Path(load), Path(run_dir)
-    info = saved_model(load, model=model, model_args=model_args, task=task)
+    info = saved_model(load, model=model, model_args=model_args, task=task, trust_code=trust_code)
     task_name = info["task"]
     check_run_dir(run_dir, resume=resume)
     config = config or PruneConfig()

@@ -23,7 +23,7 @@ from ..store.model_json import MODEL_JSON
 from ..store.weights import state_dict_bytes
 from .data import Data, default_model_args
 from .errors import RecipeError
-from .models import model_factory
+from .models import check_runs_on, model_factory
 
 __all__ = ["Optimizer", "TrainResult", "check_out", "train_baseline"]
 
@@ -143,6 +143,7 @@ def train_baseline(
     task_name = data.task.name
     kwargs = default_model_args(model, task_name, data, dict(model_args or {}))
     net = model_factory(model, kwargs, trust_code=trust_code)().to(device)
+    check_runs_on(net, data.example, model)
     if steps is None and epochs is None:
         steps = 200
     done = data.task.finetune(

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..store.files import atomic_write_text
+from ..store.owned import check_owned, write_record
 from ..store.rundir import row_key
 from .deploy import check_deployment, deployment_table
 from .plots import (
@@ -32,7 +33,9 @@ from .render import to_csv, to_json, to_markdown
 from .summary import write_summary
 from .tables import table_rows
 
-__all__ = ["RunReport", "run_settings", "run_tables", "write_run_report"]
+__all__ = ["REPORT_RECORD", "RunReport", "run_settings", "run_tables", "write_run_report"]
+
+REPORT_RECORD = ".filterprune-report.json"  # which files of the report folder filterprune wrote
 
 FORMATS = {"markdown": "md", "csv": "csv", "json": "json"}
 MAX_SCORE_PANELS = 8
@@ -175,34 +178,39 @@ def write_run_report(
             "write_run_report(deploy=True) needs model_factory (builds the original model) and "
             "example_inputs (e.g. torch.randn(1, 3, 32, 32)); the CLI reads both from model.json"
         )
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    # only files an earlier report recorded there are replaced; anything else is refused
+    check_owned(out, REPORT_RECORD, option="--out")
     result = run_tables(run_dir)
     settings = run_settings(run_dir)
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    if deploy:
-        result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
-        result.files += [out / "model.onnx", out / "original.onnx", out / "deploy_checks.json"]
-    render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
-    for name, table in result.tables().items():
-        for fmt, suffix in FORMATS.items():
-            path = out / f"{name}.{suffix}"
-            atomic_write_text(path, render[fmt](table))
-            result.files.append(path)
-    images: list[Any] = []
-    if plots:
-        images = _plots(result, run_dir, out)
-    result.files = [p for p in result.files if p.is_file()]
-    result.files += [p for pair in images for p in pair]
-    result.files.append(
-        write_summary(
-            out,
-            settings=settings,
-            iteration_table=result.iterations,
-            layer_table=result.layers,
-            tables=[result.latency, result.deploy],
-            images=images,
+    try:
+        if deploy:
+            result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
+            result.files += [out / "model.onnx", out / "original.onnx", out / "deploy_checks.json"]
+        render = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
+        for name, table in result.tables().items():
+            for fmt, suffix in FORMATS.items():
+                path = out / f"{name}.{suffix}"
+                atomic_write_text(path, render[fmt](table))
+                result.files.append(path)
+        images: list[Any] = []
+        if plots:
+            images = _plots(result, run_dir, out)
+        result.files = [p for p in result.files if p.is_file()]
+        result.files += [p for pair in images for p in pair]
+        result.files.append(
+            write_summary(
+                out,
+                settings=settings,
+                iteration_table=result.iterations,
+                layer_table=result.layers,
+                tables=[result.latency, result.deploy],
+                images=images,
+            )
         )
-    )
+    finally:  # what is there now is ours: a later report may replace it
+        write_record(out, REPORT_RECORD)
     return result
 
 
@@ -232,6 +240,12 @@ def _text(value: Any) -> str:
     return "–" if value is None or value == "" else str(value)
 
 
+def _setting(config: dict[str, Any], section: str, key: str, flat: str | None = None) -> Any:
+    """A setting of ``config.json``: in its section (format 2) or by its flat name (format 1)."""
+    part = config.get(section)
+    return part.get(key) if isinstance(part, dict) else config.get(flat or key)
+
+
 def run_settings(run_dir: str | Path) -> Any:
     """The run's settings and machine as a two-column table (``None`` without a config)."""
     from .tables import Column, Table
@@ -247,16 +261,22 @@ def run_settings(run_dir: str | Path) -> Any:
     machine = row0.get("machine") or {}
     latency = config.get("latency") or {}
     bound = row0.get("metric_bound") or {}
-    drop = config.get("max_metric_drop")
+    ranking = {k: _setting(config, "ranking", k) for k in ("criterion", "flops_reg", "cost")}
+    removal = {k: _setting(config, "removal", k) for k in ("scope", "schedule", "amount")}
+    finetune = _setting(config, "finetuning", "per_iteration", "finetune")
+    unit = _setting(config, "finetuning", "unit", "finetune_unit")
+    final = _setting(config, "finetuning", "final", "final_finetune")
+    drop = _setting(config, "stopping", "max_metric_drop")
     items = [
         ("model", _text(model.get("model") or "(Python API: not recorded)")),
         ("model arguments", _text(model.get("model_args"))),
         ("data", _text(model.get("data") or model.get("task"))),
-        ("criterion", f"{config.get('criterion')} {_text(config.get('criterion_options'))}"),
-        ("scope", _text(config.get("scope") or "default for the amount")),
-        ("amount / schedule", _text(config.get("schedule") or config.get("amount"))),
-        ("FLOPs regularisation", f"λ = {config.get('flops_reg')}, cost = {config.get('cost')}"),
-        ("targets", _text(config.get("targets"))),
+        ("criterion", f"{ranking['criterion']} "
+         f"{_text(_setting(config, 'ranking', 'options', 'criterion_options'))}"),
+        ("scope", _text(removal["scope"] or "default for the amount")),
+        ("amount / schedule", _text(removal["schedule"] or removal["amount"])),
+        ("FLOPs regularisation", f"λ = {ranking['flops_reg']}, cost = {ranking['cost']}"),
+        ("targets", _text(_setting(config, "stopping", "targets"))),
         (
             "metric bound",
             "–"
@@ -264,8 +284,7 @@ def run_settings(run_dir: str | Path) -> Any:
             else f"{bound['metric']} ≥ {bound['value']:.4g}"
             + (f" (allowed drop {drop:g})" if drop is not None else ""),
         ),
-        ("finetuning", f"{config.get('finetune')} {config.get('finetune_unit')} per iteration, "
-         f"{config.get('final_finetune')} final"),
+        ("finetuning", f"{finetune} {unit} per iteration, {final} final"),
         ("stop reason", _text(state.get("stop_reason"))),
         ("latency", "not measured" if not config.get("measure_latency") else
          f"batch {_text(latency.get('batch_sizes'))}, {latency.get('rounds')} alternating rounds "
@@ -305,7 +324,8 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
     metrics = [m for m in metrics if any(r.get(f"metric:{m}") is not None for r in rows)]
     if metrics:
         first = bound.get("metric") if bound.get("metric") in metrics else metrics[0]
-        title = f"{config.get('criterion', '')} pruning: {first} vs compute and latency"
+        criterion = _setting(config, "ranking", "criterion") or ""
+        title = f"{criterion} pruning: {first} vs compute and latency"
         images.append(
             plot_run_overview(
                 rows, first, out / "overview", threshold=bound.get("value"), title=title.strip()
@@ -323,7 +343,8 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
         )
     if any(r.get("latency_ms") is not None for r in rows):
         images.append(plot_latency_vs_macs(rows, out / "latency_vs_macs"))
-    scores = run_scores(run_dir) if _criterion_has_scores(config.get("criterion")) else {}
+    has_scores = _criterion_has_scores(_setting(config, "ranking", "criterion"))
+    scores = run_scores(run_dir) if has_scores else {}
     if any(math.isfinite(v) for by_group in scores.values() for s in by_group.values() for v in s):
         shown = _some(scores, MAX_SCORE_PANELS)
         images.append(

@@ -41,7 +41,8 @@ Modules: :mod:`~filterprune.store.files` (atomic writes, checked reads),
 :mod:`~filterprune.store.weights` (safetensors bytes, reading weights),
 :mod:`~filterprune.store.checkpoint` (one checkpoint folder), :mod:`~filterprune.store.rundir`
 (a run folder), :mod:`~filterprune.store.load` (:func:`save` / :func:`load` a pruned model),
-:mod:`~filterprune.store.model_json`, :mod:`~filterprune.store.channels`.
+:mod:`~filterprune.store.model_json`, :mod:`~filterprune.store.channels` (channel lists),
+:mod:`~filterprune.store.widths` (a plan from a width spec or a channel list).
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ _EXPORTS = {
     "read_channel_txt": "channels",
     "read_spec": "channels",
     "write_channel_txt": "channels",
+    "channel_layers": "widths",
+    "channel_list": "widths",
+    "channel_widths": "widths",
+    "plan_from_widths": "widths",
+    "unet_channel_list": "widths",
+    "unet_conv_names": "widths",
+    "unet_from_channels": "widths",
+    "unet_widths": "widths",
 }
 
 __all__ = ["CheckpointError", *sorted(_EXPORTS)]

@@ -4,7 +4,7 @@
 integer per line: the output channels of each conv layer, in module order (blank lines and
 ``#`` comments are skipped). A width spec (``--spec``) is JSON: a plan (as in ``plan.json``) or
 an object ``{layer: channels}`` (optionally under ``"widths"``). Both are untrusted input: errors
-name the file, the line or layer, and the fix. :mod:`filterprune.loop.widths` turns them into
+name the file, the line or layer, and the fix. :mod:`filterprune.store.widths` turns them into
 plans.
 """
 

@@ -2,7 +2,7 @@
 
 A pruned model is rebuilt by building the original architecture (``model_factory()``), applying
 the saved composed plan with :func:`filterprune.apply_plan` and loading the weights strictly.
-The plan can also come from a plain width spec (see :mod:`filterprune.loop.widths`).
+The plan can also come from a plain width spec (see :mod:`filterprune.store.widths`).
 Weights are checked on load: a missing, extra or mis-shaped tensor, or one holding NaN/inf, is
 an error naming it.
 """

@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StorageError
-from .files import read_json
+from .files import atomic_write_json, read_json
 
-__all__ = ["discard_on_error", "foreign_file", "record_files", "remove_recorded"]
+__all__ = [
+    "check_owned",
+    "discard_on_error",
+    "foreign_file",
+    "record_files",
+    "remove_recorded",
+    "write_record",
+]
 
 
 def _stat(path: Path) -> list[int]:
@@ -52,7 +59,9 @@ def foreign_file(folder: str | Path, record_name: str) -> str | None:
     folder = Path(folder)
     record = folder / record_name
     if not record.is_file():
-        return f"holds files and no {record_name} (the record a finished run leaves)"
+        first = next((p for p in sorted(folder.rglob("*")) if not p.is_dir()), None)
+        name = first.relative_to(folder).as_posix() if first is not None else "folders"
+        return f"holds {name!r}, which filterprune did not write (no {record_name} lists it)"
     files = _recorded(record)
     if files is None:
         return f"has a {record_name} that filterprune did not write"
@@ -65,6 +74,30 @@ def foreign_file(folder: str | Path, record_name: str) -> str | None:
     return None
 
 
+def check_owned(folder: str | Path, record_name: str, *, option: str) -> None:
+    """Refuse (``ConfigError``) to write over ``folder`` unless it is new, empty, or holds
+    only the unchanged files a previous command of filterprune recorded in ``record_name``."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {folder} is a file, not a folder; choose another {option}")
+    if not any(folder.iterdir()):
+        return
+    why = foreign_file(folder, record_name)
+    if why is not None:
+        raise ConfigError(
+            f"{option} {folder} {why}; filterprune only replaces files it wrote, so the folder "
+            f"is left untouched: choose another {option} or empty it yourself"
+        )
+
+
+def write_record(folder: str | Path, record_name: str, **fields: Any) -> Path:
+    """Record every file now in ``folder`` (and ``fields``) for :func:`check_owned` later."""
+    files = record_files(folder, skip=(record_name,))
+    return atomic_write_json(Path(folder) / record_name, {**fields, "files": files})
+
+
 def remove_recorded(folder: str | Path, record_name: str, *, option: str) -> None:
     """Remove the files a previous run recorded in ``folder`` and the folders left empty.
 
@@ -72,16 +105,9 @@ def remove_recorded(folder: str | Path, record_name: str, *, option: str) -> Non
     anything the record does not list.
     """
     folder = Path(folder)
-    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+    check_owned(folder, record_name, option=option)
+    if not folder.exists() or not any(folder.iterdir()):
         return
-    if not folder.is_dir():
-        raise ConfigError(f"{option} {folder} is a file, not a folder; choose another {option}")
-    why = foreign_file(folder, record_name)
-    if why is not None:
-        raise ConfigError(
-            f"{option} {folder} {why}; filterprune only starts over in a folder it wrote, so it "
-            f"is left untouched: choose another {option} or empty it yourself"
-        )
     files = _recorded(folder / record_name) or {}
     try:
         for rel in [*files, record_name]:

@@ -1,13 +1,13 @@
-"""Pieces shared by the subcommands: flags, value parsers, building models, logging, output."""
+"""What the subcommands share on the way in: the parser, its errors, shared flags, value parsers.
+
+What they write (log lines, informational lines, help text) and its flags are in
+:mod:`._output`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
-import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +30,6 @@ class Parser(argparse.ArgumentParser):
         command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         where = f"{command}: " if command else ""
         raise UsageError(f"{where}{message} (see '{self.prog} --help')")
-
-
-def add_common(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "output",
-        "Results go to stdout, progress and log lines to stderr. Progress bars are drawn only "
-        "on a terminal (FILTERPRUNE_PROGRESS=1/0 forces them on/off); in a log file each "
-        "pruning iteration is one line.",
-    )
-    level = group.add_mutually_exclusive_group()
-    level.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="no progress bars or log lines, only warnings and errors",
-    )
-    level.add_argument(
-        "--verbose", "-v", action="store_true", help="also debug log lines (logger names shown)"
-    )
-    group.add_argument("--debug", action="store_true", help="show the traceback of errors")
 
 
 # ----- value parsers (argparse ``type=``) ------------------------------------------------------
@@ -120,8 +100,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, required: bool = False) -
     group.add_argument(
         "--trust-model-code",
         action="store_true",
-        help="allow --model MODULE:FUNCTION: importing the module runs its code with your "
-        "rights, so use it only for code you trust. A model.json never names code to run",
+        help="allow --model MODULE:FUNCTION, or the factory that model.json next to --load "
+        "remembers: importing the module runs its code with your rights, so use it only for "
+        "code and folders you trust. Without it a model.json never makes filterprune run code",
     )
     group.add_argument(
         "--model-arg",
@@ -156,7 +137,9 @@ def add_widths_args(parser: argparse.ArgumentParser) -> None:
 def model_info(args: argparse.Namespace, load: Path | None) -> dict[str, Any]:
     """Model name, model arguments, task and input shape: flags first, then model.json."""
     model_args = dict(args.model_arg) if args.model_arg else None
-    return saved_model(load, model=args.model, model_args=model_args, require_task=False)
+    return saved_model(
+        load, model=args.model, model_args=model_args, require_task=False, trust_code=trust(args)
+    )
 
 
 def trust(args: argparse.Namespace) -> bool:
@@ -184,44 +167,3 @@ def device(text: str) -> str:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise argparse.ArgumentTypeError(f"{text!r}: filterprune runs on cpu, cuda or mps")
     return text
-
-
-# ----- output -------------------------------------------------------------------------------------
-class _TqdmHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        message = self.format(record)
-        try:
-            from tqdm.auto import tqdm
-
-            tqdm.write(message, file=sys.stderr)
-        except ImportError:
-            print(message, file=sys.stderr)
-
-
-def setup_logging(quiet: bool, verbose: bool = False) -> None:
-    """Send the ``filterprune`` loggers to stderr: WARNING with --quiet, DEBUG with --verbose."""
-    logger = logging.getLogger("filterprune")
-    for handler in list(logger.handlers):
-        if isinstance(handler, _TqdmHandler):
-            logger.removeHandler(handler)
-    handler = _TqdmHandler()
-    pattern = "%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
-    handler.setFormatter(logging.Formatter(pattern))
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False  # one line per record, even when the root logger has a handler
-
-
-def say(args: argparse.Namespace, message: str) -> None:
-    """An informational line on stderr (suppressed by --quiet)."""
-    if not args.quiet:
-        print(message, file=sys.stderr)
-
-
-def wrap(text: str, width: int = 88) -> str:
-    """Wrap each paragraph of ``text`` (help texts use a raw formatter to keep the examples)."""
-    return "\n\n".join(textwrap.fill(p, width) for p in text.split("\n\n"))
-
-
-def examples(lines: Sequence[str]) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)

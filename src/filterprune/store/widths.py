@@ -17,22 +17,18 @@ from torch import nn
 from ..api import analyze
 from ..errors import ConfigError
 from ..plan import Plan
-from ..store.channels import read_channel_txt, read_spec, write_channel_txt
+from ..select import producing_layers
 from ..surgery import apply_plan
-from .layers import producing_layers
 
 __all__ = [
     "channel_layers",
     "channel_list",
     "channel_widths",
     "plan_from_widths",
-    "read_channel_txt",
-    "read_spec",
     "unet_channel_list",
     "unet_conv_names",
     "unet_from_channels",
     "unet_widths",
-    "write_channel_txt",
 ]
 
 

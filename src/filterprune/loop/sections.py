@@ -1,0 +1,323 @@
+"""The sections of a :class:`~filterprune.loop.PruneConfig`, each a small dataclass that checks itself.
+
+* :class:`Removal`: how much each iteration removes, under which limits, from which layers;
+* :class:`Finetuning`: the finetuning budget of each iteration and of the final model;
+* :class:`Stopping`: when the run ends (iterations, pruned fraction, targets, metric bounds).
+
+What the channels are ranked with is a :class:`filterprune.Ranking`, the same object
+:func:`filterprune.prune` takes. Each section round-trips through JSON (``to_dict`` /
+``from_dict``) and is replaced field by field with ``replace``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..settings import (
+    LAYER_FILTERS,
+    SCOPES,
+    Selection,
+    SettingsData,
+    fail,
+    is_int,
+    is_number,
+    strings,
+)
+from .target import Target
+
+__all__ = [
+    "DEFAULT_FINAL_FINETUNE",
+    "DEFAULT_FINETUNE",
+    "UNITS",
+    "Budget",
+    "Finetuning",
+    "Removal",
+    "Stopping",
+    "check_amount",
+]
+
+UNITS = ("steps", "epochs")
+#: Finetuning per iteration when ``Finetuning.per_iteration`` is not given, per unit.
+DEFAULT_FINETUNE = {"steps": 100, "epochs": 1}
+#: Finetuning of the final model when ``Finetuning.final`` is not given, per unit.
+DEFAULT_FINAL_FINETUNE = {"steps": 300, "epochs": 1}
+
+
+def check_amount(owner: str, name: str, value: Any) -> None:
+    """An amount is a fraction in (0, 1) of the current channels or an int count >= 1."""
+    if is_int(value):
+        if value < 1:
+            fail(owner, name, value, "a channel count must be an int >= 1")
+    elif not is_number(value) or not 0.0 < value < 1.0:
+        fail(
+            owner,
+            name,
+            value,
+            "need a fraction in (0, 1) (e.g. 0.1) or an int channel count (e.g. 8)",
+        )
+
+
+@dataclass(frozen=True)
+class Removal(SettingsData):
+    """How much each iteration removes, under which limits, and from which layers.
+
+    Attributes:
+        amount: Per iteration, a fraction in (0, 1) of the current channels of each group
+            (``scope="per_group"``) or of all prunable channels (``"global"``), or an int: that
+            many channels, ranked globally.
+        schedule: Amounts for iterations 1, 2, ... (overrides ``amount``); the run stops when the
+            schedule is used up.
+        scope: ``"per_group"``, ``"global"`` or ``None``: per group for fractions, global for
+            counts and whenever the ranking has a cost term (``flops_reg``; per group it would
+            do nothing, so an explicit ``"per_group"`` with ``flops_reg`` is refused). Counts
+            need the global scope.
+        max_layer_fraction: A global ranking removes at most this fraction of any group's
+            current channels in one iteration (on top of ``min_channels``), so that it cannot
+            empty a small layer in one step. Default 0.25; 1.0 = no cap. (Per group, ``amount``
+            is itself each group's fraction.)
+        round_to: Keep a multiple of this many channels per group.
+        min_channels: Keep at least this many channels per group.
+        include: Only prune layers whose module name matches one of these fnmatch patterns.
+        exclude: Never prune layers matching these patterns.
+        layer_types: Only prune layers of these class names (e.g. ``"Conv2d"``); ``"conv"``
+            stands for every convolution class. With none given, a channel-count amount is
+            spent on convolutions only (``"conv"``): one global count would otherwise go to the
+            widest layers, often a classifier's hidden Linear, whose channels cost few MACs.
+        layers: Only prune exactly these layers (module names).
+    """
+
+    amount: float | int = 0.1
+    schedule: tuple[float | int, ...] | None = None
+    scope: str | None = None
+    max_layer_fraction: float = 0.25
+    round_to: int = 1
+    min_channels: int = 1
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    layer_types: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        own = "Removal"
+        check_amount(own, "amount", self.amount)
+        if self.schedule is not None:
+            schedule = tuple(self.schedule) if isinstance(self.schedule, list | tuple) else None
+            if not schedule:
+                fail(own, "schedule", self.schedule, "need a non-empty list of amounts or None")
+            for i, value in enumerate(schedule):
+                check_amount(own, f"schedule[{i}]", value)
+            object.__setattr__(self, "schedule", schedule)
+        if self.scope is not None and self.scope not in SCOPES:
+            fail(own, "scope", self.scope, f"need one of {SCOPES} or None")
+        if self.scope == "per_group" and any(is_int(a) for a in self.amounts):
+            fail(
+                own,
+                "scope",
+                self.scope,
+                "a channel-count amount is ranked globally; use scope "
+                "'global' (or None), or give amount as a fraction such as 0.1",
+            )
+        if not is_number(self.max_layer_fraction) or not 0 < self.max_layer_fraction <= 1:
+            fail(
+                own,
+                "max_layer_fraction",
+                self.max_layer_fraction,
+                "need a fraction in (0, 1] of a layer's channels (1.0 = no cap), e.g. 0.25",
+            )
+        for name in ("round_to", "min_channels"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                fail(own, name, getattr(self, name), "need an int >= 1")
+        for name in LAYER_FILTERS:
+            object.__setattr__(self, name, strings(own, name, getattr(self, name)))
+
+    @property
+    def amounts(self) -> tuple[float | int, ...]:
+        """The amounts that may be used: the schedule, or ``(amount,)``."""
+        return self.schedule if self.schedule is not None else (self.amount,)
+
+    def amount_for(self, iteration: int) -> float | int | None:
+        """Amount of iteration ``iteration`` (1-based); ``None`` once the schedule is used up."""
+        if self.schedule is None:
+            return self.amount
+        return self.schedule[iteration - 1] if iteration <= len(self.schedule) else None
+
+    @property
+    def selected_layer_types(self) -> tuple[str, ...]:
+        """``layer_types``, or ``("conv",)`` when none are given and an amount is a count."""
+        if self.layer_types or self.include or self.layers:
+            return self.layer_types
+        return ("conv",) if any(is_int(a) for a in self.amounts) else ()
+
+    def selection(self, fraction: float, scope: str) -> Selection:
+        """The :class:`filterprune.Selection` of removing ``fraction`` in ``scope``.
+
+        It holds ``round_to``, ``min_channels`` and the layer filters; the loop adds
+        ``max_layer_fraction`` as ``max_fraction`` to a global ranking.
+        """
+        return Selection(
+            amount=fraction,
+            scope=scope,
+            round_to=self.round_to,
+            min_channels=self.min_channels,
+            **{name: getattr(self, name) for name in LAYER_FILTERS},
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much finetuning one call of the ``finetune`` callback should do.
+
+    Exactly one of ``steps`` / ``epochs`` is set (the other is ``None``), as for
+    :class:`filterprune.tasks.FinetuneConfig`.
+    """
+
+    amount: int
+    unit: str = "steps"
+
+    @property
+    def steps(self) -> int | None:
+        return self.amount if self.unit == "steps" else None
+
+    @property
+    def epochs(self) -> int | None:
+        return self.amount if self.unit == "epochs" else None
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Finetuning(SettingsData):
+    """How much the loop finetunes after each removal and at the end.
+
+    Attributes:
+        per_iteration: Finetuning budget per iteration, in ``unit``; 0 disables it. ``None``
+            (default): :data:`DEFAULT_FINETUNE` (100 steps or 1 epoch) when the run has a
+            finetune callback, none otherwise. Pruning without finetuning rarely keeps accuracy.
+        unit: ``"steps"`` or ``"epochs"``.
+        final: Budget of one last finetuning of the final model (same unit); 0 = none;
+            ``None`` (default): :data:`DEFAULT_FINAL_FINETUNE` (300 steps or 1 epoch) when
+            ``per_iteration`` is not given either (and the run has a finetune callback), else
+            none.
+        recovery: When an iteration misses the metric bound (:class:`Stopping`), finetune it
+            again with the iteration's budget up to this many times, evaluating after each,
+            and accept it as soon as it is back within the bound; only then is it rejected and
+            the run stopped. One noisy evaluation or a step that needs more training then does
+            not end the run. 0 (default) = reject at the first miss.
+    """
+
+    per_iteration: int | None = None
+    unit: str = "steps"
+    final: int | None = None
+    recovery: int = 0
+
+    def __post_init__(self) -> None:
+        own = "Finetuning"
+        for name in ("per_iteration", "final"):
+            value = getattr(self, name)
+            if value is not None and (not is_int(value) or value < 0):
+                fail(own, name, value, "need an int >= 0 (0 = none) or None (the default budget)")
+        if self.unit not in UNITS:
+            fail(own, "unit", self.unit, f"need one of {UNITS}")
+        if not is_int(self.recovery) or self.recovery < 0:
+            fail(own, "recovery", self.recovery, "need an int >= 0")
+
+    def budget(self, final: bool = False) -> Budget:
+        """The finetuning budget of an iteration (or the final one), defaults filled in."""
+        value = self.final if final else self.per_iteration
+        if final and value is None and self.per_iteration is not None:
+            value = 0  # a per-iteration budget was given, a final one was not: none
+        if value is None:
+            value = (DEFAULT_FINAL_FINETUNE if final else DEFAULT_FINETUNE)[self.unit]
+        return Budget(value, self.unit)
+
+
+@dataclass(frozen=True)
+class Stopping(SettingsData):
+    """When the run ends; the first condition that holds stops it.
+
+    Attributes:
+        max_iterations: Run at most this many pruning iterations (``None`` = no limit).
+        max_pruned_fraction: Never remove more than this fraction of the prunable channels of the
+            starting model; checked before removing, and the last amount is clipped to fit.
+        targets: Stop once all these targets are met: :class:`Target` objects, their dicts, or
+            strings such as ``"macs=-50%"`` and ``"params<=1.5M"`` (see :meth:`Target.parse`).
+            MACs are for one forward pass of ``example_inputs``.
+        metric: Key of the ``evaluate`` result watched by ``metric_floor``/``max_metric_drop``.
+        higher_is_better: Whether a larger ``metric`` is better.
+        metric_floor: Stop when ``metric`` falls below this value; the last model above it is kept.
+        max_metric_drop: Stop when ``metric`` is worse than the original by more than this
+            (absolute); the last good model is kept.
+        collapse_ratio: Guard for runs without ``metric_floor``/``max_metric_drop``: an
+            iteration whose metric falls below ``collapse_ratio`` times the starting value (above
+            starting / ratio when lower is better) is rejected, the last good model kept and
+            the run stopped as ``"metric_collapse"``, a failure. The metric is ``metric``, else
+            the first of ``accuracy``/``top1``/``dice``/``iou`` that ``evaluate`` reports.
+            ``None`` turns the guard off. Default 0.5.
+    """
+
+    max_iterations: int | None = 10
+    max_pruned_fraction: float = 0.9
+    targets: tuple[Target, ...] = ()
+    metric: str | None = None
+    higher_is_better: bool = True
+    metric_floor: float | None = None
+    max_metric_drop: float | None = None
+    collapse_ratio: float | None = 0.5
+
+    def __post_init__(self) -> None:
+        own = "Stopping"
+        if self.max_iterations is not None and (
+            not is_int(self.max_iterations) or self.max_iterations < 1
+        ):
+            fail(own, "max_iterations", self.max_iterations, "need an int >= 1 or None (no limit)")
+        if not is_number(self.max_pruned_fraction) or not 0 < self.max_pruned_fraction <= 1:
+            fail(own, "max_pruned_fraction", self.max_pruned_fraction, "need a fraction in (0, 1]")
+        targets = []
+        for t in self.targets if isinstance(self.targets, list | tuple) else [self.targets]:
+            if isinstance(t, str):
+                t = Target.parse(t)
+            elif isinstance(t, Mapping):
+                t = Target(**t)
+            elif not isinstance(t, Target):
+                fail(own, "targets", t, "need Target objects, dicts or strings such as 'macs=-50%'")
+            targets.append(t)
+        object.__setattr__(self, "targets", tuple(targets))
+        if self.metric is not None and (not isinstance(self.metric, str) or not self.metric):
+            fail(own, "metric", self.metric, "need the name of a key of the evaluate() result")
+        if not isinstance(self.higher_is_better, bool):
+            fail(own, "higher_is_better", self.higher_is_better, "need true or false")
+        for name in ("metric_floor", "max_metric_drop"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not is_number(value):
+                fail(own, name, value, "need a number or None")
+            if self.metric is None:
+                fail(
+                    own,
+                    name,
+                    value,
+                    "needs `metric` (the evaluate() key to watch), e.g. metric='accuracy'",
+                )
+        if self.max_metric_drop is not None and self.max_metric_drop < 0:
+            fail(own, "max_metric_drop", self.max_metric_drop, "need a number >= 0")
+        if self.collapse_ratio is not None and (
+            not is_number(self.collapse_ratio) or not 0 < self.collapse_ratio < 1
+        ):
+            fail(
+                own,
+                "collapse_ratio",
+                self.collapse_ratio,
+                "need a fraction in (0, 1) of the starting metric (e.g. 0.5) or None (no guard)",
+            )
+
+    @property
+    def watches_metric(self) -> bool:
+        """Whether a metric bound (``metric_floor`` or ``max_metric_drop``) is set."""
+        return self.metric_floor is not None or self.max_metric_drop is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "targets": [t.to_dict() for t in self.targets]}

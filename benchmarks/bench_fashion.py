@@ -390,7 +390,7 @@ def tp_run(args: argparse.Namespace, key: str, kind: str, target: int, seed: int
     (300 steps); the same test evaluation and side-by-side latency.
     """
     from filterprune.loop.state import seed_everything
-    from filterprune.recipes import load_data
+    from filterprune.recipes import Optimizer, load_data
 
     name = f"tp_{kind}/{key}/macs-{target}/seed{seed}"
     results = _read_results()
@@ -402,7 +402,7 @@ def tp_run(args: argparse.Namespace, key: str, kind: str, target: int, seed: int
     base = args.cache_dir / f"{key}-base"
     model, info = _load(base)
     data = load_data("classify", saved=info["data"], batch_size=16)
-    training = {k: info["training"][k] for k in ("lr", "optimizer", "momentum", "weight_decay")}
+    training = Optimizer.from_dict(info["training"]).kwargs()  # as 'prune' reads model.json
     example = torch.zeros(info["input_shape"])
     rows = [r for r in default["validation"] if isinstance(r["iteration"], int)]
     schedule = [r["macs"] for r in rows if r["iteration"] > 0 and r.get("accepted", True)]

@@ -81,6 +81,9 @@ VARIANTS: dict[str, list[str]] = {
     "lr1e-4": ["--lr", "0.0001"],
     "reg0.03": ["--flops-reg", "0.03"],
     "reg0.3": ["--flops-reg", "0.3"],
+    # controls: no pruning, the baseline finetuned as long as a -75 % VGG run (8 x 100 + 300)
+    "finetune_only": ["--max-iterations", "0", "--final-finetune", "1100"],
+    "finetune_only_lr1e-4": ["--max-iterations", "0", "--final-finetune", "1100", "--lr", "0.0001"],
 }
 GOALS = {75: (4.0, 0.3), 90: (10.0, 1.5)}  # target -> (min MAC ratio, max test drop in points)
 

@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..store.files import atomic_write_text
+from ..store.files import atomic_write_text, is_leftover, remove_leftovers
 from ..store.owned import check_owned, write_record
 from ..store.rundir import row_key
 from .deploy import check_deployment, deployment_table
@@ -179,11 +179,11 @@ def write_run_report(
             "example_inputs (e.g. torch.randn(1, 3, 32, 32)); the CLI reads both from model.json"
         )
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
-    # only files an earlier report recorded there are replaced; anything else is refused
-    check_owned(out, REPORT_RECORD, option="--out")
+    _claim_report_folder(out)
     result = run_tables(run_dir)
     settings = run_settings(run_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_record(out, REPORT_RECORD, writing=True)  # a kill from here on leaves it marked
     try:
         if deploy:
             result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
@@ -210,8 +210,28 @@ def write_run_report(
             )
         )
     finally:  # what is there now is ours: a later report may replace it
-        write_record(out, REPORT_RECORD)
+        write_record(out, REPORT_RECORD, writing=False)
     return result
+
+
+def _claim_report_folder(out: Path) -> None:
+    """Refuse ``out`` if it holds files no report of filterprune wrote (see ``check_owned``).
+
+    A report killed while writing leaves its record marked ``writing`` (or, killed before
+    the record was in place, nothing but temporaries): what it left is its own, so the
+    temporaries are removed and the folder is taken over as it is.
+    """
+    record = out / REPORT_RECORD
+    try:
+        interrupted = record.is_file() and json.loads(record.read_text()).get("writing") is True
+    except (OSError, ValueError, AttributeError):
+        interrupted = False  # check_owned names the file
+    if out.is_dir() and all(is_leftover(entry.name) for entry in out.iterdir()):
+        interrupted = True
+    if interrupted:
+        remove_leftovers(out)
+        return
+    check_owned(out, REPORT_RECORD, option="--out")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -267,12 +287,13 @@ def run_settings(run_dir: str | Path) -> Any:
     unit = _setting(config, "finetuning", "unit", "finetune_unit")
     final = _setting(config, "finetuning", "final", "final_finetune")
     drop = _setting(config, "stopping", "max_metric_drop")
+    options = _setting(config, "ranking", "options", "criterion_options")
+    criterion = str(ranking["criterion"]) + (f" ({_text(options)})" if options else "")
     items = [
         ("model", _text(model.get("model") or "(Python API: not recorded)")),
         ("model arguments", _text(model.get("model_args"))),
         ("data", _text(model.get("data") or model.get("task"))),
-        ("criterion", f"{ranking['criterion']} "
-         f"{_text(_setting(config, 'ranking', 'options', 'criterion_options'))}"),
+        ("criterion", criterion),
         ("scope", _text(removal["scope"] or "default for the amount")),
         ("amount / schedule", _text(removal["schedule"] or removal["amount"])),
         ("FLOPs regularisation", f"λ = {ranking['flops_reg']}, cost = {ranking['cost']}"),

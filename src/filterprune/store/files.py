@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 LEFTOVER_SUFFIXES = (".tmp", ".old")
+_LEFTOVER = re.compile(r"\..+\.[0-9a-f]{8}\.(tmp|old)")
 _CRASH_AT = "FILTERPRUNE_TEST_CRASH_AT"
 _CRASH_TRACE = "FILTERPRUNE_TEST_CRASH_TRACE"
 _windows_seen = 0
@@ -181,8 +183,13 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def is_leftover(name: str) -> bool:
+    """Whether ``name`` is a temporary of this module's writers (``.NAME.XXXXXXXX.tmp``/``.old``)."""
+    return _LEFTOVER.fullmatch(name) is not None
+
+
 def remove_leftovers(folder: str | Path) -> list[Path]:
-    """Delete the temporaries that killed writers left in ``folder`` (``.*.tmp``, ``.*.old``).
+    """Delete the temporaries that killed writers left in ``folder`` (``.NAME.XXXXXXXX.tmp``/``.old``).
 
     Call it only while no other process writes to ``folder``. Returns what was removed.
     """
@@ -191,7 +198,7 @@ def remove_leftovers(folder: str | Path) -> list[Path]:
         return []
     removed = []
     for entry in folder.iterdir():
-        if entry.name.startswith(".") and entry.name.endswith(LEFTOVER_SUFFIXES):
+        if is_leftover(entry.name):  # only names this module makes
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

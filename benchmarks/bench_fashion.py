@@ -14,6 +14,15 @@ would run it (``python -m filterprune`` of the interpreter running this script):
   else set but ``--seed`` and the run folder: the default recipe.
 * ``criteria``: the same command with ``--criterion NAME`` (and the listed flags), the same
   finetuning budget, paired by seed with the default runs.
+  ``--criteria`` also takes the VARIANTS of the default recipe (``lr1e-4``: finetuning at
+  lr 1e-4; ``reg0.03`` / ``reg0.3``: another cost-term lambda) and two controls that prune
+  one filter and then finetune the baseline as long as a -75 % VGG run (``control``,
+  ``control_lr1e-4``).
+* ``torch_pruning``: Torch-Pruning's Taylor and magnitude (L1) importance (benchmark-only, never
+  a filterprune dependency: ``pip install --no-deps torch-pruning==1.6.1``), global over the
+  convs with at most 25 % of a layer per iteration, pruned down to the MACs of the default run
+  of the same model, target and seed after each of its iterations, finetuned in between by
+  filterprune's trainer with the same steps and optimizer, evaluated the same way.
 * ``table``: the per-run table and the summary (mean +- std over seeds, paired differences).
 
 ``--seed`` is a *pruning* seed (ranking batches, finetuning order, the random criterion); every
@@ -35,6 +44,7 @@ Debian package ``dataset-fashion-mnist`` (or ``--data DIR``)::
     PYTHONPATH=src $B --stage baselines --budget-minutes 12
     PYTHONPATH=src $B --stage default --seeds 0,1,2
     PYTHONPATH=src $B --stage criteria --seeds 0,1,2 --targets 75
+    PYTHONPATH=src $B --stage torch_pruning --seeds 0,1,2 --targets 75
     PYTHONPATH=src $B --stage table
 """
 
@@ -81,9 +91,19 @@ VARIANTS: dict[str, list[str]] = {
     "lr1e-4": ["--lr", "0.0001"],
     "reg0.03": ["--flops-reg", "0.03"],
     "reg0.3": ["--flops-reg", "0.3"],
-    # controls: no pruning, the baseline finetuned as long as a -75 % VGG run (8 x 100 + 300)
-    "finetune_only": ["--max-iterations", "0", "--final-finetune", "1100"],
-    "finetune_only_lr1e-4": ["--max-iterations", "0", "--final-finetune", "1100", "--lr", "0.0001"],
+    # controls: one iteration that removes a single filter, then as many finetuning steps as
+    # a -75 % VGG run gets (1 x 100 + 1000 = 8 x 100 + 300); 'prune' refuses --max-iterations 0
+    "control": ["--amount", "1", "--max-iterations", "1", "--final-finetune", "1000"],
+    "control_lr1e-4": [
+        "--amount",
+        "1",
+        "--max-iterations",
+        "1",
+        "--final-finetune",
+        "1000",
+        "--lr",
+        "0.0001",
+    ],
 }
 GOALS = {75: (4.0, 0.3), 90: (10.0, 1.5)}  # target -> (min MAC ratio, max test drop in points)
 

@@ -22,6 +22,7 @@ from ..models._user_code import import_user_module
 from ..plan import Plan
 from ..store.channels import read_channel_txt, read_spec
 from ..store.load import load
+from ..store.model_json import find_model_json
 from ..store.model_json import read_model_json as _read_model_json
 from ..store.model_json import write_model_json as _write_model_json
 from ..store.widths import channel_widths, plan_from_widths
@@ -99,18 +100,6 @@ def model_factory(
         return model
 
     return build
-
-
-def find_model_json(path: Path | None) -> Path | None:
-    """``model.json`` in ``path``, or up to two folders above it (a run folder's checkpoint)."""
-    if path is None:
-        return None
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / MODEL_JSON).is_file():
-            return candidate / MODEL_JSON
-    return None
 
 
 def read_model_json(path: Path | None) -> dict[str, Any]:

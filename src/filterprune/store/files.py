@@ -41,7 +41,6 @@ __all__ = [
     "remove_tree",
 ]
 
-LEFTOVER_SUFFIXES = (".tmp", ".old")
 _LEFTOVER = re.compile(r"\..+\.[0-9a-f]{8}\.(tmp|old)")
 _CRASH_AT = "FILTERPRUNE_TEST_CRASH_AT"
 _CRASH_TRACE = "FILTERPRUNE_TEST_CRASH_TRACE"

@@ -42,4 +42,7 @@ def join_torchrun(args: argparse.Namespace) -> bool:
 
 def _leave() -> None:
     if is_distributed():
+        # leave together: a rank that tears its group down while another still finishes its
+        # work (rank 0 saving) can be aborted by the collective library's threads at exit
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()

@@ -14,10 +14,11 @@ would run it (``python -m filterprune`` of the interpreter running this script):
   else set but ``--seed`` and the run folder: the default recipe.
 * ``criteria``: the same command with ``--criterion NAME`` (and the listed flags), the same
   finetuning budget, paired by seed with the default runs.
-  ``--criteria`` also takes the VARIANTS of the default recipe (``lr1e-4``: finetuning at
-  lr 1e-4; ``reg0.03`` / ``reg0.3``: another cost-term lambda) and two controls that prune
-  one filter and then finetune the baseline as long as a -75 % VGG run (``control``,
-  ``control_lr1e-4``).
+  ``--criteria`` also takes the VARIANTS of the default recipe (``lr_train``: finetuning at
+  the baseline's training rate, 1e-3, the default before it became a tenth of it;
+  ``reg0.03`` / ``reg0.3``: another cost-term lambda) and two controls that prune one filter
+  and then finetune the baseline as long as a -75 % VGG run (``control`` at the default rate,
+  ``control_lr_train``).
 * ``torch_pruning``: Torch-Pruning's Taylor and magnitude (L1) importance (benchmark-only, never
   a filterprune dependency: ``pip install --no-deps torch-pruning==1.6.1``), global over the
   convs with at most 25 % of a layer per iteration, pruned down to the MACs of the default run
@@ -73,8 +74,9 @@ MODELS: dict[str, dict[str, Any]] = {
     "vgg": {"model": "vgg16_bn", "model_args": ["width=0.5", "head=cifar"], "image_size": 32},
     "resnet": {"model": "resnet18", "model_args": ["width=0.5", "stem=cifar"], "image_size": 28},
 }
-# the baselines' optimizer: Adam at a constant rate (the CLI has no schedule); 'prune' finetunes
-# with the same settings (read from model.json), at its own default batch size of 16
+# the baselines' optimizer: Adam, its rate decayed along a cosine (train's default schedule);
+# 'prune' finetunes with Adam at a tenth of the rate (its default, from model.json), at its own
+# default batch size of 16
 TRAIN = ["--batch-size", "64", "--optimizer", "adam", "--lr", "0.001"]
 TRAIN_BATCH = 64
 # criteria compared with the default recipe: name -> extra prune flags (all else as the default)
@@ -88,13 +90,13 @@ CRITERIA: dict[str, list[str]] = {
 }
 # the default recipe with one other setting: finetuning rate, cost-term lambda
 VARIANTS: dict[str, list[str]] = {
-    "lr1e-4": ["--lr", "0.0001"],
+    "lr_train": ["--lr", "0.001"],
     "reg0.03": ["--flops-reg", "0.03"],
     "reg0.3": ["--flops-reg", "0.3"],
     # controls: one iteration that removes a single filter, then as many finetuning steps as
     # a -75 % VGG run gets (1 x 100 + 1000 = 8 x 100 + 300); 'prune' refuses --max-iterations 0
     "control": ["--amount", "1", "--max-iterations", "1", "--final-finetune", "1000"],
-    "control_lr1e-4": [
+    "control_lr_train": [
         "--amount",
         "1",
         "--max-iterations",
@@ -102,7 +104,7 @@ VARIANTS: dict[str, list[str]] = {
         "--final-finetune",
         "1000",
         "--lr",
-        "0.0001",
+        "0.001",
     ],
 }
 GOALS = {75: (4.0, 0.3), 90: (10.0, 1.5)}  # target -> (min MAC ratio, max test drop in points)
@@ -425,7 +427,8 @@ def tp_run(args: argparse.Namespace, key: str, kind: str, target: int, seed: int
     base = args.cache_dir / f"{key}-base"
     model, info = _load(base)
     data = load_data("classify", saved=info["data"], batch_size=16)
-    training = Optimizer.from_dict(info["training"]).kwargs()  # as 'prune' reads model.json
+    # as 'prune' finetunes by default: the baseline's optimizer at a tenth of its rate
+    training = Optimizer.from_dict(info["training"]).for_finetuning().kwargs()
     example = torch.zeros(info["input_shape"])
     rows = [r for r in default["validation"] if isinstance(r["iteration"], int)]
     schedule = [r["macs"] for r in rows if r["iteration"] > 0 and r.get("accepted", True)]

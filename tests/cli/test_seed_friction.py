@@ -49,9 +49,14 @@ def test_prune_inherits_the_training_recipe_and_says_so(unet_run):
     from filterprune.cli.prune import optimizer_from
 
     err = (unet_run / "prune.err").read_text()
-    assert "finetuning with adam lr=0.005 (as the baseline was trained" in err
+    said = "finetuning with adam (the baseline's, model.json) at lr=0.0005 (a tenth of the "
+    assert said + "baseline's training rate 0.005; --lr sets it)" in err
     info = json.loads((unet_run / "run" / "model.json").read_text())
-    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 0.005
+    # the run records how it finetuned: the baseline's optimizer at a tenth of its rate
+    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 0.0005
+    assert info["training"]["schedule"] == "constant"
+    base = json.loads((unet_run / "base" / "model.json").read_text())
+    assert base["training"]["lr"] == 0.005 and base["training"]["schedule"] == "cosine"
     args = build_parser().parse_args(["prune", "--load", str(unet_run), "--lr", "0.001"])
     flags_win = optimizer_from(args, info["training"])
     assert (flags_win.name, flags_win.lr) == ("adam", 0.001)  # the flag overrides one setting

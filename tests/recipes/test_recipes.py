@@ -40,7 +40,13 @@ def baseline(tmp_path_factory):
 
 def test_train_stores_the_training_recipe(baseline):
     info = json.loads((baseline / "model.json").read_text())
-    assert info["training"] == {"name": "adam", "lr": 5e-3, "momentum": 0.9, "weight_decay": 0.0}
+    assert info["training"] == {
+        "name": "adam",
+        "lr": 5e-3,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "schedule": "cosine",
+    }
     assert info["model_args"] == {"base": 4, "num_classes": 1}
 
 
@@ -54,7 +60,9 @@ def test_prune_then_evaluate_from_python(baseline, tmp_path):
     assert shown.startswith("RunResult(stopped='max_iterations', best_iteration=1, params ")
     assert "dice " in shown and f"run_dir='{run}'" in shown
     info = json.loads((run / "model.json").read_text())
-    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 5e-3  # inherited
+    # finetuned with the baseline's optimizer at a tenth of its rate, constant
+    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 5e-4
+    assert info["training"]["schedule"] == "constant"
     lines = (run / "channels.txt").read_text().split()
     assert len(lines) == 22 and sum(map(int, lines)) < 22 * 4 * 8  # narrower than the original
     out = evaluate_saved(run)
@@ -88,3 +96,17 @@ def test_a_checkpoint_without_model_json_needs_the_model(baseline, tmp_path):
         data=load_data("segment", **DATA),
     )
     assert out["macs"] > 0
+
+
+def test_prune_finetunes_at_a_tenth_of_the_training_rate():
+    trained = Optimizer(name="adam", lr=1e-3, weight_decay=5e-4)
+    tuned = trained.for_finetuning()
+    assert (tuned.name, tuned.lr, tuned.weight_decay) == ("adam", 1e-4, 5e-4)
+    assert tuned.schedule == "constant"
+    # a model.json written before schedules existed was trained at a constant rate
+    old = Optimizer.from_dict({"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0})
+    assert old.schedule == "constant" and Optimizer().schedule == "cosine"
+    with pytest.raises(RecipeError, match=r"model.json: training settings .*--schedule must be"):
+        Optimizer.from_dict({"name": "sgd", "schedule": "linear"})
+    with pytest.raises(RecipeError, match="--lr must be a number > 0, got 0"):
+        Optimizer(lr=0)

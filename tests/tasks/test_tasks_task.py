@@ -145,3 +145,44 @@ def test_import_is_lean():
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": env_path}
     )
     assert result.returncode == 0, result.stderr
+
+
+def _rates(schedule: str, monkeypatch, **budget) -> list[float]:
+    """The learning rate of every step of a finetune with ``schedule``."""
+    from filterprune.tasks import trainer
+
+    made, rates = [], []
+    make = trainer.FinetuneConfig.make_optimizer
+
+    def capture(self, params):
+        made.append(make(self, params))
+        return made[-1]
+
+    def loss_fn(output, target):
+        rates.append(made[-1].param_groups[0]["lr"])
+        return nn.functional.cross_entropy(output, target)
+
+    monkeypatch.setattr(trainer.FinetuneConfig, "make_optimizer", capture)
+    data = TensorDataset(torch.randn(8, 3), torch.randint(0, 2, (8,)))
+    config = FinetuneConfig(lr=0.1, schedule=schedule, **budget)
+    trainer.finetune(nn.Linear(3, 2), DataLoader(data, batch_size=2), loss_fn=loss_fn, config=config)
+    return rates
+
+
+def test_cosine_schedule_decays_the_rate_to_zero_over_the_budget(monkeypatch):
+    assert _rates("constant", monkeypatch, steps=10) == [0.1] * 10
+    for budget in ({"steps": 10}, {"epochs": 3}):  # 10 steps; 3 passes of 4 batches
+        rates = _rates("cosine", monkeypatch, **budget)
+        assert rates[0] == pytest.approx(0.1)
+        assert all(a > b for a, b in zip(rates, rates[1:]))  # strictly decreasing
+        assert rates[-1] < 0.006  # the last step is close to 0
+        half = len(rates) // 2  # half way the cosine is at half the rate
+        assert rates[half] == pytest.approx(0.05, abs=0.01)
+
+
+def test_cosine_schedule_needs_a_known_budget():
+    with pytest.raises(Exception, match="unknown schedule 'step'"):
+        FinetuneConfig(steps=1, schedule="step")
+    unsized = (batch for batch in [(torch.randn(2, 3), torch.tensor([0, 1]))])
+    with pytest.raises(Exception, match="schedule='cosine' needs the number of steps"):
+        get_task("classify").finetune(nn.Linear(3, 2), unsized, epochs=1, schedule="cosine")

@@ -389,8 +389,9 @@ def _name_flags(message: str) -> str:
 
 
 def optimizer_from(args: argparse.Namespace, saved: dict[str, Any] | None) -> Optimizer:
-    """The finetuning optimizer: flags first, then the baseline's (model.json), then defaults."""
-    base = Optimizer.from_dict(saved, source=f"{MODEL_JSON} next to --load")
+    """The finetuning optimizer: flags first, then the baseline's (model.json; else the
+    defaults) at a tenth of its learning rate."""
+    base = Optimizer.from_dict(saved, source=f"{MODEL_JSON} next to --load").for_finetuning()
     flags = {
         "name": args.optimizer,
         "lr": args.lr,
@@ -401,11 +402,16 @@ def optimizer_from(args: argparse.Namespace, saved: dict[str, Any] | None) -> Op
 
 
 def _describe(optimizer: Optimizer, args: argparse.Namespace, saved: dict | None) -> str:
-    given = {"name": args.optimizer, "lr": args.lr}
-    where = "from the flags" if any(v is not None for v in given.values()) else None
-    if where is None:
-        where = "as the baseline was trained (model.json)" if saved else "the defaults"
-    return f"finetuning with {optimizer.name} lr={optimizer.lr:g} ({where})"
+    """One line: which optimizer and rate finetune, and where each came from."""
+    source = "the baseline's, model.json" if saved else "the default"
+    name = "from --optimizer" if args.optimizer is not None else source
+    if args.lr is not None:
+        rate = "from --lr"
+    else:
+        trained = Optimizer.from_dict(saved, source=f"{MODEL_JSON} next to --load")
+        whose = "the baseline's training rate" if saved else "the default training rate"
+        rate = f"a tenth of {whose} {trained.lr:g}; --lr sets it"
+    return f"finetuning with {optimizer.name} ({name}) at lr={optimizer.lr:g} ({rate})"
 
 
 def _check_devices(devices: list[str]) -> None:

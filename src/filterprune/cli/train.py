@@ -8,7 +8,7 @@ from typing import Any
 
 from ..parallel import is_main_process
 from ..recipes import Optimizer, train_baseline
-from ..recipes.train import OPTIMIZERS, check_out
+from ..recipes.train import OPTIMIZERS, SCHEDULES, check_out
 from ._args import add_model_args, device, trust
 from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
@@ -34,15 +34,28 @@ EXAMPLES = [
 def add_training_args(parser: argparse.ArgumentParser, *, inherit: bool = False) -> None:
     """Optimizer flags; with ``inherit`` (prune) unset flags take the baseline's settings."""
     base = Optimizer()
-    note = "unset flags: as the baseline was trained (model.json), else the defaults"
+    note = (
+        "unset flags: the optimizer the baseline was trained with (model.json, else the "
+        "defaults) at a tenth of its learning rate, kept constant"
+    )
     group = parser.add_argument_group("optimizer", note if inherit else None)
 
     def default(value: Any) -> Any:
         return None if inherit else value
 
-    group.add_argument(
-        "--lr", type=float, default=default(base.lr), help=f"learning rate (default {base.lr})"
+    lr_help = (
+        "finetuning learning rate (default: a tenth of the baseline's)"
+        if inherit
+        else f"learning rate (default {base.lr})"
     )
+    group.add_argument("--lr", type=float, default=default(base.lr), help=lr_help)
+    if not inherit:  # prune's finetuning phases are short and keep their rate
+        group.add_argument(
+            "--schedule",
+            choices=SCHEDULES,
+            default=base.schedule,
+            help=f"learning-rate schedule over the budget (default {base.schedule}: decays to 0)",
+        )
     group.add_argument(
         "--optimizer", choices=OPTIMIZERS, default=default(base.name), help="default sgd"
     )
@@ -107,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         epochs=args.epochs,
         optimizer=Optimizer(
-            name=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+            name=args.optimizer,
+            lr=args.lr,
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            schedule=args.schedule,
         ),
         seed=seed,
         device=args.device or "cpu",

@@ -76,8 +76,9 @@ def prune_saved(
         config: The pruning settings (default :class:`~filterprune.loop.PruneConfig`).
         data: From :func:`load_data`; default: the settings saved in model.json.
         model, model_args, task: Override model.json's (needed when there is none).
-        optimizer: Finetuning settings; default: those the baseline was trained with (model.json
-            ``"training"``), else :class:`Optimizer`'s defaults.
+        optimizer: Finetuning settings; default: the optimizer the baseline was trained with
+            (model.json ``"training"``, else :class:`Optimizer`'s defaults) at a tenth of its
+            learning rate, kept constant (:meth:`Optimizer.for_finetuning`).
         channel_txt, spec: The widths of a checkpoint made elsewhere (see
             :func:`filterprune.recipes.widths_plan`).
         resume: Continue the run in ``run_dir``.
@@ -96,7 +97,8 @@ def prune_saved(
     if data is None:  # the split follows model.json (the baseline's split)
         data = load_data(task_name, saved=info.get("data"), seed=None if info.get("data") else 0)
     if optimizer is None:
-        optimizer = Optimizer.from_dict(info.get("training"), source=f"{load} {MODEL_JSON}")
+        saved = Optimizer.from_dict(info.get("training"), source=f"{load} {MODEL_JSON}")
+        optimizer = saved.for_finetuning()
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
     factory = model_factory(info["model"], kwargs, trust_code=trust_code)
     net, plan = load_model(load, factory, data.example, channel_txt=channel_txt, spec=spec)

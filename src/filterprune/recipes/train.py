@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,11 @@ from .models import check_runs_on, model_factory
 __all__ = ["Optimizer", "TrainResult", "check_out", "train_baseline"]
 
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
+# prune finetunes at this fraction (1 / N) of the rate the baseline was trained with: at the full rate
+# a short finetuning phase leaves the weights wherever the last noisy step put them, and on
+# Fashion-MNIST that alone cost VGG 2.7 points (docs/benchmarks.md, "finetuning rate")
+FINETUNE_LR_DIVISOR = 10
 
 
 @dataclass(frozen=True)
@@ -39,18 +44,27 @@ class Optimizer:
         lr: Learning rate.
         momentum: SGD momentum (ignored by Adam).
         weight_decay: L2 penalty.
+        schedule: ``"cosine"`` (default) decays ``lr`` to 0 over the training budget;
+            ``"constant"`` keeps it. A model.json without the key was trained at a constant rate.
     """
 
     name: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0
+    schedule: str = "cosine"
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise RecipeError(
                 f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}"
             )
+        if self.schedule not in SCHEDULES:
+            raise RecipeError(
+                f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise RecipeError(f"--lr must be a number > 0, got {self.lr!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,10 +73,18 @@ class Optimizer:
     def from_dict(cls, data: dict[str, Any] | None, *, source: str = "model.json") -> Optimizer:
         """The settings stored in ``data`` (unknown keys ignored; a bad value names ``source``)."""
         known = {f.name for f in fields(cls)}
+        given = {k: v for k, v in (data or {}).items() if k in known}
+        if data is not None:
+            given.setdefault("schedule", "constant")  # written before schedules existed
         try:
-            return cls(**{k: v for k, v in (data or {}).items() if k in known})
+            return cls(**given)
         except (TypeError, RecipeError) as exc:
             raise RecipeError(f"{source}: training settings {data!r}: {exc}") from None
+
+    def for_finetuning(self) -> Optimizer:
+        """How ``prune`` finetunes a model trained with these settings when no rate is given:
+        the same optimizer at a tenth (``FINETUNE_LR_DIVISOR``) of the rate, kept constant."""
+        return replace(self, lr=self.lr / FINETUNE_LR_DIVISOR, schedule="constant")
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`filterprune.tasks.Task.finetune`."""
@@ -128,7 +150,7 @@ def train_baseline(
         model_args: Keyword arguments of the model factory (``num_classes`` is filled from the
             data for built-in models).
         steps, epochs: The budget (default 200 steps).
-        optimizer: Optimizer settings (default SGD, lr 0.01, momentum 0.9).
+        optimizer: Optimizer settings (default SGD, lr 0.01, momentum 0.9, cosine decay).
         seed: Seeds the initialisation and the batch order.
         device: Where to train.
         progress: Show a progress bar.
@@ -153,6 +175,7 @@ def train_baseline(
         epochs=epochs,
         device=device,
         progress=progress,
+        schedule=optimizer.schedule,
         **optimizer.kwargs(),
     )
     out = Path(out)

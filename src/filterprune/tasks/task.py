@@ -166,6 +166,7 @@ class Task:
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         max_grad_norm: float | None = None,
+        schedule: str = "constant",
         device: torch.device | str = "cpu",
         progress: bool = False,
     ) -> int:
@@ -181,6 +182,7 @@ class Task:
             momentum=momentum,
             weight_decay=weight_decay,
             max_grad_norm=max_grad_norm,
+            schedule=schedule,
         )
         return finetune(
             model, loader, loss_fn=self.loss, config=config, device=device, progress=progress

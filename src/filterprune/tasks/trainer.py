@@ -15,6 +15,7 @@ from ..errors import ConfigError, NonFiniteError
 
 LossFn = Callable[[Any, Any], torch.Tensor]
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
 
 
 class NonFiniteLossError(NonFiniteError):
@@ -46,6 +47,9 @@ class FinetuneConfig:
         momentum: SGD momentum.
         weight_decay: L2 weight decay.
         max_grad_norm: Clip the global gradient norm to this value; ``None`` disables clipping.
+        schedule: ``"constant"`` keeps ``lr``; ``"cosine"`` decays it from ``lr`` to 0 along a
+            half cosine over the whole budget (needs a loader with a length when ``epochs`` is
+            set).
     """
 
     steps: int | None = None
@@ -55,6 +59,7 @@ class FinetuneConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     max_grad_norm: float | None = None
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -76,6 +81,10 @@ class FinetuneConfig:
             raise ConfigError(
                 f"FinetuneConfig: need 0 <= momentum < 1 and weight_decay >= 0, got "
                 f"momentum={self.momentum!r}, weight_decay={self.weight_decay!r}."
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"FinetuneConfig: unknown schedule {self.schedule!r}; choose one of {SCHEDULES}."
             )
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ConfigError(
@@ -119,6 +128,20 @@ def _total(loader: Iterable, config: FinetuneConfig) -> int | None:
         return config.epochs * len(loader)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, config: FinetuneConfig, total: int | None
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-step learning-rate schedule of ``config`` (``None``: a constant rate)."""
+    if config.schedule == "constant":
+        return None
+    if total is None:
+        raise ConfigError(
+            "finetune: schedule='cosine' needs the number of steps, but the loader has no "
+            "length; give steps= instead of epochs=, or use schedule='constant'."
+        )
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))
 
 
 def move_batch(batch: Any, device: torch.device | str) -> Any:
@@ -166,13 +189,12 @@ def finetune(
             "finetune: the model has no trainable parameters (all requires_grad=False)."
         )
     optimizer = config.make_optimizer(params)
+    total = _total(loader, config)
+    scheduler = _scheduler(optimizer, config, total)
     steps = 0
     try:
         batches = progress_bar(
-            _batches(loader, config=config),
-            enabled=progress,
-            total=_total(loader, config),
-            desc="finetune",
+            _batches(loader, config=config), enabled=progress, total=total, desc="finetune"
         )
         for inputs, targets in batches:
             inputs, targets = move_batch(inputs, device), move_batch(targets, device)
@@ -184,6 +206,8 @@ def finetune(
             if config.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             steps += 1
     finally:
         model.train(was_training)

@@ -164,10 +164,15 @@ def _write_results(results: dict[str, Any]) -> None:
 
 
 def _update(key: str, name: str, entry: Any) -> None:
-    """Store ``entry`` as ``results[key][name]``, re-reading the file first."""
-    results = _read_results()
-    results.setdefault(key, {})[name] = entry
-    _write_results(results)
+    """Store ``entry`` as ``results[key][name]``, re-reading the file first (under a lock, so
+    that two benchmark processes, e.g. one per model, can share one results file)."""
+    import fcntl
+
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = _read_results()
+        results.setdefault(key, {})[name] = entry
+        _write_results(results)
 
 
 def _load(folder: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -575,13 +580,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     start, wall = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     _stage(args)
-    results = _read_results()
-    results.setdefault("stages", []).append({
+    stage = {
         "stage": args.stage, "argv": sys.argv[1:], "started": start,
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "loadavg_end": os.getloadavg(),
-    })  # fmt: skip
-    _write_results(results)
+    }  # fmt: skip
+    _update("stages", f"{start} {args.stage} {','.join(args.models)}", stage)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,13 @@ def test_train_writes_a_loadable_folder(baseline):
         "task": "segment",
         "input_shape": [1, 3, 32, 32],
         "data": data,
-        "training": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0},
+        "training": {
+            "name": "sgd",
+            "lr": 0.01,
+            "momentum": 0.9,
+            "weight_decay": 0.0,
+            "schedule": "cosine",
+        },
     }
 
 

@@ -417,7 +417,8 @@ def tp_run(args: argparse.Namespace, key: str, kind: str, target: int, seed: int
     Iteration k prunes (TP, global, convs only, at most 25 % of a layer) down to the MACs the
     default run of the same model, target and seed had after its iteration k, then finetunes
     the same number of steps (100, batch 16) with the same optimizer; the same final finetune
-    (300 steps); the same test evaluation and side-by-side latency.
+    (one pass over the training data from the baseline's rate, cosine); the same test
+    evaluation and side-by-side latency.
     """
     from filterprune.loop.state import seed_everything
     from filterprune.recipes import Optimizer, load_data
@@ -432,8 +433,10 @@ def tp_run(args: argparse.Namespace, key: str, kind: str, target: int, seed: int
     base = args.cache_dir / f"{key}-base"
     model, info = _load(base)
     data = load_data("classify", saved=info["data"], batch_size=16)
-    # as 'prune' finetunes by default: the baseline's optimizer at a tenth of its rate
-    training = Optimizer.from_dict(info["training"]).for_finetuning().kwargs()
+    # as 'prune' finetunes by default: the baseline's optimizer at a tenth of its rate after
+    # each step; at the end one pass over the training data from the baseline's rate, cosine
+    trained = Optimizer.from_dict(info["training"])
+    training = trained.for_finetuning().kwargs()
     example = torch.zeros(info["input_shape"])
     rows = [r for r in default["validation"] if isinstance(r["iteration"], int)]
     schedule = [r["macs"] for r in rows if r["iteration"] > 0 and r.get("accepted", True)]
@@ -444,7 +447,10 @@ def tp_run(args: argparse.Namespace, key: str, kind: str, target: int, seed: int
         seed_everything(seed, f"tp-finetune-{iteration}")
         data.task.finetune(model, data.train_loader, steps=100, **training)
     seed_everything(seed, "tp-final")
-    data.task.finetune(model, data.train_loader, steps=300, **training)
+    final = {**training, "lr": trained.lr}
+    data.task.finetune(
+        model, data.train_loader, steps=len(data.train_loader), schedule="cosine", **final
+    )
     entry: dict[str, Any] = {
         "command": f"benchmarks/bench_fashion.py --stage torch_pruning (TP {kind} importance)",
         "iterations": len(schedule),

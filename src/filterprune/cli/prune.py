@@ -14,7 +14,7 @@ from ..loop import RECIPE, ConfigError, PruneConfig
 from ..loop.config import FLAT, TOP_LEVEL, flat_names
 from ..recipes import Optimizer, prune_saved
 from ..recipes.models import MODEL_JSON
-from ..recipes.prune import check_run_dir
+from ..recipes.prune import check_run_dir, with_final_pass
 from ..store.files import read_text
 from ._args import (
     CLIError,
@@ -179,7 +179,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--final-finetune",
         type=int,
         metavar="N",
-        help="finetune the final model N more steps (or epochs; default 300 steps, 1 epoch)",
+        help="finetune the final model N more steps (or epochs); default without any "
+        "finetuning flag: one pass over the training data; with one: none",
+    )
+    ft.add_argument(
+        "--final-lr",
+        type=float,
+        metavar="LR",
+        help="the final finetuning starts at LR and decays to 0 along a cosine "
+        "(default: the baseline's training rate)",
     )
     add_training_args(parser, inherit=True)
     stop = parser.add_argument_group("stop conditions")
@@ -401,6 +409,15 @@ def optimizer_from(args: argparse.Namespace, saved: dict[str, Any] | None) -> Op
     return replace(base, **{k: v for k, v in flags.items() if v is not None})
 
 
+def _final_lr(args: argparse.Namespace, saved: dict[str, Any] | None) -> float:
+    """--final-lr, else the rate the baseline was trained with (model.json, else the default)."""
+    if args.final_lr is not None:
+        if not args.final_lr > 0:
+            raise CLIError(f"--final-lr must be > 0, got {args.final_lr:g}")
+        return args.final_lr
+    return Optimizer.from_dict(saved, source=f"{MODEL_JSON} next to --load").lr
+
+
 def _describe(optimizer: Optimizer, args: argparse.Namespace, saved: dict | None) -> str:
     """One line: which optimizer and rate finetune, and where each came from."""
     source = "the baseline's, model.json" if saved else "the default"
@@ -435,9 +452,15 @@ def run(args: argparse.Namespace) -> int:
     # the data split follows model.json (the baseline's split); --seed seeds the pruning
     split_seed = None if info.get("data") else (args.seed or 0)
     data = load_data(args, task_name, seed=split_seed, saved=info.get("data"))
-    config = build_config(args, data.task)
+    config = with_final_pass(build_config(args, data.task), data.train_loader)
     optimizer = optimizer_from(args, info.get("training"))
     say(args, _describe(optimizer, args, info.get("training")))
+    final_lr = _final_lr(args, info.get("training"))
+    final = config.budget(final=True)
+    if final.amount:
+        pass_ = " (one pass over the training data)" if args.final_finetune is None else ""
+        say(args, f"final finetuning: {final}{pass_} from lr={final_lr:g}, decaying to 0 "
+            "along a cosine (--final-finetune, --final-lr)")  # fmt: skip
     say(args, f"pruning {info['model']} with {config.criterion}; checkpoints in {args.run_dir}")
     result = prune_saved(
         args.load,
@@ -448,6 +471,7 @@ def run(args: argparse.Namespace) -> int:
         model_args=info["model_args"],
         task=task_name,
         optimizer=optimizer,
+        final_lr=final_lr,
         channel_txt=args.channel_txt,
         spec=args.spec,
         resume=args.resume,

@@ -69,6 +69,7 @@ def task_callbacks(
     optimizer: str = "sgd",
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    final_lr: float | None = None,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> TaskCallbacks:
@@ -82,7 +83,10 @@ def task_callbacks(
             and per ranking).
         val_loader: Batches for evaluation.
         lr, optimizer, momentum, weight_decay: Finetuning settings; a new optimizer is built on
-            every call (pruning replaces the parameters).
+            every call (pruning replaces the parameters). The rate stays constant.
+        final_lr: The final finetuning (``budget.final``, after the last removal) starts at
+            this rate and decays it to 0 along a cosine over its budget, a short retraining
+            rather than a touch-up; ``None``: it runs like the others, at ``lr``.
         device: Where batches are moved.
         progress: Show tqdm bars while finetuning.
     """
@@ -97,7 +101,8 @@ def task_callbacks(
             EpochLoader(train_loader, first_epoch=start_step),
             steps=budget.steps,
             epochs=budget.epochs,
-            lr=lr,
+            lr=final_lr if budget.final and final_lr is not None else lr,
+            schedule="cosine" if budget.final and final_lr is not None else "constant",
             optimizer=optimizer,
             momentum=momentum,
             weight_decay=weight_decay,

@@ -170,11 +170,14 @@ class Budget:
     """How much finetuning one call of the ``finetune`` callback should do.
 
     Exactly one of ``steps`` / ``epochs`` is set (the other is ``None``), as for
-    :class:`filterprune.tasks.FinetuneConfig`.
+    :class:`filterprune.tasks.FinetuneConfig`. ``final`` is true for the last finetuning of
+    the final model (after the last removal), which a callback may run differently, e.g. at a
+    higher rate that decays (:func:`filterprune.loop.task_callbacks` does with ``final_lr``).
     """
 
     amount: int
     unit: str = "steps"
+    final: bool = False
 
     @property
     def steps(self) -> int | None:
@@ -231,7 +234,7 @@ class Finetuning(SettingsData):
             value = 0  # a per-iteration budget was given, a final one was not: none
         if value is None:
             value = (DEFAULT_FINAL_FINETUNE if final else DEFAULT_FINETUNE)[self.unit]
-        return Budget(value, self.unit)
+        return Budget(value, self.unit, final=final)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ The workflow of ``filterprune prune``, callable from Python with the same defaul
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .errors import RecipeError
 from .models import MODEL_JSON, load_model, model_factory, saved_model, write_model_json
 from .train import Optimizer
 
-__all__ = ["CHANNELS_TXT", "check_run_dir", "prune_saved", "write_channels"]
+__all__ = ["CHANNELS_TXT", "check_run_dir", "prune_saved", "with_final_pass", "write_channels"]
 
 CHANNELS_TXT = "channels.txt"
 
@@ -39,6 +40,26 @@ def write_channels(run_dir: Path, model: Any, example: Any) -> Path | None:
     if not channels:
         return None
     return write_channel_txt(Path(run_dir) / CHANNELS_TXT, channels)
+
+
+def with_final_pass(config: PruneConfig, train_loader: Any) -> PruneConfig:
+    """``config`` with a final finetuning of one pass over ``train_loader`` (in steps), when it
+    sets no finetuning budget at all; else ``config`` as it is.
+
+    The loop's own default (300 steps) is a touch-up; after pruning to a quarter of the MACs
+    or less, recovering the accuracy takes a short retraining (docs/benchmarks.md,
+    "Fashion-MNIST"). A loader without a length keeps the loop's default.
+    """
+    finetuning = config.finetuning
+    if finetuning.per_iteration is not None or finetuning.final is not None:
+        return config
+    if finetuning.unit != "steps":
+        return config  # the loop's default final budget is already one epoch
+    try:
+        steps = len(train_loader)
+    except TypeError:
+        return config
+    return config.replace(finetuning=replace(finetuning, final=max(int(steps), 1)))
 
 
 def check_run_dir(run_dir: str | Path, *, resume: bool) -> None:
@@ -60,6 +81,7 @@ def prune_saved(
     model_args: dict[str, Any] | None = None,
     task: str | None = None,
     optimizer: Optimizer | None = None,
+    final_lr: float | None = None,
     channel_txt: str | Path | None = None,
     spec: str | Path | None = None,
     resume: bool = False,
@@ -79,6 +101,11 @@ def prune_saved(
         optimizer: Finetuning settings; default: the optimizer the baseline was trained with
             (model.json ``"training"``, else :class:`Optimizer`'s defaults) at a tenth of its
             learning rate, kept constant (:meth:`Optimizer.for_finetuning`).
+        final_lr: The final finetuning starts at this rate and decays it to 0 along a cosine
+            (a short retraining of the final model); default: the rate the baseline was
+            trained with (model.json, else :class:`Optimizer`'s). Its budget, unless ``config``
+            sets a finetuning budget, is one pass over the training data
+            (:func:`with_final_pass`).
         channel_txt, spec: The widths of a checkpoint made elsewhere (see
             :func:`filterprune.recipes.widths_plan`).
         resume: Continue the run in ``run_dir``.
@@ -96,9 +123,12 @@ def prune_saved(
     config = config or PruneConfig()
     if data is None:  # the split follows model.json (the baseline's split)
         data = load_data(task_name, saved=info.get("data"), seed=None if info.get("data") else 0)
-    if optimizer is None:
-        saved = Optimizer.from_dict(info.get("training"), source=f"{load} {MODEL_JSON}")
-        optimizer = saved.for_finetuning()
+    trained = Optimizer.from_dict(info.get("training"), source=f"{load} {MODEL_JSON}")
+    optimizer = optimizer or trained.for_finetuning()
+    final_lr = trained.lr if final_lr is None else final_lr
+    if not final_lr > 0:
+        raise RecipeError(f"--final-lr must be > 0, got {final_lr!r}")
+    config = with_final_pass(config, data.train_loader)
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
     factory = model_factory(info["model"], kwargs, trust_code=trust_code)
     net, plan = load_model(load, factory, data.example, channel_txt=channel_txt, spec=spec)
@@ -108,6 +138,7 @@ def prune_saved(
         data.val_loader,
         device=config.device,
         progress=progress,
+        final_lr=final_lr,
         **optimizer.kwargs(),
     )
     main = is_main_process()
@@ -122,7 +153,9 @@ def prune_saved(
                     "task": task_name,
                     "input_shape": list(data.example.shape),
                     "data": data.settings,
-                    "training": optimizer.to_dict(),
+                    # the baseline's training: what a later 'prune' of this run inherits
+                    "training": trained.to_dict(),
+                    "finetuning": {**optimizer.to_dict(), "final_lr": final_lr},
                 },
             )
         result = run_pruning(

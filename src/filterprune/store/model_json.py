@@ -6,7 +6,12 @@ Written by ``filterprune train`` (into ``--out``) and ``filterprune prune`` (int
      "task": "classify", "input_shape": [1, 3, 32, 32],
      "data": {"data": "builtin", "image_size": 32, "val_fraction": 0.2, "data_args": {},
               "seed": 0},
-     "training": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}}
+     "training": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0,
+                  "schedule": "cosine"}}
+
+A run folder's also holds ``"finetuning"``: the optimizer settings its finetuning used and the
+``final_lr`` of its final finetuning; ``"training"`` stays the baseline's, which a ``prune`` of
+the run folder inherits.
 
 The file is untrusted input: every field is checked (a wrong one is an error naming the file,
 the field and the fix) and ``model`` is only used when it names a built-in model. A factory
@@ -73,6 +78,7 @@ FIELDS = {
     ),
     "data": (lambda v: isinstance(v, dict), "an object of data settings"),
     "training": (_arguments, 'an object of optimizer settings, e.g. {"name": "sgd"}'),
+    "finetuning": (_arguments, 'an object of optimizer settings, e.g. {"name": "sgd"}'),
 }
 DATA_FIELDS = {
     "data": (lambda v: isinstance(v, str) and bool(v), "'builtin' or a folder path"),

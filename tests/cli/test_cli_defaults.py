@@ -9,7 +9,8 @@ import pytest
 from filterprune.cli import main
 from filterprune.cli.main import build_parser
 from filterprune.cli.prune import build_config
-from filterprune.loop import RECIPE, ConfigError
+from filterprune.recipes.prune import with_final_pass
+from filterprune.loop import RECIPE, ConfigError, PruneConfig
 from filterprune.tasks import get_task
 
 
@@ -23,6 +24,9 @@ def test_the_bare_command_runs_the_recipe_and_finetunes(tmp_path):
     assert (config.criterion, config.scope, config.flops_reg) == ("taylor", "global", 0.1)
     assert config.layer_types == ("conv",)
     assert (config.budget().amount, config.budget(final=True).amount) == (100, 300)
+    # ... and the recipe makes the final finetuning one pass over the training data
+    final = with_final_pass(config, range(57)).budget(final=True)
+    assert (final.amount, final.unit, final.final) == (57, "steps", True)
     assert config.max_iterations is None  # the target ends the run
     assert (config.metric, config.collapse_ratio, config.max_layer_fraction) == (
         "accuracy",
@@ -94,3 +98,18 @@ def test_flops_reg_with_per_group_scope_is_a_one_line_error(tmp_path, capsys):
 def test_collapse_ratio_flag_is_checked(tmp_path, ratio):
     with pytest.raises(Exception, match="collapse_ratio"):
         _config(tmp_path, "--collapse-ratio", ratio)
+
+
+def test_the_final_pass_only_fills_a_budget_nobody_set(tmp_path):
+    loader = range(57)
+    for flags, final in [
+        (["--finetune-steps", "5"], 0),  # a per-iteration budget without a final one: none
+        (["--final-finetune", "9"], 9),
+        (["--finetune-epochs", "1"], 0),
+    ]:
+        config = with_final_pass(_config(tmp_path, *flags), loader)
+        assert config.budget(final=True).amount == final, flags
+    epochs = with_final_pass(PruneConfig(finetune_unit="epochs"), loader)
+    assert epochs.budget(final=True).amount == 1  # the loop's default in epochs: one already
+    unsized = (x for x in [1])  # no length: the loop's default stays
+    assert with_final_pass(_config(tmp_path), unsized).budget(final=True).amount == 300

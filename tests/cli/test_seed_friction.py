@@ -53,8 +53,8 @@ def test_prune_inherits_the_training_recipe_and_says_so(unet_run):
     assert said + "baseline's training rate 0.005; --lr sets it)" in err
     info = json.loads((unet_run / "run" / "model.json").read_text())
     # the run records how it finetuned: the baseline's optimizer at a tenth of its rate
-    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 0.0005
-    assert info["training"]["schedule"] == "constant"
+    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 0.005
+    assert info["finetuning"]["lr"] == 0.0005 and info["finetuning"]["schedule"] == "constant"
     base = json.loads((unet_run / "base" / "model.json").read_text())
     assert base["training"]["lr"] == 0.005 and base["training"]["schedule"] == "cosine"
     args = build_parser().parse_args(["prune", "--load", str(unet_run), "--lr", "0.001"])

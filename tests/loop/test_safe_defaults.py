@@ -33,6 +33,8 @@ def test_a_run_without_a_budget_finetunes_by_the_documented_default():
     budgets = [budget.steps for _, budget in hooks.finetune_calls]
     assert budgets == [DEFAULT_FINETUNE["steps"], DEFAULT_FINAL_FINETUNE["steps"]]
     assert budgets == [100, 300]  # the values the docs promise
+    # the callback can tell the final finetuning from the others (e.g. to run it longer)
+    assert [budget.final for _, budget in hooks.finetune_calls] == [False, True]
     assert [r["iteration"] for r in result.rows] == [0, 1, "final"]
 
 

@@ -60,9 +60,12 @@ def test_prune_then_evaluate_from_python(baseline, tmp_path):
     assert shown.startswith("RunResult(stopped='max_iterations', best_iteration=1, params ")
     assert "dice " in shown and f"run_dir='{run}'" in shown
     info = json.loads((run / "model.json").read_text())
-    # finetuned with the baseline's optimizer at a tenth of its rate, constant
-    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 5e-4
-    assert info["training"]["schedule"] == "constant"
+    # "training" stays the baseline's (a later prune of the run inherits it); the run
+    # finetuned with its optimizer at a tenth of its rate and ended at its full rate
+    assert info["training"]["name"] == "adam" and info["training"]["lr"] == 5e-3
+    tuned = info["finetuning"]
+    assert (tuned["name"], tuned["lr"], tuned["schedule"]) == ("adam", 5e-4, "constant")
+    assert tuned["final_lr"] == 5e-3
     lines = (run / "channels.txt").read_text().split()
     assert len(lines) == 22 and sum(map(int, lines)) < 22 * 4 * 8  # narrower than the original
     out = evaluate_saved(run)

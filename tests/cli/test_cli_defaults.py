@@ -9,8 +9,8 @@ import pytest
 from filterprune.cli import main
 from filterprune.cli.main import build_parser
 from filterprune.cli.prune import build_config
-from filterprune.recipes.prune import with_final_pass
 from filterprune.loop import RECIPE, ConfigError, PruneConfig
+from filterprune.recipes.prune import with_final_pass
 from filterprune.tasks import get_task
 
 

@@ -534,6 +534,12 @@ CLI_CASES = [
         ("finetuning diverged (iteration 1", "the loss became", "keeps iteration 0"),
         keeps_run=True,
     ),
+    CliCase(
+        "final-lr-zero",
+        "`--final-lr 0`",
+        lambda env: env.prune("--final-lr", "0"),
+        ("--final-lr must be > 0, got 0",),
+    ),
     # ----- run folders --------------------------------------------------------------------------
     CliCase(
         "run-dir-holds-a-run",

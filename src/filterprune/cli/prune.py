@@ -454,8 +454,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_data(args, task_name, seed=split_seed, saved=info.get("data"))
     config = with_final_pass(build_config(args, data.task), data.train_loader)
     optimizer = optimizer_from(args, info.get("training"))
-    say(args, _describe(optimizer, args, info.get("training")))
     final_lr = _final_lr(args, info.get("training"))
+    say(args, _describe(optimizer, args, info.get("training")))
     final = config.budget(final=True)
     if final.amount:
         pass_ = " (one pass over the training data)" if args.final_finetune is None else ""

@@ -410,12 +410,10 @@ def optimizer_from(args: argparse.Namespace, saved: dict[str, Any] | None) -> Op
 
 
 def _final_lr(args: argparse.Namespace, saved: dict[str, Any] | None) -> float:
-    """--final-lr, else the rate the baseline was trained with (model.json, else the default)."""
-    if args.final_lr is not None:
-        if not args.final_lr > 0:
-            raise CLIError(f"--final-lr must be > 0, got {args.final_lr:g}")
-        return args.final_lr
-    return Optimizer.from_dict(saved, source=f"{MODEL_JSON} next to --load").lr
+    """--final-lr, else the rate the baseline was trained with (model.json, else the default);
+    checked here, before anything runs."""
+    trained = Optimizer.from_dict(saved, source=f"{MODEL_JSON} next to --load")
+    return trained.final_lr(args.final_lr)
 
 
 def _describe(optimizer: Optimizer, args: argparse.Namespace, saved: dict | None) -> str:

@@ -96,13 +96,14 @@ def task_callbacks(
         task = get_task(task)
 
     def finetune(model: nn.Module, start_step: int, budget: Budget) -> int:
+        retrain = budget.final and final_lr is not None  # the final phase: from final_lr, cosine
         return task.finetune(
             model,  # a new DDP wrapper after every removal under torch.distributed
             EpochLoader(train_loader, first_epoch=start_step),
             steps=budget.steps,
             epochs=budget.epochs,
-            lr=final_lr if budget.final and final_lr is not None else lr,
-            schedule="cosine" if budget.final and final_lr is not None else "constant",
+            lr=final_lr if retrain else lr,
+            schedule="cosine" if retrain else "constant",
             optimizer=optimizer,
             momentum=momentum,
             weight_decay=weight_decay,

@@ -125,9 +125,7 @@ def prune_saved(
         data = load_data(task_name, saved=info.get("data"), seed=None if info.get("data") else 0)
     trained = Optimizer.from_dict(info.get("training"), source=f"{load} {MODEL_JSON}")
     optimizer = optimizer or trained.for_finetuning()
-    final_lr = trained.lr if final_lr is None else final_lr
-    if not final_lr > 0:
-        raise RecipeError(f"--final-lr must be > 0, got {final_lr!r}")
+    final_lr = trained.final_lr(final_lr)
     config = with_final_pass(config, data.train_loader)
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
     factory = model_factory(info["model"], kwargs, trust_code=trust_code)

@@ -86,6 +86,15 @@ class Optimizer:
         the same optimizer at a tenth (``FINETUNE_LR_DIVISOR``) of the rate, kept constant."""
         return replace(self, lr=self.lr / FINETUNE_LR_DIVISOR, schedule="constant")
 
+    def final_lr(self, given: float | None = None) -> float:
+        """The rate ``prune``'s final finetuning starts at: ``given`` (``--final-lr``), else
+        the rate of these (the baseline's training) settings."""
+        if given is None:
+            return self.lr
+        if not given > 0:
+            raise RecipeError(f"--final-lr must be > 0, got {given:g}")
+        return given
+
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`filterprune.tasks.Task.finetune`."""
         return {

@@ -88,11 +88,13 @@ CRITERIA: dict[str, list[str]] = {
     "random": ["--criterion", "random"],
     "weight_taylor": ["--criterion", "weight_taylor"],
 }
-# the default recipe with one other setting: finetuning rate, cost-term lambda
+# the default recipe with one other setting: finetuning rate, cost-term lambda or cost
 VARIANTS: dict[str, list[str]] = {
     "lr_train": ["--lr", "0.001"],
     "reg0.03": ["--flops-reg", "0.03"],
     "reg0.3": ["--flops-reg", "0.3"],
+    "cost_params": ["--cost", "params"],
+    "cost_memory": ["--cost", "memory"],
     # controls: one iteration that removes a single filter, then as many finetuning steps as
     # a -75 % VGG run gets (1 x 100 + 1000 = 8 x 100 + 300); 'prune' refuses --max-iterations 0
     "control": ["--amount", "1", "--max-iterations", "1", "--final-finetune", "1000"],

@@ -53,6 +53,7 @@ def test_every_command_takes_quiet_and_verbose_alike(command, capsys):
     help_text = capsys.readouterr().out
     assert "--quiet, -q" in help_text and "--verbose, -v" in help_text
     assert "only on a terminal" in help_text
+    assert "%%" not in help_text  # a description is printed as written, not %-formatted
     assert main([command, "-q", "-v"]) == 2  # exclusive, before any other check of the command
     assert "not allowed with argument" in capsys.readouterr().err
 
@@ -106,3 +107,11 @@ def test_progress_bar_is_drawn_on_a_terminal(tmp_path):
     screen = b"".join(chunks).decode(errors="replace")
     # a bar redrawn in place; the last state is cleared on exit, so any count of the 6 steps will do
     assert "\rfinetune:" in screen and re.search(r"\| *[0-6]/6 \[", screen), screen
+
+
+def test_prune_help_states_the_default_finetuning(capsys):
+    """The description says what a bare 'prune' finetunes: the rates and the final pass."""
+    assert main(["prune", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "100 finetuning steps per iteration at a tenth of the baseline's rate" in text
+    assert "one pass over the training data from the baseline's rate" in text

@@ -120,10 +120,18 @@ def test_mean_activation_and_apoz_exact():
 
 
 def test_random_is_seeded():
-    a = fp.rank(Net(), EX, criterion="random", normalize=False)
-    b = fp.rank(Net(), EX, criterion="random", normalize=False)
-    c = fp.rank(Net(), EX, criterion="random", normalize=False, criterion_options={"seed": 1})
+    def draw(options=None):
+        return fp.rank(Net(), EX, criterion="random", normalize=False, criterion_options=options)
+    # without a seed option it draws from torch's generator (the loop seeds it per iteration)
+    torch.manual_seed(0)
+    a = draw()
+    torch.manual_seed(0)
+    b = draw()
+    c = draw()
     assert torch.equal(a["c1"], b["c1"]) and not torch.equal(a["c1"], c["c1"])
+    # an explicit seed gives the same draws whatever the generator's state
+    assert torch.equal(draw({"seed": 1})["c1"], draw({"seed": 1})["c1"])
+    assert not torch.equal(draw({"seed": 1})["c1"], draw({"seed": 2})["c1"])
 
 
 def test_custom_criteria_both_shapes():

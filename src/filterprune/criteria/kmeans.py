@@ -6,8 +6,10 @@ per cluster is kept; the others get the lowest scores, so removing ``n - k`` cha
 them. ``variant="ridurre"`` keeps the filter nearest each centre (Ridurre's code);
 ``variant="paper"`` keeps the one farthest from it (the cited paper removes near-centroid,
 redundant filters). Among removed filters, those closest to their centre go first, so exact
-duplicates are removed before anything else. Ties are broken by channel index; clustering is
-seeded, so results are deterministic.
+duplicates are removed before anything else. Ties are broken by channel index. The clustering's
+initialisation is seeded by ``seed``, or with ``seed=None`` (the default) by a draw from torch's
+global generator, which the pruning loop seeds from the run's seed and the iteration: runs with
+different ``--seed`` cluster from different starts, and each run is reproducible.
 
 Like Ridurre, only convolutions are clustered by default: groups whose first producer is a
 ``Linear`` layer get no scores and keep their width; ``linear=True`` (``--criterion-arg
@@ -42,7 +44,7 @@ class KMeansCriterion:
         *,
         keep_fraction: float | None = None,
         variant: str = "ridurre",
-        seed: int = 0,
+        seed: int | None = None,
         linear: bool = False,
     ) -> None:
         if keep_fraction is not None and not 0.0 < keep_fraction <= 1.0:
@@ -62,6 +64,9 @@ class KMeansCriterion:
                 "the kmeans criterion needs scikit-learn: pip install filterprune[kmeans]"
             ) from exc
         selection = ctx.get("selection")  # what the caller will remove (filterprune.Selection)
+        seed = self.seed
+        if seed is None:  # from the global generator: the loop seeds it per (run seed, iteration)
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
         scores = {}
         for g in graph.prunable:
             module = graph.modules[g.name]
@@ -76,7 +81,7 @@ class KMeansCriterion:
             if keep is None:
                 keep = 1.0 - (selection.fraction_for(n) if selection is not None else 0.1)
             k = max(1, math.ceil(n * keep))
-            km = KMeans(n_clusters=min(k, n), init="k-means++", n_init=4, random_state=self.seed)
+            km = KMeans(n_clusters=min(k, n), init="k-means++", n_init=4, random_state=seed)
             labels = km.fit_predict(x)
             dist = ((x - km.cluster_centers_[labels]) ** 2).sum(1) ** 0.5
             kept = set()

@@ -85,15 +85,21 @@ class BNScale:
 
 @register_criterion("random")
 class Random:
-    """Uniform random scores from a seeded generator (a baseline)."""
+    """Uniform random scores (a baseline).
+
+    With ``seed=None`` (the default) the draws come from torch's global generator, which the
+    pruning loop seeds from the run's seed and the iteration: runs with different ``--seed``
+    remove different channels, each iteration draws anew, and a resumed run draws what the
+    uninterrupted one would. An integer ``seed`` gives the same draws on every call.
+    """
 
     name = "random"
     needs_data = False
     synthetic_scores = True  # random draws, not importance: reports draw no scores
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
 
     def __call__(self, graph: DependencyGraph, **context: Any) -> Scores:
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = None if self.seed is None else torch.Generator().manual_seed(self.seed)
         return {g.name: torch.rand(g.size, generator=gen) for g in graph.prunable}

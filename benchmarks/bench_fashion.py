@@ -173,6 +173,8 @@ def _update(key: str, name: str, entry: Any) -> None:
     with open(RESULTS.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = _read_results()
+        if key == "runs":  # the library commit the run used (runs of one file may differ)
+            entry = {**entry, "code": os.environ.get("FASHION_CODE", "working tree")}
         results.setdefault(key, {})[name] = entry
         _write_results(results)
 

@@ -122,6 +122,7 @@ def test_mean_activation_and_apoz_exact():
 def test_random_is_seeded():
     def draw(options=None):
         return fp.rank(Net(), EX, criterion="random", normalize=False, criterion_options=options)
+
     # without a seed option it draws from torch's generator (the loop seeds it per iteration)
     torch.manual_seed(0)
     a = draw()

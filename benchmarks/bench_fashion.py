@@ -16,7 +16,8 @@ would run it (``python -m filterprune`` of the interpreter running this script):
   finetuning budget, paired by seed with the default runs.
   ``--criteria`` also takes the VARIANTS of the default recipe (``lr_train``: finetuning at
   the baseline's training rate, 1e-3, the default before it became a tenth of it;
-  ``reg0.03`` / ``reg0.3``: another cost-term lambda) and two controls that prune one filter
+  ``reg0.03`` / ``reg0.3``: another cost-term lambda; ``cost_params`` / ``cost_memory``:
+  another cost charged by the cost term) and two controls that prune one filter
   and then finetune the baseline as long as a -75 % VGG run (``control`` at the default rate,
   ``control_lr_train``).
 * ``torch_pruning``: Torch-Pruning's Taylor and magnitude (L1) importance (benchmark-only, never
@@ -26,7 +27,8 @@ would run it (``python -m filterprune`` of the interpreter running this script):
   filterprune's trainer with the same steps and optimizer, evaluated the same way.
 * ``table``: the per-run table and the summary (mean +- std over seeds, paired differences).
 
-``--seed`` is a *pruning* seed (ranking batches, finetuning order, the random criterion); every
+``--seed`` is a *pruning* seed (ranking batches, finetuning order, the random and kmeans
+criteria's draws); every
 run of one seed starts from the same baseline, so runs of one seed are paired across criteria.
 The loop validates on ``--val-fraction`` of the Fashion-MNIST training file (the baseline's
 split, read back from its model.json); the reported accuracy is on the 10 000-image ``t10k``
@@ -44,8 +46,8 @@ Debian package ``dataset-fashion-mnist`` (or ``--data DIR``)::
     PYTHONPATH=src $B --stage probe
     PYTHONPATH=src $B --stage baselines --budget-minutes 12
     PYTHONPATH=src $B --stage default --seeds 0,1,2
-    PYTHONPATH=src $B --stage criteria --seeds 0,1,2 --targets 75
-    PYTHONPATH=src $B --stage torch_pruning --seeds 0,1,2 --targets 75
+    PYTHONPATH=src $B --stage criteria --seeds 0,1,2 --targets 75,90
+    PYTHONPATH=src $B --stage torch_pruning --seeds 0,1,2 --targets 75,90
     PYTHONPATH=src $B --stage table
 """
 

@@ -89,8 +89,8 @@ class Random:
 
     With ``seed=None`` (the default) the draws come from torch's global generator, which the
     pruning loop seeds from the run's seed and the iteration: runs with different ``--seed``
-    remove different channels, each iteration draws anew, and a resumed run draws what the
-    uninterrupted one would. An integer ``seed`` gives the same draws on every call.
+    remove different channels, each iteration draws anew, and a run with the same seed draws
+    the same. An integer ``seed`` gives the same draws on every call.
     """
 
     name = "random"

@@ -81,6 +81,51 @@ def test_forward_shape(name: str) -> None:
     assert _num_params(model) < 300_000, "tiny preset is not tiny"
 
 
+# Every head/stem option of each model (the option's name -> its values).
+HEAD_OPTIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "vgg16": ("head", ("cifar", "imagenet")),
+    "vgg16_bn": ("head", ("cifar", "imagenet")),
+    "resnet18": ("stem", ("cifar", "imagenet")),
+    "resnet34": ("stem", ("cifar", "imagenet")),
+    "resnet50": ("stem", ("cifar", "imagenet")),
+    "resnet101": ("stem", ("cifar", "imagenet")),
+    "resnet152": ("stem", ("cifar", "imagenet")),
+    "mobilenet_v2": ("small_input", (True, False)),
+    "densenet_tiny": ("stem", ("cifar", "imagenet")),
+    "unet": ("bilinear", (True, False)),
+}
+
+
+def test_every_model_lists_its_head_options() -> None:
+    assert set(HEAD_OPTIONS) == set(TINY)
+
+
+@pytest.mark.parametrize("size", [32, 48, 64, 96])
+@pytest.mark.parametrize(
+    ("name", "option", "value"),
+    [(name, option, value) for name, (option, values) in HEAD_OPTIONS.items() for value in values],
+)
+def test_every_head_takes_any_reasonable_input_size(
+    name: str, option: str, value: Any, size: int
+) -> None:
+    # head="cifar" at 64x64 once failed with "mat1 and mat2 shapes cannot be multiplied"
+    kwargs, in_shape, out_shape = TINY[name]
+    model = _tiny(name, **{option: value}).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, in_shape[1], size, size))
+    expected = (1, *out_shape[1:-2], size, size) if name == "unet" else (1, *out_shape[1:])
+    assert tuple(out.shape) == expected
+
+
+def test_vgg_cifar_head_pools_globally_and_is_unchanged_at_32() -> None:
+    torch.manual_seed(0)
+    model = _tiny("vgg16_bn").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = torch.flatten(model.features(x), 1)  # five pools leave 1x1 at 32x32
+        assert torch.allclose(model(x), model.classifier(features))
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_init_is_deterministic_and_follows_scheme(name: str) -> None:
     torch.manual_seed(123)

@@ -12,8 +12,10 @@ Two classifier heads:
   ``Linear(C*49, 4096*w)`` -> ReLU -> Dropout -> ``Linear(4096*w, 4096*w)`` -> ReLU -> Dropout ->
   ``Linear(4096*w, num_classes)``. Each last-conv channel feeds 49 consecutive inputs of the
   first Linear.
-* ``head="cifar"`` (32x32 input; five max-pools leave a 1x1 map): flatten ->
-  ``Linear(C, 512*w)`` -> ReLU -> Dropout -> ``Linear(512*w, num_classes)``.
+* ``head="cifar"`` (built for 32x32 input, where five max-pools leave a 1x1 map):
+  ``AdaptiveAvgPool2d(1)`` -> flatten -> ``Linear(C, 512*w)`` -> ReLU -> Dropout ->
+  ``Linear(512*w, num_classes)``. The global pool is the identity at 32x32 and lets any input
+  of at least 32x32 through (64x64 images, say).
 
 Tiny preset for tests: ``width=1/16`` (conv widths 4..32) with ``head="cifar"`` on 32x32 input;
 ``width=1/16`` with ``head="imagenet"`` also keeps 224x224 input fast.
@@ -66,8 +68,8 @@ def _make_features(
 class VGG(nn.Module):
     """A plain VGG network: a stack of 3x3 convs and max-pools, then an MLP head.
 
-    Input: ``(N, in_channels, 224, 224)`` for ``head="imagenet"`` (any size >= 32 works thanks
-    to the adaptive pool), ``(N, in_channels, 32, 32)`` for ``head="cifar"``.
+    Input: ``(N, in_channels, 224, 224)`` for ``head="imagenet"``, ``(N, in_channels, 32, 32)``
+    for ``head="cifar"``; with either head any size >= 32 works thanks to the adaptive pool.
     Output: logits ``(N, num_classes)``.
 
     Args:
@@ -82,7 +84,8 @@ class VGG(nn.Module):
 
     Attributes:
         features: The conv/pool stack, ``(N, in_channels, H, W) -> (N, C, H/32, W/32)``.
-        pool: ``AdaptiveAvgPool2d(7)`` for the imagenet head, ``Identity`` for the cifar head.
+        pool: ``AdaptiveAvgPool2d(7)`` for the imagenet head, ``AdaptiveAvgPool2d(1)`` for the
+            cifar head.
         classifier: The MLP head acting on the flattened features.
     """
 
@@ -125,7 +128,7 @@ class VGG(nn.Module):
             )
         else:
             hidden = scale_channels(512, width)
-            self.pool = nn.Identity()
+            self.pool = nn.AdaptiveAvgPool2d(1)
             self.classifier = nn.Sequential(
                 nn.Linear(last_channels, hidden),
                 nn.ReLU(inplace=True),

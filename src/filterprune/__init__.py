@@ -27,6 +27,7 @@ from .criteria import (
     register_criterion,
 )
 from .errors import (
+    AllocationError,
     CheckpointError,
     ConfigError,
     DataError,
@@ -34,6 +35,7 @@ from .errors import (
     MissingDependencyError,
     MissingFileError,
     NonFiniteError,
+    RunLockedError,
     SetupError,
     StorageError,
     UnknownNameError,
@@ -82,6 +84,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AllocationError",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -89,6 +92,7 @@ __all__ = [
     "MissingDependencyError",
     "MissingFileError",
     "NonFiniteError",
+    "RunLockedError",
     "SetupError",
     "StorageError",
     "UnknownNameError",

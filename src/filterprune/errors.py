@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 
 __all__ = [
+    "AllocationError",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -24,6 +25,7 @@ __all__ = [
     "MissingDependencyError",
     "MissingFileError",
     "NonFiniteError",
+    "RunLockedError",
     "SetupError",
     "StorageError",
     "UnknownNameError",
@@ -106,3 +108,12 @@ _FIXES = {
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
     errno.EISDIR: "a folder has that name: choose another path",
 }
+
+
+class RunLockedError(FilterpruneError, RuntimeError):
+    """Another process is writing the run folder; the message names it (PID, command, since)."""
+
+
+class AllocationError(FilterpruneError, MemoryError):
+    """This machine cannot allocate the memory a step needs (a model, input or batch too large);
+    the message says what was being done, how much was asked for, and what to make smaller."""

@@ -16,6 +16,9 @@ from ..recipes import Optimizer, prune_saved
 from ..recipes.models import MODEL_JSON
 from ..recipes.prune import check_run_dir, with_final_pass
 from ..store.files import read_text
+from ..store.lock import run_lock
+from ..store.owned import discard_on_error
+from ..store.rundir import RunDir
 from ._args import (
     CLIError,
     add_model_args,
@@ -26,6 +29,7 @@ from ._args import (
     existing_path,
     key_value,
     model_info,
+    real,
     trust,
 )
 from ._data import add_data_args, load_data
@@ -113,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--flops-reg",
-        type=float,
+        type=real(0.0, 1000.0),
         metavar="LAMBDA",
         help="cost regularisation lambda (default 0.1; 0 = off; costs are scaled to [0, 1])",
     )
@@ -138,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-layer-fraction",
-        type=float,
+        type=real(),
         metavar="F",
         help="one iteration removes at most F of any layer's channels (default 0.25)",
     )
@@ -186,7 +190,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ft.add_argument(
         "--final-lr",
-        type=float,
+        type=real(0.0, low_open=True),
         metavar="LR",
         help="the final finetuning starts at LR and decays to 0 along a cosine "
         "(default: the baseline's training rate)",
@@ -198,7 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     stop.add_argument(
         "--max-pruned-fraction",
-        type=float,
+        type=real(),
         metavar="F",
         help="never remove more than F of the prunable channels (default 0.9)",
     )
@@ -213,13 +217,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stop.add_argument("--metric", help="metric watched by the floor (default: the task's)")
     stop.add_argument(
         "--metric-floor",
-        type=float,
+        type=real(),
         metavar="V",
         help="stop below V and keep the last model above it",
     )
     stop.add_argument(
         "--max-metric-drop",
-        type=float,
+        type=real(0.0),
         metavar="D",
         help="stop when the metric is D worse than the original",
     )
@@ -232,7 +236,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     collapse = stop.add_mutually_exclusive_group()
     collapse.add_argument(
         "--collapse-ratio",
-        type=float,
+        type=real(),
         metavar="R",
         help="without a floor or drop bound, stop (failed) when the metric falls below R x "
         "its starting value (default 0.5)",
@@ -448,6 +452,21 @@ def run(args: argparse.Namespace) -> int:
     task_name = args.task or info.get("task")
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
+    # one process writes a run folder at a time: the lock is held until the report is written,
+    # and a failure before the first checkpoint leaves no folder behind
+    with (
+        discard_on_error(
+            Path(args.run_dir),
+            kept=lambda: not main_process or RunDir(args.run_dir).exists(),
+        ),
+        run_lock(args.run_dir, enabled=main_process),
+    ):
+        return _run_locked(args, info, task_name, main_process)
+
+
+def _run_locked(
+    args: argparse.Namespace, info: dict[str, Any], task_name: str, main_process: bool
+) -> int:
     check_run_dir(args.run_dir, resume=args.resume)
     # the data split follows model.json (the baseline's split); --seed seeds the pruning
     split_seed = None if info.get("data") else (args.seed or 0)

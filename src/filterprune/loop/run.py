@@ -31,6 +31,7 @@ from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..measure.machine import machine_info
 from ..plan import Plan
+from ..store.lock import run_lock
 from ..store.rundir import RunDir
 from ..store.weights import state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
@@ -509,7 +510,17 @@ class PruningLoop:
 
     # ----- the loop --------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> RunResult:
-        """Run (or with ``resume=True`` continue) the loop until a stop condition holds."""
+        """Run (or with ``resume=True`` continue) the loop until a stop condition holds.
+
+        The run folder is locked for the whole run (:func:`filterprune.store.lock.run_lock`):
+        a second writer is refused with :class:`~filterprune.store.lock.RunLockedError`.
+        """
+        if self.rundir is None:
+            return self._run(resume=resume)
+        with run_lock(self.rundir.path, enabled=self.replicas.main):
+            return self._run(resume=resume)
+
+    def _run(self, *, resume: bool) -> RunResult:
         # rank 0's view: it may create the folder before another rank looks
         existing = self.replicas.shared(self.rundir is not None and self.rundir.exists())
         if existing and not resume:

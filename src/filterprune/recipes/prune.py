@@ -19,6 +19,7 @@ from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
 from ..models._user_code import stable_spec
 from ..parallel import is_main_process
 from ..store.channels import write_channel_txt
+from ..store.lock import run_lock
 from ..store.owned import discard_on_error
 from ..store.widths import channel_list
 from .data import Data, default_model_args, load_data
@@ -140,8 +141,13 @@ def prune_saved(
         **optimizer.kwargs(),
     )
     main = is_main_process()
-    # an error before the first checkpoint leaves no run folder (or model.json) behind
-    with discard_on_error(run_dir, kept=lambda: not main or RunDir(run_dir).exists()):
+    # an error before the first checkpoint leaves no run folder (or model.json) behind; one
+    # process writes the folder at a time (rank 0 of a process group)
+    with (
+        discard_on_error(run_dir, kept=lambda: not main or RunDir(run_dir).exists()),
+        run_lock(run_dir, enabled=main),
+    ):
+        check_run_dir(run_dir, resume=resume)  # again, now that no one else writes it
         if main and not (run_dir / MODEL_JSON).is_file():
             write_model_json(
                 run_dir,
@@ -166,6 +172,6 @@ def prune_saved(
             progress=progress,
             **hooks.as_kwargs(),
         )
-    if main:
-        write_channels(run_dir, result.model, data.example)
+        if main:
+            write_channels(run_dir, result.model, data.example)
     return result

@@ -124,9 +124,20 @@ def load(
     Returns:
         The model in eval mode.
     """
-    weights_path, plan_path = resolve_checkpoint(path)
+    for attempt in range(5):
+        # a run another process is writing may switch state.json and remove the checkpoint it
+        # named between our reads: then read the checkpoint the new state.json names
+        seen = _state_stamp(path)
+        try:
+            weights_path, plan_path = resolve_checkpoint(path)
+            saved = read_plan(plan_path) if plan is None and plan_path is not None else Plan()
+            weights = read_weights(weights_path)
+            break
+        except (CheckpointError, FileNotFoundError):
+            if attempt == 4 or seen is None or _state_stamp(path) == seen:
+                raise
     if plan is None:
-        plan = read_plan(plan_path) if plan_path is not None else Plan()
+        plan = saved
     model = model_factory()
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model_factory returned {type(model).__name__}, not an nn.Module")
@@ -136,5 +147,14 @@ def load(
         raise CheckpointError(
             f"{plan_path or 'plan'} does not fit the model built by the factory: {exc}"
         ) from None
-    load_state_dict_strict(model, read_weights(weights_path), source=str(weights_path))
+    load_state_dict_strict(model, weights, source=str(weights_path))
     return model.to(device).eval()
+
+
+def _state_stamp(path: Path) -> tuple[int, int] | None:
+    """Identity of a run folder's ``state.json`` now (``None``: not a run folder)."""
+    try:
+        st = (Path(path) / "state.json").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError, StorageError
 from .files import atomic_write_json, read_json
+from .lock import RunLockedError
 
 __all__ = [
     "check_owned",
@@ -126,13 +127,17 @@ def discard_on_error(folder: Path, *, kept: Callable[[], bool]) -> Iterator[None
     An error (or Ctrl-C) before the output is usable leaves no partial output behind: the folders
     this call found missing (``folder`` and its missing parents) are deleted, or, if ``folder``
     existed, the entries the body added to it. Once ``kept()`` is true (e.g. a run folder with
-    its first checkpoint, which ``--resume`` continues) nothing is removed.
+    its first checkpoint, which ``--resume`` continues) nothing is removed, nor when the body
+    was refused the folder's lock (:class:`~filterprune.store.lock.RunLockedError`): then the
+    folder belongs to the process that holds it.
     """
     folder = Path(folder)
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     before = set(folder.iterdir()) if not missing and folder.is_dir() else set()
     try:
         yield
+    except RunLockedError:
+        raise  # another process owns the folder: nothing here is ours to remove
     except BaseException:
         if not kept():
             if missing:

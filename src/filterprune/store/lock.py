@@ -1,0 +1,153 @@
+"""One writer per run folder: an exclusive lock held for the whole run.
+
+A run folder is written by one process at a time. :func:`run_lock` takes an operating-system
+lock (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows) on ``RUN/.lock``. The kernel
+releases it when the process ends, however it ends (``kill -9`` included), so a lock is never
+stale; the file itself stays and is reused by the next run. The holder writes who it is (PID,
+command line, host, start time) into the file, and a second writer is refused with a
+:class:`RunLockedError` that names it.
+
+Readers (``eval``, ``report``, :func:`filterprune.load`) take no lock: ``state.json`` is switched
+atomically and only ever names complete checkpoints, so they read the last complete one.
+
+The lock is re-entrant within a process (the CLI, the recipe and the loop each take it; only
+the first acquisition locks), and it locks the lock file that is *in* the folder: if another
+process removed the folder between our ``open`` and ``flock``, the lock is taken again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunLockedError, StorageError
+
+__all__ = ["LOCK_NAME", "RunLockedError", "holder_of", "run_lock"]
+
+LOCK_NAME = ".lock"
+
+# resolved folder -> [file descriptor, depth]
+_HELD: dict[str, list[int]] = {}
+
+
+def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def holder_of(folder: str | Path) -> dict[str, Any] | None:
+    """What the process holding ``folder``'s lock wrote about itself (``None`` if unreadable)."""
+    try:
+        text = (Path(folder) / LOCK_NAME).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _describe(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "another process (it has not written its details yet)"
+    pid = holder.get("pid", "?")
+    command = str(holder.get("command", "?"))[:120]
+    since = holder.get("since")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "?"
+    host = holder.get("host")
+    where = f" on {host}" if host and host != socket.gethostname() else ""
+    return f"process {pid}{where} ('{command}', since {when})"
+
+
+def _open_locked(folder: Path) -> int:
+    """Open and lock ``folder/.lock``; raise :class:`RunLockedError` if someone holds it."""
+    path = folder / LOCK_NAME
+    for _ in range(10):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StorageError.wrap(exc, path, "locking") from None
+        if not _try_lock(fd):
+            os.close(fd)
+            raise RunLockedError(
+                f"run folder {str(folder)!r} is being written by {_describe(holder_of(folder))}; "
+                "wait for it to finish (or stop it), or choose another --run-dir. "
+                "'filterprune eval' and 'filterprune report' may read the folder meanwhile"
+            )
+        try:  # the folder may have been removed (and made again) between open and lock
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise StorageError(f"could not lock {str(path)!r}: it keeps being replaced by another process")
+
+
+def _write_holder(fd: int) -> None:
+    holder = {
+        "pid": os.getpid(),
+        "command": " ".join(" ".join(getattr(sys, "orig_argv", sys.argv)).split())[:300],
+        "host": socket.gethostname(),
+        "since": time.time(),
+    }
+    data = json.dumps(holder).encode()
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+    except OSError:
+        pass  # the details are a courtesy: the lock itself holds
+
+
+@contextmanager
+def run_lock(folder: str | Path, *, enabled: bool = True) -> Iterator[None]:
+    """Hold the exclusive write lock of run folder ``folder`` (created if missing) in the body.
+
+    Args:
+        folder: The run folder.
+        enabled: ``False`` takes no lock (ranks other than 0 of a process group, which never
+            write the folder).
+
+    Raises:
+        RunLockedError: Another process holds the lock; the message names it.
+    """
+    if not enabled:
+        yield
+        return
+    folder = Path(folder)
+    key = os.path.realpath(folder)
+    held = _HELD.get(key)
+    if held is not None and folder.is_dir():
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+        return
+    fd = _open_locked(folder)
+    _write_holder(fd)
+    _HELD[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        os.close(fd)  # closing releases the lock; the file stays for the next run

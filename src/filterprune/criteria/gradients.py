@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._modes import restore_training, training_flags
 from ..errors import ConfigError
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
@@ -49,7 +50,7 @@ class _GradientCriterion:
         flat = [(name, p, axis) for name, ps in wanted.items() for p, axis in ps]
         params = [p for _, p, _ in flat]
         stats = ChannelStats()
-        was_training = model.training
+        was_training = training_flags(model)
         model.train(bool(ctx.get("train_mode", False)))
         seen = 0
         try:
@@ -68,7 +69,7 @@ class _GradientCriterion:
                     stats.add(name, v.pow(2).unsqueeze(0))
                 seen += 1
         finally:
-            model.train(was_training)
+            restore_training(was_training)
         if seen == 0:
             raise ConfigError(
                 "ranking needs at least one batch, but the batches iterable was empty"

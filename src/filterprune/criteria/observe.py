@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .._modes import restore_training, training_flags
 from .._progress import progress as show_progress
 from ..errors import ConfigError, NonFiniteError
 from ..graph.anchors import Anchor
@@ -149,7 +150,7 @@ def run_passes(
         raise ConfigError(
             "a gradient criterion needs loss_fn(outputs, targets) or step_fn(model, batch)"
         )
-    was_training = model.training
+    was_training = training_flags(model)
     model.train(train_mode)
     params = [p for p in model.parameters() if p.requires_grad]
     seen = 0
@@ -187,7 +188,7 @@ def run_passes(
                         torch.autograd.grad(loss, towards, allow_unused=True)
                 seen += 1
     finally:
-        model.train(was_training)
+        restore_training(was_training)
     if seen == 0:
         raise ConfigError("ranking needs at least one batch, but the batches iterable was empty")
     return seen

@@ -18,6 +18,7 @@ from ..errors import ConfigError, UnknownNameError
 from ..plan import Plan
 from .elements import UNTRACKED, ElementSets
 from .specs import LayerSpec
+from .ties import tie_shared_parameters
 from .tracer import Tracer
 
 
@@ -123,6 +124,8 @@ class DependencyGraph:
         for name in ignore:
             for e in self.module_out.get(name, ()):
                 self.sets.freeze(e, f"layer '{name}' is ignored by the user")
+        # layers sharing one tensor lose the same channels (or keep them, with a reason)
+        tie_shared_parameters(self.modules, self.leaves, self.module_in, self.module_out, self.sets)
         self.groups: list[Group] = self._build()
 
     def _build(self) -> list[Group]:

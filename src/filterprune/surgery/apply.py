@@ -1,12 +1,20 @@
 """Apply a :class:`~filterprune.plan.Plan` to a model in one pass.
 
-Every touched module is checked first; only then are tensors sliced, so a plan that does not fit
-leaves the model untouched. Parameters are replaced by new ``nn.Parameter`` objects (same dtype,
+Every touched module is checked first and every new tensor computed; only then are they swapped
+in, all at once, with Ctrl-C held back meanwhile and the model put back as it was if anything
+fails: surgery is all-or-nothing, so a plan that does not fit, an error or an interruption leaves
+the model untouched. A tensor several modules share (weight tying) is sliced once and stays
+shared. Parameters are replaced by new ``nn.Parameter`` objects (same dtype,
 device and ``requires_grad``; ``.grad`` is sliced too): optimizers holding the old parameters must
 be rebuilt after surgery.
 """
 
 from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -43,8 +51,35 @@ def _gather(tensor: torch.Tensor, keep: dict[int, torch.Tensor]) -> torch.Tensor
     return tensor
 
 
-def _slice(module: nn.Module, name: str, keep: dict[int, torch.Tensor]) -> None:
+def _same_keep(a: dict[int, torch.Tensor], b: dict[int, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _sliced(
+    module: nn.Module,
+    module_name: str,
+    name: str,
+    keep: dict[int, torch.Tensor],
+    made: dict[int, tuple[str, dict[int, torch.Tensor], torch.Tensor]],
+) -> torch.Tensor | None:
+    """The new tensor for ``module.name``, computed without touching the module.
+
+    ``None`` for a tensor computed from others on every forward (weight norm's ``weight``: the
+    spec slices the tensors it is made from). A tensor that several modules hold (weight tying)
+    is sliced once, and every holder gets the same new tensor; ``made`` remembers them.
+    """
     tensor = getattr(module, name)
+    if not isinstance(tensor, nn.Parameter) and name not in module._buffers:
+        return None  # computed from other tensors (weight norm's ``weight``): the spec slices those
+    earlier = made.get(id(tensor))
+    if earlier is not None:
+        holder, earlier_keep, new = earlier
+        if not _same_keep(earlier_keep, keep):
+            raise PlanError(
+                f"plan removes different channels from '{module_name}.{name}' and '{holder}', "
+                "which share one tensor (weight tying); the plan was made for a different model"
+            )
+        return new
     index = {a: k.to(tensor.device) for a, k in keep.items()}
     with torch.no_grad():  # gathering copies: the result shares no memory with the input
         data = _gather(tensor.detach(), index)
@@ -52,9 +87,52 @@ def _slice(module: nn.Module, name: str, keep: dict[int, torch.Tensor]) -> None:
         new = nn.Parameter(data, requires_grad=tensor.requires_grad)
         if tensor.grad is not None:
             new.grad = _gather(tensor.grad, index)
+    else:
+        new = data
+    made[id(tensor)] = (f"{module_name}.{name}", keep, new)
+    return new
+
+
+def _assign(module: nn.Module, name: str, new: torch.Tensor) -> None:
+    if isinstance(new, nn.Parameter):
         setattr(module, name, new)
     else:
-        module._buffers[name] = data
+        module._buffers[name] = new
+
+
+def _snapshot(module: nn.Module) -> tuple[nn.Module, dict, dict, dict]:
+    """What surgery may change on ``module``: its attributes, parameters and buffers."""
+    return module, dict(module.__dict__), dict(module._parameters), dict(module._buffers)
+
+
+def _restore(snapshot: tuple[nn.Module, dict, dict, dict]) -> None:
+    module, attributes, parameters, buffers = snapshot
+    module.__dict__.clear()
+    module.__dict__.update(attributes)
+    module.__dict__["_parameters"] = parameters
+    module.__dict__["_buffers"] = buffers
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) for the block and raise it after; other threads: no change."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[tuple] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
+    except ValueError:  # signals cannot be handled here (an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        if callable(previous):
+            previous(*received[0])
+        raise KeyboardInterrupt
 
 
 def _check(name: str, module: nn.Module, spec: LayerSpec | None, plan: Plan) -> tuple[int, int]:
@@ -106,7 +184,11 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
             raise PlanError(f"plan would leave module '{name}' with no channels")
         groups, columns = _grouping(name, module, n_in, n_out, removed_in, removed_out)
         work.append((name, module, spec, keep_in, keep_out, n_in, n_out, groups, columns))
-    for _name, module, spec, keep_in, keep_out, n_in, n_out, groups, columns in work:
+    # 1. every new tensor, computed while the model is untouched (an error or Ctrl-C here
+    #    leaves it as it was)
+    changes: list[tuple[nn.Module, str, torch.Tensor]] = []
+    made: dict[int, tuple[str, dict[int, torch.Tensor], torch.Tensor]] = {}
+    for name, module, spec, keep_in, keep_out, n_in, n_out, _groups, columns in work:
         cuts: dict[str, dict[int, torch.Tensor]] = {}
         if len(keep_out) < n_out:
             for p in spec.out_params(module):
@@ -117,10 +199,24 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
         if columns is not None and len(columns) < module.weight.shape[1]:
             cuts.setdefault("weight", {})[1] = columns  # the kept input column of every group
         for param, keep in cuts.items():
-            _slice(module, param, keep)
-        spec.resize(module, len(keep_in), len(keep_out))
-        if groups is not None:
-            setattr(module, _groups_attr(module), groups)
+            new = _sliced(module, name, param, keep, made)
+            if new is not None:
+                changes.append((module, param, new))
+    # 2. all of them swapped in at once: the model is either wholly pruned or unchanged
+    touched = list({id(m): m for _, m, *_ in work}.values())
+    snapshots = [_snapshot(m) for m in touched]
+    with _interrupts_deferred():
+        try:
+            for module, param, new in changes:
+                _assign(module, param, new)
+            for _name, module, spec, keep_in, keep_out, _n_in, _n_out, groups, _ in work:
+                spec.resize(module, len(keep_in), len(keep_out))
+                if groups is not None:
+                    setattr(module, _groups_attr(module), groups)
+        except BaseException:
+            for snapshot in snapshots:
+                _restore(snapshot)
+            raise
     return model
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, NoReturn, TypeVar
 
+from ._numbers import HUGE
 from .errors import ConfigError
 from .measure.costs import LAYER_COSTS
 
@@ -25,6 +26,9 @@ __all__ = ["SCOPES", "ConfigError", "Ranking", "Selection"]
 
 SCOPES = ("per_group", "global")
 LAYER_FILTERS = ("include", "exclude", "layer_types", "layers")
+#: The largest cost-regularisation lambda: costs and normalised scores are in [0, 1], so far
+#: below this the cost term alone already decides the ranking.
+MAX_FLOPS_REG = 1000.0
 
 S = TypeVar("S", bound="SettingsData")
 
@@ -34,7 +38,10 @@ def is_int(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float of magnitude at most :data:`filterprune._numbers.HUGE`."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return math.isfinite(value) and abs(value) <= HUGE
 
 
 def fail(owner: str, name: str, value: Any, need: str) -> NoReturn:
@@ -223,8 +230,13 @@ class Ranking(SettingsData):
         object.__setattr__(self, "options", dict(self.options))
         if not isinstance(self.normalize, bool):
             fail(own, "normalize", self.normalize, "need true or false")
-        if not is_number(self.flops_reg) or self.flops_reg < 0:
-            fail(own, "flops_reg", self.flops_reg, "need a number >= 0 (1e-3 in the paper)")
+        if not is_number(self.flops_reg) or not 0 <= self.flops_reg <= MAX_FLOPS_REG:
+            fail(
+                own,
+                "flops_reg",
+                self.flops_reg,
+                f"need a number in [0, {MAX_FLOPS_REG:g}] (1e-3 in the paper, 0.1 the default)",
+            )
         if self.cost not in LAYER_COSTS:
             fail(own, "cost", self.cost, f"need one of {LAYER_COSTS}")
         if self.batches is not None and (not is_int(self.batches) or self.batches < 0):

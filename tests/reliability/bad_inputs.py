@@ -201,6 +201,44 @@ def _carvana_with_small_mask(env: Env) -> Path:
     return root
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A small PNG file that claims ``width`` x ``height`` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _huge_image(env: Env) -> Path:
+    """An image folder with one file that claims 30000 x 30000 pixels (Pillow: a bomb)."""
+    root = _folder_data(env)
+    (root / "b" / "0.png").write_bytes(_png_header(30000, 30000))
+    return root
+
+
+def _more_classes(env: Env) -> Path:
+    """An image folder with 12 classes, for a model with 10 outputs."""
+    from PIL import Image
+
+    root = env.root / "twelve"
+    for c in range(12):
+        (root / f"c{c:02d}").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (20 * c, 60 * i, 0)).save(root / f"c{c:02d}" / f"{i}.png")
+    return root
+
+
+def _wide_model_json(env: Env) -> None:
+    """model.json next to --load asks for a model far too wide for any machine's memory."""
+    _edit_json(env, "base/model.json", lambda d: d.update(model_args={"width": 100000}))
+
+
 def _untrusted(env: Env) -> list[str]:
     """A prune command without --model/--trust-model-code: the model comes from model.json."""
     return [a for a in env.prune() if a not in TRUSTED]
@@ -540,6 +578,79 @@ CLI_CASES = [
         lambda env: env.prune("--final-lr", "0"),
         ("--final-lr must be > 0, got 0",),
     ),
+    # ----- memory, labels, numbers (issue 25) --------------------------------------------------
+    CliCase(
+        "memory-input-shape",
+        "`inspect --input-shape 1,3,600000,600000` (more memory than the machine has)",
+        lambda env: ["inspect", *TRUSTED, "--input-shape", "1,3,600000,600000"],
+        ("out of memory while inspecting", "(1, 3, 600000, 600000)", "TB", "--input-shape"),
+    ),
+    CliCase(
+        "memory-model-arg",
+        "`--model-arg width=100000` (a model larger than the machine's memory)",
+        lambda env: ["inspect", *TRUSTED, "--model-arg", "width=100000"],
+        ("out of memory while building model 'rel_tiny:build'", "'width': 100000", "GB"),
+    ),
+    CliCase(
+        "memory-model-json",
+        "`model.json` next to `--load` asks for `width=100000`",
+        lambda env: env.prune(),
+        ("out of memory while building model", "'width': 100000", "model_args in model.json"),
+        setup=_wide_model_json,
+    ),
+    CliCase(
+        "data-image-too-large",
+        "`--data` image whose header claims 30000x30000 pixels (a decompression bomb)",
+        lambda env: env.prune("--data", _huge_image(env)),
+        ("image file", "images/b/0.png", "is too large to read", "decompression bombs"),
+    ),
+    CliCase(
+        "data-more-classes",
+        "`--data` folder with 12 classes for a model with 10 outputs",
+        lambda env: env.prune("--data", _more_classes(env)),
+        ("the data has 12 classes", "outputs 10 classes", "num_classes=12"),
+    ),
+    CliCase(
+        "eval-more-classes",
+        "`eval --data` folder with 12 classes for a model with 10 outputs",
+        lambda env: ["eval", "--load", env.base, *TRUSTED, "--data", _more_classes(env)],
+        ("the data has 12 classes", "outputs 10 classes", "num_classes=12"),
+    ),
+    CliCase(
+        "train-more-classes",
+        "`train --data` folder with 12 classes, `--model-arg num_classes=10`",
+        lambda env: [
+            *TRAIN,
+            "--data",
+            _more_classes(env),
+            "--model-arg",
+            "num_classes=10",
+            "--out",
+            env.root / "b",
+        ],  # fmt: skip
+        ("the data has 12 classes", "outputs 10 classes", "num_classes=12"),
+    ),
+    CliCase(
+        "weight-decay-nan",
+        "`--weight-decay nan`",
+        lambda env: env.prune("--weight-decay", "nan"),
+        ("argument --weight-decay", "finite number in [0, 1]", "'nan'"),
+        status=2,
+    ),
+    CliCase(
+        "lr-huge",
+        "`train --lr 1e308`",
+        lambda env: [*TRAIN, "--lr", "1e308", "--out", env.root / "b"],
+        ("argument --lr", "finite number in (0, 1e+30]", "'1e308'"),
+        status=2,
+    ),
+    CliCase(
+        "model-arg-nan",
+        "`--model-arg width=NaN`",
+        lambda env: env.prune("--model-arg", "width=NaN"),
+        ("--model-arg", "width=NaN", "finite"),
+        status=2,
+    ),
     # ----- run folders --------------------------------------------------------------------------
     CliCase(
         "run-dir-holds-a-run",
@@ -786,6 +897,40 @@ API_CASES = [
         ),
         ValueError,
         ("hostile.pt", "can run any code"),
+    ),
+    ApiCase(
+        "api-finetune-weight-decay-nan",
+        "`FinetuneConfig(steps=1, weight_decay=float('nan'))`",
+        lambda env: __import__("filterprune.tasks").tasks.FinetuneConfig(
+            steps=1, weight_decay=float("nan")
+        ),
+        ValueError,
+        ("FinetuneConfig.weight_decay", "finite number in [0, 1]", "got nan"),
+    ),
+    ApiCase(
+        "api-optimizer-lr-huge",
+        "`Optimizer(lr=1e308)`",
+        lambda env: __import__("filterprune.recipes").recipes.Optimizer(lr=1e308),
+        ValueError,
+        ("--lr (lr)", "finite number in (0, 1e+30]", "got 1e+308"),
+    ),
+    ApiCase(
+        "api-flops-reg-huge",
+        "`PruneConfig(flops_reg=1e308)`",
+        lambda env: __import__("filterprune").PruneConfig(flops_reg=1e308),
+        ValueError,
+        ("flops_reg", "[0, 1000]", "got 1e+308"),
+    ),
+    ApiCase(
+        "api-labels-out-of-range",
+        "classify task: a batch with class index 12 for a model with 10 outputs",
+        lambda env: (
+            __import__("filterprune.tasks")
+            .tasks.get_task("classify")
+            .loss(torch.zeros(2, 10), torch.tensor([1, 12]))
+        ),
+        ValueError,
+        ("class index 12", "outputs 10 classes", "num_classes=13"),
     ),
 ]
 

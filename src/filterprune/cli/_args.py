@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._numbers import describe_range, real_problem
 from ..errors import FilterpruneError
 from ..recipes.models import saved_model
 
@@ -45,7 +46,47 @@ def key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. width=0.25), got {text!r}")
-    return key.strip(), parse_value(value.strip())
+    parsed = parse_value(value.strip())
+    if _has_bad_number(parsed):
+        raise argparse.ArgumentTypeError(
+            f"{key.strip()}={value.strip()}: numbers must be finite and within +-1e30; got {text!r}"
+        )
+    return key.strip(), parsed
+
+
+def _has_bad_number(value: Any) -> bool:
+    """NaN, infinity or a magnitude above 1e30 anywhere in a parsed KEY=VALUE value."""
+    if isinstance(value, list):
+        return any(_has_bad_number(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_bad_number(v) for v in value.values())
+    return isinstance(value, float) and real_problem(value) is not None
+
+
+def real(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+):
+    """An argparse ``type=`` for a float flag: finite and in the range, else a usage error
+    naming the flag (argparse adds ``argument --FLAG:``), the range and the value."""
+    span = describe_range(low, high, low_open, high_open)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or real_problem(
+            value, low=low, high=high, low_open=low_open, high_open=high_open
+        ):
+            raise argparse.ArgumentTypeError(f"expected a finite number in {span}, got {text!r}")
+        return value
+
+    parse.__name__ = "real"
+    return parse
 
 
 def amount(text: str) -> float | int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..recipes import data as _recipe
 from ..recipes.data import Data, default_model_args
-from ._args import key_value
+from ._args import key_value, real
 
 __all__ = ["Data", "add_data_args", "data_options", "default_model_args", "load_data"]
 
@@ -42,7 +42,7 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
     )
     group.add_argument(
         "--val-fraction",
-        type=float,
+        type=real(0.0, 1.0, low_open=True, high_open=True),
         default=None,
         metavar="F",
         help="validation share when the data has no split (default 0.2)",

@@ -6,6 +6,7 @@ import argparse
 
 import torch
 
+from .._memory import doing
 from ..api import analyze
 from ..recipes import load_model, model_factory, widths_plan
 from ..surgery import apply_plan
@@ -83,19 +84,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"{info['model']} takes (--model-arg NAME=VALUE):\n{_arguments(info['model'])}\n")
     factory = model_factory(info["model"], info["model_args"], trust_code=trust(args))
     input_shape = args.input_shape or tuple(info.get("input_shape", (1, 3, 32, 32)))
-    example = torch.zeros(input_shape)
+    what = f"inspecting {info['model']} on an input of shape {tuple(input_shape)}"
+    fix = "pass a smaller --input-shape (batch, channels, height, width)"
+    with doing(what, fix):
+        example = torch.zeros(input_shape)
     widths = {"channel_txt": args.channel_txt, "spec": args.spec}
     if args.load is not None:
-        model, _ = load_model(args.load, factory, example, **widths)
+        with doing(what, fix):
+            model, _ = load_model(args.load, factory, example, **widths)
     else:  # the architecture, narrowed to --channel-txt / --spec widths if given
         model = factory()
         plan = widths_plan(factory, example, **widths)
         if plan is not None:
             apply_plan(model, plan)
-    graph = analyze(model.eval(), example, ignore=args.ignore or None, grouped=args.grouped)
+    with doing(what, fix):
+        graph = analyze(model.eval(), example, ignore=args.ignore or None, grouped=args.grouped)
     print(graph.report())
     from ..measure import count
 
-    counts = count(model, example)
+    with doing(what, fix):
+        counts = count(model, example)
     print(f"{counts.params} parameters, {counts.macs} MACs for input {tuple(input_shape)}")
     return 0

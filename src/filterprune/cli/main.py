@@ -18,6 +18,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from .._memory import allocation_message, is_allocation_failure
 from .._version import __version__
 from ..errors import FilterpruneError, StorageError
 from . import demo, inspect, prune, report, train
@@ -65,17 +66,19 @@ def build_parser() -> Parser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, command: str | None = None) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, FilterpruneError):
         return f"filterprune: error: {text}"
     if isinstance(exc, OSError) and exc.filename is not None:  # the disk or the file system
         return f"filterprune: error: {StorageError.wrap(exc, exc.filename, 'using')}"
-    if isinstance(exc, MemoryError):  # includes torch.OutOfMemoryError
-        return (
-            f"filterprune: error: out of memory ({text}); use a smaller --batch-size or model, "
-            "or another --device"
+    if is_allocation_failure(exc):  # MemoryError, torch's "can't allocate memory" RuntimeError
+        what = f"running 'filterprune {command}'" if command else "running filterprune"
+        fix = (
+            "make the step smaller: a smaller --batch-size, --image-size or --input-shape, a "
+            "narrower model (--model-arg), or another --device"
         )
+        return f"filterprune: error: {allocation_message(exc, what, fix)}"
     return (
         f"filterprune: internal error: {type(exc).__name__}: {text} (a bug in filterprune: "
         "please report it with the traceback that --debug prints)"
@@ -105,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     parser = build_parser()
     caught: list[warnings.WarningMessage] = []
+    command = next((a for a in argv if not a.startswith("-")), None)
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -127,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             _show(caught)
             raise
-        print(_one_line(exc), file=sys.stderr)
+        print(_one_line(exc, command), file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..parallel import is_main_process
 from ..recipes import Optimizer, train_baseline
 from ..recipes.train import OPTIMIZERS, SCHEDULES, check_out
-from ._args import add_model_args, device, trust
+from ._args import add_model_args, device, real, trust
 from ._data import add_data_args, load_data
 from ._distributed import join_torchrun
 from ._output import say
@@ -48,7 +48,9 @@ def add_training_args(parser: argparse.ArgumentParser, *, inherit: bool = False)
         if inherit
         else f"learning rate (default {base.lr})"
     )
-    group.add_argument("--lr", type=float, default=default(base.lr), help=lr_help)
+    group.add_argument(
+        "--lr", type=real(0.0, low_open=True), default=default(base.lr), help=lr_help
+    )
     if not inherit:  # prune's finetuning phases are short and keep their rate
         group.add_argument(
             "--schedule",
@@ -61,13 +63,13 @@ def add_training_args(parser: argparse.ArgumentParser, *, inherit: bool = False)
     )
     group.add_argument(
         "--momentum",
-        type=float,
+        type=real(0.0, 1.0, high_open=True),
         default=default(base.momentum),
         help=f"SGD momentum (default {base.momentum})",
     )
     group.add_argument(
         "--weight-decay",
-        type=float,
+        type=real(0.0, 1.0),
         default=default(base.weight_decay),
         help=f"default {base.weight_decay:g}",
     )

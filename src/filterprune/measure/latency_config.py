@@ -93,8 +93,8 @@ class LatencyConfig:
         if not _is_int(self.warmup) or self.warmup < 0:
             _fail("warmup", self.warmup, "need an int >= 0")
         ok = isinstance(self.min_run_time, int | float) and not isinstance(self.min_run_time, bool)
-        if not ok or not math.isfinite(self.min_run_time) or self.min_run_time < 0:
-            _fail("min_run_time", self.min_run_time, "need a number of seconds >= 0")
+        if not ok or not math.isfinite(self.min_run_time) or not 0 <= self.min_run_time <= 3600:
+            _fail("min_run_time", self.min_run_time, "need a number of seconds in [0, 3600]")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (tuples become lists)."""

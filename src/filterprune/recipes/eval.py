@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Data, default_model_args, load_data
-from .models import load_model, model_factory, saved_model
+from .models import check_fits_data, load_model, model_factory, saved_model
 
 __all__ = ["compare_saved", "evaluate_saved"]
 
@@ -80,6 +80,7 @@ def _evaluated(
     net, _ = load_model(
         Path(load), factory, data.example, channel_txt=channel_txt, spec=spec, device=device
     )
+    check_fits_data(net, data, info["model"])
     counts = measure.count(net, data.example)
     out: dict[str, Any] = {
         "metrics": data.task.evaluate(net, data.val_loader, device=device),

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._modes import restore_training, training_flags
 from ..loop.describe import MODEL_JSON, MODEL_NOTE
 from ..models._factory import UntrustedCodeError, is_builtin
 from ..models._user_code import import_user_module
@@ -32,6 +33,7 @@ __all__ = [
     "MODEL_JSON",
     "find_model_json",
     "load_model",
+    "check_fits_data",
     "check_runs_on",
     "model_factory",
     "read_model_json",
@@ -91,8 +93,14 @@ def model_factory(
             return create_model(spec, **kw)
 
     def build() -> nn.Module:
+        from .._memory import doing
+
         try:
-            model = factory(**kwargs)
+            with doing(
+                f"building model {spec!r} with model arguments {kwargs}",
+                "choose smaller model arguments (--model-arg; model_args in model.json)",
+            ):
+                model = factory(**kwargs)
         except TypeError as exc:
             raise RecipeError(f"--model {spec} with --model-arg {kwargs}: {exc}") from None
         if not isinstance(model, nn.Module):
@@ -252,12 +260,16 @@ def check_runs_on(net: nn.Module, example: torch.Tensor, model: str) -> None:
     Without this check, a model whose first layer expects 1 channel fed 3-channel images fails
     deep inside training with torch's message only, which reads like a bug of filterprune.
     """
-    was_training = net.training
+    from .._memory import is_allocation_failure
+
+    was_training = training_flags(net)
     net.eval()
     try:
         with torch.no_grad():
             net(example.to(next(net.parameters(), example).device))
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        if is_allocation_failure(error):
+            raise
         raise RecipeError(
             f"--model {model} fails on the data's input of shape {tuple(example.shape)}: "
             f"{str(error).splitlines()[0] if str(error) else type(error).__name__}; make the "
@@ -265,4 +277,66 @@ def check_runs_on(net: nn.Module, example: torch.Tensor, model: str) -> None:
             "channels=N, or the model's own --model-arg)"
         ) from error
     finally:
-        net.train(was_training)
+        restore_training(was_training)
+
+
+def _label_count(dataset: Any) -> int | None:
+    """How many classes the labels of ``dataset`` need (largest label + 1), if it says cheaply."""
+    from torch.utils.data import Subset
+
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    classes = getattr(dataset, "classes", None)
+    if classes is not None and len(classes):
+        return len(classes)
+    labels = getattr(dataset, "labels", None)
+    tensors = getattr(dataset, "tensors", None)
+    if labels is None and tensors is not None and len(tensors) > 1:
+        labels = tensors[1]
+    if isinstance(labels, torch.Tensor) and labels.numel() and not labels.is_floating_point():
+        return int(labels.max()) + 1
+    return None
+
+
+def check_fits_data(net: nn.Module, data: Any, model: str) -> None:
+    """Before any training: ``net``'s output fits the data's labels (one check for train, prune
+    and eval).
+
+    Classify: the model must output at least as many classes as the data has (otherwise
+    cross-entropy fails with "Target 10 is out of bounds" in the middle of a run); segment: the
+    task's own shape check on one sample (one-channel logits of the masks' size).
+
+    Raises:
+        DataError: The counts differ; the message names both and the fix.
+    """
+    from .._memory import doing
+    from ..errors import DataError
+    from ..tasks.task import primary_output
+
+    example, target = data.val[0]
+    with doing(f"running --model {model} on one input of shape {tuple(example.shape)}",
+               "use smaller inputs (--image-size) or a narrower model (--model-arg)"):  # fmt: skip
+        was_training = training_flags(net)
+        net.eval()
+        try:
+            with torch.no_grad():
+                device = next(net.parameters(), example).device
+                output = primary_output(net(example.unsqueeze(0).to(device)))
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            check_runs_on(net, data.example, model)  # the same message as train's check
+            raise error
+        finally:
+            restore_training(was_training)
+    source = data.settings.get("data", "builtin") if isinstance(data.settings, dict) else "builtin"
+    if data.task.name == "classify" and output.ndim == 2:
+        outputs = int(output.shape[1])
+        needed = max(_label_count(data.train) or 0, _label_count(data.val) or 0)
+        if needed > outputs:
+            raise DataError(
+                f"--data {source}: the data has {needed} classes (labels 0..{needed - 1}) but "
+                f"--model {model} outputs {outputs} classes; build the model for {needed} classes "
+                f"(--model-arg num_classes={needed}, or train a new baseline on this data) or use "
+                f"data with at most {outputs} classes"
+            )
+    target = torch.as_tensor(target).unsqueeze(0).to(output.device)
+    data.task.align(output, target)  # e.g. segment: one-channel logits of the masks' size

@@ -24,7 +24,14 @@ from ..store.owned import discard_on_error
 from ..store.widths import channel_list
 from .data import Data, default_model_args, load_data
 from .errors import RecipeError
-from .models import MODEL_JSON, load_model, model_factory, saved_model, write_model_json
+from .models import (
+    MODEL_JSON,
+    check_fits_data,
+    load_model,
+    model_factory,
+    saved_model,
+    write_model_json,
+)
 from .train import Optimizer
 
 __all__ = ["CHANNELS_TXT", "check_run_dir", "prune_saved", "with_final_pass", "write_channels"]
@@ -131,6 +138,7 @@ def prune_saved(
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
     factory = model_factory(info["model"], kwargs, trust_code=trust_code)
     net, plan = load_model(load, factory, data.example, channel_txt=channel_txt, spec=spec)
+    check_fits_data(net, data, info["model"])  # before anything runs or is written
     hooks = task_callbacks(
         data.task,
         data.train_loader,

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .._numbers import real_problem
 from ..loop import seed_everything
 from ..loop.callbacks import EpochLoader
 from ..models._user_code import stable_spec
@@ -23,7 +24,7 @@ from ..store.model_json import MODEL_JSON
 from ..store.weights import state_dict_bytes
 from .data import Data, default_model_args
 from .errors import RecipeError
-from .models import check_runs_on, model_factory
+from .models import check_fits_data, check_runs_on, model_factory
 
 __all__ = ["Optimizer", "TrainResult", "check_out", "train_baseline"]
 
@@ -63,8 +64,16 @@ class Optimizer:
             raise RecipeError(
                 f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
             )
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise RecipeError(f"--lr must be a number > 0, got {self.lr!r}")
+        for flag, value, limits in (
+            ("--lr", self.lr, {"low": 0.0, "low_open": True}),
+            ("--momentum", self.momentum, {"low": 0.0, "high": 1.0, "high_open": True}),
+            ("--weight-decay", self.weight_decay, {"low": 0.0, "high": 1.0}),
+        ):
+            problem = real_problem(value, **limits)
+            if problem is not None:
+                raise RecipeError(
+                    f"{flag} ({flag[2:].replace('-', '_')}): {problem}, got {value!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +102,8 @@ class Optimizer:
             return self.lr
         if not given > 0:
             raise RecipeError(f"--final-lr must be > 0, got {given:g}")
+        if real_problem(given, low=0.0, low_open=True) is not None:
+            raise RecipeError(f"--final-lr: {real_problem(given, low=0.0)}, got {given!r}")
         return given
 
     def kwargs(self) -> dict[str, Any]:
@@ -175,6 +186,7 @@ def train_baseline(
     kwargs = default_model_args(model, task_name, data, dict(model_args or {}))
     net = model_factory(model, kwargs, trust_code=trust_code)().to(device)
     check_runs_on(net, data.example, model)
+    check_fits_data(net, data, model)  # e.g. more classes in the data than the model's outputs
     if steps is None and epochs is None:
         steps = 200
     done = data.task.finetune(
@@ -190,7 +202,7 @@ def train_baseline(
     out = Path(out)
     if not is_main_process():  # rank 0 evaluates and saves its replica
         return TrainResult(steps=done, metrics={}, out=out)
-    metrics = data.task.evaluate(net, data.val_loader, device=device)
+    metrics = data.task.evaluate(net, data.val_loader, device=device, progress=progress)
     info = {
         "model": stable_spec(model),  # found again from any folder
         "model_args": kwargs,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,17 +35,44 @@ def as_hw(size: Size, *, option: str) -> tuple[int, int]:
     return size
 
 
-def _open(path: Path, *, mode: str, owner: str):
+def _unreadable(path: Path, owner: str, err: BaseException) -> UnreadableFileError:
+    """The error for an image file Pillow cannot (or will not) read; names the file."""
+    image_mod = require("PIL.Image", feature=owner)
+    bomb = (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning)
+    if isinstance(err, (*bomb, MemoryError)):
+        limit = image_mod.MAX_IMAGE_PIXELS
+        why = f" ({err})" if isinstance(err, bomb) else ""
+        return UnreadableFileError(
+            f"{owner}: image file {str(path)!r} is too large to read{why}; images above "
+            f"{limit or 0:,} pixels are refused as possible decompression bombs: shrink it "
+            "to the size you train at, or delete it."
+        )
+    reason = " ".join(str(err).split()) or "no reason given"
+    return UnreadableFileError(
+        f"{owner}: cannot read image file {str(path)!r} ({type(err).__name__}: {reason}). "
+        "Replace it with a valid PNG/JPEG/GIF or delete it."
+    )
+
+
+@contextmanager
+def _reading(path: Path, owner: str) -> Iterator[Any]:
+    """Pillow's ``Image`` module; any error while reading ``path`` names the file, and a
+    decompression-bomb warning (an image just above Pillow's pixel limit) is an error too."""
     image_mod = require("PIL.Image", feature=owner)
     try:
-        with image_mod.open(path) as image:
-            image.load()
-            return image.convert(mode)
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UnreadableFileError(
-            f"{owner}: cannot read image file {str(path)!r} ({type(err).__name__}: {err}). "
-            "Replace it with a valid PNG/JPEG/GIF or delete it."
-        ) from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", image_mod.DecompressionBombWarning)
+            yield image_mod
+    except UnreadableFileError:
+        raise
+    except Exception as err:  # noqa: BLE001 - Pillow raises many kinds for a bad file
+        raise _unreadable(path, owner, err) from err
+
+
+def _open(path: Path, *, mode: str, owner: str):
+    with _reading(path, owner) as image_mod, image_mod.open(path) as image:
+        image.load()
+        return image.convert(mode)
 
 
 def load_rgb(path: Path, *, size_hw: tuple[int, int] | None, owner: str) -> torch.Tensor:
@@ -71,13 +102,6 @@ def load_mask(path: Path, *, size_hw: tuple[int, int] | None, owner: str) -> tor
 
 def image_size_of(path: Path, *, owner: str) -> tuple[int, int]:
     """``(height, width)`` of an image file without decoding its pixels."""
-    image_mod = require("PIL.Image", feature=owner)
-    try:
-        with image_mod.open(path) as image:
-            width, height = image.size
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UnreadableFileError(
-            f"{owner}: cannot read image file {str(path)!r} ({type(err).__name__}: {err}). "
-            "Replace it with a valid PNG/JPEG/GIF or delete it."
-        ) from err
+    with _reading(path, owner) as image_mod, image_mod.open(path) as image:
+        width, height = image.size
     return height, width

@@ -12,7 +12,7 @@ from filterprune.tasks.digits import DigitsConfig, digits_datasets
 from filterprune.tasks.metrics import ClassificationMeter
 from filterprune.tasks.task import Task, register_task
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 
 @register_task("classify")
@@ -43,7 +43,18 @@ class ClassificationTask(Task):
                 f"classify task: the model must return logits of shape (N, num_classes), got "
                 f"{tuple(output.shape)}; for masks use the 'segment' task."
             )
-        return output, target.long()
+        target = target.long()
+        if target.ndim == 1 and target.numel():
+            low, high, classes = int(target.min()), int(target.max()), int(output.shape[1])
+            if low < 0 or high >= classes:
+                bad = low if low < 0 else high
+                raise DataError(
+                    f"classify task: the data has class index {bad} but the model outputs "
+                    f"{classes} classes (logits {tuple(output.shape)}); build the model for "
+                    f"{max(high + 1, classes)} classes (num_classes={max(high + 1, classes)}) or "
+                    f"use labels 0..{classes - 1}."
+                )
+        return output, target
 
     def compute_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.criterion(output, target)

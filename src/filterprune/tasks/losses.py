@@ -40,7 +40,7 @@ class BCEDiceLoss(nn.Module):
 
     def __init__(self, *, dice_weight: float = 0.0) -> None:
         super().__init__()
-        if dice_weight < 0:
+        if isinstance(dice_weight, bool) or not 0 <= dice_weight <= 1e30:  # also NaN
             raise ConfigError(f"BCEDiceLoss: dice_weight must be >= 0, got {dice_weight!r}.")
         self.dice_weight = dice_weight
 

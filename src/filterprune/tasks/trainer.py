@@ -11,6 +11,8 @@ from torch import nn
 
 from filterprune.tasks._deps import progress_bar
 
+from .._modes import restore_training, training_flags
+from .._numbers import real_problem
 from ..errors import ConfigError, NonFiniteError
 
 LossFn = Callable[[Any, Any], torch.Tensor]
@@ -71,8 +73,15 @@ class FinetuneConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ConfigError(f"FinetuneConfig: {name} must be an int >= 0, got {value!r}.")
-        if not self.lr > 0:
-            raise ConfigError(f"FinetuneConfig: lr must be > 0, got {self.lr!r}; use e.g. lr=0.01.")
+        for name, limits in (
+            ("lr", {"low": 0.0, "low_open": True}),
+            ("momentum", {"low": 0.0, "high": 1.0, "high_open": True}),
+            ("weight_decay", {"low": 0.0, "high": 1.0}),
+        ):
+            value = getattr(self, name)
+            problem = real_problem(value, **limits)
+            if problem is not None:
+                raise ConfigError(f"FinetuneConfig.{name}: {problem}, got {value!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"FinetuneConfig: unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}."
@@ -86,7 +95,9 @@ class FinetuneConfig:
             raise ConfigError(
                 f"FinetuneConfig: unknown schedule {self.schedule!r}; choose one of {SCHEDULES}."
             )
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+        if self.max_grad_norm is not None and real_problem(
+            self.max_grad_norm, low=0.0, low_open=True
+        ):
             raise ConfigError(
                 f"FinetuneConfig: max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}."
             )
@@ -181,7 +192,7 @@ def finetune(
         NonFiniteLossError: The loss became NaN/inf (the message names the step).
     """
     model.to(device)
-    was_training = model.training
+    was_training = training_flags(model)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -210,5 +221,5 @@ def finetune(
                 scheduler.step()
             steps += 1
     finally:
-        model.train(was_training)
+        restore_training(was_training)
     return steps

@@ -141,3 +141,27 @@ def test_installed_command_names_the_file_it_cannot_write(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("filterprune: error: cannot finish writing")
     assert "weights.safetensors" in lines[0] and "file-size limit" in lines[0], lines[0]
     assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written is left
+
+
+_ODD_NAMES = [
+    os.fsdecode(b"ck\xff"),  # not valid UTF-8: safetensors cannot open it by name
+    "with space",
+    "ünïcødé",
+    "-dash",
+]
+
+
+@pytest.mark.parametrize("name", _ODD_NAMES, ids=["non-utf8", "space", "unicode", "dash"])
+def test_odd_checkpoint_paths_round_trip(name, tmp_path, capsys):
+    """train writes, eval/prune/report/load read back a folder with an unusual name."""
+    from rel_tiny import PRUNE, TRUSTED
+
+    out = tmp_path / name
+    assert main([*TRAIN, "--out", str(out)]) == 0
+    assert main(["eval", "--load", str(out), *TRUSTED, "--image-size", "8", "--limit", "8"]) == 0
+    run = tmp_path / (name + "-run")
+    argv = [*PRUNE, "--load", str(out), "--run-dir", str(run), "--max-iterations", "1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert main(["report", str(run), "--no-plots", "-q"]) == 0, capsys.readouterr().err
+    load(out, build)
+    load(run, build)

@@ -102,9 +102,21 @@ def _silence_stdout() -> None:
         pass
 
 
+def _printable_paths() -> None:
+    """A path that is not valid UTF-8 (any bytes on Linux) prints escaped, instead of failing
+    the command with ``UnicodeEncodeError`` after its work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _printable_paths()
     debug = "--debug" in argv
     parser = build_parser()
     caught: list[warnings.WarningMessage] = []

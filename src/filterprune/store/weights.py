@@ -74,7 +74,10 @@ def read_weights(path: str | Path, *, check_finite: bool = True) -> dict[str, to
     else:
         st = safetensors_torch()
         try:
-            state = st.load_file(str(path), device="cpu")
+            if _utf8(path):  # memory-mapped by safetensors
+                state = st.load_file(str(path), device="cpu")
+            else:  # safetensors only opens UTF-8 paths: read the bytes here
+                state = st.load(path.read_bytes())
         except OSError as exc:
             raise StorageError.wrap(exc, path, "reading") from None
         except Exception as exc:  # safetensors raises its own error types
@@ -86,6 +89,15 @@ def read_weights(path: str | Path, *, check_finite: bool = True) -> dict[str, to
     if check_finite:
         check_finite_weights(state, str(path))
     return state
+
+
+def _utf8(path: Path) -> bool:
+    """Whether ``path`` is valid UTF-8 (a Linux name may be any bytes, e.g. ``b'ck\\xff'``)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -112,7 +112,7 @@ def task_callbacks(
         )
 
     def evaluate(model: nn.Module) -> Mapping[str, float]:
-        return task.evaluate(model, val_loader, device=device)
+        return task.evaluate(model, val_loader, device=device, progress=progress)
 
     def batches() -> Iterator[Any]:
         # a DistributedSampler gets a new shuffle per ranking, the same on every rank: the loop

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._progress import log_to_stderr
 from .._progress import progress as show_progress
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
@@ -276,6 +277,8 @@ class PruningLoop:
         self._graph = analyze(self.model, self.example, ignore=self.ignore)
         self.state.base_total = sum(g.size for g in self._graph.prunable)
         seed_everything(self.config.seed, 0)
+        if self.evaluate_fn is not None and self.replicas.main:
+            logger.info("evaluating the starting model")
         metrics = self._evaluate()
         self.threshold = metric_threshold(self.config, metrics)
         self.guard = collapse_guard(self.config, metrics)
@@ -567,6 +570,7 @@ class PruningLoop:
             initial=self.state.iteration,
             desc="pruning",
             unit="iter",
+            lines=False,  # off a terminal each iteration logs its own line
         )
 
     def _log(self, bar: Any) -> None:
@@ -624,7 +628,10 @@ def run_pruning(
             ``run_dir`` holds none). ``model`` must be the same starting model as the first time.
         base_plan: The plan that already turned the original architecture into ``model`` (e.g.
             a U-Net built from a channel list), so that saved plans rebuild from the original.
-        progress: Show a tqdm progress bar over iterations.
+        progress: Report progress on standard error: a tqdm bar over iterations on a terminal,
+            and a line per iteration (the ``filterprune`` logger's INFO records, shown on
+            standard error unless logging is configured). ``False``, or the environment variable
+            ``FILTERPRUNE_PROGRESS=0``, turns both off.
 
     Returns:
         A :class:`RunResult`.
@@ -641,16 +648,17 @@ def run_pruning(
     Only rank 0 writes ``run_dir``, logs and shows progress; ``resume`` needs ``run_dir`` on a
     file system every rank can read. See ``docs/distributed.md``.
     """
-    loop = PruningLoop(
-        model,
-        example_inputs,
-        config=config,
-        finetune=finetune,
-        evaluate=evaluate,
-        batches=batches,
-        loss_fn=loss_fn,
-        run_dir=run_dir,
-        base_plan=base_plan,
-        progress=progress,
-    )
-    return loop.run(resume=resume)
+    with log_to_stderr(progress):
+        loop = PruningLoop(
+            model,
+            example_inputs,
+            config=config,
+            finetune=finetune,
+            evaluate=evaluate,
+            batches=batches,
+            loss_fn=loss_fn,
+            run_dir=run_dir,
+            base_plan=base_plan,
+            progress=progress,
+        )
+        return loop.run(resume=resume)

@@ -132,7 +132,7 @@ def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.
         progress=config.progress,
     )
     atomic_write_bytes(weights, state_dict_bytes(model))
-    metrics = task.evaluate(model, val_loader)
+    metrics = task.evaluate(model, val_loader, progress=config.progress)
     say(f"baseline: {metrics} after {time.perf_counter() - start:.0f} s (cached in {weights})")
     return model
 
@@ -198,7 +198,7 @@ def _run(config: DemoConfig, p: Preset, start: float, echo: Any) -> Any:
         example,
         config=prune_config,
         finetune=finetune,
-        evaluate=lambda m: task.evaluate(m, val_loader),
+        evaluate=lambda m: task.evaluate(m, val_loader, progress=config.progress),
         batches=lambda: iter(train_loader),
         loss_fn=task.loss,
         run_dir=config.run_dir,

@@ -239,6 +239,14 @@ def _wide_model_json(env: Env) -> None:
     _edit_json(env, "base/model.json", lambda d: d.update(model_args={"width": 100000}))
 
 
+def _hub_model_json(env: Env) -> None:
+    """model.json naming a timm model, with an argument that makes timm read a file."""
+    info = json.loads((env.base / "model.json").read_text())
+    info["model"] = "timm:resnet18"
+    info["model_args"] = {"num_classes": 10, "checkpoint_path": str(env.root / "evil.pth")}
+    (env.base / "model.json").write_text(json.dumps(info))
+
+
 def _untrusted(env: Env) -> list[str]:
     """A prune command without --model/--trust-model-code: the model comes from model.json."""
     return [a for a in env.prune() if a not in TRUSTED]
@@ -631,6 +639,22 @@ CLI_CASES = [
         ("the data has 12 classes", "outputs 10 classes", "num_classes=12"),
     ),
     CliCase(
+        "model-json-hub-path-arg",
+        "`model.json` naming `timm:resnet18` with `model_args` `checkpoint_path`",
+        _untrusted,
+        ("base/model.json", "'checkpoint_path'", "is refused", "--load FILE"),
+        setup=_hub_model_json,
+    ),
+    CliCase(
+        "model-arg-hub-overlay",
+        "`--model timm:resnet18 --model-arg pretrained_cfg_overlay=...`",
+        lambda env: [
+            "inspect", "--model", "timm:resnet18", "--model-arg",
+            'pretrained_cfg_overlay={"file": "/etc/passwd"}',
+        ],  # fmt: skip
+        ("--model-arg", "'pretrained_cfg_overlay'", "is refused"),
+    ),
+    CliCase(
         "weight-decay-nan",
         "`--weight-decay nan`",
         lambda env: env.prune("--weight-decay", "nan"),
@@ -920,6 +944,15 @@ API_CASES = [
         lambda env: __import__("filterprune").PruneConfig(flops_reg=1e308),
         ValueError,
         ("flops_reg", "[0, 1000]", "got 1e+308"),
+    ),
+    ApiCase(
+        "api-hub-path-arg",
+        "`create_model('timm:resnet18', checkpoint_path=...)`",
+        lambda env: __import__("filterprune.models").models.create_model(
+            "timm:resnet18", checkpoint_path="/etc/passwd"
+        ),
+        ValueError,
+        ("'checkpoint_path'", "timm:resnet18", "is refused"),
     ),
     ApiCase(
         "api-labels-out-of-range",

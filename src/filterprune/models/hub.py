@@ -18,6 +18,7 @@ loading a local weights file instead (``filterprune prune --load FILE``, or
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from torch import nn
 
 from ..errors import FilterpruneError
 
-__all__ = ["HUBS", "HubError", "create_hub_model", "input_shape", "is_hub_name"]
+__all__ = ["HUBS", "HubError", "check_hub_args", "create_hub_model", "input_shape", "is_hub_name"]
 
 
 class HubError(FilterpruneError, ValueError):
@@ -61,6 +62,47 @@ def is_hub_name(spec: str) -> bool:
     return bool(sep) and prefix in HUBS and bool(name)
 
 
+# parts of argument names that make a library read or fetch a file, a URL or a nested config
+_PATH_LIKE = ("path", "file", "dir", "url", "checkpoint", "cache", "overlay", "cfg", "hub", "root")
+
+
+def _plain(value: Any) -> bool:
+    """A number (finite), string, boolean or None, or a list of them."""
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_plain(v) and not isinstance(v, list | tuple) for v in value)
+    return False
+
+
+def check_hub_args(spec: str, kwargs: dict[str, Any], *, source: str = "model arguments") -> None:
+    """Refuse hub-model arguments that are not plain values, or whose name points at a file.
+
+    A hub library's factory takes arguments such as timm's ``checkpoint_path`` or
+    ``pretrained_cfg_overlay`` that read files or fetch weights; a ``model.json`` (untrusted)
+    must not reach them. ``source`` names where the arguments came from (``--model-arg`` or the
+    model.json file).
+
+    Raises:
+        HubError: Names the key, the value, ``source`` and the fix.
+    """
+    for key, value in kwargs.items():
+        lowered = str(key).lower()
+        if any(part in lowered for part in _PATH_LIKE):
+            raise HubError(
+                f"{source}: model argument {key!r}={value!r:.80} of {spec} is refused: "
+                "filterprune passes a hub model no argument that names a file, URL or config "
+                "to read; remove it, and load local weights with --load FILE instead"
+            )
+        if not _plain(value):
+            raise HubError(
+                f"{source}: model argument {key!r} of {spec} must be a number, string, boolean "
+                f"or a list of them, got {value!r:.80}; remove it or pass a plain value"
+            )
+
+
 def create_hub_model(spec: str, **kwargs: Any) -> nn.Module:
     """Build ``LIBRARY:MODEL`` with random weights, passing ``kwargs`` to the library's factory.
 
@@ -77,6 +119,7 @@ def create_hub_model(spec: str, **kwargs: Any) -> nn.Module:
         known = ", ".join(f"{h}:MODEL" for h in HUBS)
         raise HubError(f"{spec!r} is not a hub name; expected one of {known}")
     hub = HUBS[prefix]
+    check_hub_args(spec, kwargs)
     for key, value in hub.no_download.items():
         if key in kwargs and kwargs[key] not in (value, None):
             raise HubError(

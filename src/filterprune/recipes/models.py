@@ -56,8 +56,13 @@ def model_factory(
     ``trust_code`` (the CLI's ``--trust-model-code``).
     """
     from ..models import HubError, create_hub_model, is_hub_name
+    from ..models.hub import check_hub_args
 
     if is_hub_name(spec):
+        try:  # before the library is imported: no file, URL or config reaches its factory
+            check_hub_args(spec, kwargs, source="--model-arg")
+        except HubError as exc:
+            raise RecipeError(str(exc)) from None
 
         def factory(**kw: Any) -> nn.Module:
             try:

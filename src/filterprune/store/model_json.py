@@ -116,6 +116,15 @@ def read_model_json(path: str | Path) -> dict[str, Any]:
             f"{type(data).__name__}; delete it and pass --model and --task"
         )
     _check(path, data, FIELDS, "", open_ended=False)
+    model = data.get("model")
+    if isinstance(model, str) and data.get("model_args"):
+        from ..models.hub import HubError, check_hub_args, is_hub_name
+
+        if is_hub_name(model):
+            try:
+                check_hub_args(model, data["model_args"], source=f"model description {str(path)!r}")
+            except HubError as exc:
+                raise ModelJsonError(str(exc)) from None
     _check(path, data.get("data", {}), DATA_FIELDS, "data.", open_ended=True)
     return data
 

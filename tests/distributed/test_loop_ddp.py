@@ -22,6 +22,7 @@ import torch.distributed as dist
 import filterprune as fp
 from filterprune import distributed as fpd
 from filterprune.loop import RunDir
+from filterprune.store.files import is_leftover
 
 if not (dist.is_available() and dist.is_gloo_available()):
     pytest.skip("torch.distributed with the gloo backend is not available", allow_module_level=True)
@@ -304,7 +305,7 @@ def test_cli_train_and_prune_under_torchrun(tmp_path, capsys):
     assert [r["iteration"] for r in rows] == [0, 1, 2]
     assert [r["ranking_batches"] for r in rows] == [0, 2, 2]
     assert rows[2]["removed_total"] > rows[1]["removed_total"] > 0
-    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no temp
+    assert not [p for p in (tmp_path / "run").iterdir() if is_leftover(p.name)]  # no temp
 
     # the checkpoint rank 0 wrote evaluates to the metrics it logged
     assert main(["eval", "--load", str(tmp_path / "run"), "--json"]) == 0

@@ -19,6 +19,7 @@ from filterprune.loop import (
     load,
     run_pruning,
 )
+from filterprune.store.files import is_leftover
 
 BASE_TOTAL = 8 + 12  # prunable channels of make_model() (conv1, conv2); fc feeds the output
 
@@ -53,6 +54,7 @@ def test_two_iterations_record_rows_and_checkpoints(example, hooks, tmp_path):
     run = RunDir(tmp_path / "run")
     names = sorted(p.name for p in run.path.iterdir())
     assert names == [
+        ".lock",  # the writer's lock, released when the run ends
         "MODEL.txt",
         "config.json",
         "iter_000",
@@ -75,7 +77,7 @@ def test_two_iterations_record_rows_and_checkpoints(example, hooks, tmp_path):
     assert PruneConfig.from_json(run.read_config_json()) == PruneConfig(
         amount=0.25, finetune=3, max_iterations=2
     )
-    assert not [p for p in run.path.rglob("*") if p.name.startswith(".")]  # no temp files left
+    assert not [p for p in run.path.rglob("*") if is_leftover(p.name)]  # no temp files left
 
 
 def test_reloaded_checkpoint_computes_the_same_outputs(example, hooks, tmp_path):
@@ -402,6 +404,23 @@ def test_epoch_budgets_reach_the_callback(example):
     result = run_pruning(make_model(), example, config=config, finetune=finetune, progress=True)
     assert [(b.steps, b.epochs) for b in budgets] == [(None, 2), (None, 2)]
     assert result.rows[2]["finetune"] == "2 epochs (8 steps)"
+
+
+def test_an_epoch_budget_counts_start_in_epochs_and_says_one_epoch(example):
+    starts = []
+
+    def finetune(model, start_step, budget):
+        starts.append(start_step)
+        return 1 if start_step == 0 else 5
+
+    config = PruneConfig(amount=0.25, finetune=1, finetune_unit="epochs", max_iterations=3)
+    result = run_pruning(make_model(), example, config=config, finetune=finetune, progress=False)
+    assert starts == [0, 1, 2]  # epochs done before each call, not the steps they took
+    assert [row["finetune"] for row in result.rows[1:4]] == [
+        "1 epoch (1 step)",
+        "1 epoch (5 steps)",
+        "1 epoch (5 steps)",
+    ]
 
 
 def test_finetune_callback_must_return_a_step_count(example):

@@ -23,6 +23,7 @@ from rel_tiny import build
 from filterprune import load
 from filterprune.cli import main
 from filterprune.loop import RunDir
+from filterprune.store.files import is_leftover
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -42,7 +43,7 @@ def assert_complete_run(run: Path) -> None:
     for path in run.rglob("*.json"):
         json.loads(path.read_text())
     RunDir(run).read_rows()
-    assert not [p for p in run.iterdir() if p.name.startswith(".")], "temporaries left behind"
+    assert not [p for p in run.iterdir() if is_leftover(p.name)], "temporaries left behind"
     load(run, build)
 
 

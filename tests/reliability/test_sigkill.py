@@ -24,6 +24,7 @@ from rel_tiny import DATA, PRUNE, TRUSTED, build
 
 from filterprune import load
 from filterprune.loop import RunDir
+from filterprune.store.files import is_leftover
 
 from conftest import KillServer
 
@@ -89,7 +90,7 @@ def assert_same_as_reference(run: Path, reference: Path) -> None:
     assert RunDir(run).read_state() == RunDir(reference).read_state()
     assert _rows(run) == _rows(reference)
     assert _checkpoints(run) == _checkpoints(reference)
-    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert not [p.name for p in run.iterdir() if is_leftover(p.name)]  # no temporaries left
 
 
 def _windows(server: KillServer, argv: list[str], trace: Path) -> list[tuple[int, str]]:

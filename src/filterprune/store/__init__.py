@@ -19,6 +19,8 @@ Run folder (``filterprune prune --run-dir``, :func:`filterprune.run_pruning` ``r
                             final_2/, final_3/, ... and removes the previous one afterwards
     RUN/channels.txt        (U-Nets) output channels of each conv, one per line (channels)
     RUN/report/             tables, plots, summary (filterprune report)
+    RUN/.lock               the writer's lock (lock): held by the one process writing the
+                            folder, released by the OS when it ends; it names that process
 
 Baseline folder (``filterprune train --out``, :func:`filterprune.save`): one checkpoint folder
 with ``weights.safetensors``, ``plan.json``, ``model.json``, ``metrics.json`` and

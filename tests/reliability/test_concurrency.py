@@ -159,3 +159,45 @@ def test_the_python_api_is_refused_too_and_the_lock_is_reentrant(tmp_path):
         "from filterprune.store.lock import run_lock\n"
         f"with run_lock({str(run)!r}): pass")], env=ENV, capture_output=True)  # fmt: skip
     assert probe.returncode == 0
+
+
+@pytest.mark.parametrize("kind", ["report", "demo"])
+def test_every_folder_filterprune_writes_has_one_writer(baseline, tmp_path, kind):
+    """A report folder and the demo's folder are locked like a run folder: a second writer is
+    refused naming the first, and nothing the first wrote is touched (the demo would otherwise
+    remove it as a previous demo's files, a report take it over as an interrupted report's)."""
+    run = tmp_path / "run"
+    assert subprocess.run(_prune(baseline, run), env=ENV, capture_output=True).returncode == 0
+    folder = run / "report" if kind == "report" else tmp_path / "demo"
+    folder.mkdir(exist_ok=True)
+    (folder / "being-written.csv").write_text("a,b\n")
+    before = _files(folder)
+    holder = _holder(folder)
+    try:
+        argv = {
+            "report": [str(SCRIPT), "report", str(run)],
+            "demo": [str(SCRIPT), "demo", "--quick", "--run-dir", str(folder)],
+        }[kind]
+        done = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1, done.stderr
+    err = done.stderr
+    assert err.startswith(f"filterprune: error: {kind} folder") and err.count("\n") == 1, err
+    assert f"process {holder.pid}" in err, err
+    after = _files(folder)
+    assert {k: v for k, v in after.items() if k != LOCK_NAME} == {
+        k: v for k, v in before.items() if k != LOCK_NAME
+    }
+
+
+def test_a_refused_or_empty_lock_leaves_nothing_behind(tmp_path):
+    folder = tmp_path / "new" / "deeper"
+    with run_lock(folder):
+        assert (folder / LOCK_NAME).is_file()
+    assert not (tmp_path / "new").exists()  # nothing was written: nothing stays
+    kept = tmp_path / "kept"
+    with run_lock(kept):
+        (kept / "state.json").write_text("{}")
+    assert (kept / "state.json").is_file()

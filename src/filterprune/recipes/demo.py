@@ -23,6 +23,7 @@ from ..loop import PruneConfig, run_pruning
 from ..models import create_model
 from ..store.files import atomic_write_bytes
 from ..store.load import load_state_dict_strict
+from ..store.lock import run_lock
 from ..store.owned import remove_recorded, write_record
 from ..store.weights import read_weights, state_dict_bytes
 from ..tasks import builtin_data, get_task
@@ -142,15 +143,20 @@ def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
 
     config = config or DemoConfig()
     p = config.preset
-    # a previous demo's files are removed; a folder holding anything else is refused
-    remove_recorded(config.run_dir, DEMO_RECORD, option="--run-dir")
-    start = time.perf_counter()
-    try:
-        return _run(config, p, start, echo)
-    except BaseException:  # stopped (Ctrl-C, an error): the next demo may still start over here
-        if Path(config.run_dir).is_dir() and not (Path(config.run_dir) / DEMO_RECORD).exists():
-            _record(config, {"stop_reason": "interrupted"})
-        raise
+    # one demo at a time in a folder: another one's files are not ours to remove
+    with run_lock(config.run_dir, what="demo folder", fix=_DEMO_FIX):
+        # a previous demo's files are removed; a folder holding anything else is refused
+        remove_recorded(config.run_dir, DEMO_RECORD, option="--run-dir")
+        start = time.perf_counter()
+        try:
+            return _run(config, p, start, echo)
+        except BaseException:  # stopped (Ctrl-C, an error): the next demo may start over here
+            if Path(config.run_dir).is_dir() and not (Path(config.run_dir) / DEMO_RECORD).exists():
+                _record(config, {"stop_reason": "interrupted"})
+            raise
+
+
+_DEMO_FIX = "wait for that demo to finish, or give this one another --run-dir"
 
 
 def _record(config: DemoConfig, fields: dict[str, Any]) -> None:

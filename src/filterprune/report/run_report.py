@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..store.files import atomic_write_text, is_leftover, remove_leftovers
+from ..store.lock import LOCK_NAME, run_lock
 from ..store.owned import check_owned, write_record
 from ..store.rundir import row_key
 from .deploy import check_deployment, deployment_table
@@ -179,11 +180,34 @@ def write_run_report(
             "example_inputs (e.g. torch.randn(1, 3, 32, 32)); the CLI reads both from model.json"
         )
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
-    _claim_report_folder(out)
+    from ..store.files import refuse_symlink
+
+    refuse_symlink(out, option="--out")  # a planted link must not send the files elsewhere
     result = run_tables(run_dir)
     settings = run_settings(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_record(out, REPORT_RECORD, writing=True)  # a kill from here on leaves it marked
+    # one report writes a folder at a time (the lock is released however the process ends, so
+    # a folder marked "writing" that we can lock was left by a report that died)
+    with run_lock(out, what="report folder", fix=_REPORT_FIX):
+        _claim_report_folder(out)
+        write_record(out, REPORT_RECORD, writing=True)  # a kill from here on leaves it marked
+        return _write_report(result, settings, run_dir, out, plots, deploy, model_factory,
+                             example_inputs, onnx_threads)  # fmt: skip
+
+
+_REPORT_FIX = "wait for that report to finish, or write this one elsewhere with --out"
+
+
+def _write_report(
+    result: RunReport,
+    settings: Any,
+    run_dir: str | Path,
+    out: Path,
+    plots: bool,
+    deploy: bool,
+    model_factory: Callable[[], nn.Module] | None,
+    example_inputs: Any,
+    onnx_threads: int | None,
+) -> RunReport:
     try:
         if deploy:
             result.deploy = _deploy(Path(run_dir), out, model_factory, example_inputs, onnx_threads)
@@ -226,7 +250,7 @@ def _claim_report_folder(out: Path) -> None:
         interrupted = record.is_file() and json.loads(record.read_text()).get("writing") is True
     except (OSError, ValueError, AttributeError):
         interrupted = False  # check_owned names the file
-    if out.is_dir() and all(is_leftover(entry.name) for entry in out.iterdir()):
+    if out.is_dir() and all(is_leftover(e.name) or e.name == LOCK_NAME for e in out.iterdir()):
         interrupted = True
     if interrupted:
         remove_leftovers(out)

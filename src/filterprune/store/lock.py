@@ -1,6 +1,6 @@
-"""One writer per run folder: an exclusive lock held for the whole run.
+"""One writer per folder: an exclusive lock held for the whole run (or report, or demo).
 
-A run folder is written by one process at a time. :func:`run_lock` takes an operating-system
+A run folder (and a report folder, and the demo's folder) is written by one process at a time. :func:`run_lock` takes an operating-system
 lock (``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows) on ``RUN/.lock``. The kernel
 releases it when the process ends, however it ends (``kill -9`` included), so a lock is never
 stale; the file itself stays and is reused by the next run. The holder writes who it is (PID,
@@ -32,6 +32,11 @@ from ..errors import RunLockedError, StorageError
 __all__ = ["LOCK_NAME", "RunLockedError", "holder_of", "run_lock"]
 
 LOCK_NAME = ".lock"
+
+RUN_FIX = (
+    "wait for it to finish (or stop it), or choose another --run-dir. 'filterprune eval' and "
+    "'filterprune report' may read the folder meanwhile"
+)
 
 # resolved folder -> [file descriptor, depth]
 _HELD: dict[str, list[int]] = {}
@@ -77,21 +82,29 @@ def _describe(holder: dict[str, Any] | None) -> str:
     return f"process {pid}{where} ('{command}', since {when})"
 
 
-def _open_locked(folder: Path) -> int:
-    """Open and lock ``folder/.lock``; raise :class:`RunLockedError` if someone holds it."""
+def _open_locked(folder: Path, what: str, fix: str, made: list[Path]) -> int:
+    """Open and lock ``folder/.lock``; raise :class:`RunLockedError` if someone holds it.
+
+    ``made`` receives what this call created (missing folders, the lock file), so that a body
+    that wrote nothing leaves nothing behind.
+    """
     path = folder / LOCK_NAME
     for _ in range(10):
+        made.clear()
+        made.extend(reversed([p for p in (folder, *folder.parents) if not p.exists()]))
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                made.append(path)
+            except FileExistsError:
+                fd = os.open(path, os.O_RDWR)
         except OSError as exc:
             raise StorageError.wrap(exc, path, "locking") from None
         if not _try_lock(fd):
             os.close(fd)
             raise RunLockedError(
-                f"run folder {str(folder)!r} is being written by {_describe(holder_of(folder))}; "
-                "wait for it to finish (or stop it), or choose another --run-dir. "
-                "'filterprune eval' and 'filterprune report' may read the folder meanwhile"
+                f"{what} {str(folder)!r} is being written by {_describe(holder_of(folder))}; {fix}"
             )
         try:  # the folder may have been removed (and made again) between open and lock
             same = os.path.samestat(os.fstat(fd), os.stat(path))
@@ -119,13 +132,20 @@ def _write_holder(fd: int) -> None:
 
 
 @contextmanager
-def run_lock(folder: str | Path, *, enabled: bool = True) -> Iterator[None]:
-    """Hold the exclusive write lock of run folder ``folder`` (created if missing) in the body.
+def run_lock(
+    folder: str | Path,
+    *,
+    enabled: bool = True,
+    what: str = "run folder",
+    fix: str = RUN_FIX,
+) -> Iterator[None]:
+    """Hold the exclusive write lock of ``folder`` (created if missing) in the body.
 
     Args:
-        folder: The run folder.
+        folder: The folder: a run folder, a report folder, the demo's folder.
         enabled: ``False`` takes no lock (ranks other than 0 of a process group, which never
             write the folder).
+        what, fix: How the refusal names the folder, and what it tells the user to do.
 
     Raises:
         RunLockedError: Another process holds the lock; the message names it.
@@ -143,11 +163,26 @@ def run_lock(folder: str | Path, *, enabled: bool = True) -> Iterator[None]:
         finally:
             held[1] -= 1
         return
-    fd = _open_locked(folder)
+    made: list[Path] = []
+    fd = _open_locked(folder, what, fix, made)
     _write_holder(fd)
     _HELD[key] = [fd, 1]
     try:
         yield
     finally:
         del _HELD[key]
+        _tidy(folder, made)
         os.close(fd)  # closing releases the lock; the file stays for the next run
+
+
+def _tidy(folder: Path, made: list[Path]) -> None:
+    """If the body left ``folder`` holding only the lock we created, remove what we made."""
+    lock = folder / LOCK_NAME
+    try:
+        if lock not in made or [p for p in folder.iterdir() if p.name != LOCK_NAME]:
+            return
+        lock.unlink()  # still locked: a process waiting on it will see it is gone and retry
+        for path in reversed(made[:-1]):
+            path.rmdir()
+    except OSError:
+        pass  # a folder someone else wrote into meanwhile stays

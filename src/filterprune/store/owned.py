@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError, StorageError
 from .files import atomic_write_json, read_json
-from .lock import RunLockedError
+from .lock import LOCK_NAME, RunLockedError
 
 __all__ = [
     "check_owned",
@@ -39,6 +39,7 @@ def _stat(path: Path) -> list[int]:
 def record_files(folder: str | Path, *, skip: tuple[str, ...] = ()) -> dict[str, list[int]]:
     """Relative path -> [size, mtime_ns] of every file under ``folder`` (``skip``: names left out)."""
     folder = Path(folder)
+    skip = (*skip, LOCK_NAME)  # the writer's lock is not content: it stays with the folder
     return {
         p.relative_to(folder).as_posix(): _stat(p)
         for p in sorted(folder.rglob("*"))
@@ -60,7 +61,10 @@ def foreign_file(folder: str | Path, record_name: str) -> str | None:
     folder = Path(folder)
     record = folder / record_name
     if not record.is_file():
-        first = next((p for p in sorted(folder.rglob("*")) if not p.is_dir()), None)
+        entries = sorted(folder.rglob("*"))
+        first = next((p for p in entries if not p.is_dir() and p.name != LOCK_NAME), None)
+        if first is None and not [p for p in entries if p.is_dir()]:
+            return None  # nothing but a lock: an empty folder
         name = first.relative_to(folder).as_posix() if first is not None else "folders"
         return f"holds {name!r}, which filterprune did not write (no {record_name} lists it)"
     files = _recorded(record)
@@ -68,6 +72,8 @@ def foreign_file(folder: str | Path, record_name: str) -> str | None:
         return f"has a {record_name} that filterprune did not write"
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
+        if rel == LOCK_NAME and not path.is_symlink():
+            continue  # the lock of whoever writes here (filterprune's own)
         if path.is_symlink() or (not path.is_dir() and rel != record_name and rel not in files):
             return f"holds {rel!r}, which filterprune did not write"
         if path.is_file() and rel != record_name and _stat(path) != files[rel]:
@@ -83,7 +89,7 @@ def check_owned(folder: str | Path, record_name: str, *, option: str) -> None:
         return
     if not folder.is_dir():
         raise ConfigError(f"{option} {folder} is a file, not a folder; choose another {option}")
-    if not any(folder.iterdir()):
+    if not [p for p in folder.iterdir() if p.name != LOCK_NAME]:
         return
     why = foreign_file(folder, record_name)
     if why is not None:

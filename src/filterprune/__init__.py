@@ -3,7 +3,7 @@
 Quick use::
 
     import filterprune as fp
-    fp.inspect(model, example)                       # what can be pruned, and why not
+    print(fp.inspect(model, example))                # what can be pruned, and why not
     plan = fp.prune(model, example, amount=0.3)      # in place; returns the plan
     fp.apply_plan(fresh_model, fp.Plan.from_json(plan.to_json()))  # rebuild the architecture
 
@@ -44,7 +44,7 @@ from .errors import (
 from .graph import DependencyGraph, TraceError, register_layer, register_leaf
 from .plan import Plan, PlanError
 from .settings import Ranking, Selection
-from .surgery import apply_plan
+from .surgery import apply_plan, fold_computed_weights
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first use
     from . import cli as cli
@@ -107,6 +107,7 @@ __all__ = [
     "__version__",
     "analyze",
     "apply_plan",
+    "fold_computed_weights",
     "count",
     "distributed",
     "criterion_from_removals",

@@ -17,6 +17,7 @@ from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .errors import FilterpruneError
 from .graph.groups import DependencyGraph
 from .graph.tracer import trace
+from .layer_probe import freeze_computed_weights
 from .measure.counting import count
 from .measure.counting import count_params as param_count
 from .plan import Plan
@@ -64,6 +65,10 @@ def analyze(
         leaf_types: Extra module types to treat as opaque leaves.
         probe: Check the analysis by pruning a copy (see :mod:`filterprune.probe`). It is
             skipped when the model has nothing it could find (see ``needs_probe`` there).
+            Layers that compute their weight from the stored one (weight standardisation,
+            weight or spectral norm, a subclass's own ``forward``) are each pruned as a copy
+            too, and channels whose removal changes the kept weights are kept (see
+            :mod:`filterprune.layer_probe`).
         grouped: How grouped convs (ResNeXt, RegNet) and GroupNorm lose channels:
             ``"within"`` (default) removes the same channels inside every group and keeps the
             group count, so a 30 % amount removes about 30 % of them; ``"whole"`` removes
@@ -76,6 +81,8 @@ def analyze(
     with gc_paused():
         tracer = trace(model, example_inputs, leaf_types=leaf_types, grouped=grouped)
         graph = DependencyGraph(model, tracer, ignore=names)
+        if probe:
+            freeze_computed_weights(model, graph)
         if probe and needs_probe(graph):
             for _ in range(MAX_ROUNDS):
                 bad = probe_once(model, example_inputs, graph, leaf_types)
@@ -97,11 +104,34 @@ def analyze(
     return graph
 
 
-def inspect(model: nn.Module, example_inputs: Any, **options: Any) -> DependencyGraph:
-    """Print and return the prunability report of ``model`` (see :func:`analyze`)."""
-    graph = analyze(model, example_inputs, **options)
-    print(graph.report())
-    return graph
+class Inspection:
+    """What :func:`inspect` returns: the report as its ``str`` and ``repr``, the graph inside.
+
+    ``print(fp.inspect(model, x))`` prints the report once; in a REPL or notebook the bare call
+    shows it. Attributes of the :class:`DependencyGraph` (``groups``, ``prunable``, ...) read
+    through, and ``.graph`` is the graph itself.
+    """
+
+    def __init__(self, graph: DependencyGraph) -> None:
+        self.graph = graph
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.graph, name)
+
+    def __str__(self) -> str:
+        return self.graph.report()
+
+    __repr__ = __str__
+
+
+def inspect(model: nn.Module, example_inputs: Any, **options: Any) -> Inspection:
+    """The prunability report of ``model`` (see :func:`analyze`): every channel group, its
+    layers, and why frozen ones stay.
+
+    Nothing is printed: ``print(fp.inspect(model, x))`` shows the report (a REPL shows the
+    returned value by itself). The result reads like the graph (``.groups``, ``.frozen``).
+    """
+    return Inspection(analyze(model, example_inputs, **options))
 
 
 class RankingMemoryError(FilterpruneError, torch.OutOfMemoryError):

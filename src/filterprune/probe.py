@@ -14,12 +14,12 @@ It sits above both :mod:`filterprune.graph` (whose analysis it checks) and
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch import nn
 
+from ._copy import deepcopy_module
 from .graph import labels as L
 from .graph.elements import UNTRACKED
 from .graph.groups import DependencyGraph
@@ -141,7 +141,7 @@ def _probe(
     if graph.on_meta:
         pruned, example_inputs = meta_copy(model), meta_inputs(example_inputs)
     else:
-        pruned = copy.deepcopy(model)
+        pruned = deepcopy_module(model)
     apply_plan(pruned, plan)
     seeds = {}
     for name, elems in graph.module_out.items():

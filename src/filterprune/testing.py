@@ -8,14 +8,13 @@ Layers that normalise channels *together* (LayerNorm over channels, GroupNorm, C
 channels-first LayerNorm) make that impossible by construction: removing a channel changes the
 statistics of the others. With ``restrict_norms=True`` the reference also computes those
 statistics over the kept channels only (written here with ``F.layer_norm``/``F.group_norm`` on
-the kept slice, independently of the surgery), so such models are verified exactly too. A subclass
-of a known layer whose own forward normalises over its input channels (NFNet's weight-standardised
-conv) is evaluated in that reference as itself, with the removed input columns left out.
+the kept slice, independently of the surgery), so such models are verified exactly too. A layer
+whose weight is computed over its input channels (NFNet's weight-standardised conv, weight norm)
+gets no such allowance: zeroing is the reference, and filterprune keeps those inputs.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +24,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from .graph.specs import SubclassSpec, channel_axis, spec_for
+from ._copy import deepcopy_module
+from .graph.specs import channel_axis, spec_for
 from .graph.tracer import prepare_inputs
 from .plan import Plan
 
@@ -36,16 +36,13 @@ def masked_copy(original: nn.Module, plan: Plan, *, restrict_norms: bool = False
     With ``restrict_norms``, LayerNorm and GroupNorm layers (and their subclasses) named by the
     plan take their statistics over the kept channels only (see the module docstring).
     """
-    masked = copy.deepcopy(original)
+    masked = deepcopy_module(original)
     modules = dict(masked.named_modules())
     for name, removed in plan.removed_inputs.items():
         module = modules[name]
         spec = spec_for(module)
         dim = spec.in_dim
         index = torch.tensor(removed, dtype=torch.long)
-        if restrict_norms and isinstance(spec, SubclassSpec) and spec.kind == "mixing":
-            _restrict_inputs(module, name, plan, dim)
-            continue
 
         def zero(mod, args, dim=dim, index=index):
             x = args[0].clone()
@@ -56,28 +53,6 @@ def masked_copy(original: nn.Module, plan: Plan, *, restrict_norms: bool = False
     if restrict_norms:
         return _RestrictedNorms(masked, plan)
     return masked
-
-
-def _restrict_inputs(module: nn.Module, name: str, plan: Plan, dim: int) -> None:
-    """Run ``module`` as itself without the removed input channels (weight columns dropped)."""
-    from .surgery import apply_plan
-
-    holder = nn.Module()
-    holder.add_module("layer", copy.deepcopy(module))
-    n_in, n_out = plan.channels[name]
-    apply_plan(
-        holder,
-        Plan(
-            removed_inputs={"layer": plan.removed_inputs[name]}, channels={"layer": [n_in, n_out]}
-        ),
-    )
-    keep = [i for i in range(n_in) if i not in set(plan.removed_inputs[name])]
-
-    def run(mod, args, output):
-        x = args[0]
-        return holder.layer(x.index_select(dim % x.dim(), torch.tensor(keep, device=x.device)))
-
-    module.register_forward_hook(run)
 
 
 class _NormMode(TorchFunctionMode):

@@ -54,10 +54,25 @@ def test_every_kept_group_names_its_op_and_source_line(name):
             assert "patterns.py:" in reason, reason
 
 
-def test_nfnet_gain_is_sliced_with_the_filters():
-    original, model, plan, _ = _pruned("nfnet")
-    assert model.conv1.gain.shape == (model.conv1.out_channels, 1, 1, 1)
-    assert model.conv1.out_channels < original.conv1.out_channels
+def test_nfnet_gain_is_sliced_with_the_filters_and_standardised_inputs_are_kept():
+    original, model, plan, graph = _pruned("nfnet")
+    assert model.conv2.gain.shape == (model.conv2.out_channels, 1, 1, 1)
+    assert model.conv2.out_channels < original.conv2.out_channels
+    assert model.conv1.in_channels == original.conv1.in_channels  # standardised over inputs
+    assert any("computes its weight" in r and "'conv1'" in r for r in _reasons(graph))
+
+
+def test_nfnet_folded_into_plain_convs_prunes_its_inputs():
+    model = randomize_norms(PATTERNS["nfnet"]()).eval()
+    x = _x()
+    with torch.no_grad():
+        before = model(x)
+    assert fp.fold_computed_weights(model) == ["stem", "conv1", "conv2"]
+    with torch.no_grad():
+        assert float((model(x) - before).abs().max()) < 1e-5 * float(before.abs().max())
+    original = copy.deepcopy(model)
+    plan = fp.prune(model, x, amount=0.3)
+    assert max_difference(original, model, plan, x) < 1e-5 * float(before.abs().max())
     assert _kept_fraction(original, model) < 0.75
 
 

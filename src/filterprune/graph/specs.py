@@ -338,9 +338,19 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
             if isinstance(spec, PReLUSpec) and module.num_parameters == 1:
                 return None  # a single shared slope is element-wise
             if cls is not type(module) and spec.kind != "opaque":
-                return SubclassSpec(spec, module)
+                spec = SubclassSpec(spec, module)
+            if spec.kind == "mixing" and module._forward_pre_hooks:
+                from .computed import LegacyWeightNormSpec, weight_norm_hooks
+
+                if weight_norm_hooks(module):
+                    return LegacyWeightNormSpec(spec, module)
             return spec
     return None
+
+
+def registered_type(module: nn.Module) -> type | None:
+    """The registered layer type ``module`` is looked up as (itself or a base class)."""
+    return next((cls for cls in type(module).__mro__ if cls in _REGISTRY), None)
 
 
 class SubclassSpec(LayerSpec):
@@ -359,6 +369,7 @@ class SubclassSpec(LayerSpec):
         self.kind = base.kind
         self.in_dim, self.out_dim = base.in_dim, base.out_dim
         known = {p.name for p in base.out_params(module) + base.in_params(module)}
+        known |= {f"{n}{s}" for n in _weight_norm_names(module) for s in ("_g", "_v")}
         if isinstance(base, PerChannelSpec):
             known |= set(base.params)
         n_in, n_out = base.channels(module)
@@ -413,6 +424,17 @@ BUILTIN_SPECS: dict[type, LayerSpec] = dict(_REGISTRY)
 
 
 def is_builtin_layer(module: nn.Module) -> bool:
-    """Whether ``module`` is exactly a torch layer type whose shipped spec is still in use."""
+    """Whether ``module`` is exactly a torch layer type whose shipped spec is still in use.
+
+    A layer with hooks of its own (the legacy ``weight_norm``) is not: it may compute what it
+    applies (see :mod:`.computed`).
+    """
     spec = BUILTIN_SPECS.get(type(module))
-    return spec is not None and _REGISTRY.get(type(module)) is spec
+    hooked = module._forward_pre_hooks or module._forward_hooks
+    return spec is not None and _REGISTRY.get(type(module)) is spec and not hooked
+
+
+def _weight_norm_names(module: nn.Module) -> list[str]:
+    from .computed import weight_norm_hooks
+
+    return [h.name for h in weight_norm_hooks(module)]

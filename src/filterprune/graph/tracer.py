@@ -9,7 +9,6 @@ tensors to the output label tensors, merging or freezing channel elements as the
 
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 import sys
@@ -22,6 +21,7 @@ from torch.autograd.function import BackwardCFunction
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from .._copy import deepcopy_module
 from ..errors import ConfigError, FilterpruneError
 from . import labels as L
 from . import rules
@@ -69,6 +69,7 @@ class OpRecord:
     outputs: list[torch.Tensor] = field(default_factory=list)
     in_ids: list[int] = field(default_factory=list)
     out_ids: list[int] = field(default_factory=list)
+    in_shapes: list[tuple[int, ...]] = field(default_factory=list)  # leaf modules only
 
 
 @dataclass
@@ -260,6 +261,7 @@ class Tracer(TorchFunctionMode):
                     record.inputs = [self.label(t) for t in tensors]  # the probe freezes these
                     record.in_ids = [id(t) for t in tensors]
                     record.out_ids = [id(t) for t in outs]
+                    record.in_shapes = [tuple(t.shape) for t in tensors]
                     self._alive.append((tensors, outs))
                     self.current_op = record
                     self.ops.append(record)
@@ -336,7 +338,7 @@ def meta_copy(model: nn.Module) -> nn.Module:
                 if isinstance(t, nn.Parameter)
                 else empty
             )
-    twin = copy.deepcopy(model, memo)
+    twin = deepcopy_module(model, memo, detached=lambda t: torch.empty_like(t, device="meta"))
     for module in twin.modules():
         if type(module) in _PLAIN_NORMS:
             module.forward = _shape_only_forward(module)

@@ -23,9 +23,10 @@ class EpochLoader:
     """``loader``, calling ``set_epoch`` on its ``DistributedSampler`` before every pass.
 
     Pass ``k`` (from 0) uses epoch ``first_epoch + k``, so each pass gets a new shuffle, the same
-    on every rank. Any other loader is iterated unchanged. The loop passes its ``start_step``: a
-    pass takes at least one step, so no two passes of a run share an epoch, and a resumed run
-    uses the epochs of an uninterrupted one.
+    on every rank. Any other loader is iterated unchanged. The loop passes its ``start_step``
+    (epochs done with an epoch budget, steps done with a step budget, and a pass takes at least
+    one step), so no two passes of a run share an epoch, and a resumed run uses the epochs of an
+    uninterrupted one.
     """
 
     def __init__(self, loader: Iterable[Any], first_epoch: int = 0) -> None:

@@ -67,12 +67,26 @@ def write_model_description(
         return atomic_write_json(run_dir / MODEL_JSON, info)
     cls = type(model)
     where = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__.split(".")[0] == "torch":  # nn.Sequential & co: built in the user's code
+        factory, build = "MYMODULE:FUNCTION", "FUNCTION()"
+        how = (
+            f"It is a plain torch {cls.__qualname__} built in your code, so write a function "
+            "that builds it (in MYMODULE.py, importable from where you run filterprune:\n"
+            f"  def FUNCTION():\n      return nn.{cls.__qualname__}(...)  # the original layers\n"
+            "), and pass it as MYMODULE:FUNCTION:\n\n"
+        )
+    else:
+        factory, build = f"{cls.__module__}:FUNCTION", f"{cls.__qualname__}(...)"
+        how = (
+            f"FUNCTION is a function of {cls.__module__} (or of any module you can import) "
+            f"that returns a new {cls.__qualname__}:\n\n"
+        )
     return atomic_write_text(
         run_dir / MODEL_NOTE,
         f"This run pruned a {where} that filterprune cannot rebuild from a file.\n"
-        "To evaluate, report or load it, pass the function that builds the ORIGINAL model:\n\n"
-        f"  filterprune eval --load {run_dir} --model {cls.__module__}:FUNCTION "
-        "--trust-model-code --task TASK\n"
-        f"  filterprune.load({str(run_dir)!r}, lambda: {cls.__qualname__}(...))\n\n"
+        "To evaluate, report or load it, pass the function that builds the ORIGINAL model.\n"
+        + how
+        + f"  filterprune eval --load {run_dir} --model {factory} --trust-model-code --task TASK\n"
+        f"  filterprune.load({str(run_dir)!r}, lambda: {build})\n\n"
         "A model built with filterprune.models.create_model gets a model.json instead.\n",
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -38,6 +39,7 @@ from ..store.weights import state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from .describe import write_model_description
 from .layers import channel_groups, ignored_layers
+from .limits import short_step_warning, start_warnings
 from .replicas import Replicas
 from .result import RunResult
 from .state import LoopState, restore, seed_everything
@@ -87,7 +89,8 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
 
 
 def _finetune_text(budget: Budget, steps: int) -> str:
-    return f"{budget} ({steps} steps)" if budget.unit == "epochs" else f"{steps} steps"
+    counted = f"{steps} step" + ("" if steps == 1 else "s")
+    return f"{budget} ({counted})" if budget.unit == "epochs" else counted
 
 
 class PruningLoop:
@@ -182,7 +185,10 @@ class PruningLoop:
         if budget.amount <= 0 or self.finetune_fn is None:
             return 0
         model = self.replicas.for_training(self.model)  # a DDP wrapper under torch.distributed
-        done = self.replicas.shared(self.finetune_fn(model, self.state.steps_done, budget))
+        epochs = budget.unit == "epochs"
+        start = self.state.epochs_done if epochs else self.state.steps_done  # in budget's unit
+        done = self.replicas.shared(self.finetune_fn(model, start, budget))
+        self.state.epochs_done += budget.amount if epochs else 0
         self.replicas.sync(self.model)  # BatchNorm statistics followed each rank's own batches
         if done is None:
             return 0
@@ -246,6 +252,7 @@ class PruningLoop:
         if rejected is not None:
             kept_state.rows, kept_state.iteration = self.state.rows, rejected
             kept_state.steps_done = self.state.steps_done
+            kept_state.epochs_done = self.state.epochs_done
         self.model, self._graph, self.state = kept_model, None, kept_state
         self._keep_best()
 
@@ -276,6 +283,9 @@ class PruningLoop:
         self._keep_original()
         self._graph = analyze(self.model, self.example, ignore=self.ignore)
         self.state.base_total = sum(g.size for g in self._graph.prunable)
+        if self.replicas.main:  # say now what the settings cannot do
+            for warning in start_warnings(self.config, [g.size for g in self._graph.prunable]):
+                logger.warning("%s", warning)
         seed_everything(self.config.seed, 0)
         if self.evaluate_fn is not None and self.replicas.main:
             logger.info("evaluating the starting model")
@@ -392,7 +402,15 @@ class PruningLoop:
         started = time.perf_counter()
         seed_everything(cfg.seed, i)
         self.model.zero_grad(set_to_none=True)
+        if self._graph is None:
+            self._graph = analyze(self.model, self.example, ignore=self.ignore)
+        prunable = sum(g.size for g in self._graph.prunable)
         step, ranked = self._prune(planned)
+        if planned.scope == "global" and self.replicas.main:  # name what held it back
+            asked = math.floor(planned.fraction * prunable + 1e-9)
+            short = short_step_warning(cfg, i, asked, step.num_removed)
+            if short is not None:
+                logger.warning("%s", short)
         self.replicas.check(step)  # under DDP: every rank removed the same channels
         self.replicas.forget()  # new parameters: finetuning gets a new DDP wrapper
         if step.num_removed == 0:
@@ -506,6 +524,13 @@ class PruningLoop:
             details.append(f"{self.collapse} (rejected; the last good model was kept)")
         elif self.guard is not None and not self.guard.holds(final_row.get("metrics") or {}):
             details.append(f"the final model's {self.guard.describe(final_row['metrics'])}")
+        goal, base = self.config.max_pruned_fraction, self.state.base_total
+        done = self.state.removed_total / base if base else 0.0
+        if reason == "max_iterations" and goal < 1 and done + 1e-9 < goal:
+            details.append(
+                f"max_iterations={self.config.max_iterations} (--max-iterations) stopped the run "
+                f"at {done:.0%} of the prunable channels, short of max_pruned_fraction={goal:g}"
+            )
         missed = unmet_targets(self.config, self.state.rows[0], final_row)
         if reason != "target_reached" and missed:
             details.append(f"targets not reached: {', '.join(missed)}")
@@ -616,7 +641,8 @@ def run_pruning(
         config: The run's :class:`PruneConfig`.
         finetune: ``finetune(model, start_step, budget) -> steps_done``: train ``model`` in place
             for ``budget`` (a :class:`Budget`: ``budget.steps`` or ``budget.epochs`` is set);
-            ``start_step`` is the number of steps done so far in the run. Build the optimizer
+            ``start_step`` is the finetuning done so far in the run, in the budget's unit:
+            steps, or epochs with ``finetune_unit="epochs"``. Build the optimizer
             inside the callback, on every call: pruning replaces the parameters.
         evaluate: ``evaluate(model) -> {"metric": value}``; also called on the starting model.
         batches: ``batches() -> iterable of (inputs, targets)``, fresh on each call; the first

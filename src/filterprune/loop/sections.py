@@ -188,7 +188,7 @@ class Budget:
         return self.amount if self.unit == "epochs" else None
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.unit}"
+        return f"{self.amount} {self.unit[:-1] if self.amount == 1 else self.unit}"
 
 
 @dataclass(frozen=True)

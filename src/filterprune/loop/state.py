@@ -50,6 +50,7 @@ class LoopState:
         rows: The recorded rows.
         removed_total: Channels removed so far (from the current model's lineage).
         steps_done: Finetuning steps done so far (passed to the callback as ``start_step``).
+        epochs_done: Finetuning epochs done so far (passed instead with ``unit="epochs"``).
         base_total: Prunable channels of the starting model (the base of the pruned fraction).
         iteration: Last completed iteration.
         current: Checkpoint name of the model the loop holds (differs from ``iteration`` after
@@ -61,6 +62,7 @@ class LoopState:
     rows: list[dict[str, Any]] = field(default_factory=list)
     removed_total: int = 0
     steps_done: int = 0
+    epochs_done: int = 0
     base_total: int = 0
     iteration: int = 0
     current: str = "iter_000"
@@ -81,6 +83,7 @@ class LoopState:
             "best_iteration": self.best_iteration,
             "removed_total": self.removed_total,
             "steps_done": self.steps_done,
+            "epochs_done": self.epochs_done,
             "base_total": self.base_total,
             "finished": finished,
             "stop_reason": stop_reason,
@@ -129,6 +132,7 @@ def restore(
         rows=rows,
         removed_total=saved["removed_total"],
         steps_done=saved["steps_done"],
+        epochs_done=saved.get("epochs_done", 0),  # runs of 0.x have none
         base_total=saved["base_total"],
         iteration=last,
         current=saved["current"],

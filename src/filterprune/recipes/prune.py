@@ -22,6 +22,7 @@ from ..store.channels import write_channel_txt
 from ..store.lock import run_lock
 from ..store.owned import discard_on_error
 from ..store.widths import channel_list
+from ..tasks.chance import warning_first_evaluation
 from .data import Data, default_model_args, load_data
 from .errors import RecipeError
 from .models import (
@@ -178,7 +179,15 @@ def prune_saved(
             resume=resume,
             base_plan=plan,
             progress=progress,
-            **hooks.as_kwargs(),
+            **{
+                **hooks.as_kwargs(),
+                "evaluate": warning_first_evaluation(  # said before the first ranking
+                    hooks.evaluate,
+                    data.example,
+                    what=f"the model loaded from {load}",
+                    fix="Pruning keeps what a model learned; train it first (filterprune train).",
+                ),
+            },
         )
         if main:
             write_channels(run_dir, result.model, data.example)

@@ -22,6 +22,7 @@ from ..plan import Plan
 from ..store.checkpoint import is_own_checkpoint, write_checkpoint_dir
 from ..store.model_json import MODEL_JSON
 from ..store.weights import state_dict_bytes
+from ..tasks.chance import warn_near_chance
 from .data import Data, default_model_args
 from .errors import RecipeError
 from .models import check_fits_data, check_runs_on, model_factory
@@ -203,6 +204,13 @@ def train_baseline(
     if not is_main_process():  # rank 0 evaluates and saves its replica
         return TrainResult(steps=done, metrics={}, out=out)
     metrics = data.task.evaluate(net, data.val_loader, device=device, progress=progress)
+    warn_near_chance(  # a baseline that has not learned is not worth pruning
+        metrics,
+        net,
+        data.example,
+        what=f"the trained {model}",
+        fix="Train longer (--steps, --epochs), check --lr and the labels before pruning it.",
+    )
     info = {
         "model": stable_spec(model),  # found again from any folder
         "model_args": kwargs,

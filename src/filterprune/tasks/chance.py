@@ -1,0 +1,84 @@
+"""A baseline that has not learned: accuracy near chance level, said before time is spent on it.
+
+Pruning keeps what a model learned; a classifier at chance level has learned nothing, so its
+pruning curve (and any comparison of criteria on it) means nothing. ``train`` ends with a warning
+when its model is there, and ``prune`` says so once the starting model is evaluated, before the
+first ranking.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["chance_warning", "num_outputs", "warn_near_chance", "warning_first_evaluation"]
+
+logger = logging.getLogger("filterprune.tasks")
+
+
+@torch.no_grad()
+def num_outputs(model: nn.Module, example: Any) -> int | None:
+    """Logits per sample of a classifier on ``example`` (``None`` if the output is not 2-D)."""
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        if param is not None and isinstance(example, torch.Tensor):
+            example = example.to(param.device)
+        out = model(example)
+    finally:
+        model.train(was_training)
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
+
+
+def chance_warning(
+    metrics: Mapping[str, float], classes: int | None, *, what: str, fix: str
+) -> str | None:
+    """A warning when ``metrics["accuracy"]`` is near chance (``1 / classes``), else ``None``.
+
+    Near means at most ``min(1.5 x chance, chance + 0.1)``: 0.15 for 10 classes, 0.6 for 2.
+    """
+    accuracy = metrics.get("accuracy")
+    if accuracy is None or not classes or classes < 2:
+        return None
+    chance = 1 / classes
+    if accuracy > min(1.5 * chance, chance + 0.1):
+        return None
+    return (
+        f"{what} has accuracy {accuracy:.3f}, near chance level ({chance:.3f} for {classes} "
+        f"classes): it has not learned. {fix}"
+    )
+
+
+def warn_near_chance(
+    metrics: Mapping[str, float], model: nn.Module, example: Any, *, what: str, fix: str
+) -> str | None:
+    """Log (WARNING, logger ``filterprune.tasks``) and return :func:`chance_warning`'s text."""
+    if "accuracy" not in metrics:
+        return None
+    text = chance_warning(metrics, num_outputs(model, example), what=what, fix=fix)
+    if text is not None:
+        logger.warning("%s", text)
+    return text
+
+
+def warning_first_evaluation(
+    evaluate: Callable[[nn.Module], Mapping[str, float]], example: Any, *, what: str, fix: str
+) -> Callable[[nn.Module], Mapping[str, float]]:
+    """``evaluate``, checking its first result (the starting model's) with :func:`warn_near_chance`."""
+    calls = []
+
+    def checked(model: nn.Module) -> Mapping[str, float]:
+        metrics = evaluate(model)
+        if not calls:
+            warn_near_chance(metrics, model, example, what=what, fix=fix)
+        calls.append(1)
+        return metrics
+
+    return checked

@@ -152,7 +152,7 @@ def _needs_check(module: nn.Module, spec: LayerSpec) -> str | None:
     if spec.kind != "mixing" or is_builtin_layer(module):
         return None
     base = registered_type(module)
-    return computed_weight(module, getattr(base, "forward", None))
+    return computed_weight(module, base)
 
 
 def freeze_computed_weights(model: nn.Module, graph: DependencyGraph) -> bool:

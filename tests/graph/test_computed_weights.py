@@ -44,6 +44,15 @@ class StdConv(nn.Conv2d):
         return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
+class ConvForwardStd(nn.Conv2d):
+    """Standardises in ``_conv_forward`` (``forward`` is nn.Conv2d's own)."""
+
+    def _conv_forward(self, x, weight, bias):
+        w = weight - weight.mean(dim=(1, 2, 3), keepdim=True)
+        w = w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        return super()._conv_forward(x, w, bias)
+
+
 class CenteredLinear(nn.Linear):
     """A user's own weight-centred linear: ``W - mean over inputs`` per output row."""
 
@@ -80,6 +89,7 @@ CONVS = {
     "std_conv_gain": lambda i, o: StdConv(i, o, 3),
     "std_conv": lambda i, o: StdConv(i, o, 3, gain=False),
     "std_conv_grouped": lambda i, o: StdConv(i, o, 3, groups=4),
+    "std_conv_forward_method": lambda i, o: ConvForwardStd(i, o, 3, padding=1),
     "legacy_weight_norm": lambda i, o: weight_norm(nn.Conv2d(i, o, 3, padding=1)),
     "legacy_weight_norm_all": lambda i, o: weight_norm(nn.Conv2d(i, o, 3, padding=1), dim=None),
     "legacy_spectral_norm": lambda i, o: nn.utils.spectral_norm(nn.Conv2d(i, o, 3, padding=1)),

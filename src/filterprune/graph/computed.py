@@ -25,21 +25,24 @@ def _hooks(module: nn.Module) -> list[object]:
     return [*module._forward_pre_hooks.values(), *module._forward_hooks.values()]
 
 
+_OVERRIDDEN = ("forward", "_conv_forward")  # where a subclass may compute the weight it applies
+
+
 def weight_norm_hooks(module: nn.Module) -> list[WeightNorm]:
     """The legacy ``torch.nn.utils.weight_norm`` hooks of ``module``."""
     return [h for h in module._forward_pre_hooks.values() if isinstance(h, WeightNorm)]
 
 
-def computed_weight(module: nn.Module, base_forward: object | None = None) -> str | None:
+def computed_weight(module: nn.Module, base: type[nn.Module] | None = None) -> str | None:
     """How ``module`` may compute the weight it applies, or ``None`` if it applies its tensors.
 
     Args:
         module: A leaf module of a known layer type.
-        base_forward: The ``forward`` of the registered type it is looked up as; a class whose
-            ``forward`` differs (a subclass overriding it) is reported.
+        base: The registered type it is looked up as; a subclass overriding its ``forward`` (or
+            a conv's ``_conv_forward``) is reported.
 
     Returns:
-        A phrase naming the mechanism (a parametrization, a hook, an overriding forward).
+        A phrase naming the mechanism (a parametrization, a hook, an overriding method).
     """
     if parametrize.is_parametrized(module):
         kinds = {
@@ -51,9 +54,11 @@ def computed_weight(module: nn.Module, base_forward: object | None = None) -> st
     hooks = _hooks(module)
     if hooks:
         return f"forward hook {', '.join(sorted({type(h).__name__ for h in hooks}))}"
-    forward = type(module).forward
-    if base_forward is not None and forward is not base_forward:
-        return f"{forward.__qualname__}"
+    if base is not None and type(module) is not base:
+        for method in _OVERRIDDEN:
+            own = getattr(type(module), method, None)
+            if own is not None and own is not getattr(base, method, None):
+                return own.__qualname__
     return None
 
 

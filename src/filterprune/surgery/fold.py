@@ -112,7 +112,7 @@ def fold_computed_weights(model: nn.Module) -> list[str]:
             if spec is None or spec.kind != "mixing":
                 continue
             base = registered_type(module)
-            if computed_weight(module, getattr(base, "forward", None)) is None:
+            if computed_weight(module, base) is None:
                 continue
             if parametrize.is_parametrized(module):
                 for tensor in list(module.parametrizations):
@@ -122,7 +122,7 @@ def fold_computed_weights(model: nn.Module) -> list[str]:
                     remove_weight_norm(module, hook.name)
                 elif isinstance(hook, SpectralNorm):
                     remove_spectral_norm(module, hook.name)
-            if computed_weight(module, getattr(base, "forward", None)) is None:
+            if computed_weight(module, base) is None:
                 folded.append(name)
             elif not (module._forward_pre_hooks or module._forward_hooks):
                 if _fold_forward(module, base):

@@ -9,6 +9,7 @@ complete, loadable run). An API case calls the Python API and expects an excepti
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -649,10 +650,35 @@ CLI_CASES = [
         "model-arg-hub-overlay",
         "`--model timm:resnet18 --model-arg pretrained_cfg_overlay=...`",
         lambda env: [
-            "inspect", "--model", "timm:resnet18", "--model-arg",
+            "inspect",
+            "--model",
+            "timm:resnet18",
+            "--model-arg",
             'pretrained_cfg_overlay={"file": "/etc/passwd"}',
         ],  # fmt: skip
         ("--model-arg", "'pretrained_cfg_overlay'", "is refused"),
+    ),
+    CliCase(
+        "report-symlink",
+        "`report` of a run whose `RUN_DIR/report` is a symbolic link planted to another folder",
+        lambda env: ["report", str(env.run), "--no-plots", "-q"],
+        ("--out", "run/report", "is a symbolic link", "never writes through a link"),
+        setup=lambda env: (
+            _finished_run(env),
+            shutil.rmtree(env.run / "report", ignore_errors=True),
+            (env.root / "elsewhere").mkdir(),
+            (env.run / "report").symlink_to(env.root / "elsewhere"),
+        ),
+    ),
+    CliCase(
+        "train-out-symlink",
+        "`train --out` names a symbolic link to another folder",
+        lambda env: [*TRAIN, "--out", env.root / "link", "--overwrite"],
+        ("--out", "link", "is a symbolic link", "nothing was written"),
+        setup=lambda env: (
+            (env.root / "elsewhere").mkdir(),
+            (env.root / "link").symlink_to(env.root / "elsewhere"),
+        ),
     ),
     CliCase(
         "weight-decay-nan",

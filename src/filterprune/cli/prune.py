@@ -190,7 +190,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     ft.add_argument(
         "--final-lr",
-        type=real(0.0, low_open=True),
+        type=real(),  # > 0 is checked with the baseline's settings (Optimizer.final_lr)
         metavar="LR",
         help="the final finetuning starts at LR and decays to 0 along a cosine "
         "(default: the baseline's training rate)",

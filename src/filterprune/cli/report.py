@@ -87,6 +87,9 @@ def _deploy_inputs(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..store.files import refuse_symlink
+
+    refuse_symlink(args.out or args.run_dir / "report", option="--out")
     from .. import report as rep
 
     if not args.run_dir.is_dir():

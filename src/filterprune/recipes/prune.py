@@ -72,7 +72,11 @@ def with_final_pass(config: PruneConfig, train_loader: Any) -> PruneConfig:
 
 
 def check_run_dir(run_dir: str | Path, *, resume: bool) -> None:
-    """Refuse to start a new run in a folder that holds one (``resume`` continues it)."""
+    """Refuse to start a new run in a folder that holds one (``resume`` continues it), or in a
+    symbolic link."""
+    from ..store.files import refuse_symlink
+
+    refuse_symlink(run_dir, option="--run-dir")
     if RunDir(run_dir).exists() and not resume:
         raise RecipeError(
             f"--run-dir {run_dir} already holds a run; add --resume to continue it or "

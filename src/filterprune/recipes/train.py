@@ -20,6 +20,7 @@ from ..models._user_code import stable_spec
 from ..parallel import is_distributed, is_main_process, rewrap_ddp
 from ..plan import Plan
 from ..store.checkpoint import is_own_checkpoint, write_checkpoint_dir
+from ..store.files import refuse_symlink
 from ..store.model_json import MODEL_JSON
 from ..store.weights import state_dict_bytes
 from ..tasks.chance import warn_near_chance
@@ -129,6 +130,7 @@ class TrainResult:
 def check_out(out: str | Path, *, overwrite: bool) -> None:
     """Refuse an ``out`` that exists, unless ``overwrite`` and filterprune wrote it."""
     out = Path(out)
+    refuse_symlink(out, option="--out")
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if not overwrite:

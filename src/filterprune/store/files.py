@@ -204,3 +204,25 @@ def remove_leftovers(folder: str | Path) -> list[Path]:
                 entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+def refuse_symlink(path: str | Path, *, option: str) -> None:
+    """Refuse an output folder (or file) that is a symbolic link.
+
+    filterprune never writes through a link it did not create: a link planted at
+    ``RUN_DIR/report`` (or at ``--out``, ``--run-dir``) would otherwise send its files, and the
+    removal of files an earlier report wrote, to wherever the link points.
+
+    Raises:
+        ConfigError: ``path`` is a symbolic link; the message names it, its target and ``option``.
+    """
+    from ..errors import ConfigError
+
+    path = Path(path)
+    if path.is_symlink():
+        target = os.readlink(path)
+        raise ConfigError(
+            f"{option} {str(path)!r} is a symbolic link (to {target!r}); filterprune never writes "
+            f"through a link it did not create, so nothing was written: pass the real folder as "
+            f"{option}, or remove the link"
+        )

@@ -516,6 +516,17 @@ class PruningLoop:
             stop_detail=self._stop_detail(reason, final_row),
         )
 
+    def _limit_note(self, reason: str) -> str:
+        """Which setting stopped a run short of its maximum pruned fraction."""
+        goal, base = self.config.max_pruned_fraction, self.state.base_total
+        done = self.state.removed_total / base if base else 0.0
+        if reason != "max_iterations" or goal >= 1 or done + 1e-9 >= goal:
+            return ""
+        return (
+            f" (max_iterations={self.config.max_iterations}, --max-iterations, stopped the run "
+            f"at {done:.0%} of the prunable channels, short of max_pruned_fraction={goal:g})"
+        )
+
     def _stop_detail(self, reason: str, final_row: dict[str, Any]) -> str | None:
         if reason == "non_finite":
             return self.divergence
@@ -524,13 +535,6 @@ class PruningLoop:
             details.append(f"{self.collapse} (rejected; the last good model was kept)")
         elif self.guard is not None and not self.guard.holds(final_row.get("metrics") or {}):
             details.append(f"the final model's {self.guard.describe(final_row['metrics'])}")
-        goal, base = self.config.max_pruned_fraction, self.state.base_total
-        done = self.state.removed_total / base if base else 0.0
-        if reason == "max_iterations" and goal < 1 and done + 1e-9 < goal:
-            details.append(
-                f"max_iterations={self.config.max_iterations} (--max-iterations) stopped the run "
-                f"at {done:.0%} of the prunable channels, short of max_pruned_fraction={goal:g}"
-            )
         missed = unmet_targets(self.config, self.state.rows[0], final_row)
         if reason != "target_reached" and missed:
             details.append(f"targets not reached: {', '.join(missed)}")
@@ -578,7 +582,7 @@ class PruningLoop:
             if bar is not None:
                 bar.close()
         if self.replicas.main:
-            logger.info("stopped: %s", STOP_REASONS[reason])
+            logger.info("stopped: %s%s", STOP_REASONS[reason], self._limit_note(reason))
         if reason == "non_finite":
             final, final_row = self.state.current, self.state.current_row
         else:

@@ -93,4 +93,5 @@ def load_data(
     saved: dict[str, Any] | None = None,
 ) -> Data:
     """The datasets and loaders the data flags ask for (unset flags: ``saved``, then defaults)."""
-    return _recipe.load_data(task_name, seed=seed, saved=saved, **data_options(args))
+    split = getattr(args, "split", "val")  # eval --split test
+    return _recipe.load_data(task_name, seed=seed, saved=saved, split=split, **data_options(args))

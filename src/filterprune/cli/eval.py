@@ -31,6 +31,7 @@ DESCRIPTION = (
 EXAMPLES = [
     "filterprune eval --load runs/vgg-pruned",
     "filterprune eval --load runs/vgg-pruned/iter_002 --latency --json",
+    "filterprune eval --load runs/fm-pruned --split test   # the t10k file, once, at the end",
     "filterprune eval --compare runs/vgg-pruned/iter_000 --load runs/vgg-pruned --latency "
     "--batch-sizes 1 16 --threads 2 --rounds 7",
     "filterprune eval --load model.safetensors --model unet --model-arg base=16 --task segment "
@@ -49,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_args(parser)
     add_widths_args(parser)
     add_data_args(parser, required=False)
+    parser.add_argument(
+        "--split",
+        choices=("val", "test"),
+        default="val",
+        help="what to evaluate on: the validation split (default; what train and prune use) or "
+        "the test split, which train and prune never read: a classify folder's test/ or the "
+        "t10k file of MNIST-format data",
+    )
     parser.add_argument(
         "--compare",
         type=existing_path,

@@ -80,7 +80,9 @@ def _is_idx(data: str) -> bool:
     )
 
 
-def _idx(task_name: str, settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
+def _idx(
+    task_name: str, settings: dict[str, Any], *, test: bool = False
+) -> tuple[Dataset, Dataset]:
     from ..tasks.idx import IDXConfig, idx_datasets
 
     if task_name != "classify":
@@ -99,7 +101,14 @@ def _idx(task_name: str, settings: dict[str, Any]) -> tuple[Dataset, Dataset]:
         seed=settings["seed"],
         **options,
     )
-    train, val, _test = idx_datasets(settings["data"], config)  # the test split stays unseen
+    train, val, test_set = idx_datasets(settings["data"], config)
+    if test:  # eval --split test only: train and prune never read the t10k file
+        if test_set is None or len(test_set) == 0:
+            raise RecipeError(
+                f"--split test: --data {settings['data']} has no t10k test file; "
+                "evaluate on the validation split (--split val)"
+            )
+        return train, test_set
     return train, val
 
 
@@ -164,6 +173,27 @@ def _folder(
     )
 
 
+def _test_folder(task_name: str, root: Path, size: int, train: Dataset) -> Dataset:
+    """A classify folder's ``test/`` split, with the training classes."""
+    from ..tasks import ImageFolderDataset
+
+    if task_name != "classify" or not (root / "test").is_dir():
+        raise RecipeError(
+            f"--split test: --data {root} has no test/ folder; evaluate on the validation split "
+            "(--split val)"
+        )
+    test = ImageFolderDataset(root / "test", image_size=size)
+    classes = getattr(train, "classes", None) or getattr(
+        getattr(train, "dataset", None), "classes", None
+    )
+    if classes is not None and test.classes != classes:
+        raise RecipeError(
+            f"--data {root}: the classes of test/ ({', '.join(test.classes)}) and of train/ "
+            f"({', '.join(classes)}) differ"
+        )
+    return test
+
+
 def load_data(
     task_name: str,
     *,
@@ -176,6 +206,7 @@ def load_data(
     seed: int | None = None,
     saved: dict[str, Any] | None = None,
     resize_masks: bool = False,
+    split: str = "val",
 ) -> Data:
     """Datasets and loaders for ``task_name`` (``"classify"`` or ``"segment"``).
 
@@ -193,6 +224,11 @@ def load_data(
         saved: Settings stored in a model.json (``Data.settings`` of an earlier call).
         resize_masks: Segment folders: resize a mask whose size differs from its image (by
             default that is an error naming both files).
+        split: What ``Data.val`` holds: ``"val"`` (the validation split; what ``train`` and
+            ``prune`` use) or ``"test"``, for a final evaluation only: the ``t10k`` file of
+            MNIST-format data, or a classify folder's ``test/`` (when the folder also has a
+            ``val/``, ``valid/`` or ``validation/``, ``test/`` is read by nothing else; with
+            ``train/`` and ``test/`` alone, ``test/`` is also the validation split).
 
     Under torchrun the training loader yields this rank's shard (a ``DistributedSampler``); the
     validation loader holds the whole validation set on every rank.
@@ -217,12 +253,21 @@ def load_data(
         except TypeError as exc:
             raise RecipeError(f"--data-arg {settings['data_args']}: {exc}") from None
     elif _is_idx(settings["data"]):
-        train, val = _idx(task_name, settings)
+        train, val = _idx(task_name, settings, test=split == "test")
     else:
         if settings["data_args"]:
             raise RecipeError("--data-arg only applies to --data builtin")
         root = Path(settings["data"])
         train, val = _folder(task_name, root, size, settings["val_fraction"], seed, resize_masks)
+        if split == "test":
+            val = _test_folder(task_name, root, size, train)
+    if split not in ("val", "test"):
+        raise RecipeError(f"--split must be val or test, got {split!r}")
+    if split == "test" and (settings["data"] == "builtin" or task_name != "classify"):
+        raise RecipeError(
+            f"--split test: --data {settings['data']} has no test split (a classify folder's "
+            "test/ or an MNIST-format t10k file); evaluate on the validation split (--split val)"
+        )
     if limit is not None:
         if limit < 1:
             raise RecipeError(f"--limit must be >= 1, got {limit}")

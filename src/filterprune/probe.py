@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ._copy import deepcopy_module
+from ._modes import restore_training, training_flags
 from .graph import labels as L
 from .graph.elements import UNTRACKED
 from .graph.groups import DependencyGraph
@@ -153,7 +154,7 @@ def _probe(
     by_name = {g.name: g for g in graph.groups}
     root = graph.sets.roots()
     removed = root[[by_name[n].classes[c] for n, cs in targets.items() for c in cs]]
-    was_training = pruned.training
+    was_training = training_flags(pruned)
     pruned.eval()
     failed = False
     try:
@@ -161,7 +162,7 @@ def _probe(
     except Exception:  # noqa: BLE001 - any failure of the pruned copy is a finding
         failed = True
     finally:
-        pruned.train(was_training)
+        restore_training(was_training)
     index = _first_mismatch(graph.ops, tracer.ops, removed, root)
     if index is None and failed:
         index = min(len(tracer.ops), len(graph.ops) - 1)

@@ -25,6 +25,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from ._copy import deepcopy_module
+from ._modes import restore_training, training_flags
 from .graph.specs import channel_axis, spec_for
 from .graph.tracer import prepare_inputs
 from .plan import Plan
@@ -140,7 +141,7 @@ def max_difference(
     ``restrict_norms``: see :func:`masked_copy`.
     """
     reference = masked_copy(original, plan, restrict_norms=restrict_norms).eval()
-    pruned_mode = pruned.training
+    pruned_mode = training_flags(pruned)
     pruned.eval()
     try:
         with torch.no_grad():
@@ -148,7 +149,7 @@ def max_difference(
             want = tree_flatten(reference(*args))[0]
             got = tree_flatten(pruned(*args))[0]
     finally:
-        pruned.train(pruned_mode)
+        restore_training(pruned_mode)
     diff = 0.0
     for a, b in zip(want, got, strict=True):
         if a.shape != b.shape:

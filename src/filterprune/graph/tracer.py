@@ -22,6 +22,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .._copy import deepcopy_module
+from .._modes import restore_training, training_flags
 from ..errors import ConfigError, FilterpruneError
 from . import labels as L
 from . import rules
@@ -426,7 +427,7 @@ def trace(
         tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs, grouped)
         if tracer is not None:
             return tracer
-    was_training = model.training
+    was_training = training_flags(model)
     model.eval()
     tracer = Tracer(model, seed_outputs=seed_outputs, grouped=grouped)
     inputs = prepare_inputs(example_inputs)
@@ -435,7 +436,7 @@ def trace(
     except Exception as exc:
         raise TraceError(_trace_failure(model, tracer, inputs, exc)) from exc
     finally:
-        model.train(was_training)
+        restore_training(was_training)
     return tracer
 
 

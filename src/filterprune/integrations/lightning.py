@@ -48,6 +48,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from .._modes import restore_training, training_flags
 from ..api import analyze, count, prune
 from ..criteria import get_criterion
 from ..criteria.taylor import Taylor, TaylorTap, group_scores
@@ -380,7 +381,7 @@ class FilterPruning(Callback):
                 return scores
 
         before = {k: trainer.callback_metrics.get(k) for k in [self.monitor] if k}
-        was_training = net.training
+        was_training = training_flags(net)
         plan = prune(
             net,
             self._example,
@@ -388,7 +389,7 @@ class FilterPruning(Callback):
             ranking=self.ranking.replace(criterion=criterion, options={}),  # built above
             graph=self._graph,
         )
-        net.train(was_training)
+        restore_training(was_training)
         if is_distributed():
             check_same_plan(plan)
         self.last_plan = plan

@@ -17,6 +17,7 @@ from filterprune._registry import Registry
 from filterprune.tasks._deps import progress_bar
 from filterprune.tasks.trainer import FinetuneConfig, finetune, move_batch
 
+from .._modes import restore_training, training_flags
 from ..errors import ConfigError, UnknownNameError
 
 _TASKS: Registry[type[Task]] = Registry(
@@ -140,7 +141,7 @@ class Task:
             ``{"dice": 0.95, "iou": 0.91, "loss": 0.05}``.
         """
         model.to(device)
-        was_training = model.training
+        was_training = training_flags(model)
         model.eval()
         meter = self.make_meter()
         try:
@@ -151,7 +152,7 @@ class Task:
                 output, target = self.align(primary_output(model(inputs)), targets)
                 meter.update(output, target, loss=self.compute_loss(output, target).item())
         finally:
-            model.train(was_training)
+            restore_training(was_training)
         return meter.compute()
 
     def finetune(

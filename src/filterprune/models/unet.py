@@ -17,12 +17,14 @@ Tiny preset for tests: ``base=4`` (widths 4 .. 64) on 32x32 input.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ._build import check_positive, init_weights, scale_channels
 from .registry import register_model
 
@@ -38,15 +40,23 @@ class DoubleConv(nn.Sequential):
         in_channels: Input channels.
         out_channels: Output channels.
         mid_channels: Output channels of the first conv; defaults to ``out_channels``.
+        bias: Give the convs a bias (the 2018 layout's convs have one).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, mid_channels: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        mid_channels: int | None = None,
+        bias: bool = False,
+    ):
         mid = out_channels if mid_channels is None else mid_channels
         super().__init__(
-            nn.Conv2d(in_channels, mid, 3, padding=1, bias=False),
+            nn.Conv2d(in_channels, mid, 3, padding=1, bias=bias),
             nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
-            nn.Conv2d(mid, out_channels, 3, padding=1, bias=False),
+            nn.Conv2d(mid, out_channels, 3, padding=1, bias=bias),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
@@ -58,8 +68,8 @@ class Down(nn.Sequential):
     Shapes: ``(N, in_channels, H, W) -> (N, out_channels, H // 2, W // 2)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
+    def __init__(self, in_channels: int, out_channels: int, *, bias: bool = False) -> None:
+        super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels, bias=bias))
 
 
 class Up(nn.Module):
@@ -77,9 +87,19 @@ class Up(nn.Module):
             ``ConvTranspose2d(in_channels, in_channels // 2, 2, stride=2)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, bilinear: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, *, bilinear: bool, layout: str = "default"
+    ) -> None:
         super().__init__()
-        if bilinear:
+        if layout == "2018":  # the decoder of milesial/Pytorch-UNet before 2020
+            half = in_channels // 2
+            self.up = (
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+                if bilinear
+                else nn.ConvTranspose2d(half, half, 2, stride=2)
+            )
+            self.conv = DoubleConv(in_channels, out_channels, bias=True)
+        elif bilinear:
             self.up: nn.Module = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
             self.conv = DoubleConv(in_channels, out_channels, mid_channels=in_channels // 2)
         else:
@@ -115,6 +135,12 @@ class UNet(nn.Module):
         base: Width of the first level at ``width=1`` (64 in the paper).
         width: Multiplier for ``base``; the first level has ``max(1, round(base * width))``
             channels.
+        layout: ``"default"``, or ``"2018"``: milesial/Pytorch-UNet as it was before 2020, the
+            layout the seed project (Prune_U-Net) pruned: convs with biases, the bottleneck
+            halved (``8b``) whatever the upsampling, each decoder block's two convs both of its
+            output width, and a transposed conv that keeps its width (``in / 2 -> in / 2``).
+            Its checkpoints load as they are (see :meth:`adapt_state_dict`), and so do its
+            channel files (:meth:`channel_list_inputs`).
     """
 
     def __init__(
@@ -125,8 +151,14 @@ class UNet(nn.Module):
         bilinear: bool = False,
         base: int = 64,
         width: float = 1.0,
+        layout: str = "default",
     ) -> None:
         super().__init__()
+        layout = str(layout)  # --model-arg layout=2018 arrives as a number
+        if layout not in LAYOUTS:
+            raise ConfigError(
+                f"UNet: layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}"
+            )
         check_positive("UNet", "in_channels", in_channels)
         check_positive("UNet", "num_classes", num_classes)
         check_positive("UNet", "base", base)
@@ -134,18 +166,21 @@ class UNet(nn.Module):
         self.input_size = (in_channels, 64, 64)
         check_positive("UNet", "width", width)
         self.bilinear = bilinear
+        self.layout = layout
         b = scale_channels(base, width)
-        factor = 2 if bilinear else 1
+        old = layout == "2018"
+        factor = 2 if bilinear or old else 1
+        up = {"bilinear": bilinear, "layout": layout}
 
-        self.inc = DoubleConv(in_channels, b)
-        self.down1 = Down(b, 2 * b)
-        self.down2 = Down(2 * b, 4 * b)
-        self.down3 = Down(4 * b, 8 * b)
-        self.down4 = Down(8 * b, 16 * b // factor)
-        self.up1 = Up(16 * b, 8 * b // factor, bilinear=bilinear)
-        self.up2 = Up(8 * b, 4 * b // factor, bilinear=bilinear)
-        self.up3 = Up(4 * b, 2 * b // factor, bilinear=bilinear)
-        self.up4 = Up(2 * b, b, bilinear=bilinear)
+        self.inc = DoubleConv(in_channels, b, bias=old)
+        self.down1 = Down(b, 2 * b, bias=old)
+        self.down2 = Down(2 * b, 4 * b, bias=old)
+        self.down3 = Down(4 * b, 8 * b, bias=old)
+        self.down4 = Down(8 * b, 16 * b // factor, bias=old)
+        self.up1 = Up(16 * b, 8 * b // factor, **up)
+        self.up2 = Up(8 * b, 4 * b // factor, **up)
+        self.up3 = Up(4 * b, 2 * b // factor, **up)
+        self.up4 = Up(2 * b, b, **up)
         self.outc = OutConv(b, num_classes)
         init_weights(self)
 
@@ -161,6 +196,50 @@ class UNet(nn.Module):
         x = self.up3(x, x2)
         x = self.up4(x, x1)
         return self.outc(x)
+
+    def channel_list_inputs(self) -> dict[str, list[str]]:
+        """Conv -> the layers whose outputs are concatenated into its input.
+
+        The seed project's channel files list, before each decoder block's first conv, the width
+        of its concatenated input: the skip connection's width plus the upsampled one's
+        (``1024`` in the 22-line list of the 2018 layout). :func:`filterprune.store.widths.
+        channel_widths` accepts such a file and checks those lines against these sums.
+        """
+        skips = ["down3.1.3", "down2.1.3", "down1.1.3", "inc.3"]
+        below = ["down4.1.3", "up1.conv.3", "up2.conv.3", "up3.conv.3"]
+        return {
+            f"up{i}.conv.0": [skip, src if self.bilinear else f"up{i}.up"]
+            for i, (skip, src) in enumerate(zip(skips, below, strict=True), 1)
+        }
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` with milesial/Pytorch-UNet's key names (2018 and current) renamed to ours.
+
+        ``inc.conv.conv.0.weight`` / ``inc.double_conv.0.weight`` -> ``inc.0.weight``,
+        ``down1.mpconv.1.conv.0.*`` / ``down1.maxpool_conv.1.double_conv.0.*`` ->
+        ``down1.1.0.*``, ``up1.conv.conv.0.*`` / ``up1.conv.double_conv.0.*`` ->
+        ``up1.conv.0.*``, ``outc.conv.*`` -> ``outc.*``. Other keys are kept as they are (and a
+        strict load names them).
+        """
+        return {_RENAME.sub(_renamed, key): value for key, value in state.items()}
+
+
+_RENAME = re.compile(
+    r"^(?:(inc)\.(?:conv\.conv|double_conv)"
+    r"|(down\d)\.(?:mpconv|maxpool_conv)\.1\.(?:conv|double_conv)"
+    r"|(up\d\.conv)\.(?:conv|double_conv)"
+    r"|(outc)\.conv)\."
+)
+
+
+def _renamed(match: re.Match) -> str:
+    inc, down, up, outc = match.groups()
+    if down:
+        return f"{down}.1."
+    return f"{inc or up or outc}."
+
+
+LAYOUTS = ("default", "2018")
 
 
 @register_model("unet")

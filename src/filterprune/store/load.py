@@ -83,6 +83,7 @@ def load_state_dict_strict(
         CheckpointError: Naming the first missing/unexpected key or the layer with both shapes.
     """
     own = model.state_dict()
+    state = _adapted(model, state, own)
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
@@ -158,3 +159,28 @@ def _state_stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns
+
+
+def _adapted(
+    model: nn.Module, state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]
+) -> Mapping[str, torch.Tensor]:
+    """``state`` under the model's key names, when it was saved under other ones.
+
+    A ``module.`` prefix on every key (saved from ``nn.DataParallel`` or
+    ``DistributedDataParallel``) is dropped; then a model with an ``adapt_state_dict(state)``
+    method (the built-in U-Net: milesial/Pytorch-UNet's names) renames the rest. Keys that still
+    do not match are left for the strict check to name.
+    """
+    if set(state) == set(own):
+        return state
+    prefix = "module."
+    if (
+        state
+        and all(k.startswith(prefix) for k in state)
+        and not any(k.startswith(prefix) for k in own)
+    ):
+        state = {k[len(prefix) :]: v for k, v in state.items()}
+    adapt = getattr(model, "adapt_state_dict", None)
+    if callable(adapt) and set(state) != set(own):
+        state = adapt(dict(state))
+    return state

@@ -163,6 +163,9 @@ def channel_widths(
         raise ConfigError(f"{source}: {type(model).__name__} has no conv layers to describe")
     if len(channels) == len(names):
         return dict(zip(names, channels, strict=True))
+    concat = _concat_inputs(model, names)
+    if concat and len(channels) == len(names) + len(concat):
+        return _with_concat_lines(names, channels, concat, source)
     if heads and len(channels) == len(convs):
         widths = dict(zip(convs, channels, strict=True))
         modules = dict(model.named_modules())
@@ -179,6 +182,41 @@ def channel_widths(
         f"{source}: has {len(channels)} channel counts but the model has {len(names)} conv "
         f"layers; {_expected_lines(model, convs, heads)}"
     )
+
+
+def _concat_inputs(model: nn.Module, names: list[str]) -> dict[str, list[str]]:
+    """Conv -> the listed layers concatenated into its input (the model's own account)."""
+    inputs = getattr(model, "channel_list_inputs", None)
+    if not callable(inputs):
+        return {}
+    found = inputs()
+    return {c: srcs for c, srcs in found.items() if c in names and set(srcs) <= set(names)}
+
+
+def _with_concat_lines(
+    names: list[str], channels: list[int], concat: dict[str, list[str]], source: str
+) -> dict[str, int]:
+    """Widths from a list that also gives, before each conv reading a concatenation, the width of
+    that concatenation (the seed project's U-Net channel files); each such line must be the sum
+    of the widths it concatenates."""
+    widths: dict[str, int] = {}
+    sums: list[tuple[int, str, int]] = []
+    values = iter(enumerate(channels, 1))
+    for name in names:
+        if name in concat:
+            line, total = next(values)
+            sums.append((line, name, total))
+        widths[name] = next(values)[1]
+    for line, name, total in sums:
+        parts = [widths[s] for s in concat[name]]
+        if sum(parts) != total:
+            shown = " + ".join(f"{s} ({w})" for s, w in zip(concat[name], parts, strict=True))
+            raise ConfigError(
+                f"{source}: line {line} gives the concatenated input of {name} as {total}, but "
+                f"the lines of the layers it concatenates give {shown} = {sum(parts)}; fix the "
+                "line (or the lines of those layers)"
+            )
+    return widths
 
 
 def unet_widths(

@@ -79,6 +79,9 @@ def test_a_channel_count_above_the_layer_cap_is_named(warnings):
     assert result.rows[1]["removed"] == 5
 
 
-def test_settings_that_can_reach_their_goal_say_nothing(warnings):
+def test_settings_that_can_reach_their_goal_say_nothing(warnings, logged):
     _run(amount=0.25, max_iterations=2, max_pruned_fraction=0.4)
+    _run(amount=0.1, max_iterations=2)  # the default cap (0.9) is a guard, not a goal
     assert warnings == []
+    stops = [line for line in logged if line.startswith("stopped:")]
+    assert stops == ["stopped: the iteration limit was reached"] * 2

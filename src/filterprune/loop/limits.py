@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import PruneConfig
 
-__all__ = ["layer_cap", "reachable_fraction", "start_warnings", "short_step_warning"]
+__all__ = [
+    "goal_fraction",
+    "layer_cap",
+    "reachable_fraction",
+    "start_warnings",
+    "short_step_warning",
+]
 
 
 def layer_cap(sizes: Sequence[int], *, max_layer_fraction: float, min_channels: int) -> int:
@@ -47,13 +54,22 @@ def reachable_fraction(config: PruneConfig, base_total: int) -> float | None:
     return 1 - kept
 
 
+def goal_fraction(config: PruneConfig) -> float | None:
+    """The maximum pruned fraction the user set as a goal (``None``: the default cap, or none)."""
+    from .sections import Stopping
+
+    goal = config.max_pruned_fraction
+    default = next(f.default for f in fields(Stopping) if f.name == "max_pruned_fraction")
+    return None if goal >= 1 or goal == default or config.targets else goal
+
+
 def start_warnings(config: PruneConfig, sizes: Sequence[int]) -> list[str]:
     """What the settings cannot do, for a model whose prunable groups have ``sizes`` channels."""
     warnings = []
     base_total = sum(sizes)
     reachable = reachable_fraction(config, base_total)
-    goal = config.max_pruned_fraction
-    if reachable is not None and goal < 1 and reachable + 1e-9 < goal and not config.targets:
+    goal = goal_fraction(config)
+    if reachable is not None and goal is not None and reachable + 1e-9 < goal:
         warnings.append(
             f"max_pruned_fraction={goal:g} (--max-pruned-fraction) cannot be reached: "
             f"max_iterations={config.max_iterations} (--max-iterations) of amount="

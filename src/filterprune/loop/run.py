@@ -39,7 +39,7 @@ from ..store.weights import state_dict_bytes
 from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from .describe import write_model_description
 from .layers import channel_groups, ignored_layers
-from .limits import short_step_warning, start_warnings
+from .limits import goal_fraction, short_step_warning, start_warnings
 from .replicas import Replicas
 from .result import RunResult
 from .state import LoopState, restore, seed_everything
@@ -518,9 +518,9 @@ class PruningLoop:
 
     def _limit_note(self, reason: str) -> str:
         """Which setting stopped a run short of its maximum pruned fraction."""
-        goal, base = self.config.max_pruned_fraction, self.state.base_total
+        goal, base = goal_fraction(self.config), self.state.base_total
         done = self.state.removed_total / base if base else 0.0
-        if reason != "max_iterations" or goal >= 1 or done + 1e-9 >= goal:
+        if reason != "max_iterations" or goal is None or done + 1e-9 >= goal:
             return ""
         return (
             f" (max_iterations={self.config.max_iterations}, --max-iterations, stopped the run "

@@ -183,9 +183,6 @@ def write_run_report(
     from ..store.files import refuse_symlink
 
     refuse_symlink(out, option="--out")  # a planted link must not send the files elsewhere
-    from ..store.files import refuse_symlink
-
-    refuse_symlink(out, option="--out")  # a planted link must not send the files elsewhere
     result = run_tables(run_dir)
     settings = run_settings(run_dir)
     # one report writes a folder at a time (the lock is released however the process ends, so

@@ -32,6 +32,16 @@ from .specs import LayerSpec, OpaqueSpec, spec_for
 # With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 _OWN_DIR = os.path.dirname(os.path.dirname(__file__)) + os.sep
+_OWN_MODELS = os.path.join(_OWN_DIR, "models") + os.sep  # the zoo is model code, not machinery
+
+
+def _machinery(path: str) -> bool:
+    """Whether ``path`` is torch's or filterprune's own code (not the model's, built-in zoo
+    included), which a source line in a freeze reason must skip."""
+    return path.startswith(_TORCH_DIR) or (
+        path.startswith(_OWN_DIR) and not path.startswith(_OWN_MODELS)
+    )
+
 
 # Calls that never produce activations; skipped without bookkeeping.
 _PASSIVE = {
@@ -188,7 +198,7 @@ class Tracer(TorchFunctionMode):
         frame = sys._getframe(1)
         while frame is not None:
             path = frame.f_code.co_filename
-            if not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR)):
+            if not _machinery(path):
                 return f"{path}:{frame.f_lineno}"
             frame = frame.f_back
         return "<unknown>"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 SCRIPT = Path(sys.executable).with_name("filterprune")
 UNET = Path(importlib.util.find_spec("filterprune.models.unet").origin)
 

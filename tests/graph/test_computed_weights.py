@@ -241,13 +241,28 @@ def test_folded_model_computes_the_same_and_prunes_exactly(name):
     assert max_difference(original, model, plan, x) / scale < 1e-5
 
 
-def test_a_forward_that_does_more_than_apply_a_weight_is_not_folded():
-    class PaddedStdConv(StdConv):  # pads by itself, like timm's "Same" convs: not a plain conv
-        def forward(self, x):
-            return super().forward(F.pad(x, (1, 0, 1, 0)))[..., :-1, :-1]
+class PaddedStdConv(StdConv):
+    """Pads by itself and crops, so a plain conv computes something else."""
 
-    model = Net(lambda i, o: PaddedStdConv(i, o, 3)).eval()
+    def forward(self, x):
+        return super().forward(F.pad(x, (1, 0, 1, 0)))[..., :-1, :-1]
+
+
+class SamePadStdConv(StdConv):
+    """Like timm's "Same" convs: ``padding=0``, padded inside ``forward``."""
+
+    def __init__(self, cin, cout, k):
+        super().__init__(cin, cout, k)
+        self.padding = (0, 0)
+
+    def forward(self, x):
+        return super().forward(F.pad(x, (1, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("cls", [PaddedStdConv, SamePadStdConv])
+def test_a_forward_that_does_more_than_apply_a_weight_is_not_folded(cls):
+    model = Net(lambda i, o: cls(i, o, 3)).eval()
     assert fp.fold_computed_weights(model) == []
-    assert type(model.conv) is PaddedStdConv and model.conv.gain.shape == (16, 1, 1, 1)
+    assert type(model.conv) is cls and model.conv.gain.shape == (16, 1, 1, 1)
     graph = fp.analyze(model, _x())
     assert "stem.0" in {g.name for g in graph.frozen}

@@ -50,3 +50,31 @@ def test_an_unknown_attribute_still_raises_attribute_error():
         "    print(json.dumps(str(exc)))"
     )
     assert "no_such_thing" in result
+
+
+def test_every_package_face_exports_only_names_it_has():
+    """``from filterprune.X import *`` works for every package: no ``__all__`` lists a name the
+    package does not define (``report`` listed three that did not exist)."""
+    result = _run(
+        "import importlib, json, pkgutil, filterprune\n"
+        "bad = {}\n"
+        "for info in pkgutil.walk_packages(filterprune.__path__, 'filterprune.'):\n"
+        "    if not info.ispkg:\n"
+        "        continue\n"
+        "    module = importlib.import_module(info.name)\n"
+        "    missing = [n for n in getattr(module, '__all__', ()) if not hasattr(module, n)]\n"
+        "    if missing:\n"
+        "        bad[info.name] = missing\n"
+        "    exec(f'from {info.name} import *', {})\n"
+        "print(json.dumps(bad))"
+    )
+    assert result == {}
+
+
+def test_the_loop_loads_without_the_report():
+    loaded = _run(
+        "import json, sys\n"
+        "import filterprune.loop.result, filterprune.loop.run\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('filterprune.report'))))"
+    )
+    assert loaded == []

@@ -55,16 +55,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first
     from . import report as report
     from . import tasks as tasks
     from .loop import PruneConfig as PruneConfig
-    from .loop import load as load
     from .loop import run_pruning as run_pruning
-    from .loop import save as save
+    from .store.load import load as load
+    from .store.load import save as save
 
 # name -> module that defines it, imported on first access (PEP 562)
 _LAZY = {
     "PruneConfig": "filterprune.loop",
-    "load": "filterprune.loop",
+    "load": "filterprune.store.load",
     "run_pruning": "filterprune.loop",
-    "save": "filterprune.loop",
+    "save": "filterprune.store.load",
 }
 _LAZY_MODULES = ("cli", "distributed", "loop", "models", "recipes", "report", "tasks")
 

@@ -1,8 +1,9 @@
 """The iterative pruning loop and its configuration.
 
-Checkpoints, run folders and loading live in :mod:`filterprune.store`; ``load``, ``save``,
-``RunDir``, ``CheckpointError``, the channel-list and width helpers (:mod:`filterprune.store.widths`)
-stay importable from here.
+Checkpoints, run folders and loading live in :mod:`filterprune.store`, the run's tables in
+:mod:`filterprune.report`; this face exports the loop's own names. The names it used to hand on
+(``load``, ``save``, ``RunDir``, ``CheckpointError``, the channel-list and width helpers,
+``write_run_report``, ...) still import from here, loaded from their home on first use.
 
 >>> from filterprune.loop import PruneConfig, run_pruning
 >>> config = PruneConfig(criterion="l1", amount=0.1, finetune=200, max_iterations=5)
@@ -13,21 +14,9 @@ stay importable from here.
 >>> pruned = load("runs/vgg", lambda: create_model("vgg16_bn"))  # doctest: +SKIP
 """
 
-from ..errors import CheckpointError
-from ..report.run_report import RunReport, run_tables, write_run_report
-from ..store.channels import read_channel_txt, read_spec, write_channel_txt
-from ..store.load import load, load_state_dict_strict, resolve_checkpoint, save
-from ..store.rundir import RunDir
-from ..store.widths import (
-    channel_layers,
-    channel_list,
-    channel_widths,
-    plan_from_widths,
-    unet_channel_list,
-    unet_conv_names,
-    unet_from_channels,
-    unet_widths,
-)
+import importlib
+from typing import Any
+
 from .callbacks import TaskCallbacks, task_callbacks
 from .config import (
     DEFAULT_FINAL_FINETUNE,
@@ -55,41 +44,50 @@ __all__ = [
     "RECIPE",
     "STOP_REASONS",
     "Budget",
-    "CheckpointError",
     "ConfigError",
     "Finetuning",
     "PruneConfig",
     "PruningLoop",
     "Removal",
-    "RunDir",
-    "RunReport",
     "RunResult",
     "LoopState",
     "Stopping",
     "Target",
     "TaskCallbacks",
     "channel_groups",
-    "channel_layers",
-    "channel_list",
-    "channel_widths",
     "ignored_layers",
     "layer_widths",
-    "load",
-    "load_state_dict_strict",
-    "plan_from_widths",
     "producing_layers",
-    "read_channel_txt",
-    "read_spec",
-    "resolve_checkpoint",
     "run_pruning",
-    "run_tables",
-    "save",
     "seed_everything",
     "task_callbacks",
-    "unet_channel_list",
-    "unet_conv_names",
-    "unet_from_channels",
-    "unet_widths",
-    "write_channel_txt",
-    "write_run_report",
 ]
+
+# names that live elsewhere and were importable from here: loaded on first use
+_MOVED = {
+    **dict.fromkeys(("CheckpointError",), "filterprune.errors"),
+    **dict.fromkeys(("read_channel_txt", "read_spec", "write_channel_txt"), "filterprune.store.channels"),
+    **dict.fromkeys(
+        ("load", "load_state_dict_strict", "resolve_checkpoint", "save"), "filterprune.store.load"
+    ),
+    "RunDir": "filterprune.store.rundir",
+    **dict.fromkeys(
+        ("channel_layers", "channel_list", "channel_widths", "plan_from_widths",
+         "unet_channel_list", "unet_conv_names", "unet_from_channels", "unet_widths"),
+        "filterprune.store.widths",
+    ),
+    **dict.fromkeys(("RunReport", "run_tables", "write_run_report"), "filterprune.report.run_report"),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MOVED})

@@ -9,7 +9,6 @@ from typing import Any
 from torch import nn
 
 from ..plan import Plan
-from ..report.tables import iteration_table, layer_table, table_rows
 from .stop import STOP_REASONS
 
 __all__ = ["RunResult"]
@@ -66,14 +65,21 @@ class RunResult:
         """Metrics of the final model."""
         return dict(self.final_row.get("metrics") or {})
 
+    # the tables are the report's (loaded on first use: the loop itself never needs them)
     def table_rows(self) -> list[dict[str, Any]]:
         """``rows`` reduced to the keys :func:`filterprune.report.iteration_table` accepts."""
+        from ..report.tables import table_rows
+
         return table_rows(self.rows)
 
     def table(self) -> Any:
         """The per-iteration :class:`filterprune.report.Table` (row 0 = the starting model)."""
-        return iteration_table(table_rows(self.rows))
+        from ..report.tables import iteration_table
+
+        return iteration_table(self.table_rows())
 
     def layer_table(self) -> Any:
         """Output channels per producing layer: starting model vs. final model."""
+        from ..report.tables import layer_table
+
         return layer_table(before=self.rows[0]["channels"], after=self.final_row["channels"])

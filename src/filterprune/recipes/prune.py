@@ -15,12 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..loop import PruneConfig, RunDir, RunResult, run_pruning, task_callbacks
+from ..loop import PruneConfig, RunResult, run_pruning, task_callbacks
 from ..models._user_code import stable_spec
 from ..parallel import is_main_process
 from ..store.channels import write_channel_txt
 from ..store.lock import run_lock
 from ..store.owned import discard_on_error
+from ..store.rundir import RunDir
 from ..store.widths import channel_list
 from ..tasks.chance import warning_first_evaluation
 from .data import Data, default_model_args, load_data

@@ -38,7 +38,6 @@ from filterprune.report.tables import Column, Table, iteration_table, layer_tabl
 __all__ = [
     "Column",
     "Counts",
-    "LatencyComparison",
     "DeployCheck",
     "LatencyConfig",
     "LatencyResult",
@@ -50,8 +49,6 @@ __all__ = [
     "check_torch_export",
     "check_torchscript",
     "checkpoint_size_bytes",
-    "compare_latencies",
-    "compare_latency",
     "count",
     "count_params",
     "deployment_table",

@@ -106,5 +106,5 @@ def test_the_run_report_reads_flat_and_nested_config_files(example, tmp_path):
     new = {r["setting"]: r["value"] for r in run_settings(run).rows}
     assert old == new
     assert old["criterion"].startswith("l1") and old["amount / schedule"] == "0.25"
-    assert old["finetuning"] == "3 steps per iteration, 2 final"
+    assert old["finetuning"] == "3 steps per iteration, 2 steps final"
     assert "reduction=0.9" in old["targets"]

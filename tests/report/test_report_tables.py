@@ -15,7 +15,8 @@ from filterprune.report import (
     to_json,
     to_markdown,
 )
-from filterprune.report.formatting import metric_kinds
+from filterprune.report.formatting import metric_kinds, plural
+from filterprune.report.latency_table import latency_table
 
 # Concat-style network: branches "a" (16 ch) and "b" (16 ch) are concatenated into 32 channels
 # that feed "c". Only the producing layers are listed; the concat adds no channels of its own.
@@ -68,8 +69,8 @@ def test_iteration_table_reductions_vs_row_0():
         [0.0, 2 / 13 * 100, 6.2 / 13 * 100]
     )
     assert table.column("delta:dice") == pytest.approx([0.0, 0.948 - 0.985, 0.955 - 0.985])
-    assert table.column("speedup") == [1.0, 1.18, 1.6]  # as measured side by side
-    assert table.column("speedup_range") == ["0.98–1.01", "1.05–1.31", "1.58–1.61"]
+    assert table.column("speedup") == ["reference", 1.18, 1.6]  # as measured side by side
+    assert table.column("speedup_range") == [None, "1.05–1.31", "1.58–1.61"]
     assert table.column("latency_flags") == ["–", "rounds disagree", "–"]
     # latencies of different rows are never divided into a speed-up
     alone = [{k: v for k, v in row.items() if not k.startswith("speedup")} for row in ROWS]
@@ -116,7 +117,7 @@ def test_markdown_rendering():
     row2 = [cell.strip() for cell in table_lines[4].strip("|").split("|")]
     assert row2[:5] == ["2", "500", "300", "600", "5/0"]
     assert "1.00 G" in row2 and "27.20" in row2 and "48.1" in row2 and "1.60x" in row2
-    assert "N/A" in table_lines[2]
+    assert "N/A" in table_lines[2] and "| reference |" in table_lines[2]
     layer_md = to_markdown(layer_table(before=BEFORE, after=AFTER))
     assert "| c | 32 | 20 | 12 | 37.5 | 54.5 |" in layer_md
 
@@ -152,3 +153,66 @@ def test_html_and_format_value():
     assert format_value(-0.03, "delta") == "-0.03"
     with pytest.raises(ValueError, match="unknown kind"):
         format_value(1, "bytes")
+
+
+def test_iteration_0_is_the_reference_not_a_speed_up():
+    # the original timed beside its own copy read 1.37x: noise, never shown as a speed-up
+    rows = [{**ROWS[0], "speedup": 1.37, "speedup_low": 0.9, "speedup_high": 2.1}, *ROWS[1:]]
+    table = iteration_table(rows)
+    assert table.rows[0]["speedup"] == "reference"
+    assert table.rows[0]["speedup_range"] is None and table.rows[0]["efficiency"] is None
+    md = to_markdown(table)
+    row0 = md.splitlines()[2]
+    assert "reference" in row0 and "1.37" not in row0 and "0.90–2.10" not in row0
+    assert any("it read 1.37x, rounds 0.90–2.10: the machine's noise" in n for n in table.notes)
+    assert "Measured speed-up: 1.60x" in " ".join(table.notes)  # the last row's, measured
+    # the latency table says the same for iteration 0's records
+    record = {"device": "cpu", "batch_size": 1, "median_ms": 40.0, "macs": 10, "original_macs": 10,
+              "original_median_ms": 40.0, "speedup": 1.37, "speedup_low": 0.9,
+              "speedup_high": 2.1, "flags": []}  # fmt: skip
+    timing = latency_table(
+        [{"iteration": 0, "latency": [record]}, {"iteration": 1, "latency": [record]}]
+    )
+    assert timing.column("speedup") == ["reference", 1.37]
+    assert timing.column("speedup_range") == [None, "0.90–2.10"]
+    assert timing.column("efficiency")[0] is None
+    # without any speed-up nothing is marked (the column is empty and not shown)
+    alone = [{k: v for k, v in r.items() if not k.startswith("speedup")} for r in ROWS]
+    assert iteration_table(alone).column("speedup") == [None, None, None]
+
+
+def test_a_table_without_latency_shows_no_latency_columns():
+    keep = ("iteration", "ranking_batches", "removed", "removed_total", "finetune", "metrics",
+            "params", "macs", "size_mb")  # fmt: skip
+    table = iteration_table([{k: v for k, v in r.items() if k in keep} for r in ROWS])
+    empty = {"latency_ms", "latency_iqr_ms", "original_latency_ms", "speedup", "speedup_range",
+             "efficiency", "latency_flags"}  # fmt: skip
+    assert empty <= set(table.keys)  # the machine formats keep every column ...
+    assert list(csv.DictReader(io.StringIO(to_csv(table))))[0].keys() >= empty
+    assert {c["key"] for c in json.loads(to_json(table))["columns"]} >= empty
+    shown = table.with_values()  # ... the views for people show only columns with values
+    assert not empty & set(shown.keys)
+    assert shown.keys == [k for k in table.keys if k not in empty]
+    md, page = to_markdown(table), to_html(table)
+    for header in ("Latency", "IQR", "Original (ms)", "Speed-up", "Round range", "Efficiency",
+                   "Timing flags"):  # fmt: skip
+        assert header not in md and header not in page
+    assert "N/A |" in md  # a column with some values keeps its N/A cells (row 0's batches)
+    assert md.splitlines()[0].count("|") == len(shown.columns) + 1
+    assert to_markdown(shown) == md
+    # with latency: only the two latency columns ROWS has no values for are left out
+    full = iteration_table(ROWS)
+    assert set(full.keys) - set(full.with_values().keys) == {
+        "latency_iqr_ms",
+        "original_latency_ms",
+    }
+    layers = layer_table(before=BEFORE, after=AFTER)
+    assert layers.with_values() is layers  # every column has values: the table as it is
+
+
+def test_counts_in_text_have_the_right_number():
+    assert plural(1, "epoch") == "1 epoch" and plural(2, "epoch") == "2 epochs"
+    assert plural(1, "epochs") == "1 epoch" and plural(0, "steps") == "0 steps"
+    assert plural("?", "core") == "? cores"
+    table = layer_table(before={"a": 2}, after={"a": 1})
+    assert table.notes == ["Total: 2 → 1 channel, 1 removed (50.0 %)"]

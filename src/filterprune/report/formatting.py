@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["KINDS", "NUMERIC_KINDS", "format_value", "metric_kinds"]
+__all__ = ["KINDS", "NUMERIC_KINDS", "format_value", "metric_kinds", "plural"]
 
 NUMERIC_KINDS = (
     "int",
@@ -90,3 +90,14 @@ def format_value(value: Any, kind: str) -> str:
     if kind == "text" or isinstance(value, bool) or not isinstance(value, Real):
         return str(value)
     return _FORMATS[kind](value)
+
+
+def plural(count: Any, noun: str) -> str:
+    """``count`` and ``noun`` in the right number: ``1 epoch``, ``2 epochs``, ``0 rounds``.
+
+    ``noun`` is the singular (a plural ending in ``s`` is taken back first, so a unit stored as
+    ``"epochs"`` works too). A count that is not a number (``None``, ``"?"``) keeps the plural.
+    """
+    singular = noun.removesuffix("s")
+    one = isinstance(count, Real) and not isinstance(count, bool) and count == 1
+    return f"{count} {singular if one else singular + 's'}"

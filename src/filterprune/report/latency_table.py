@@ -12,7 +12,7 @@ from filterprune.measure.latency import (
     efficiency,
     macs_reduction_ratio,
 )
-from filterprune.report.tables import Column, Table
+from filterprune.report.tables import REFERENCE, Column, Table
 
 __all__ = ["latency_table"]
 
@@ -31,6 +31,8 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
 
     Returns:
         One table row per (iteration, device, batch size), or ``None`` when no row was timed.
+        Iteration 0 (the original, timed beside its own copy) shows ``"reference"`` as its
+        speed-up: that A/A ratio is the machine's noise, not a speed-up.
         ``speedup`` is the median round ratio of the original and this model timed side by
         side; ``macs_ratio`` the original's MACs over these MACs; ``efficiency`` their quotient
         (1.0 = latency fell exactly as much as MACs did).
@@ -48,6 +50,8 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
                 eff = efficiency(
                     speedup=speed, macs_before=record["original_macs"], macs_after=record["macs"]
                 )
+            if row.get("iteration") == 0 and speed is not None:  # the original beside its copy
+                speed, low, eff = REFERENCE, None, None
             flags = record.get("flags")
             out.append(
                 {

@@ -1,7 +1,9 @@
 """Render a :class:`~filterprune.report.tables.Table` as Markdown, CSV, JSON or HTML.
 
-Markdown and HTML show formatted values (MACs as K/M/G, sizes with two decimals, N/A for
-missing). CSV and JSON keep the raw numbers, so they parse back to exactly the table's values.
+Markdown and HTML are for people: formatted values (MACs as K/M/G, sizes with two decimals, N/A
+for a missing value) and only the columns that have a value (:meth:`Table.with_values`; e.g. no
+latency columns when latency was not measured). CSV and JSON are for programs: every column and
+the raw numbers, so they parse back to exactly the table's values.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ def _cells(table: Table, row: dict[str, Any]) -> list[str]:
 
 
 def to_markdown(table: Table) -> str:
-    """GitHub-flavoured Markdown table (numbers right-aligned), then the notes as a bullet list."""
+    """GitHub-flavoured Markdown table (numbers right-aligned), then the notes as a bullet list.
+
+    All-empty columns are left out (:meth:`~filterprune.report.tables.Table.with_values`).
+    """
+    table = table.with_values()
 
     def escape(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
@@ -72,7 +78,9 @@ def table_from_json(text: str) -> Table:
 
 
 def to_html(table: Table) -> str:
-    """HTML ``<table>`` (with a caption) followed by the notes as a ``<ul>``."""
+    """HTML ``<table>`` (with a caption) followed by the notes as a ``<ul>``; all-empty columns
+    are left out, as in :func:`to_markdown`."""
+    table = table.with_values()
     esc = html.escape
     parts = [f"<table>\n<caption>{esc(table.title)}</caption>\n<thead><tr>"]
     parts += [f"<th>{esc(c.header)}</th>" for c in table.columns]

@@ -23,6 +23,7 @@ from ..store.lock import LOCK_NAME, run_lock
 from ..store.owned import check_owned, write_record
 from ..store.rundir import row_key
 from .deploy import check_deployment, deployment_table
+from .formatting import plural
 from .plots import (
     plot_channels,
     plot_latency_vs_macs,
@@ -284,6 +285,11 @@ def _text(value: Any) -> str:
     return "–" if value is None or value == "" else str(value)
 
 
+def _budget(amount: Any, unit: Any) -> str:
+    """A finetuning budget as text: ``1 epoch``, ``100 steps``; ``None`` is the loop's default."""
+    return "default" if amount is None else plural(amount, str(unit or "steps"))
+
+
 def _setting(config: dict[str, Any], section: str, key: str, flat: str | None = None) -> Any:
     """A setting of ``config.json``: in its section (format 2) or by its flat name (format 1)."""
     part = config.get(section)
@@ -329,13 +335,14 @@ def run_settings(run_dir: str | Path) -> Any:
             else f"{bound['metric']} ≥ {bound['value']:.4g}"
             + (f" (allowed drop {drop:g})" if drop is not None else ""),
         ),
-        ("finetuning", f"{finetune} {unit} per iteration, {final} final"),
+        ("finetuning", f"{_budget(finetune, unit)} per iteration, {_budget(final, unit)} final"),
         ("stop reason", _text(state.get("stop_reason"))),
         ("latency", "not measured" if not config.get("measure_latency") else
-         f"batch {_text(latency.get('batch_sizes'))}, {latency.get('rounds')} alternating rounds "
-         f"beside the original, threads {latency.get('threads') or machine.get('torch_threads')}"),
-        ("machine", f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} logical cores, "
-         f"{machine.get('torch_threads', '?')} torch threads, load at start "
+         f"batch {_text(latency.get('batch_sizes'))}, "
+         f"{plural(latency.get('rounds'), 'alternating round')} beside the original, threads "
+         f"{latency.get('threads') or machine.get('torch_threads')}"),
+        ("machine", f"{machine.get('cpu', '?')}, {plural(machine.get('cpu_count', '?'), 'logical core')}, "
+         f"{plural(machine.get('torch_threads', '?'), 'torch thread')}, load at start "
          f"{_text(machine.get('loadavg'))}"),
         ("software", f"torch {machine.get('torch', '?')}, Python {machine.get('python', '?')}"),
     ]  # fmt: skip

@@ -129,7 +129,7 @@ def write_summary(
         f"<style>{_STYLE}</style>",
         f"</head><body><h1>{esc(title)}</h1>",
     ]
-    page += [to_html(part) for table in tables for part in split_columns(table)]
+    page += [to_html(part) for table in tables for part in split_columns(table.with_values())]
     if links:
         page.append("<h2>Figures</h2>")
         page += [

@@ -15,11 +15,23 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
 
-from filterprune.report.formatting import KINDS, format_value, metric_kinds
+from filterprune.report.formatting import KINDS, format_value, metric_kinds, plural
 
 from ..errors import ConfigError, UnknownNameError
 
-__all__ = ["ITERATION_KEYS", "Column", "Table", "iteration_table", "layer_table", "table_rows"]
+__all__ = [
+    "ITERATION_KEYS",
+    "REFERENCE",
+    "Column",
+    "Table",
+    "iteration_table",
+    "layer_table",
+    "table_rows",
+]
+
+#: The speed-up cell of the original model (row 0 of the iteration table, iteration 0 of the
+#: latency table): the reference every speed-up is measured against, not a measurement.
+REFERENCE = "reference"
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,22 @@ class Table:
     def keys(self) -> list[str]:
         """Column keys in display order."""
         return [c.key for c in self.columns]
+
+    def with_values(self) -> Table:
+        """This table without its all-empty columns (every value ``None``), for people to read.
+
+        The Markdown, HTML and terminal views show this; CSV and JSON keep every column, so a
+        program reading them finds the same fields in every run. A table without rows is
+        returned as it is.
+        """
+        if not self.rows:
+            return self
+        columns = [c for c in self.columns if any(r.get(c.key) is not None for r in self.rows)]
+        if len(columns) == len(self.columns):
+            return self
+        keys = [c.key for c in columns]
+        rows = [{k: row.get(k) for k in keys} for row in self.rows]
+        return Table(self.title, columns, rows, list(self.notes))
 
 
 # The keys of an iteration row that the table reads; the pruning loop's rows hold a few more
@@ -176,6 +204,8 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         A table with the given columns (metrics flattened to ``metric:<name>``) plus the
         computed ``params_reduction_pct``, ``macs_reduction_pct``, ``size_reduction_pct``
         (``(first - value) / first * 100``) and ``delta:<name>`` (``value - first``) columns.
+        Row 0's ``speedup`` is the text ``"reference"`` when any row has a speed-up (its A/A
+        figure, the original against its own copy, goes into the notes as the noise floor).
         ``speedup_range`` is the text ``low–high`` of the round ratios, ``latency_flags`` the
         flags joined by commas; ``efficiency`` is ``speedup / (macs[0] / macs)``, the share of
         the MAC reduction that became speed (1.0 = latency fell as much as MACs did).
@@ -221,6 +251,7 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         if out["speedup"] is not None and row.get("macs") and first.get("macs"):
             out["efficiency"] = out["speedup"] * row["macs"] / first["macs"]
         out_rows.append(out)
+    reference_note = _mark_reference(out_rows)
 
     kinds = {n: metric_kinds(n, (r[f"metric:{n}"] for r in out_rows)) for n in metric_names}
     columns = [
@@ -245,7 +276,7 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("efficiency", "Efficiency", "metric"),
         Column("latency_flags", "Timing flags", "text"),
     ]
-    notes = _iteration_notes(out_rows, metric_names, kinds)
+    notes = _iteration_notes(out_rows, metric_names, kinds) + reference_note
     short = [  # the data ran out before --ranking-batches: say so (the loop logged it too)
         f"iteration {r['iteration']}: {r['ranking_batches']} of {r['ranking_batches_asked']}"
         for r in rows
@@ -254,6 +285,29 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     if short:
         notes.append(f"Ranking ran out of data, fewer batches than asked: {'; '.join(short)}")
     return Table("Pruning iterations", columns, out_rows, notes)
+
+
+def _mark_reference(rows: list[dict[str, Any]]) -> list[str]:
+    """Row 0, the original, is the reference of every speed-up: say so instead of a figure.
+
+    The loop times the original beside its own copy (an A/A comparison), whose ratio is the
+    machine's noise, not a speed-up: the row's ``speedup`` becomes :data:`REFERENCE` (its
+    round range and efficiency ``None``) and the A/A figure goes into the returned note.
+    Nothing changes when no row has a speed-up.
+    """
+    if not any(isinstance(r["speedup"], Real) for r in rows):
+        return []
+    first = rows[0]
+    note = []
+    if isinstance(first["speedup"], Real):
+        spread = f", rounds {first['speedup_range']}" if first["speedup_range"] else ""
+        note = [
+            f"Iteration {first['iteration']} is the original, the reference of every speed-up; "
+            f"timed beside its own copy it read {first['speedup']:.2f}x{spread}: the machine's "
+            "noise, not a speed-up."
+        ]
+    first.update(speedup=REFERENCE, speedup_range=None, efficiency=None)
+    return note
 
 
 def _iteration_notes(
@@ -342,8 +396,9 @@ def layer_table(*, before: Mapping[str, int], after: Mapping[str, int]) -> Table
         )
     total_before = sum(int(v) for v in before.values())
     notes = [
-        f"Total: {total_before} → {total_before - total_removed} channels, {total_removed} "
-        f"removed ({total_removed / total_before * 100 if total_before else 0.0:.1f} %)"
+        f"Total: {total_before} → {plural(total_before - total_removed, 'channel')}, "
+        f"{total_removed} removed "
+        f"({total_removed / total_before * 100 if total_before else 0.0:.1f} %)"
     ]
     columns = [
         Column("layer", "Producing layer(s)", "text"),

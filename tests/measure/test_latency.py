@@ -12,7 +12,7 @@ from filterprune.measure import (
     macs_reduction_ratio,
     measure_latency,
 )
-from filterprune.measure.latency import _flags
+from filterprune.measure.latency import _flags, median_spread
 
 
 def test_measure_latency_positive_and_threads_restored(tiny, tiny_input):
@@ -120,4 +120,25 @@ def test_flags_name_noise_and_disagreeing_rounds():
     assert _flags(result(0.1), result(0.1), [2.0, 2.05, 1.98]) == []
     assert _flags(result(noisy), result(0.1), [2.0]) == ["noisy reference"]
     assert _flags(result(0.1), result(noisy), [2.0, 2.0]) == ["noisy model"]
-    assert _flags(result(0.1), result(0.1), [2.0, 2.5, 2.1]) == ["rounds disagree"]
+    assert _flags(result(0.1), result(0.1), [2.0, 2.9, 2.1]) == ["rounds disagree"]
+
+
+def test_flags_fire_on_a_wide_spread_not_on_a_tight_one():
+    def result(iqr):  # median 10 ms
+        return LatencyResult(1, "cpu", 1, 10.0, iqr, 10.0, 10, 1)
+
+    # an IQR as large as the median is noise; 2 ms of 10 (a busy machine's usual A/A) is not
+    assert _flags(result(10.0), result(2.0), [1.0]) == ["noisy reference"]
+    assert _flags(result(2.0), result(2.0), [1.0]) == []
+    # tight rounds: no flag; one outlying round on each side (the median ignores them): no flag
+    tight = [1.48, 1.50, 1.52, 1.49, 1.51]
+    assert _flags(result(1.0), result(1.0), tight) == []
+    assert _flags(result(1.0), result(1.0), [0.4, 1.48, 1.5, 1.52, 6.0]) == []
+    # the rounds beside the median far apart (1.0 to 2.0 around 1.5): the figure may be off by
+    # a third either way
+    wide = [0.4, 1.0, 1.5, 2.0, 2.6]
+    assert median_spread(wide) == pytest.approx(1.0 / 1.5)
+    assert _flags(result(1.0), result(1.0), wide) == ["rounds disagree"]
+    assert median_spread([1.0]) == 0.0 and median_spread([1.0, 3.0]) == pytest.approx(1.0)
+    assert median_spread([1.0, 1.2, 1.4, 1.6, 1.8, 2.0]) == pytest.approx((1.8 - 1.2) / 1.5)
+    assert NOISY_IQR_FRACTION < 1.0  # an IQR as large as the median is always flagged

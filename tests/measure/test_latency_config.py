@@ -108,9 +108,9 @@ ROWS = [
 
 def test_iteration_table_efficiency_is_speedup_over_macs_ratio():
     table = iteration_table(ROWS)
-    assert table.column("speedup") == pytest.approx([1.0, 1.25, 1.6])
-    # efficiency = speed-up / (2000 / macs): 1.25 / 1.25 and 1.6 / 2
-    assert table.column("efficiency") == pytest.approx([1.0, 1.0, 0.8])
+    assert table.column("speedup") == ["reference", 1.25, pytest.approx(1.6)]
+    # efficiency = speed-up / (2000 / macs): 1.25 / 1.25 and 1.6 / 2; none for the reference
+    assert table.column("efficiency") == [None, pytest.approx(1.0), pytest.approx(0.8)]
     assert table.column("latency_iqr_ms") == [1.0, 0.5, 0.5]
     assert (
         "Measured speed-up: 1.60x for 2.00x fewer MACs; efficiency (speed-up / MACs ratio) = 0.80"
@@ -143,10 +143,11 @@ def test_latency_table_from_logged_records():
         (2, 1),
         (3, 1),
     ]
-    assert table.column("speedup") == pytest.approx([1.0, 1.0, 2.0, 3.0, 1.5, None])
+    assert table.column("speedup")[:2] == ["reference", "reference"]  # the original
+    assert table.column("speedup")[2:] == pytest.approx([2.0, 3.0, 1.5, None])
     assert table.column("speedup_range")[2] == "1.90–2.10"
     assert table.column("macs_ratio") == pytest.approx([1.0, 1.0, 4.0, 4.0, 4.0, None])
-    assert table.column("efficiency") == pytest.approx([1.0, 1.0, 0.5, 0.75, 0.375, None])
+    assert table.column("efficiency") == pytest.approx([None, None, 0.5, 0.75, 0.375, None])
     assert table.column("original_ms")[3] == 60.0
     assert table.column("flags") == ["–", "–", "–", "–", "noisy model", "–"]
     assert table.column("calls") == [10] * 6

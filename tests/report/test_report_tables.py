@@ -88,6 +88,7 @@ def test_metric_changes_print_in_the_metrics_own_unit():
     assert "| 95.50 % | -3.00 pt |" in md and "| 98.50 % | +0.00 pt |" in md and "-0.03" not in md
     assert format_value(0.003839, "points") == "+0.38 pt"
     assert format_value(0.9712, "fraction") == "97.12 %"
+    assert format_value(52.4, "mb") == "52.40" and format_value(0.004123, "mb") == "0.00412"
     assert metric_kinds("top5", [0.5, 1.0]) == ("fraction", "points")
     assert metric_kinds("val_accuracy", [0.5]) == ("fraction", "points")
     assert metric_kinds("loss", [0.5, 0.2]) == ("metric", "delta")  # not a share

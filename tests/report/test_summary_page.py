@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -63,30 +66,72 @@ def test_summary_has_settings_split_tables_and_inline_plots(report_dir):
     assert {"overview", "accuracy_vs_macs", "latency_vs_macs", "channels", "scores"} <= stems
     assert all((report_dir / src).is_file() for src in images)
     assert "+0.00 pt" in page  # accuracy changes in percentage points
+    assert '<ul class="notes">' in page  # notes in the tables' small type
+    assert "0.00 − 0.00" not in page  # a tiny model's size in MB has significant digits
 
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# Written into the page's <body> once it has loaded: the page's width against the window's,
+# the elements whose right edge passes the window, and the images that did not load.
+_MEASURE = """<script>window.addEventListener('load', () => {
+  const d = document.documentElement, b = document.body, w = d.clientWidth;
+  const wide = [...b.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > w + 1)
+    .map(e => e.tagName.toLowerCase() + ':' + (e.textContent || e.getAttribute('src') || '')
+      .trim().slice(0, 40));
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+  b.setAttribute('data-width', d.scrollWidth + '/' + w);
+  b.setAttribute('data-height', String(d.scrollHeight));
+  b.setAttribute('data-images', imgs.length + '/' + broken.length);
+  b.setAttribute('data-wide', JSON.stringify(wide));
+  b.setAttribute('data-broken', JSON.stringify(broken));
+});</script>"""
+
+_HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--virtual-time-budget=5000"]  # fmt: skip
+
+
+def _run(browser: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [browser, *_HEADLESS, *args], capture_output=True, text=True, timeout=180, check=True
+    )
+
+
 def test_summary_renders_without_horizontal_overflow_in_chromium(report_dir, tmp_path):
+    """The page in a real browser at 1280 px: no horizontal scrolling, every figure loads.
+
+    Skipped without Chromium (Debian package ``chromium``), except under CI (``CI`` set, as
+    ``.ci/run`` does), where a missing browser fails. A screenshot of the page is kept in
+    ``tmp_path`` and, when ``FILTERPRUNE_SUMMARY_SCREENSHOT`` names a file, copied there (that is
+    how ``benchmarks/results/summary_screenshot.png`` was made).
+    """
     browser = _chromium()
     if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI: headless Chromium is not installed (.ci/run installs 'chromium')")
         pytest.skip("headless Chromium is not installed (Debian package 'chromium')")
-    probe = report_dir / "probe.html"
+    probe = report_dir / "probe.html"  # beside summary.html, so the figures' links resolve
     page = (report_dir / "summary.html").read_text()
-    script = (
-        "<script>window.addEventListener('load',()=>{const d=document.documentElement;"
-        "document.body.setAttribute('data-width',d.scrollWidth+'/'+d.clientWidth);});</script>"
-    )
-    probe.write_text(page.replace("</body>", script + "</body>"))
-    out = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-         "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    found = re.search(r'data-width="(\d+)/(\d+)"', out.stdout)
+    probe.write_text(page.replace("</body>", _MEASURE + "</body>"))
+    out = _run(browser, "--window-size=1280,900", "--dump-dom", probe.as_uri())
+    probe.unlink()
+    found = re.search(r'<body data-width="(\d+)/(\d+)" data-height="(\d+)"', out.stdout)
     assert found, out.stderr[-2000:]
-    scroll, client = map(int, found.groups())
-    assert client > 1000  # the 1280 px window (less a scroll bar)
-    assert scroll <= client, f"page is {scroll} px wide in a {client} px window"
+    scroll, client, height = map(int, found.groups())
+    assert client == 1280  # the window (scroll bars hidden)
+    wide = json.loads(html.unescape(re.search(r'data-wide="([^"]*)"', out.stdout).group(1)))
+    assert scroll <= client and not wide, f"page is {scroll} px wide in {client} px: {wide}"
+    images, broken = map(int, re.search(r'data-images="(\d+)/(\d+)"', out.stdout).groups())
+    bad = re.search(r'data-broken="([^"]*)"', out.stdout).group(1)
+    assert images >= 5 and broken == 0, f"{broken} of {images} figures did not load: {bad}"
+
+    shot = tmp_path / "summary.png"
+    size = f"--window-size=1280,{min(height, 12000)}"
+    _run(browser, size, f"--screenshot={shot}", (report_dir / "summary.html").as_uri())
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get("FILTERPRUNE_SUMMARY_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)

@@ -18,9 +18,18 @@ load hits both equally). Each model's latency is the median of its round medians
 is the median of the per-round ratios ``median_A(r) / median_B(r)``, each ratio taken from two
 timings seconds apart; its spread is the lowest and highest round ratio. The minimum of the
 medians is not used: it picks each model's luckiest round separately, perhaps under a different
-load, which is again a division of figures from different moments. A comparison is flagged when
-a model's IQR within its rounds exceeds ``NOISY_IQR_FRACTION`` of its median, or when the round
-ratios spread over more than ``ROUNDS_DISAGREE_FRACTION`` of the speed-up.
+load, which is again a division of figures from different moments.
+
+A flag marks a figure not to be trusted. A comparison is flagged ``noisy reference`` / ``noisy
+model`` when a model's IQR within its rounds exceeds ``NOISY_IQR_FRACTION`` of its median, and
+``rounds disagree`` when the rounds next to the median one (the 2nd and 4th of 5 sorted round
+ratios; with 4 rounds or fewer the lowest and highest) are further apart than
+``ROUNDS_DISAGREE_FRACTION`` of the speed-up: the median could have been any of them, so that is
+how far the figure may be off. The outermost rounds are left out of that spread, as they are out
+of the median: one round slowed by another process does not move the median, and a flag on it
+fired on most comparisons of a shared machine. The thresholds come from repeated A/A comparisons
+(a model against its own copy, true speed-up 1.0) on a busy 2-core machine, where they flag about
+one in twenty (docs/benchmarks.md, "Calibrating the latency flags").
 """
 
 from __future__ import annotations
@@ -40,8 +49,9 @@ from filterprune.measure._forward import ExampleInputs, as_input_tuple, eval_mod
 from ..errors import ConfigError
 
 MAX_WARMUP_ROUNDS = 10
-NOISY_IQR_FRACTION = 0.10  # flag a model whose IQR (within its rounds) exceeds 10 % of its median
-ROUNDS_DISAGREE_FRACTION = 0.10  # flag round speed-ups spread over more than 10 % of the median
+# Flag thresholds, set from A/A comparisons (docs/benchmarks.md, "Calibrating the latency flags").
+NOISY_IQR_FRACTION = 0.5  # a model's IQR (within its rounds) above half its median
+ROUNDS_DISAGREE_FRACTION = 0.35  # the rounds beside the median further apart than 35 % of it
 
 __all__ = [
     "NOISY_IQR_FRACTION",
@@ -52,6 +62,7 @@ __all__ = [
     "efficiency",
     "macs_reduction_ratio",
     "measure_latency",
+    "median_spread",
 ]
 
 
@@ -105,9 +116,10 @@ class LatencyComparison:
         speedup_low: Lowest round ratio.
         speedup_high: Highest round ratio.
         round_speedups: The ratio of each round, in order.
-        flags: Why the figures may not be signal: ``"noisy reference"`` / ``"noisy model"``
-            (IQR above ``NOISY_IQR_FRACTION`` of the median), ``"rounds disagree"`` (round ratios
-            spread over more than ``ROUNDS_DISAGREE_FRACTION`` of the speed-up). Empty = clean.
+        flags: Why the figures should not be trusted: ``"noisy reference"`` / ``"noisy
+            model"`` (IQR above ``NOISY_IQR_FRACTION`` of the median), ``"rounds disagree"``
+            (the rounds beside the median further apart than ``ROUNDS_DISAGREE_FRACTION`` of the
+            speed-up; see :func:`median_spread`). Empty = clean.
     """
 
     reference: LatencyResult
@@ -343,10 +355,25 @@ def _to(inputs: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.T
     return tuple(t.to(device) for t in inputs)
 
 
+def median_spread(ratios: Sequence[float]) -> float:
+    """How far the median of ``ratios`` may be off: the rounds beside it, apart, over it.
+
+    Sorted, the ratios ``s[k - 1]`` and ``s[j + 1]`` around the median ``s[k..j]`` (``k == j``
+    for an odd count) are the values it would take with one round more on either side; their
+    distance divided by the median is returned (0.0 for a single round). With 4 rounds or fewer
+    that is the whole range; with 5, the 2nd to 4th: the lowest and highest round are left out,
+    as the median leaves them out.
+    """
+    if len(ratios) < 2:
+        return 0.0
+    s = sorted(ratios)
+    low, high = s[max((len(s) - 1) // 2 - 1, 0)], s[min(len(s) // 2 + 1, len(s) - 1)]
+    return (high - low) / statistics.median(s)
+
+
 def _flags(reference: LatencyResult, model: LatencyResult, ratios: Sequence[float]) -> list[str]:
     flags = [f"noisy {name}" for name, r in (("reference", reference), ("model", model)) if r.noisy]
-    mid = statistics.median(ratios)
-    if len(ratios) > 1 and max(ratios) - min(ratios) > ROUNDS_DISAGREE_FRACTION * mid:
+    if median_spread(ratios) > ROUNDS_DISAGREE_FRACTION:
         flags.append("rounds disagree")
     return flags
 

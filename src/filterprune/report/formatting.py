@@ -43,7 +43,7 @@ def _human_count(value: float) -> str:
 _FORMATS = {
     "int": lambda v: str(v) if isinstance(v, int) else f"{v:g}",
     "count": _human_count,
-    "mb": lambda v: f"{v:.2f}",
+    "mb": lambda v: f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}",
     "ms": lambda v: f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}",
     "percent": lambda v: f"{v:.1f}",
     "speedup": lambda v: f"{v:.2f}x",
@@ -73,10 +73,10 @@ def format_value(value: Any, kind: str) -> str:
 
     Args:
         value: A number, text or ``None``.
-        kind: One of ``KINDS``. ``count`` prints K/M/G with two decimals (MACs, params), ``mb``
-            two decimals, ``ms`` two decimals (three significant digits below 1 ms),
-            ``percent`` one decimal, ``speedup`` a trailing "x", ``metric`` four significant
-            digits, ``delta`` the same with a sign, ``fraction`` a share in percent
+        kind: One of ``KINDS``. ``count`` prints K/M/G with two decimals (MACs, params),
+            ``mb`` and ``ms`` two decimals (three significant digits below 1, so a small model
+            is not 0.00), ``percent`` one decimal, ``speedup`` a trailing "x", ``metric`` four
+            significant digits, ``delta`` the same with a sign, ``fraction`` a share in percent
             (``0.9712`` -> ``97.12 %``), ``points`` a change of a share in percentage points
             (``0.0038`` -> ``+0.38 pt``).
 

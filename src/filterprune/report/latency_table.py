@@ -93,8 +93,10 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
         "Speed-up = median over rounds of original / this model, both timed in the same "
         "process in alternating rounds (same threads, inputs and warm-up); round range = "
         "lowest–highest round ratio. MACs ratio = original MACs / MACs; efficiency = speed-up "
-        "/ MACs ratio (1.0: latency fell as much as MACs). Flags: 'noisy' = IQR above "
-        f"{NOISY_IQR_FRACTION:.0%} of the median; 'rounds disagree' = round ratios spread over "
-        f"more than {ROUNDS_DISAGREE_FRACTION:.0%} of the speed-up."
+        "/ MACs ratio (1.0: latency fell as much as MACs). A flag marks a figure not to trust: "
+        f"'noisy' = a model's IQR above {NOISY_IQR_FRACTION:.0%} of its median; 'rounds "
+        "disagree' = the rounds beside the median one further apart than "
+        f"{ROUNDS_DISAGREE_FRACTION:.0%} of the speed-up. Iteration 0 is the original, the "
+        "reference."
     ]
     return Table("Latency", columns, out, notes)

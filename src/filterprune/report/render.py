@@ -99,5 +99,7 @@ def to_html(table: Table) -> str:
         )
     parts.append("</tbody>\n</table>\n")
     if table.notes:
-        parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in table.notes) + "</ul>\n")
+        parts.append(
+            '<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in table.notes) + "</ul>\n"
+        )
     return "".join(parts)

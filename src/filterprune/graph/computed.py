@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.weight_norm import WeightNorm
 
-from .specs import ChannelParam, LayerSpec
+from .specs import SPEC_WRAPPERS, ChannelParam, LayerSpec, weight_norm_hooks
 
 
 def _hooks(module: nn.Module) -> list[object]:
@@ -26,11 +25,6 @@ def _hooks(module: nn.Module) -> list[object]:
 
 
 _OVERRIDDEN = ("forward", "_conv_forward")  # where a subclass may compute the weight it applies
-
-
-def weight_norm_hooks(module: nn.Module) -> list[WeightNorm]:
-    """The legacy ``torch.nn.utils.weight_norm`` hooks of ``module``."""
-    return [h for h in module._forward_pre_hooks.values() if isinstance(h, WeightNorm)]
 
 
 def computed_weight(module: nn.Module, base: type[nn.Module] | None = None) -> str | None:
@@ -106,3 +100,12 @@ class LegacyWeightNormSpec(LayerSpec):
         self.base.resize(module, n_in, n_out)
         for hook in weight_norm_hooks(module):
             setattr(module, hook.name, hook.compute_weight(module))
+
+
+def _legacy_weight_norm(spec: LayerSpec, module: nn.Module) -> LayerSpec:
+    if spec.kind == "mixing" and weight_norm_hooks(module):
+        return LegacyWeightNormSpec(spec, module)
+    return spec
+
+
+SPEC_WRAPPERS.append(_legacy_weight_norm)

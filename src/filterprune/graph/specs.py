@@ -15,6 +15,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils.weight_norm import WeightNorm
 
 from .elements import ElementSets
 
@@ -285,6 +286,9 @@ def param_spec(model: nn.Module, name: str) -> tuple[nn.Module, ParamSpec] | Non
 
 
 _REGISTRY: dict[type, LayerSpec] = {}
+# Applied to every spec found, with the module: a layer under the legacy weight norm gets a spec
+# slicing its stored tensors (added by :mod:`.computed`, which the package imports).
+SPEC_WRAPPERS: list[Callable[[LayerSpec, nn.Module], LayerSpec]] = []
 _INSTANCE_CHECKS: list[Callable[[nn.Module], LayerSpec | None]] = []
 
 
@@ -339,11 +343,8 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
                 return None  # a single shared slope is element-wise
             if cls is not type(module) and spec.kind != "opaque":
                 spec = SubclassSpec(spec, module)
-            if spec.kind == "mixing" and module._forward_pre_hooks:
-                from .computed import LegacyWeightNormSpec, weight_norm_hooks
-
-                if weight_norm_hooks(module):
-                    return LegacyWeightNormSpec(spec, module)
+            for wrap in SPEC_WRAPPERS:
+                spec = wrap(spec, module)
             return spec
     return None
 
@@ -434,7 +435,10 @@ def is_builtin_layer(module: nn.Module) -> bool:
     return spec is not None and _REGISTRY.get(type(module)) is spec and not hooked
 
 
-def _weight_norm_names(module: nn.Module) -> list[str]:
-    from .computed import weight_norm_hooks
+def weight_norm_hooks(module: nn.Module) -> list[WeightNorm]:
+    """The legacy ``torch.nn.utils.weight_norm`` hooks of ``module``."""
+    return [h for h in module._forward_pre_hooks.values() if isinstance(h, WeightNorm)]
 
+
+def _weight_norm_names(module: nn.Module) -> list[str]:
     return [h.name for h in weight_norm_hooks(module)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .specs import SPEC_WRAPPERS, ChannelParam, LayerSpec, weight_norm_hooks
+from .specs import SPEC_WRAPPERS, ChannelParam, LayerSpec, WrapperSpec, weight_norm_hooks
 
 
 def _hooks(module: nn.Module) -> list[object]:
@@ -56,7 +56,7 @@ def computed_weight(module: nn.Module, base: type[nn.Module] | None = None) -> s
     return None
 
 
-class LegacyWeightNormSpec(LayerSpec):
+class LegacyWeightNormSpec(WrapperSpec):
     """A layer under the legacy ``torch.nn.utils.weight_norm``: ``weight`` is ``g * v / ||v||``.
 
     ``weight`` is recomputed from ``weight_g`` and ``weight_v`` by a forward pre-hook; those two
@@ -66,9 +66,7 @@ class LegacyWeightNormSpec(LayerSpec):
     """
 
     def __init__(self, base: LayerSpec, module: nn.Module) -> None:
-        self.base = base
-        self.kind = base.kind
-        self.in_dim, self.out_dim = base.in_dim, base.out_dim
+        super().__init__(base)
         self.names = {h.name for h in weight_norm_hooks(module)}
         self.unknown = list(getattr(base, "unknown", []))
 
@@ -89,12 +87,6 @@ class LegacyWeightNormSpec(LayerSpec):
 
     def in_params(self, module: nn.Module) -> list[ChannelParam]:
         return self._stored(module, self.base.in_params(module))
-
-    def channels(self, module: nn.Module) -> tuple[int, int]:
-        return self.base.channels(module)
-
-    def couple(self, module, in_elems, out_elems, sets, **options) -> None:
-        self.base.couple(module, in_elems, out_elems, sets, **options)
 
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         self.base.resize(module, n_in, n_out)

@@ -65,6 +65,25 @@ class LayerSpec:
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         """Update the module's attributes after its tensors were sliced to the new counts."""
 
+    def groups_attr(self, module: nn.Module) -> str | None:
+        """The attribute holding the module's group count (conv ``groups``), or ``None``."""
+        return None
+
+    def for_module(self, module: nn.Module) -> LayerSpec | None:
+        """The spec for this very module: ``self``, another spec, or ``None`` to look inside it.
+
+        A registered type may behave differently by configuration (a LayerNorm over several
+        dimensions is opaque; a PReLU with one shared slope is element-wise).
+        """
+        return self
+
+    def meta_forward(self, module: nn.Module) -> Callable[..., torch.Tensor] | None:
+        """A cheaper forward for the module on a ``meta`` twin (shapes only), or ``None``.
+
+        Asked only for exactly the registered type, never a subclass, whose forward may do more.
+        """
+        return None
+
 
 def _existing(module: nn.Module, names: Sequence[str], axis: int) -> list[ChannelParam]:
     return [ChannelParam(n, axis) for n in names if getattr(module, n, None) is not None]
@@ -102,6 +121,9 @@ class ConvSpec(LayerSpec):
             per_group_in = module.in_channels // module.groups
             module.groups = n_in // per_group_in
         module.in_channels, module.out_channels = n_in, n_out
+
+    def groups_attr(self, module: nn.Module) -> str | None:
+        return "groups"
 
 
 class ConvTransposeSpec(ConvSpec):
@@ -209,6 +231,9 @@ class GroupNormSpec(PerChannelSpec):
         per = module.num_channels // module.num_groups
         module.num_channels, module.num_groups = n_out, n_out // per
 
+    def groups_attr(self, module: nn.Module) -> str | None:
+        return "num_groups"
+
 
 class LayerNormSpec(PerChannelSpec):
     """``nn.LayerNorm`` over the last dimension only (channels-last blocks).
@@ -227,10 +252,42 @@ class LayerNormSpec(PerChannelSpec):
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         module.normalized_shape = (n_out,)
 
+    def for_module(self, module: nn.Module) -> LayerSpec | None:
+        return self if len(module.normalized_shape) == 1 else OpaqueSpec()
+
+
+class BatchNormSpec(PerChannelSpec):
+    """``nn.BatchNormNd``/``nn.InstanceNormNd``: running statistics sliced with the channels.
+
+    On a ``meta`` twin its forward (a Python decomposition costing about a millisecond a call)
+    is replaced by one returning a tensor shaped like its input: the layer is a leaf of the
+    trace, so only its output's shape is read.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(_NORM_TENSORS, "num_features")
+
+    def meta_forward(self, module: nn.Module) -> Callable[..., torch.Tensor] | None:
+        forward = module.forward
+
+        def shape_only(x: torch.Tensor) -> torch.Tensor:
+            # inputs it would reject go to the real forward, which raises as on the model itself
+            if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[1] == module.num_features:
+                module._check_input_dim(x)
+                return x.clone()
+            return forward(x)
+
+        return shape_only
+
 
 class PReLUSpec(PerChannelSpec):
+    """``nn.PReLU`` with one slope per channel; a single shared slope is element-wise."""
+
     def __init__(self) -> None:
         super().__init__(("weight",), "num_parameters")
+
+    def for_module(self, module: nn.Module) -> LayerSpec | None:
+        return None if module.num_parameters == 1 else self
 
 
 class OpaqueSpec(LayerSpec):
@@ -337,10 +394,9 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
     for cls in type(module).__mro__:
         spec = _REGISTRY.get(cls)
         if spec is not None:
-            if isinstance(spec, LayerNormSpec) and len(module.normalized_shape) != 1:
-                return OpaqueSpec()
-            if isinstance(spec, PReLUSpec) and module.num_parameters == 1:
-                return None  # a single shared slope is element-wise
+            spec = spec.for_module(module)
+            if spec is None:
+                return None
             if cls is not type(module) and spec.kind != "opaque":
                 spec = SubclassSpec(spec, module)
             for wrap in SPEC_WRAPPERS:
@@ -349,12 +405,44 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
     return None
 
 
+def registered_spec(module_type: type) -> LayerSpec | None:
+    """The spec registered for exactly ``module_type`` (not a base class), or ``None``."""
+    return _REGISTRY.get(module_type)
+
+
 def registered_type(module: nn.Module) -> type | None:
     """The registered layer type ``module`` is looked up as (itself or a base class)."""
     return next((cls for cls in type(module).__mro__ if cls in _REGISTRY), None)
 
 
-class SubclassSpec(LayerSpec):
+class WrapperSpec(LayerSpec):
+    """A spec that adds to another one (``base``) and otherwise does what it does."""
+
+    def __init__(self, base: LayerSpec) -> None:
+        self.base = base
+        self.kind = base.kind
+        self.in_dim, self.out_dim = base.in_dim, base.out_dim
+
+    def out_params(self, module: nn.Module) -> list[ChannelParam]:
+        return self.base.out_params(module)
+
+    def in_params(self, module: nn.Module) -> list[ChannelParam]:
+        return self.base.in_params(module)
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        return self.base.channels(module)
+
+    def couple(self, module, in_elems, out_elems, sets, **options) -> None:
+        self.base.couple(module, in_elems, out_elems, sets, **options)
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        self.base.resize(module, n_in, n_out)
+
+    def groups_attr(self, module: nn.Module) -> str | None:
+        return self.base.groups_attr(module)
+
+
+class SubclassSpec(WrapperSpec):
     """The spec of a registered layer type, for a subclass that may hold tensors of its own.
 
     A subclass is not its base layer: NFNet's ``ScaledStdConv2d`` keeps a gain of shape
@@ -366,9 +454,7 @@ class SubclassSpec(LayerSpec):
     """
 
     def __init__(self, base: LayerSpec, module: nn.Module) -> None:
-        self.base = base
-        self.kind = base.kind
-        self.in_dim, self.out_dim = base.in_dim, base.out_dim
+        super().__init__(base)
         known = {p.name for p in base.out_params(module) + base.in_params(module)}
         known |= {f"{n}{s}" for n in _weight_norm_names(module) for s in ("_g", "_v")}
         if isinstance(base, PerChannelSpec):
@@ -392,28 +478,17 @@ class SubclassSpec(LayerSpec):
     def out_params(self, module: nn.Module) -> list[ChannelParam]:
         return self.base.out_params(module) + [ChannelParam(n, 0) for n in self.extra]
 
-    def in_params(self, module: nn.Module) -> list[ChannelParam]:
-        return self.base.in_params(module)
-
-    def channels(self, module: nn.Module) -> tuple[int, int]:
-        return self.base.channels(module)
-
-    def couple(self, module, in_elems, out_elems, sets, **options) -> None:
-        self.base.couple(module, in_elems, out_elems, sets, **options)
-
-    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
-        self.base.resize(module, n_in, n_out)
-
 
 for _t in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
     register_layer(_t, ConvSpec())
 for _t in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d):
     register_layer(_t, ConvTransposeSpec())
 register_layer(nn.Linear, LinearSpec())
-for _t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm):
-    register_layer(_t, PerChannelSpec(_NORM_TENSORS, "num_features"))
+register_layer(nn.SyncBatchNorm, PerChannelSpec(_NORM_TENSORS, "num_features"))
+for _t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+    register_layer(_t, BatchNormSpec())
 for _t in (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d):
-    register_layer(_t, PerChannelSpec(_NORM_TENSORS, "num_features"))
+    register_layer(_t, BatchNormSpec())
 register_layer(nn.GroupNorm, GroupNormSpec())
 register_layer(nn.LayerNorm, LayerNormSpec())
 register_layer(nn.PReLU, PReLUSpec())

@@ -27,7 +27,7 @@ from ..errors import ConfigError, FilterpruneError
 from . import labels as L
 from . import rules
 from .elements import UNTRACKED, ElementSets
-from .specs import LayerSpec, OpaqueSpec, spec_for
+from .specs import LayerSpec, OpaqueSpec, registered_spec, spec_for
 
 # With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
@@ -351,38 +351,11 @@ def meta_copy(model: nn.Module) -> nn.Module:
             )
     twin = deepcopy_module(model, memo, detached=lambda t: torch.empty_like(t, device="meta"))
     for module in twin.modules():
-        if type(module) in _PLAIN_NORMS:
-            module.forward = _shape_only_forward(module)
+        spec = registered_spec(type(module))  # exactly a registered type, not a subclass
+        forward = spec.meta_forward(module) if spec is not None else None
+        if forward is not None:
+            module.forward = forward
     return twin
-
-
-# Exactly these types (not subclasses, whose forward may do more): on ``meta`` their forward is a
-# Python decomposition costing about a millisecond a call, for an output shaped like the input.
-_PLAIN_NORMS = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-)
-
-
-def _shape_only_forward(module: nn.Module):
-    """A forward for a norm layer of a meta twin: the input's shape and nothing else.
-
-    The layer is a leaf of the trace, so only its output's shape is read. Inputs it would reject
-    still go to the real forward, which raises as it would on the model itself.
-    """
-    forward = module.forward
-
-    def shape_only(x: torch.Tensor) -> torch.Tensor:
-        if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.shape[1] == module.num_features:
-            module._check_input_dim(x)
-            return x.clone()
-        return forward(x)
-
-    return shape_only
 
 
 def meta_inputs(example_inputs: Any) -> Any:

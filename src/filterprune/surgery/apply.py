@@ -182,7 +182,7 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
         keep_out, keep_in = _keep(name, n_out, removed_out), _keep(name, n_in, removed_in)
         if not len(keep_out) or not len(keep_in):
             raise PlanError(f"plan would leave module '{name}' with no channels")
-        groups, columns = _grouping(name, module, n_in, n_out, removed_in, removed_out)
+        groups, columns = _grouping(name, module, spec, n_in, n_out, removed_in, removed_out)
         work.append((name, module, spec, keep_in, keep_out, n_in, n_out, groups, columns))
     # 1. every new tensor, computed while the model is untouched (an error or Ctrl-C here
     #    leaves it as it was)
@@ -212,7 +212,7 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
             for _name, module, spec, keep_in, keep_out, _n_in, _n_out, groups, _ in work:
                 spec.resize(module, len(keep_in), len(keep_out))
                 if groups is not None:
-                    setattr(module, _groups_attr(module), groups)
+                    setattr(module, spec.groups_attr(module), groups)
         except BaseException:
             for snapshot in snapshots:
                 _restore(snapshot)
@@ -220,16 +220,14 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     return model
 
 
-def _groups_attr(module: nn.Module) -> str | None:
-    if isinstance(module, nn.GroupNorm):
-        return "num_groups"
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return "groups"
-    return None
-
-
 def _grouping(
-    name: str, module: nn.Module, n_in: int, n_out: int, removed_in: list, removed_out: list
+    name: str,
+    module: nn.Module,
+    spec: LayerSpec,
+    n_in: int,
+    n_out: int,
+    removed_in: list,
+    removed_out: list,
 ) -> tuple[int | None, torch.Tensor | None]:
     """The group count after the removal, and the kept in-group input columns of a conv.
 
@@ -237,7 +235,7 @@ def _grouping(
     (or nothing is removed inside them). Raises if the removal is neither whole groups nor the
     same input columns and as many outputs inside every group.
     """
-    attr = _groups_attr(module)
+    attr = spec.groups_attr(module)
     if attr is None:
         return None, None
     groups = getattr(module, attr)
@@ -259,6 +257,6 @@ def _grouping(
             f"plan removes channels of grouped layer '{name}' ({groups} groups) unevenly: it must "
             "remove whole groups, or the same number of channels inside every group"
         )
-    if isinstance(module, nn.GroupNorm):
-        return groups, None  # its tensors are sliced per channel; the group count stays
+    if spec.kind == "perchannel":
+        return groups, None  # its tensors are sliced per channel; the group count stays (GroupNorm)
     return groups, torch.tensor([j for j in range(per_in) if j not in cols_in[0]], dtype=torch.long)

@@ -39,8 +39,24 @@ def test_near_chance_means_at_most_one_and_a_half_times_chance(accuracy, classes
         assert f"chance level ({1 / classes:.3f} for {classes} classes)" in text
 
 
-def test_segmentation_metrics_are_not_judged():
-    assert chance_warning({"dice": 0.01}, 2, what="m", fix="f") is None
+@pytest.mark.parametrize(("dice", "flagged"), [(0.01, True), (0.34, True), (0.5, True),
+                                               (0.51, False), (0.9, False)])  # fmt: skip
+def test_a_segmentation_dice_no_better_than_a_trivial_mask_is_flagged(dice, flagged):
+    """The README's U-Net line once gave Dice 0.34 after 3 epochs: an all-foreground mask's."""
+    text = chance_warning({"dice": dice, "iou": dice / 2}, None, what="the model", fix="Train.")
+    assert (text is not None) == flagged
+    if flagged:
+        assert f"Dice {dice:.3f}, no better than a trivial mask" in text
+
+
+@pytest.mark.slow
+def test_train_flags_an_untrained_segmentation_baseline(tmp_path, warnings):
+    torch.manual_seed(0)
+    data = load_data("segment", limit=16, batch_size=8, image_size=32)
+    done = train_baseline("unet", data, out=tmp_path / "base", steps=1, progress=False,
+                          model_args={"base": 4})  # fmt: skip
+    assert done.metrics["dice"] <= 0.5
+    assert any("the trained unet has Dice" in w for w in warnings), warnings
 
 
 def test_the_first_evaluation_is_checked_once(warnings):

@@ -108,3 +108,53 @@ def test_custom_criteria_helpers_take_override():
     finally:
         _CRITERIA._items.clear()
         _CRITERIA._items.update(saved)
+
+
+def test_an_op_rule_under_a_taken_name_is_refused_and_override_replaces_it():
+    from filterprune.graph import rules
+
+    holder = rules.RULES.get("add")
+    saved = dict(rules.RULES._items)
+
+    def mine(tr, name, func, args, kwargs, out):
+        pass
+
+    try:
+        with pytest.raises(
+            ValueError,
+            match=f"op rule name 'add' is already registered by .*{holder.__name__}.*override=True",
+        ):
+            rules.rule("add")(mine)
+        assert rules.RULES.get("add") is holder
+        rules.rule("add", override=True)(mine)
+        assert rules.RULES.get("add") is mine
+        rules.rule("op_for_test")(mine)
+        rules.rule("op_for_test")(mine)  # the same rule again is fine
+    finally:
+        rules.RULES._items.clear()
+        rules.RULES._items.update(saved)
+
+
+def test_a_layer_type_registered_twice_is_refused_naming_its_spec_and_override_replaces_it():
+    from filterprune.graph.specs import _REGISTRY, ConvSpec, OpaqueSpec, spec_for
+
+    class Block(nn.Module):
+        pass
+
+    try:
+        with pytest.raises(
+            ValueError,
+            match=r"layer type torch\..*Conv2d is already registered by .*ConvSpec.*override=True",
+        ):
+            fp.register_layer(nn.Conv2d, ConvSpec())
+        fp.register_leaf(Block)
+        with pytest.raises(
+            ValueError, match=r"layer type .*Block is already registered by .*OpaqueSpec"
+        ):
+            fp.register_leaf(Block, channel_params=["gamma"])
+        assert isinstance(spec_for(Block()), OpaqueSpec)
+        fp.register_leaf(Block, channel_params=["gamma"], count_attr="n", override=True)
+        assert spec_for(Block()).kind == "perchannel"
+    finally:
+        _REGISTRY.remove(Block)
+    assert spec_for(Block()) is None

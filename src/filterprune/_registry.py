@@ -1,4 +1,5 @@
-"""One registry behaviour for every "by name" extension point (criteria, models, tasks).
+"""One registry behaviour for every "by name" extension point (criteria, models, tasks, op rules,
+and layer specs, whose names are module types).
 
 A name is registered once: registering it again raises, naming who holds it, unless the same
 object is registered again or ``override=True`` says to replace it (e.g. re-running a notebook
@@ -7,6 +8,7 @@ cell). An unknown name raises the registry's error type with the known names and
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -16,6 +18,11 @@ def _describe(obj: object) -> str:
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return f"{module}.{qualname}" if module else qualname
+
+
+def _label(name: object) -> str:
+    """A name as messages write it: a string quoted, a type by its qualified name."""
+    return _describe(name) if isinstance(name, type) else repr(name)
 
 
 class Registry(Generic[T]):
@@ -29,6 +36,8 @@ class Registry(Generic[T]):
         invalid: The exception type raised for a bad or duplicate name (callers pass
             filterprune's own types; this floor imports nothing of filterprune).
         hint: More ways to name an object, appended to the unknown-name message.
+        keys: What a name is: ``str`` (the default), or ``type`` for objects registered by
+            class (layer specs by module type).
     """
 
     def __init__(
@@ -40,6 +49,7 @@ class Registry(Generic[T]):
         error: type[Exception] = ValueError,
         invalid: type[Exception] = ValueError,
         hint: str = "",
+        keys: type = str,
     ) -> None:
         self.kind = kind
         self.plural = plural
@@ -47,38 +57,52 @@ class Registry(Generic[T]):
         self.error = error
         self.invalid = invalid
         self.hint = hint
-        self._items: dict[str, T] = {}
+        self.keys = keys
+        self._items: dict[Hashable, T] = {}
 
-    def add(self, name: str, obj: T, *, override: bool = False) -> T:
+    def add(self, name: Hashable, obj: T, *, override: bool = False) -> T:
         """Register ``obj`` as ``name``; see the module docstring for duplicates."""
-        if not isinstance(name, str) or not name:
-            raise self.invalid(
-                f"{self.register_with}: name must be a non-empty string, got {name!r}"
-            )
+        if not isinstance(name, self.keys) or name == "":
+            what = "a non-empty string" if self.keys is str else f"a {self.keys.__name__}"
+            raise self.invalid(f"{self.register_with}: name must be {what}, got {name!r}")
         held = self._items.get(name)
         if held is not None and held is not obj and not override:
+            what = f"name {name!r}" if isinstance(name, str) else _label(name)
             raise self.invalid(
-                f"{self.register_with}: {self.kind} name {name!r} is already registered by "
+                f"{self.register_with}: {self.kind} {what} is already registered by "
                 f"{_describe(held)}; pick another name, or pass override=True to replace it"
             )
         self._items[name] = obj
         return obj
 
-    def get(self, name: str) -> T:
+    def get(self, name: Hashable) -> T:
         """The object registered as ``name``; raises ``self.error`` listing the known names."""
         try:
             return self._items[name]
         except (KeyError, TypeError):
-            known = ", ".join(self.names()) or "(none)"
+            known = ", ".join(n if isinstance(n, str) else _label(n) for n in self.names())
+            known = known or "(none)"
             raise self.error(
-                f"unknown {self.kind} {name!r}; known {self.plural}: {known}. "
+                f"unknown {self.kind} {_label(name)}; known {self.plural}: {known}. "
                 f"Register your own with {self.register_with}"
                 + (f", {self.hint}." if self.hint else ".")
             ) from None
 
-    def names(self) -> list[str]:
-        """The registered names, sorted."""
-        return sorted(self._items)
+    def find(self, name: Hashable) -> T | None:
+        """The object registered as ``name``, or ``None``."""
+        return self._items.get(name)
+
+    def remove(self, name: Hashable) -> T | None:
+        """Unregister ``name`` (e.g. a test's own); returns what it held, or ``None``."""
+        return self._items.pop(name, None)
+
+    def names(self) -> list:
+        """The registered names, sorted (types by their qualified names)."""
+        return sorted(self._items, key=lambda n: n if isinstance(n, str) else _label(n))
+
+    def items(self) -> Iterator[tuple[Hashable, T]]:
+        """``(name, object)`` pairs, in registration order."""
+        return iter(list(self._items.items()))
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -49,7 +49,7 @@ def test_unregistered_parameter_use_is_frozen_then_registered_leaf_prunes():
     finally:
         from filterprune.graph.specs import _REGISTRY
 
-        _REGISTRY.pop(Scale, None)
+        _REGISTRY.remove(Scale)
 
 
 def test_surgery_keeps_dtype_requires_grad_and_slices_grad():

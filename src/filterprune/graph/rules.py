@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
-from ..errors import FilterpruneError
+from .._registry import Registry
+from ..errors import ConfigError, FilterpruneError, UnknownNameError
 from . import labels as L
 from .elements import UNTRACKED, ElementSets
 
@@ -46,15 +47,25 @@ class TraceState(Protocol):
 
 
 Rule = Callable[[TraceState, str, Any, tuple, dict, Any], None]
-RULES: dict[str, Rule] = {}
+RULES: Registry[Rule] = Registry(
+    "op rule",
+    "op rules",
+    register_with="filterprune.graph.rules.rule",
+    error=UnknownNameError,
+    invalid=ConfigError,
+)
 
 
-def rule(*names: str) -> Callable[[Rule], Rule]:
-    """Register a rule for ops with the given ``__name__`` values."""
+def rule(*names: str, override: bool = False) -> Callable[[Rule], Rule]:
+    """Register a rule for ops with the given ``__name__`` values.
+
+    A name is registered once: a name with a rule already raises
+    :class:`~filterprune.errors.ConfigError` naming that rule, unless ``override`` is true.
+    """
 
     def deco(fn: Rule) -> Rule:
         for n in names:
-            RULES[n] = fn
+            RULES.add(n, fn, override=override)
         return fn
 
     return deco
@@ -69,7 +80,7 @@ def _outputs(out: Any) -> list[torch.Tensor]:
 
 
 def apply_rule(tr: TraceState, name: str, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-    handler = RULES.get(name)
+    handler = RULES.find(name)
     if handler is None:
         handler = _unknown
     handler(tr, name, func, args, kwargs, out)
@@ -545,9 +556,7 @@ def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
 # ----- leaf modules ---------------------------------------------------------------------------
 def _couple(tr: TraceState, spec: LayerSpec, module: nn.Module, ins: list, outs: list) -> None:
     """Let the layer merge what it removes together; grouped layers follow ``tr.grouped``."""
-    from .specs import ConvSpec, GroupNormSpec
-
-    if isinstance(getattr(spec, "base", spec), (ConvSpec, GroupNormSpec)):
+    if spec.groups_attr(module) is not None:
         spec.couple(module, ins, outs, tr.sets, within=tr.grouped == "within")
     else:
         spec.couple(module, ins, outs, tr.sets)

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils.weight_norm import WeightNorm
 
+from .._registry import Registry
+from ..errors import ConfigError, UnknownNameError
 from .elements import ElementSets
 
 Kind = Literal["mixing", "perchannel", "opaque"]
@@ -66,7 +68,11 @@ class LayerSpec:
         """Update the module's attributes after its tensors were sliced to the new counts."""
 
     def groups_attr(self, module: nn.Module) -> str | None:
-        """The attribute holding the module's group count (conv ``groups``), or ``None``."""
+        """The attribute holding the module's group count (conv ``groups``), or ``None``.
+
+        A spec naming one is a grouped layer: its :meth:`couple` also takes ``within=`` (remove
+        channels inside every group rather than whole groups, the trace's ``grouped``).
+        """
         return None
 
     def for_module(self, module: nn.Module) -> LayerSpec | None:
@@ -342,17 +348,28 @@ def param_spec(model: nn.Module, name: str) -> tuple[nn.Module, ParamSpec] | Non
     return None if axis is None else (owner, ParamSpec(attr, axis))
 
 
-_REGISTRY: dict[type, LayerSpec] = {}
+_REGISTRY: Registry[LayerSpec] = Registry(
+    "layer type",
+    "layer types",
+    register_with="filterprune.register_layer",
+    error=UnknownNameError,
+    invalid=ConfigError,
+    keys=type,
+)
 # Applied to every spec found, with the module: a layer under the legacy weight norm gets a spec
 # slicing its stored tensors (added by :mod:`.computed`, which the package imports).
 SPEC_WRAPPERS: list[Callable[[LayerSpec, nn.Module], LayerSpec]] = []
-_INSTANCE_CHECKS: list[Callable[[nn.Module], LayerSpec | None]] = []
 
 
-def register_layer(module_type: type[nn.Module], spec: LayerSpec) -> None:
-    """Register (or replace) the channel spec of a module type.
+def register_layer(
+    module_type: type[nn.Module], spec: LayerSpec, *, override: bool = False
+) -> None:
+    """Register the channel spec of a module type.
 
     Modules of a registered type are traced as leaves: the tracer does not look inside them.
+    A type is registered once: registering it again with another spec raises
+    :class:`~filterprune.errors.ConfigError` naming the spec that holds it, unless ``override``
+    is true (the new spec replaces the old one, also for torch's own layers).
 
     Example:
         >>> class Scale(nn.Module):  # y = x * self.gamma, gamma of shape (C,)
@@ -361,7 +378,7 @@ def register_layer(module_type: type[nn.Module], spec: LayerSpec) -> None:
     """
     if not isinstance(spec, LayerSpec):
         raise TypeError(f"spec for {module_type.__name__} must be a LayerSpec, got {spec!r}")
-    _REGISTRY[module_type] = spec
+    _REGISTRY.add(module_type, spec, override=override)
 
 
 def register_leaf(
@@ -369,6 +386,7 @@ def register_leaf(
     *,
     channel_params: Sequence[str] | None = None,
     count_attr: str | None = None,
+    override: bool = False,
 ) -> None:
     """Trace ``module_type`` as a leaf.
 
@@ -378,11 +396,14 @@ def register_leaf(
             input channel ``i``) and these parameters/buffers have channels on axis 0; pruning
             slices them. If ``None``, the module is opaque: channels it touches are frozen.
         count_attr: Attribute holding the channel count, updated after surgery.
+        override: Replace a spec already registered for ``module_type`` (see
+            :func:`register_layer`).
     """
     if channel_params is None:
-        register_layer(module_type, OpaqueSpec())
+        register_layer(module_type, OpaqueSpec(), override=override)
     else:
-        register_layer(module_type, PerChannelSpec(channel_params, count_attr))
+        spec = PerChannelSpec(channel_params, count_attr)
+        register_layer(module_type, spec, override=override)
 
 
 def spec_for(module: nn.Module) -> LayerSpec | None:
@@ -392,7 +413,7 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
     wrapped in a :class:`SubclassSpec`, which also slices the subclass's own per-channel tensors.
     """
     for cls in type(module).__mro__:
-        spec = _REGISTRY.get(cls)
+        spec = _REGISTRY.find(cls)
         if spec is not None:
             spec = spec.for_module(module)
             if spec is None:
@@ -407,7 +428,7 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
 
 def registered_spec(module_type: type) -> LayerSpec | None:
     """The spec registered for exactly ``module_type`` (not a base class), or ``None``."""
-    return _REGISTRY.get(module_type)
+    return _REGISTRY.find(module_type)
 
 
 def registered_type(module: nn.Module) -> type | None:
@@ -496,7 +517,7 @@ for _t in (nn.MultiheadAttention, nn.LSTM, nn.GRU, nn.RNN, nn.Embedding, nn.Bili
     register_layer(_t, OpaqueSpec())
 
 # The layers registered above, as shipped: for these exact types the spec is known to be right.
-BUILTIN_SPECS: dict[type, LayerSpec] = dict(_REGISTRY)
+BUILTIN_SPECS: dict[type, LayerSpec] = dict(_REGISTRY.items())
 
 
 def is_builtin_layer(module: nn.Module) -> bool:
@@ -507,7 +528,7 @@ def is_builtin_layer(module: nn.Module) -> bool:
     """
     spec = BUILTIN_SPECS.get(type(module))
     hooked = module._forward_pre_hooks or module._forward_hooks
-    return spec is not None and _REGISTRY.get(type(module)) is spec and not hooked
+    return spec is not None and _REGISTRY.find(type(module)) is spec and not hooked
 
 
 def weight_norm_hooks(module: nn.Module) -> list[WeightNorm]:

@@ -1,0 +1,207 @@
+"""Shape ops (view, permute, cat, split, chunk, getitem, channel shuffle, ...), applied literally
+to the label tensor; and in-place item assignment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_map
+
+from ...errors import FilterpruneError
+from .. import labels as L
+from .base import TraceState, _outputs, _unknown, rule
+
+_LITERAL = {
+    "view": "reshape", "view_as": "reshape_as", "reshape": "reshape", "reshape_as": "reshape_as",
+    "flatten": "flatten", "unflatten": "unflatten", "permute": "permute",
+    "transpose": "transpose", "swapaxes": "swapaxes", "swapdims": "swapdims", "t": "t",
+    "squeeze": "squeeze", "unsqueeze": "unsqueeze", "expand": "expand", "expand_as": "expand_as",
+    "movedim": "movedim", "moveaxis": "moveaxis", "cat": "cat", "concat": "cat",
+    "concatenate": "cat", "stack": "stack", "repeat": "repeat", "tile": "tile", "flip": "flip",
+    "__getitem__": "__getitem__", "narrow": "narrow", "select": "select", "split": "split",
+    "chunk": "chunk", "unbind": "unbind", "tensor_split": "tensor_split",
+    "index_select": "index_select", "roll": "roll", "attr:T": "T", "attr:mT": "mT",
+    "squeeze_": "squeeze", "unsqueeze_": "unsqueeze", "transpose_": "transpose",
+    "channel_shuffle": "channel_shuffle", "native_channel_shuffle": "channel_shuffle",
+}  # fmt: skip
+_BAKED = {"__getitem__", "narrow", "select", "index_select", "roll", "unbind", "tensor_split"}
+
+
+class NeedsValues(FilterpruneError, RuntimeError):
+    """A rule needs the values of an index tensor, which a ``meta`` trace does not have."""
+
+
+def _as_labels(tr: TraceState, obj: Any) -> Any:
+    def sub(x: Any) -> Any:
+        if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
+            return tr.label(x).expand(x.shape)
+        if isinstance(x, torch.Tensor) and x.is_meta:
+            raise NeedsValues(f"the channel rule of this op reads an index tensor {x.shape}")
+        return x
+
+    return tree_map(sub, obj)
+
+
+def _channel_shuffle(lab: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c = lab.shape[:2]
+    rest = lab.shape[2:]
+    return lab.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+@rule(*_LITERAL)
+def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
+    target = _LITERAL[name]
+    largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
+    try:
+        if target in ("cat", "stack"):
+            result = getattr(torch, target)(*largs, **lkwargs)
+        elif target == "channel_shuffle":
+            groups = int(args[1] if len(args) > 1 else kwargs["groups"])
+            n, c = largs[0].shape[:2]
+            rows = largs[0].reshape(n, groups, c // groups, *largs[0].shape[2:])
+            _couple_rows(tr, tr.label(args[0]), L.compress(rows))
+            result = _channel_shuffle(largs[0], groups)
+        elif target in ("T", "mT"):
+            result = getattr(largs[0], target)
+        else:
+            result = getattr(largs[0], target)(*largs[1:], **lkwargs)
+    except Exception:  # noqa: BLE001 - any failure means we cannot map channels through it
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is not None:
+        lab = tr.label(x)
+        dims = _indexed_dims(name, args, kwargs, x)
+        varying = L.varying_dims(lab)
+        if name in ("split", "chunk") and not _split_is_fixed(name, args, kwargs):
+            _couple_pieces(tr, name, lab, result, dims, x)
+        elif name == "unbind" and set(dims) & set(varying) and len(varying) > 1:
+            # ``q, k, v = qkv.reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)``:
+            # every slice is taken; slices shrinking alike keep their number fixed
+            _couple_pieces(tr, name, lab, [L.compress(r) for r in result], dims, x)
+        elif (name in _BAKED or name == "split") and set(dims) & set(L.varying_dims(lab)):
+            if not (name == "__getitem__" and _full_slices(args[1], x, L.varying_dims(lab))):
+                tr.freeze(
+                    lab,
+                    tr.reason(
+                        f"'{name}' on the channel dimension",
+                        "it selects channels by positions written in the code",
+                    ),
+                )
+    results = result if isinstance(result, (tuple, list)) else (result,)
+    if x is not None and target in _RESHAPES:
+        _couple_rows(tr, tr.label(x), L.compress(results[0]))
+    for t, lab in zip(_outputs(out), results, strict=False):
+        tr.set_label(t, lab)
+
+
+_RESHAPES = {"reshape", "reshape_as", "unflatten", "channel_shuffle"}
+
+
+def _couple_rows(tr: TraceState, before: torch.Tensor, after: torch.Tensor) -> None:
+    """A reshape that splits the channel dimension into ``(rows, cols)`` (channel shuffle).
+
+    After pruning, the code recomputes ``cols`` from the new channel count, which matches the
+    original layout only if every row loses the same columns: merge column ``j`` of all rows.
+    """
+    if len(L.varying_dims(before)) != 1:
+        return
+    dims = L.varying_dims(after)
+    if len(dims) < 2:
+        return
+    grid = after.movedim(dims, list(range(len(dims)))).reshape(-1, after.shape[dims[-1]])
+    for row in grid[1:]:
+        tr.union(grid[0], row)
+
+
+def setitem(tr: TraceState, args: tuple) -> None:
+    """``x[index] = value``: writing to channel positions written in code freezes them."""
+    x, index = args[0], args[1]
+    lab = tr.label(x)
+    varying = L.varying_dims(lab)
+    if set(_getitem_dims(index, x.dim())) & set(varying) and not _full_slices(index, x, varying):
+        reason = tr.reason(
+            "'__setitem__' on the channel dimension", "it writes to channels by position"
+        )
+        tr.freeze(lab, reason)
+        if len(args) > 2 and isinstance(args[2], torch.Tensor):
+            tr.freeze(tr.label(args[2]), reason)
+
+
+def _split_is_fixed(name: str, args: tuple, kwargs: dict) -> bool:
+    if name == "chunk":
+        return False
+    size = kwargs.get("split_size_or_sections", kwargs.get("split_size", args[1]))
+    return not isinstance(size, int)
+
+
+def _couple_pieces(tr, name, lab, result, dims, x) -> None:
+    dim = dims[0] if dims else 0
+    if dim not in L.varying_dims(lab):
+        return
+    sizes = {p.shape[dim] for p in result}
+    if len(sizes) != 1:
+        tr.freeze(lab, tr.reason(f"'{name}' into unequal pieces", "pieces must stay equal"))
+        return
+    first = result[0]
+    for piece in result[1:]:
+        tr.union(L.compress(first), L.compress(piece))
+
+
+def _indexed_dims(name: str, args: tuple, kwargs: dict, x: torch.Tensor) -> list[int]:
+    nd = x.dim()
+    if name == "__getitem__":
+        return _getitem_dims(args[1], nd)
+    if name in ("chunk", "split", "unbind", "tensor_split"):
+        default = 0
+        pos = 2 if name != "unbind" else 1
+    elif name in ("narrow", "select", "index_select"):
+        default, pos = None, 1
+    elif name == "roll":
+        dim = kwargs.get("dims", args[2] if len(args) > 2 else None)
+        if dim is None:
+            return list(range(nd))
+        return [d % nd for d in ([dim] if isinstance(dim, int) else dim)]
+    else:
+        return []
+    dim = kwargs.get("dim", args[pos] if len(args) > pos else default)
+    return [] if dim is None else [dim % nd]
+
+
+def _getitem_dims(index: Any, nd: int) -> list[int]:
+    """The dimensions of ``x`` that ``x[index]`` selects from with something other than ``:``."""
+    items = index if isinstance(index, tuple) else (index,)
+    consuming = sum(
+        (i.dim() if isinstance(i, torch.Tensor) and i.dtype == torch.bool else 1)
+        for i in items
+        if i is not None and i is not Ellipsis
+    )
+    dims, d = [], 0
+    for item in items:
+        if item is None:
+            continue
+        if item is Ellipsis:
+            d += nd - consuming
+            continue
+        width = item.dim() if isinstance(item, torch.Tensor) and item.dtype == torch.bool else 1
+        if not (isinstance(item, slice) and item == slice(None)):
+            dims.extend(range(d, d + width))
+        d += width
+    return dims
+
+
+def _full_slices(index: Any, x: torch.Tensor, varying: list[int]) -> bool:
+    """``x[:, :n]`` with ``n >= C`` selects everything now and after pruning: harmless."""
+    items = index if isinstance(index, tuple) else (index,)
+    if any(i is Ellipsis or i is None for i in items):
+        return False
+    for d, item in enumerate(items):
+        if d not in varying:
+            continue
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            return False
+        if item.start not in (None, 0) or (item.stop is not None and item.stop < x.shape[d]):
+            return False
+    return True

@@ -1,0 +1,46 @@
+"""Pooling, interpolation and padding: channels pass through, spatial sizes change."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import labels as L
+from .base import TraceState, _outputs, _unknown, rule
+
+SPATIAL = (
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "adaptive_avg_pool3d", "max_pool1d_with_indices",
+    "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool2d_with_indices",
+    "lp_pool1d", "lp_pool2d", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+    "pad", "grid_sample",
+)  # fmt: skip
+
+
+@rule(*SPATIAL)
+def _spatial(tr: TraceState, name: str, func, args, kwargs, out) -> None:
+    x = args[0] if args else kwargs.get("input")
+    lab = tr.label(x)
+    bad = [d for d in L.varying_dims(lab) if d != 1]
+    if name == "pad":
+        pad = args[1] if len(args) > 1 else kwargs.get("pad")
+        padded = {x.dim() - 1 - i // 2 for i, p in enumerate(pad) if p}
+        if padded & set(L.varying_dims(lab)):
+            bad = L.varying_dims(lab)
+        else:  # channels-last windows (Swin) pad only positions, maybe with zeros on channels
+            for t in _outputs(out):
+                tr.set_label(t, lab)
+            return
+    if name == "grid_sample":
+        bad += [d for d in L.varying_dims(tr.label(args[1])) if d == 1]
+    if bad:
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    for t in _outputs(out):
+        if t.dtype == torch.long:  # pooling indices
+            tr.set_label(t, L.untracked(t.dim()))
+            continue
+        small = lab
+        for d in range(2, small.dim()):
+            small = small.narrow(d, 0, 1)
+        tr.set_label(t, small.reshape(small.shape[:2] + (1,) * (t.dim() - 2)))

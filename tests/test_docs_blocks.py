@@ -96,6 +96,13 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("benchmarks.md", "PYTHONPATH=src .venv/bin/python benchmarks/bench_demo.py"): (
         "a 4-minute measurement that rewrites benchmarks/results"
     ),
+    ("benchmarks.md", "PYTHONPATH=src .venv/bin/python benchmarks/bench_latency_flags.py"): (
+        "60 A/A latency comparisons (minutes) that rewrite benchmarks/results"
+    ),
+    ("benchmarks.md", "FILTERPRUNE_SUMMARY_SCREENSHOT="): (
+        "runs tests/report/test_summary_page.py, which this suite runs itself, and rewrites "
+        "the committed screenshot"
+    ),
 }
 
 # Blocks that take more than a few seconds: marked slow, with the rest of their document (they

@@ -41,7 +41,7 @@ def test_settings_round_trip_through_json(settings):
         (lambda: fp.Selection(bins=((0, 0.5),)), r"Selection\.bins: need \(max_width >= 1"),
         (lambda: fp.Selection(include="conv*"), r"Selection\.include: need a list"),
         (lambda: fp.Ranking(cost="watts"), r"Ranking\.cost: need one of"),
-        (lambda: fp.Ranking(flops_reg=-1), r"Ranking\.flops_reg: need a number >= 0"),
+        (lambda: fp.Ranking(flops_reg=-1), r"Ranking\.flops_reg: need a number in \[0, 1000\]"),
         (lambda: fp.Ranking(batches=-2), r"Ranking\.batches: need an int >= 0 or None"),
         (lambda: fp.Selection.from_dict({"amont": 0.2}), r"unknown keys \['amont'\]"),
         (lambda: fp.Ranking.from_json("{", source="r.json"), r"r\.json: not valid JSON"),

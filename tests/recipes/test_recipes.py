@@ -111,5 +111,7 @@ def test_prune_finetunes_at_a_tenth_of_the_training_rate():
     assert old.schedule == "constant" and Optimizer().schedule == "cosine"
     with pytest.raises(RecipeError, match=r"model.json: training settings .*--schedule must be"):
         Optimizer.from_dict({"name": "sgd", "schedule": "linear"})
-    with pytest.raises(RecipeError, match="--lr must be a number > 0, got 0"):
+    with pytest.raises(
+        RecipeError, match=r"--lr \(lr\): need a finite number in \(0, 1e\+30\], got 0"
+    ):
         Optimizer(lr=0)

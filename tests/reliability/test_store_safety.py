@@ -137,7 +137,8 @@ def test_installed_command_names_the_file_it_cannot_write(tmp_path):
         timeout=300,
     )
     assert done.returncode == 1, done.stderr
-    lines = done.stderr.strip().splitlines()
+    # the 2-step baseline is at chance level on purpose: train says so in one line first
+    lines = [x for x in done.stderr.strip().splitlines() if "it has not learned" not in x]
     assert len(lines) == 1 and lines[0].startswith("filterprune: error: cannot finish writing")
     assert "weights.safetensors" in lines[0] and "file-size limit" in lines[0], lines[0]
     assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written is left

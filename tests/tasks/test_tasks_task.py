@@ -120,7 +120,9 @@ def test_finetune_config_validation():
         FinetuneConfig()
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
         FinetuneConfig(steps=1, optimizer="rmsprop")
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(
+        ValueError, match=r"FinetuneConfig\.lr: need a finite number in \(0, 1e\+30\], got 0"
+    ):
         FinetuneConfig(steps=1, lr=0.0)
 
 

@@ -126,7 +126,8 @@ def _write_holder(fd: int) -> None:
     data = json.dumps(holder).encode()
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, data)  # (os.pwrite does not exist on Windows)
     except OSError:
         pass  # the details are a courtesy: the lock itself holds
 

@@ -15,10 +15,10 @@ DESCRIPTION = (
     "(segment, the default) or a VGG16-BN on handwritten digits (classify) is trained (once; the "
     "baseline is cached), pruned with the Taylor criterion over several iterations with "
     "finetuning in between, and the per-iteration and per-layer tables are printed. "
-    "Checkpoints, tables, plots and a summary page go to --run-dir. --quick takes about 4 "
-    "minutes on 2 CPU cores that also run another job, baseline training included (measured: "
-    "249 s wall, 123 CPU-s; benchmarks/results/demo_quick_segment.json), less once the "
-    "baseline is cached."
+    "Checkpoints, tables, plots and a summary page go to --run-dir. On 2 idle CPU cores, "
+    "baseline training included, the demo takes about 100 s and --quick about 30 s (measured: "
+    "benchmarks/results/demo_full_segment.json, demo_quick_segment.json); a machine busy with "
+    "other work stretches both, and a cached baseline shortens them."
 )
 EXAMPLES = [
     "filterprune demo",

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import struct
 from pathlib import Path
 
 import pytest
-import torch
 
 from filterprune.cli import main
 from filterprune.recipes import RecipeError, load_data
-
-
-def _idx_bytes(tensor: torch.Tensor) -> bytes:
-    header = struct.pack(">HBB", 0, 0x08, tensor.dim()) + struct.pack(
-        f">{tensor.dim()}I", *tensor.shape
-    )
-    return header + tensor.numpy().tobytes()
-
-
-def _idx_set(folder: Path, n_train: int = 40, n_test: int = 12) -> Path:
-    folder.mkdir(parents=True)
-    gen = torch.Generator().manual_seed(0)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = torch.arange(n, dtype=torch.uint8) % 4
-        images = torch.randint(0, 40, (n, 6, 5), generator=gen, dtype=torch.uint8)
-        images[torch.arange(n), labels.long()] = 255
-        for kind, tensor, dims in (("images", images, 3), ("labels", labels, 1)):
-            path = folder / f"{split}-{kind}-idx{dims}-ubyte.gz"
-            path.write_bytes(gzip.compress(_idx_bytes(tensor)))
-    return folder
+from tiny_idx import write_set
 
 
 def _image_folder(root: Path, splits: dict[str, int]) -> Path:
@@ -48,7 +26,7 @@ def _image_folder(root: Path, splits: dict[str, int]) -> Path:
 
 
 def test_the_idx_test_split_is_the_t10k_file_and_only_eval_reads_it(tmp_path):
-    root = _idx_set(tmp_path / "set")
+    root = write_set(tmp_path / "set", n_test=12)
     test = load_data("classify", data=root, image_size=8, split="test")
     assert (
         len(test.val) == 12
@@ -73,7 +51,7 @@ def test_a_folder_test_split_is_its_test_folder(tmp_path):
 
 
 def test_cli_eval_split_test(tmp_path, capsys):
-    root = _idx_set(tmp_path / "set", n_train=48)
+    root = write_set(tmp_path / "set", n_train=48, n_test=12)
     out = tmp_path / "base"
     assert main(["train", "--task", "classify", "--model", "resnet18", "--model-arg", "width=0.0625",
                  "--model-arg", "stem=cifar", "--data", str(root), "--image-size", "8",

@@ -21,7 +21,7 @@ from .layer_probe import freeze_computed_weights
 from .measure.counting import count
 from .measure.counting import count_params as param_count
 from .plan import Plan
-from .probe import MAX_ROUNDS, freeze_op, freeze_unverified, needs_probe, probe_once
+from .probe import needs_probe, verify
 from .select import match_modules, select, unselected_layers
 from .settings import Ranking, Selection
 from .surgery import apply_plan
@@ -84,16 +84,7 @@ def analyze(
         if probe:
             freeze_computed_weights(model, graph)
         if probe and needs_probe(graph):
-            for _ in range(MAX_ROUNDS):
-                bad = probe_once(model, example_inputs, graph, leaf_types)
-                if bad is None:
-                    break
-                freeze_op(graph, bad)
-                graph.groups = graph._build()
-            else:
-                bad = probe_once(model, example_inputs, graph, leaf_types)
-                if bad is not None:
-                    freeze_unverified(graph, bad)
+            verify(model, example_inputs, graph, leaf_types)
     logger.debug(
         "analyzed %s: %d groups, %d prunable, in %.2f s",
         type(model).__name__,

@@ -14,6 +14,7 @@ It sits above both :mod:`filterprune.graph` (whose analysis it checks) and
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,7 +29,8 @@ from .graph.specs import is_builtin_layer
 from .graph.tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 from .surgery import apply_plan
 
-MAX_ROUNDS = 32
+MAX_ROUNDS = 6  # rounds freezing the culprits found
+FALLBACK_ROUNDS = 3  # then rounds freezing whatever reaches a disagreement
 
 
 def _line(lab: torch.Tensor) -> torch.Tensor | None:
@@ -49,27 +51,73 @@ def _predict(lab: torch.Tensor, removed: torch.Tensor, root: torch.Tensor) -> to
     return line[~torch.isin(root[line], removed)]
 
 
-def _first_mismatch(
-    original: list[OpRecord], probed: list[OpRecord], removed: torch.Tensor, root: torch.Tensor
-) -> int | None:
+def _agrees(
+    lab: torch.Tensor, got: torch.Tensor, removed: torch.Tensor, root: torch.Tensor
+) -> bool:
+    """Whether the pruned copy's labels ``got`` are the original ``lab`` minus removed classes."""
+    want = _predict(lab, removed, root)
+    if want is None:
+        return True
+    have = _line(got)
+    if have is None:
+        return False
+    if torch.equal(want, have):
+        return True
+    if len(want) <= 1 and len(have) <= 1 and want[:1].tolist() == have[:1].tolist():
+        return True  # both empty, or one channel left on both sides
+    return len(want) == 1 and have.tolist() == [UNTRACKED]
+
+
+def _all_agree(labs, gots, removed, root) -> bool:
+    return all(_agrees(a, b, removed, root) for a, b in zip(labs, gots, strict=False))
+
+
+@dataclass
+class Findings:
+    """What one pruned copy showed.
+
+    ``culprits`` are the ops that got the predicted inputs but gave other outputs (or failed, or
+    ran where the original ran another op): their code keeps a count or position fixed.
+    ``unverified`` are every op whose outputs disagreed, culprits and the ops downstream of them
+    (whose inputs were already wrong) alike.
+    """
+
+    culprits: list[OpRecord] = field(default_factory=list)
+    unverified: list[OpRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.culprits or self.unverified)
+
+
+def _mismatches(
+    original: list[OpRecord],
+    probed: list[OpRecord],
+    removed: torch.Tensor,
+    root: torch.Tensor,
+    failed: bool,
+) -> Findings:
+    """Every op of ``original`` the pruned copy disagreed with, its culprits apart.
+
+    Ops are compared in order; where the copy ran another op (its control flow changed) or
+    stopped (it failed), that op is a culprit and nothing after it can be compared.
+    """
+    found = Findings()
     for rec, new in zip(original, probed, strict=False):
         if rec.name != new.name:
-            return rec.index
-        for lab, got in zip(rec.outputs, new.outputs, strict=False):
-            want = _predict(lab, removed, root)
-            if want is None:
-                continue
-            have = _line(got)
-            if have is None:
-                return rec.index
-            if torch.equal(want, have):
-                continue
-            if len(want) <= 1 and len(have) <= 1 and want[:1].tolist() == have[:1].tolist():
-                continue  # both empty, or one channel left on both sides
-            if len(want) == 1 and have.tolist() == [UNTRACKED]:
-                continue
-            return rec.index
-    return None
+            found.culprits.append(rec)
+            found.unverified.append(rec)
+            return found
+        if _all_agree(rec.outputs, new.outputs, removed, root):
+            continue
+        found.unverified.append(rec)
+        if _all_agree(rec.inputs, new.inputs, removed, root):
+            found.culprits.append(rec)
+    if failed:
+        stop = original[min(len(probed), len(original) - 1)]
+        found.unverified.append(stop)
+        if not found.culprits:
+            found.culprits.append(stop)
+    return found
 
 
 # Ops none of whose arguments can carry a channel count or position: element-wise ops and
@@ -115,8 +163,8 @@ def needs_probe(graph: DependencyGraph) -> bool:
 
 def probe_once(
     model: nn.Module, example_inputs: Any, graph: DependencyGraph, leaf_types: tuple[type, ...]
-) -> OpRecord | None:
-    """Return the first op whose behaviour after pruning disagrees with the analysis, if any.
+) -> Findings:
+    """The ops whose behaviour after pruning disagrees with the analysis (empty if none).
 
     One pruned copy is traced: the ``i``-th group loses its first channel (catches fixed slices
     at either end) and channel ``(i + 1) mod size`` (so groups lose different positions: catches
@@ -135,9 +183,9 @@ def _probe(
     graph: DependencyGraph,
     leaf_types: tuple[type, ...],
     targets: dict[str, list[int]],
-) -> OpRecord | None:
+) -> Findings:
     if not targets:
-        return None
+        return Findings()
     plan = graph.plan(targets)
     if graph.on_meta:
         pruned, example_inputs = meta_copy(model), meta_inputs(example_inputs)
@@ -163,10 +211,29 @@ def _probe(
         failed = True
     finally:
         restore_training(was_training)
-    index = _first_mismatch(graph.ops, tracer.ops, removed, root)
-    if index is None and failed:
-        index = min(len(tracer.ops), len(graph.ops) - 1)
-    return None if index is None else graph.ops[index]
+    return _mismatches(graph.ops, tracer.ops, removed, root, failed)
+
+
+def _op_reason(record: OpRecord, why: str) -> str:
+    return (
+        f"op '{record.name}'"
+        + (f" in module '{record.module}'" if record.module else "")
+        + (f" at {record.where}" if record.where else "")
+        + f": {why}"
+    )
+
+
+def _freeze_inputs(graph: DependencyGraph, records: list[OpRecord], reason) -> None:
+    """Freeze every input class of ``records`` (``reason(record)`` says why), in one pass."""
+    root = graph.sets.roots()
+    seen: set[int] = set()
+    for r in records:
+        text = reason(r)
+        for lab in r.inputs:
+            for e in torch.unique(root[lab]).tolist():
+                if (e, text) not in seen:
+                    seen.add((e, text))
+                    graph.sets.freeze(e, text)
 
 
 def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
@@ -176,34 +243,74 @@ def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
     in each of its blocks) runs the same code, so it keeps the same counts fixed: freezing them
     all at once spares the probe one round per block.
     """
-    reason = (
-        f"op '{record.name}'"
-        + (f" in module '{record.module}'" if record.module else "")
-        + (f" at {record.where}" if record.where else "")
-        + ": pruning a copy showed that it keeps channel positions or counts fixed in code"
-    )
-    same_line = [
-        r
-        for r in graph.ops
-        if r is record or (record.where and r.where == record.where and r.name == record.name)
-    ]
-    for r in same_line:
-        for lab in r.inputs:
-            for e in torch.unique(lab).tolist():
-                graph.sets.freeze(e, reason)
+    freeze_ops(graph, [record])
 
 
-def freeze_unverified(graph: DependencyGraph, last: OpRecord) -> None:
-    """The probe still disagreed after :data:`MAX_ROUNDS`: keep every group it could not verify.
+def freeze_ops(graph: DependencyGraph, records: list[OpRecord]) -> None:
+    """:func:`freeze_op` for every op of ``records`` at once (one probe round's culprits)."""
+    why = "pruning a copy showed that it keeps channel positions or counts fixed in code"
+    lines = {(r.where, r.name) for r in records if r.where}
+    culprit = {(r.where, r.name): r for r in records}
+    ids = {id(r) for r in records}
+    hit = [r for r in graph.ops if id(r) in ids or (r.where and (r.where, r.name) in lines)]
+    _freeze_inputs(graph, hit, lambda r: _op_reason(culprit.get((r.where, r.name), r), why))
 
-    ``last`` is the op it still disagreed with; the reason names it and its source line.
+
+def freeze_unverified(graph: DependencyGraph, found: Findings, rounds: int) -> None:
+    """The probe still disagreed after ``rounds`` rounds: keep what reaches the disagreement.
+
+    Only the classes flowing into an op whose outputs still disagreed (the ops found and the ops
+    downstream of them) are frozen, each with a reason naming that op and its source line; the
+    groups that never reach one stay prunable.
     """
-    at = f" at {last.where}" if last.where else ""
-    reason = (
-        f"the probe still found ops keeping channel counts fixed after {MAX_ROUNDS} rounds, "
-        f"the last op '{last.name}'{at}; what it could not verify is kept (use ignore= to "
-        "keep layers explicitly)"
+    why = (
+        f"the probe still found ops keeping channel counts fixed after {rounds} rounds; what "
+        "reaches this op is kept (use ignore= to keep layers explicitly)"
+    )
+    _freeze_inputs(graph, found.unverified, lambda r: _op_reason(r, why))
+
+
+def freeze_all(graph: DependencyGraph, found: Findings, rounds: int) -> None:
+    """Last resort: keep every group the probe could not verify, naming the first op found."""
+    last = (found.culprits or found.unverified)[0]
+    reason = _op_reason(
+        last,
+        f"the probe could not verify the analysis after {rounds} rounds; every group it "
+        "could not verify is kept (use ignore= to keep layers explicitly)",
     )
     for group in graph.prunable:
         graph.sets.freeze(group.classes[0], reason)
     graph.groups = graph._build()
+
+
+def verify(
+    model: nn.Module, example_inputs: Any, graph: DependencyGraph, leaf_types: tuple[type, ...]
+) -> int:
+    """Probe ``graph`` until a pruned copy agrees with it everywhere; return the rounds run.
+
+    Each round freezes every culprit the copy showed (ops that got the predicted inputs and
+    gave other outputs), not only the first, so chains of independent fixed counts take one
+    round, not one each. After :data:`MAX_ROUNDS`, the classes reaching any op that still
+    disagrees are frozen (:func:`freeze_unverified`), up to :data:`FALLBACK_ROUNDS` times; only
+    if that does not converge either is every remaining group kept.
+    """
+    rounds = 0
+    for _ in range(MAX_ROUNDS):
+        rounds += 1
+        found = probe_once(model, example_inputs, graph, leaf_types)
+        if not found:
+            return rounds
+        freeze_ops(graph, found.culprits or found.unverified[:1])
+        graph.groups = graph._build()
+    for _ in range(FALLBACK_ROUNDS):
+        rounds += 1
+        found = probe_once(model, example_inputs, graph, leaf_types)
+        if not found:
+            return rounds
+        freeze_unverified(graph, found, rounds - 1)
+        graph.groups = graph._build()
+    rounds += 1
+    found = probe_once(model, example_inputs, graph, leaf_types)
+    if found:
+        freeze_all(graph, found, rounds)
+    return rounds

@@ -63,7 +63,7 @@ def test_shape_free_model_needs_no_probe_and_analyze_skips_it(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("probe ran")
 
-    monkeypatch.setattr(api, "probe_once", fail)
+    monkeypatch.setattr(api, "verify", fail)
     fp.analyze(Plain(), torch.randn(2, 3, 8, 8))
 
 

@@ -14,16 +14,34 @@ def _run(code: str) -> dict:
     return json.loads(out.stdout)
 
 
-def test_import_loads_the_core_only():
+def test_import_loads_at_most_25_of_its_modules():
     loaded = _run(  # what filterprune adds to what torch itself loads
         "import json, sys, torch\n"
         "before = set(sys.modules)\n"
         "import filterprune\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))"
     )
+    own = [m for m in loaded if m == "filterprune" or m.startswith("filterprune.")]
+    assert len(own) <= 25, own
+    assert not [m for m in loaded if m.split(".")[0] in OPTIONAL]
+    assert not [m for m in HEAVY if m in loaded]
+
+
+def test_the_verbs_load_the_core_only():
+    """``fp.prune`` loads tracing, criteria, selection and surgery, but not latency timing, the
+    process-group code or the loop, the store, the reports and the CLI."""
+    loaded = _run(
+        "import json, sys, torch\n"
+        "before = set(sys.modules)\n"
+        "import filterprune as fp\n"
+        "fp.prune, fp.inspect, fp.Selection, fp.Ranking\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
     own = {m.split(".")[1] for m in loaded if m.startswith("filterprune.")}
-    assert {"api", "graph", "criteria", "surgery", "plan", "select"} <= own
+    assert {"api", "graph", "criteria", "surgery", "plan", "choose", "config"} <= own
     assert not own & set(LAZY_PACKAGES), sorted(own & set(LAZY_PACKAGES))
+    assert "filterprune.measure.latency" not in loaded
+    assert "filterprune.parallel.process" not in loaded
     assert not [m for m in loaded if m.split(".")[0] in OPTIONAL]
     assert not [m for m in HEAVY if m in loaded]
 
@@ -31,7 +49,7 @@ def test_import_loads_the_core_only():
 def test_lazy_names_load_on_first_use_and_are_the_real_objects():
     result = _run(
         "import json, sys, filterprune as fp\n"
-        "from filterprune.loop import PruneConfig\n"
+        "from filterprune.config import PruneConfig\n"
         "import filterprune.distributed as fpd\n"
         "same = fp.PruneConfig is PruneConfig and fp.distributed is fpd\n"
         "from filterprune import run_pruning, load, save\n"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import filterprune as fp
-from filterprune.settings import ConfigError
+from filterprune.config import ConfigError
 from tiny_models import TwoConvNet
 
 X = torch.randn(1, 3, 8, 8)
@@ -21,7 +21,7 @@ def _model() -> TwoConvNet:
     "settings",
     [
         fp.Selection(),
-        fp.Selection(amount=0.25, scope="global", round_to=4, bins=((8, 0.5),), exclude=("fc",)),
+        fp.Selection(amount=0.25, scope="per_group", round_to=4, bins=((8, 0.5),), exclude=("fc",)),
         fp.Ranking(),
         fp.Ranking(criterion="taylor", options={"signed": True}, flops_reg=1e-3, batches=4),
     ],
@@ -121,5 +121,5 @@ def test_a_prune_config_hands_the_loop_its_ranking_and_selection():
         criterion="taylor", options={"signed": True}, flops_reg=1e-3, batches=3
     )
     assert config.selection(0.2, "global") == fp.Selection(
-        amount=0.2, scope="global", round_to=4, include=("conv*",)
+        amount=0.2, scope="global", round_to=4, include=("conv*",), max_fraction=0.5
     )

@@ -7,25 +7,18 @@ Quick use::
     plan = fp.prune(model, example, amount=0.3)      # in place; returns the plan
     fp.apply_plan(fresh_model, fp.Plan.from_json(plan.to_json()))  # rebuild the architecture
 
-``import filterprune`` loads only the core (tracing, criteria, selection, surgery and the verbs
-above). The loop (``PruneConfig``, ``run_pruning``, ``load``, ``save``), ``distributed`` and the
-packages ``models``, ``tasks``, ``report``, ``recipes``, ``cli`` load on first use.
+``import filterprune`` loads its version and its errors only; every other name loads its module
+on first use (``fp.prune`` the core: tracing, criteria, selection, surgery; ``fp.run_pruning``
+the loop; ``fp.report`` the reports), so a script that prunes never loads latency timing, the
+process-group code or the CLI.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_face
 from ._version import __version__
-from .api import analyze, count, inspect, param_count, prune, rank
-from .criteria import (
-    criterion_from_removals,
-    criterion_from_scores,
-    get_criterion,
-    list_criteria,
-    register_criterion,
-)
 from .errors import (
     AllocationError,
     CheckpointError,
@@ -41,47 +34,56 @@ from .errors import (
     UnknownNameError,
     UnreadableFileError,
 )
-from .graph import DependencyGraph, TraceError, register_layer, register_leaf
-from .plan import Plan, PlanError
-from .settings import Ranking, Selection
-from .surgery import apply_plan, fold_computed_weights
 
-if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first use
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time every name loads on first use
     from . import cli as cli
+    from . import config as config
     from . import distributed as distributed
     from . import loop as loop
     from . import models as models
     from . import recipes as recipes
     from . import report as report
     from . import tasks as tasks
-    from .loop import PruneConfig as PruneConfig
-    from .loop import run_pruning as run_pruning
-    from .store.load import load as load
-    from .store.load import save as save
+    from .api import analyze, count, inspect, param_count, prune, rank
+    from .config import PruneConfig, Ranking, Selection
+    from .criteria import (
+        criterion_from_removals,
+        criterion_from_scores,
+        get_criterion,
+        list_criteria,
+        register_criterion,
+    )
+    from .graph import DependencyGraph, TraceError, register_layer, register_leaf
+    from .loop import run_pruning
+    from .plan import Plan, PlanError
+    from .store.load import load, save
+    from .surgery import apply_plan, fold_computed_weights
 
-# name -> module that defines it, imported on first access (PEP 562)
-_LAZY = {
-    "PruneConfig": "filterprune.loop",
-    "load": "filterprune.store.load",
-    "run_pruning": "filterprune.loop",
-    "save": "filterprune.store.load",
+# name -> module that defines it, imported on first access; a trailing ":" names a package
+_HOMES = {
+    **dict.fromkeys(("analyze", "count", "inspect", "param_count", "prune", "rank"), ".api"),
+    **dict.fromkeys(("PruneConfig", "Ranking", "Selection"), ".config"),
+    **dict.fromkeys(
+        (
+            "criterion_from_removals",
+            "criterion_from_scores",
+            "get_criterion",
+            "list_criteria",
+            "register_criterion",
+        ),
+        ".criteria",
+    ),
+    **dict.fromkeys(("DependencyGraph", "TraceError", "register_layer", "register_leaf"), ".graph"),
+    **dict.fromkeys(("Plan", "PlanError"), ".plan"),
+    **dict.fromkeys(("apply_plan", "fold_computed_weights"), ".surgery"),
+    **dict.fromkeys(("load", "save"), ".store.load"),
+    "run_pruning": ".loop",
+    **{
+        name: f".{name}:"
+        for name in ("cli", "config", "distributed", "loop", "models", "recipes", "report", "tasks")
+    },
 }
-_LAZY_MODULES = ("cli", "distributed", "loop", "models", "recipes", "report", "tasks")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, *_LAZY_MODULES})
-
+__getattr__, __dir__ = lazy_face(__name__, _HOMES)
 
 __all__ = [
     "AllocationError",

@@ -12,6 +12,10 @@ import torch
 from torch import nn
 
 from ._gc import gc_paused
+from .choose import match_modules, select, unselected_layers
+from .config.ranking import Ranking
+from .config.recipe import data_free_criterion, resolve_scope
+from .config.selection import Selection
 from .criteria import get_criterion
 from .criteria.regularize import channel_costs, l2_normalize, regularize
 from .errors import FilterpruneError
@@ -22,8 +26,6 @@ from .measure.counting import count
 from .measure.counting import count_params as param_count
 from .plan import Plan
 from .probe import needs_probe, verify
-from .select import match_modules, select, unselected_layers
-from .settings import Ranking, Selection
 from .surgery import apply_plan
 
 Ignore = Iterable[str | nn.Module | type]
@@ -161,11 +163,14 @@ def rank(
         batches: Iterable of ``(inputs, targets)`` for data-driven criteria.
         loss_fn: ``loss_fn(outputs, targets) -> scalar``; or pass ``step_fn(model, batch)``.
         ranking: The criterion and its corrections as one :class:`~filterprune.Ranking`; the
-            flat keywords below override its fields. Without either the criterion is
-            ``"taylor"``.
+            flat keywords below override its fields. Unset, they are the default recipe's
+            (Taylor, normalised, ``flops_reg=0.1`` on MACs; see
+            :mod:`filterprune.config.recipe`); without ``batches``, ``loss_fn`` or ``step_fn``
+            an unset criterion is ``"l1"``.
         criterion: A registered criterion name or a criterion object.
         normalize: Per-group L2 normalisation (Molchanov et al. 2017); default on.
-        flops_reg: ``lambda`` of the cost regularisation (``1e-3`` in the paper; default 0 = off).
+        flops_reg: ``lambda`` of the cost regularisation (``1e-3`` in the paper; default 0.1;
+            0 = off).
         cost: ``"flops"`` (default), ``"params"``, ``"memory"`` or ``"latency"`` (each layer's
             forward timed on this machine at the batch size of ``example_inputs``): what
             ``flops_reg`` charges.
@@ -179,8 +184,8 @@ def rank(
         Group name (the first producing layer, e.g. ``features.0``) -> 1-D tensor with one score
         per channel, in that layer's current channel order.
     """
-    if ranking is None and criterion is None:
-        criterion = "taylor"
+    has_data = batches is not None or loss_fn is not None or "step_fn" in context
+    criterion = data_free_criterion(ranking, criterion, has_data)
     ranking = Ranking.merged(
         ranking,
         criterion=criterion,
@@ -253,22 +258,26 @@ def prune(
 
     What to remove and how to score it can be given as two objects, ``selection`` and
     ``ranking``, or as flat keywords (``amount=0.3, criterion="l1"``); flat keywords override
-    the objects' fields. Unset, they take the defaults of :class:`~filterprune.Selection`
-    (``amount=0.3``, per group) and :class:`~filterprune.Ranking` (``criterion="l1"``).
+    the objects' fields. Unset, they are the default recipe's, as for every entry point
+    (:mod:`filterprune.config.recipe`): 10 % of the convolution filters, ranked globally by
+    normalised Taylor scores minus 0.1 times their MAC cost, at most 25 % of any layer. Taylor
+    needs data (``batches`` and ``loss_fn``, or ``step_fn``); without it an unset criterion is
+    ``"l1"``.
 
     Args:
         model: The model to prune, in place. Rebuild optimizers afterwards.
         example_inputs: A tensor or tuple of inputs the model accepts.
         selection: How many channels go, under which limits, from which layers.
         ranking: Which criterion scores them, with which corrections.
-        amount: Fraction of each prunable group's channels to remove (``scope="per_group"``) or
-            of all prunable channels (``scope="global"``).
+        amount: Fraction of all prunable channels to remove (``scope="global"``, the default)
+            or of each group's (``scope="per_group"``); or an int: that many channels.
         criterion: A registered criterion name (see ``filterprune.list_criteria()``) or object.
         ignore: Modules whose output channels must stay (names, patterns, objects or types).
-        scope: ``"per_group"`` or ``"global"``.
+        scope: ``"global"`` (default) or ``"per_group"`` (which turns the default cost term off).
         round_to: Keep a multiple of this many channels per group.
         min_channels: Keep at least this many channels per group.
-        max_fraction: Remove at most this fraction of any one group.
+        max_fraction: A global ranking removes at most this fraction of any one group
+            (default: 2.5 times ``amount``, at most 1).
         bins: Per-width fractions, see :class:`filterprune.Selection`.
         leaf_types: Extra module types to treat as opaque leaves.
         grouped: ``"within"`` or ``"whole"``: how grouped convs lose channels (see
@@ -294,18 +303,23 @@ def prune(
         max_fraction=max_fraction,
         bins=None if bins is None else tuple(bins),
     )
+    has_data = any(criterion_context.get(k) is not None for k in ("batches", "loss_fn", "step_fn"))
+    ranking = Ranking.merged(
+        ranking,
+        criterion=data_free_criterion(ranking, criterion, has_data),
+        normalize=normalize,
+        flops_reg=flops_reg,
+        cost=cost,
+        options=criterion_options,
+    )
+    selection, ranking = resolve_scope(selection, ranking)
     if graph is None:
         names = _ignored_names(model, ignore) + tuple(unselected_layers(model, selection))
         graph = analyze(model, example_inputs, ignore=names, leaf_types=leaf_types, grouped=grouped)
     scores = rank(
         model,
         example_inputs,
-        ranking=Ranking() if ranking is None else ranking,  # prune's default criterion: "l1"
-        criterion=criterion,
-        normalize=normalize,
-        flops_reg=flops_reg,
-        cost=cost,
-        criterion_options=criterion_options,
+        ranking=ranking,
         graph=graph,
         selection=selection,
         **criterion_context,

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import filterprune as fp
-from filterprune.select import Selection
+from filterprune.config import Selection
 
 
 class Net(nn.Module):
@@ -59,20 +59,23 @@ def test_unknown_criterion_lists_known_names():
 )
 def test_every_criterion_prunes_by_name(name):
     model = Net()
-    plan = fp.prune(model, EX, amount=0.5, criterion=name, batches=_data(), loss_fn=F.cross_entropy)
+    plan = fp.prune(
+        model, EX, amount=0.5, scope="per_group", criterion=name, batches=_data(),
+        loss_fn=F.cross_entropy,
+    )  # fmt: skip
     assert model.c1.out_channels == 3 and model.c2.out_channels == 4
     assert plan.num_removed == 7
 
 
 def test_l1_l2_and_bn_scale_exact():
     model = Net()
-    s = fp.rank(model, EX, criterion="l1", normalize=False)
+    s = fp.rank(model, EX, criterion="l1", normalize=False, flops_reg=0)
     assert torch.allclose(s["c1"], model.c1.weight.abs().sum((1, 2, 3)), rtol=1e-5)
-    s = fp.rank(model, EX, criterion="l2", normalize=False)
+    s = fp.rank(model, EX, criterion="l2", normalize=False, flops_reg=0)
     assert torch.allclose(s["c2"], model.c2.weight.pow(2).sum((1, 2, 3)).sqrt(), rtol=1e-5)
     with torch.no_grad():
         model.bn1.weight.copy_(torch.tensor([0.5, -2.0, 1.0, 0.1, 3.0, -0.2]))
-    s = fp.rank(model, EX, criterion="bn_scale", normalize=False)
+    s = fp.rank(model, EX, criterion="bn_scale", normalize=False, flops_reg=0)
     assert torch.allclose(s["c1"], model.bn1.weight.abs())
 
 
@@ -93,7 +96,13 @@ def test_weight_taylor_and_bn_gate_exact():
         want_g += gate.double().pow(2)
     model.zero_grad(set_to_none=True)
     s = fp.rank(
-        model, EX, batches=data, loss_fn=F.cross_entropy, criterion="weight_taylor", normalize=False
+        model,
+        EX,
+        batches=data,
+        loss_fn=F.cross_entropy,
+        criterion="weight_taylor",
+        normalize=False,
+        flops_reg=0,
     )
     assert torch.allclose(s["c1"], (want_w / 2).float(), rtol=1e-4)
     s = fp.rank(
@@ -103,6 +112,7 @@ def test_weight_taylor_and_bn_gate_exact():
         loss_fn=F.cross_entropy,
         criterion="bn_gate_taylor",
         normalize=False,
+        flops_reg=0,
     )
     assert torch.allclose(s["c1"], (want_g / 2).float(), rtol=1e-4)
     assert all(p.grad is None for p in model.parameters())
@@ -113,15 +123,17 @@ def test_mean_activation_and_apoz_exact():
     data = _data(n=2)
     with torch.no_grad():
         zs = torch.cat([F.relu(model.bn1(model.c1(x))) for x, _ in data])
-    s = fp.rank(model, EX, batches=data, criterion="mean_activation", normalize=False)
+    s = fp.rank(model, EX, batches=data, criterion="mean_activation", normalize=False, flops_reg=0)
     assert torch.allclose(s["c1"], zs.mean((0, 2, 3)), rtol=1e-5)
-    s = fp.rank(model, EX, batches=data, criterion="apoz", normalize=False)
+    s = fp.rank(model, EX, batches=data, criterion="apoz", normalize=False, flops_reg=0)
     assert torch.allclose(s["c1"], 1 - (zs == 0).float().mean((0, 2, 3)), rtol=1e-5)
 
 
 def test_random_is_seeded():
     def draw(options=None):
-        return fp.rank(Net(), EX, criterion="random", normalize=False, criterion_options=options)
+        return fp.rank(
+            Net(), EX, criterion="random", normalize=False, flops_reg=0, criterion_options=options
+        )
 
     # without a seed option it draws from torch's generator (the loop seeds it per iteration)
     torch.manual_seed(0)
@@ -144,18 +156,18 @@ def test_custom_criteria_both_shapes():
     def drop_first_two(module, weight, amount):
         return [0, 1]
 
-    plan = fp.prune(Net(), EX, amount=0.25, criterion="neg_index_for_test")
+    plan = fp.prune(Net(), EX, amount=0.25, scope="per_group", criterion="neg_index_for_test")
     assert plan.groups["c1"] == [5] and plan.groups["c2"] == [6, 7]
-    plan = fp.prune(Net(), EX, amount=0.34, criterion="drop_first_two_for_test")
+    plan = fp.prune(Net(), EX, amount=0.34, scope="per_group", criterion="drop_first_two_for_test")
     assert plan.groups["c1"] == [0, 1] and plan.groups["c2"] == [0, 1]
 
 
 def test_selection_rules():
     model = Net()
-    plan = fp.prune(model, EX, amount=0.5, criterion="l1", round_to=4)
+    plan = fp.prune(model, EX, amount=0.5, scope="per_group", criterion="l1", round_to=4)
     assert model.c1.out_channels == 4 and model.c2.out_channels == 4  # 3 -> rounded up to 4
     model = Net()
-    plan = fp.prune(model, EX, amount=0.9, criterion="l1", min_channels=3)
+    plan = fp.prune(model, EX, amount=0.9, scope="per_group", criterion="l1", min_channels=3)
     assert model.c1.out_channels == 3 and model.c2.out_channels == 3
     model = Net()
     plan = fp.prune(model, EX, amount=0.5, criterion="l1", bins=[(6, 0.0)])
@@ -187,7 +199,9 @@ def test_taylor_ranks_planted_dead_channels_last_and_kmeans_removes_duplicates_f
     with torch.no_grad():
         for k in dead:  # always zero after the ReLU
             model.bn1.bias[k] = -1e3
-    scores = fp.rank(model, EX, batches=data, loss_fn=F.cross_entropy, criterion="taylor")["c1"]
+    scores = fp.rank(
+        model, EX, batches=data, loss_fn=F.cross_entropy, criterion="taylor", flops_reg=0
+    )["c1"]
     assert set(torch.argsort(scores)[:2].tolist()) == set(dead)
     assert torch.all(scores[dead] == 0)
 
@@ -196,7 +210,7 @@ def test_taylor_ranks_planted_dead_channels_last_and_kmeans_removes_duplicates_f
         dup.c2.weight[5] = dup.c2.weight[2]
         dup.c2.bias[5] = dup.c2.bias[2]
         dup.c2.weight[7] = dup.c2.weight[3]
-    plan = fp.prune(dup, EX, amount=0.25, criterion="kmeans")
+    plan = fp.prune(dup, EX, amount=0.25, scope="per_group", criterion="kmeans")
     removed = plan.groups["c2"]
     assert len(removed) == 2 and len({2, 5} & set(removed)) == 1 and len({3, 7} & set(removed)) == 1
     assert math.isclose(len(plan.groups["c1"]), 1)

@@ -22,11 +22,14 @@ X = torch.randn(1, 3, 32, 32)
 
 def test_kmeans_prunes_convolutions_only_by_default():
     model = _vgg()
-    plan = fp.prune(model, X, amount=0.25, criterion="kmeans")
+    plan = fp.prune(model, X, amount=0.25, scope="per_group", criterion="kmeans")
     pruned = set(plan.removed_outputs)
     assert pruned and all(name.startswith("features.") for name in pruned)
     assert model.classifier[0].out_features == _vgg().classifier[0].out_features
-    opted = fp.prune(_vgg(), X, amount=0.25, criterion="kmeans", criterion_options={"linear": True})
+    every_layer = fp.Selection(amount=0.25, scope="per_group", layer_types=())
+    opted = fp.prune(
+        _vgg(), X, selection=every_layer, criterion="kmeans", criterion_options={"linear": True}
+    )
     assert any(name.startswith("classifier.") for name in opted.removed_outputs)
 
 

@@ -50,7 +50,9 @@ def test_taylor_matches_hand_computation(bn):
     model = Tiny(bn)
     batches = _batches()
     example = batches[0][0][:1]
-    scores = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)
+    scores = fp.rank(
+        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False, flops_reg=0
+    )
     assert torch.allclose(scores["c1"], _by_hand(_copy(model, bn), batches), rtol=1e-5, atol=1e-8)
 
 
@@ -64,15 +66,16 @@ def test_abs_per_example_before_batch_mean_differs_from_signed_variant():
     model = Tiny()
     batches = _batches(seed=3)
     example = batches[0][0][:1]
-    default = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)[
-        "c1"
-    ]
+    default = fp.rank(
+        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False, flops_reg=0
+    )["c1"]
     signed = fp.rank(
         model,
         example,
         batches=batches,
         loss_fn=F.cross_entropy,
         normalize=False,
+        flops_reg=0,
         criterion_options={"signed": True},
     )["c1"]
     assert torch.allclose(signed, _by_hand(_copy(model, False), batches, signed=True), rtol=1e-5)
@@ -85,10 +88,10 @@ def test_accumulates_over_every_batch_not_only_the_last():
     batches = _batches(n=4, seed=5)
     example = batches[0][0][:1]
     all_batches = fp.rank(
-        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False
+        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False, flops_reg=0
     )["c1"]
     last_only = fp.rank(
-        model, example, batches=batches[-1:], loss_fn=F.cross_entropy, normalize=False
+        model, example, batches=batches[-1:], loss_fn=F.cross_entropy, normalize=False, flops_reg=0
     )["c1"]
     assert not torch.allclose(all_batches, last_only)
     assert torch.allclose(all_batches, _by_hand(_copy(model, False), batches), rtol=1e-5)
@@ -98,8 +101,12 @@ def test_normalization_is_per_group_l2():
     model = Tiny()
     batches = _batches()
     example = batches[0][0][:1]
-    raw = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)["c1"]
-    normed = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=True)["c1"]
+    raw = fp.rank(
+        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False, flops_reg=0
+    )["c1"]
+    normed = fp.rank(
+        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=True, flops_reg=0
+    )["c1"]
     assert torch.allclose(normed, raw / raw.pow(2).sum().sqrt(), rtol=1e-5)
     assert torch.isclose(normed.pow(2).sum(), torch.tensor(1.0))
 
@@ -108,13 +115,16 @@ def test_pre_and_post_relu_scores_agree():
     model = Tiny(bn=True)
     batches = _batches(seed=7)
     example = batches[0][0][:1]
-    post = fp.rank(model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False)["c1"]
+    post = fp.rank(
+        model, example, batches=batches, loss_fn=F.cross_entropy, normalize=False, flops_reg=0
+    )["c1"]
     pre = fp.rank(
         model,
         example,
         batches=batches,
         loss_fn=F.cross_entropy,
         normalize=False,
+        flops_reg=0,
         criterion_options={"where": "module"},
     )["c1"]
     assert torch.allclose(pre, post, rtol=1e-4, atol=1e-9)
@@ -130,6 +140,7 @@ def test_ema_accumulation():
         batches=batches,
         loss_fn=F.cross_entropy,
         normalize=False,
+        flops_reg=0,
         criterion_options={"accumulate": "ema", "momentum": 0.5},
     )["c1"]
     per_batch = [_by_hand(_copy(model, False), [b]) for b in batches]

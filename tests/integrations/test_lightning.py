@@ -20,7 +20,7 @@ from filterprune.integrations.lightning import (  # noqa: E402
     FilterPruning,
     apply_checkpoint_plan,
 )
-from filterprune.settings import Ranking, Selection  # noqa: E402
+from filterprune.config import Ranking, Selection  # noqa: E402
 from filterprune.testing import assert_equivalent  # noqa: E402
 
 

@@ -16,7 +16,7 @@ from filterprune.loop import (
     Stopping,
     Target,
 )
-from filterprune.loop.config import FLAT, flat_names
+from filterprune.config import FLAT, flat_names
 
 
 def test_sections_and_flat_keywords_build_the_same_config():

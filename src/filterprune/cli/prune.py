@@ -9,9 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..config import FLAT, TOP_LEVEL, ConfigError, PruneConfig, flat_names
 from ..criteria.regularize import COSTS
-from ..loop import RECIPE, ConfigError, PruneConfig
-from ..loop.config import FLAT, TOP_LEVEL, flat_names
 from ..recipes import Optimizer, prune_saved
 from ..recipes.models import MODEL_JSON
 from ..recipes.prune import check_run_dir, with_final_pass
@@ -144,7 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-layer-fraction",
         type=real(),
         metavar="F",
-        help="one iteration removes at most F of any layer's channels (default 0.25)",
+        help="one iteration removes at most F of any layer's channels (default: 2.5 times "
+        "the iteration's share, 0.25 at --amount 0.1)",
     )
     sel = parser.add_argument_group("layer selection")
     sel.add_argument(
@@ -319,8 +319,7 @@ def _latency_settings(args: argparse.Namespace, data: dict[str, Any]) -> dict[st
 
 def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
     """A PruneConfig from --config (if any) with the given flags on top."""
-    data: dict[str, Any] = dict(RECIPE)  # the default recipe, under --config and the flags
-    given: set[str] = set()  # what --config or a flag set
+    data: dict[str, Any] = {}  # the config's defaults are the default recipe
     if args.config is not None:  # nested (sections) or flat names; both read as flat names
         text = read_text(args.config, what="--config")
         parsed = PruneConfig.from_json(text, source=str(args.config)).to_flat_dict()
@@ -361,15 +360,8 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         "device": args.device,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
-    given |= {k for k, v in flags.items() if v is not None}
     if args.allow_collapse:
         data["collapse_ratio"] = None
-    if given & {"include", "layers", "layer_types"} and "layer_types" not in given:
-        data["layer_types"] = ()  # the user's own layer selection replaces the recipe's
-    if data.get("targets") and "max_iterations" not in given:
-        data["max_iterations"] = None  # the targets (or --max-pruned-fraction) end the run
-    if data.get("scope") == "per_group" and "flops_reg" not in given:
-        data["flops_reg"] = 0.0  # the recipe's cost term only reorders a global ranking
     if data.get("metric") is None and task is not None:  # bounds and the collapse guard watch it
         data["metric"] = task.primary_metric
         data["higher_is_better"] = task.higher_is_better

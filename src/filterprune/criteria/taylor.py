@@ -24,7 +24,7 @@ import torch
 
 from ..errors import ConfigError, SetupError
 from ..graph.groups import DependencyGraph
-from ..parallel import all_reduce_sums
+from ..parallel.reduce import all_reduce_sums
 from .observe import FeatureObserver, channel_dot, run_passes
 from .registry import Scores, register_criterion
 

@@ -50,14 +50,16 @@ from torch import nn
 
 from .._modes import restore_training, training_flags
 from ..api import analyze, count, prune
+from ..choose import unselected_layers
+from ..config import Ranking, Selection
+from ..config.recipe import resolve_scope
+from ..config.target import Target
 from ..criteria import get_criterion
 from ..criteria.taylor import Taylor, TaylorTap, group_scores
 from ..errors import ConfigError
 from ..graph.groups import DependencyGraph
-from ..loop.target import Target
 from ..parallel import check_same_plan, is_distributed
 from ..plan import Plan
-from ..settings import Ranking, Selection
 
 __all__ = ["FilterPruning", "apply_checkpoint_plan"]
 
@@ -134,8 +136,10 @@ class FilterPruning(Callback):
 
     What is removed and how it is ranked are the objects :func:`filterprune.prune` takes,
     ``selection`` (:class:`filterprune.Selection`) and ``ranking`` (:class:`filterprune.Ranking`),
-    or their fields as flat keywords, which override the objects' fields. Unset, a step removes
-    10 % of each group's channels (``amount=0.1``, per group), ranked with ``"taylor"``.
+    or their fields as flat keywords, which override the objects' fields. Unset, they are the
+    default recipe's, as for every entry point (:mod:`filterprune.config.recipe`): a step
+    removes 10 % of the convolution filters, ranked globally by Taylor scores (observed on the
+    epoch's training steps) minus 0.1 times their MAC cost, at most 25 % of any layer.
 
     Args:
         selection: What each pruning step removes (amount, scope, limits, layer filters).
@@ -199,7 +203,7 @@ class FilterPruning(Callback):
                 raise ConfigError(f"FilterPruning: {name} must be an int >= {low}, got {value!r}")
         #: What each pruning step removes, as :func:`filterprune.prune` takes it.
         self.selection = Selection.merged(
-            Selection(amount=0.1) if selection is None else selection,
+            selection,
             amount=amount,
             scope=scope,
             round_to=round_to,
@@ -210,12 +214,15 @@ class FilterPruning(Callback):
             raise ConfigError("FilterPruning: amount must be a fraction in (0, 1), got 0")
         #: How each pruning step ranks the channels.
         self.ranking = Ranking.merged(
-            Ranking(criterion="taylor") if ranking is None else ranking,
+            ranking,
             criterion=criterion,
             options=criterion_options,
             normalize=normalize,
             flops_reg=flops_reg,
             batches=ranking_batches,
+        )
+        self.selection, self.ranking = resolve_scope(
+            self.selection, self.ranking, owner="FilterPruning"
         )
         name = self.ranking.criterion
         self.criterion = get_criterion(name, **self.ranking.options)
@@ -313,7 +320,8 @@ class FilterPruning(Callback):
         net = _network(pl_module, self.module)
         if self._graph is None:
             self._example = self.input_fn(batch)[:1].detach()
-            self._graph = analyze(net, self._example, ignore=self.ignore)
+            unselected = unselected_layers(net, self.selection, owner="FilterPruning")
+            self._graph = analyze(net, self._example, ignore=(*self.ignore, *unselected))
             if self.original is None:
                 counts = count(net, self._example)
                 self.original = {"params": counts.params, "macs": counts.macs}

@@ -1,11 +1,11 @@
-"""The iterative pruning loop and its configuration.
+"""The iterative pruning loop (its configuration lives in :mod:`filterprune.config`).
 
 Checkpoints, run folders and loading live in :mod:`filterprune.store`, the run's tables in
 :mod:`filterprune.report`; this face exports the loop's own names. The names it used to hand on
 (``load``, ``save``, ``RunDir``, ``CheckpointError``, the channel-list and width helpers,
 ``write_run_report``, ...) still import from here, loaded from their home on first use.
 
->>> from filterprune.loop import PruneConfig, run_pruning
+>>> from filterprune import PruneConfig, run_pruning
 >>> config = PruneConfig(criterion="l1", amount=0.1, finetune=200, max_iterations=5)
 >>> config.removal.amount, config.finetuning.per_iteration  # the same settings, in sections
 (0.1, 200)
@@ -18,19 +18,6 @@ import importlib
 from typing import Any
 
 from .callbacks import TaskCallbacks, task_callbacks
-from .config import (
-    DEFAULT_FINAL_FINETUNE,
-    DEFAULT_FINETUNE,
-    DEFAULT_RANKING_BATCHES,
-    RECIPE,
-    Budget,
-    ConfigError,
-    Finetuning,
-    PruneConfig,
-    Removal,
-    Stopping,
-    Target,
-)
 from .layers import channel_groups, ignored_layers, layer_widths, producing_layers
 from .result import RunResult
 from .run import PruningLoop, run_pruning
@@ -38,21 +25,10 @@ from .state import LoopState, seed_everything
 from .stop import STOP_REASONS
 
 __all__ = [
-    "DEFAULT_FINAL_FINETUNE",
-    "DEFAULT_FINETUNE",
-    "DEFAULT_RANKING_BATCHES",
-    "RECIPE",
     "STOP_REASONS",
-    "Budget",
-    "ConfigError",
-    "Finetuning",
-    "PruneConfig",
     "PruningLoop",
-    "Removal",
     "RunResult",
     "LoopState",
-    "Stopping",
-    "Target",
     "TaskCallbacks",
     "channel_groups",
     "ignored_layers",
@@ -65,6 +41,11 @@ __all__ = [
 
 # names that live elsewhere and were importable from here: loaded on first use
 _MOVED = {
+    **dict.fromkeys(
+        ("DEFAULT_FINAL_FINETUNE", "DEFAULT_FINETUNE", "DEFAULT_RANKING_BATCHES", "RECIPE",
+         "Budget", "ConfigError", "Finetuning", "PruneConfig", "Removal", "Stopping", "Target"),
+        "filterprune.config",
+    ),
     **dict.fromkeys(("CheckpointError",), "filterprune.errors"),
     **dict.fromkeys(("read_channel_txt", "read_spec", "write_channel_txt"), "filterprune.store.channels"),
     **dict.fromkeys(

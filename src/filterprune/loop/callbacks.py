@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import Budget
 from ..parallel import seed_sampler
-from .config import Budget
 
 __all__ = ["EpochLoader", "TaskCallbacks", "task_callbacks"]
 

@@ -3,7 +3,7 @@
 A *producing* layer is a channel-mixing leaf (conv, transposed conv, linear): its output channels
 are the ones a plan removes. The layer filters of a :class:`PruneConfig` (include/exclude
 patterns, layer types, an explicit list) are those of :class:`filterprune.Selection`, matched by
-:func:`filterprune.select.unselected_layers`; every producing layer that is not selected keeps
+:func:`filterprune.choose.unselected_layers`; every producing layer that is not selected keeps
 all its output channels.
 """
 
@@ -11,25 +11,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..choose import producing_layers, unselected_layers
+from ..config import PruneConfig
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
-from ..select import producing_layers, unselected_layers
-from ..settings import LAYER_FILTERS, Selection
-from .config import PruneConfig
-from .errors import ConfigError
 
-__all__ = ["CONV", "channel_groups", "ignored_layers", "layer_widths", "producing_layers"]
-
-#: ``layer_types`` alias for every convolution class below.
-CONV = "conv"
-CONV_TYPES = (
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-)
+__all__ = ["channel_groups", "ignored_layers", "layer_widths", "producing_layers"]
 
 
 def layer_widths(model: nn.Module) -> dict[str, int]:
@@ -64,21 +51,4 @@ def ignored_layers(model: nn.Module, config: PruneConfig) -> list[str]:
     Raises:
         ConfigError: A pattern, type or name selects nothing (the message lists the layers).
     """
-    removal = config.removal
-    types = removal.selected_layer_types
-    if CONV in types:  # the alias: every convolution class of the model
-        present = {type(m).__name__ for m in producing_layers(model).values()}
-        convs = tuple(sorted(t for t in present if t in CONV_TYPES))
-        if not convs and not removal.layer_types:
-            types = ()  # a count on a model without convolutions: every layer
-        elif not convs:
-            raise ConfigError(
-                f"PruneConfig.layer_types: {type(model).__name__} has no convolution to prune "
-                f"(its prunable layer types are: {', '.join(sorted(present))}); name them, e.g. "
-                "layer_types=['Linear'] (--layer-type Linear)"
-            )
-        else:
-            types = tuple(t for t in types if t != CONV) + convs
-    values = {name: getattr(removal, name) for name in LAYER_FILTERS}
-    filters = Selection(**{**values, "layer_types": types})
-    return unselected_layers(model, filters, owner="PruneConfig")
+    return unselected_layers(model, config.removal, owner="PruneConfig")

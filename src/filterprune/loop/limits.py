@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import PruneConfig
+    from ..config import PruneConfig
 
 __all__ = [
     "goal_fraction",
@@ -56,7 +56,7 @@ def reachable_fraction(config: PruneConfig, base_total: int) -> float | None:
 
 def goal_fraction(config: PruneConfig) -> float | None:
     """The maximum pruned fraction the user set as a goal (``None``: the default cap, or none)."""
-    from .sections import Stopping
+    from ..config import Stopping
 
     goal = config.max_pruned_fraction
     default = next(f.default for f in fields(Stopping) if f.name == "max_pruned_fraction")
@@ -77,26 +77,34 @@ def start_warnings(config: PruneConfig, sizes: Sequence[int]) -> list[str]:
             "raise --max-iterations or --amount"
         )
     amount = config.amount_for(1)
-    cap = layer_cap(
-        sizes, max_layer_fraction=config.max_layer_fraction, min_channels=config.min_channels
+    share = layer_share(
+        config, amount / base_total if isinstance(amount, int) and base_total else 0
     )
+    cap = layer_cap(sizes, max_layer_fraction=share, min_channels=config.min_channels)
     if isinstance(amount, int) and amount > cap:
         warnings.append(
             f"amount={amount} (--amount) asks for more channels than one iteration may take: "
-            f"max_layer_fraction={config.max_layer_fraction:g} (--max-layer-fraction) and "
+            f"max_layer_fraction={share:g} (--max-layer-fraction) and "
             f"min_channels={config.min_channels} (--min-channels) allow at most {cap} of the "
             f"{base_total} prunable channels"
         )
     return warnings
 
 
-def short_step_warning(config: PruneConfig, iteration: int, asked: int, removed: int) -> str | None:
+def layer_share(config: PruneConfig, fraction: float) -> float:
+    """The per-layer cap of an iteration removing ``fraction`` of the prunable channels."""
+    return config.removal.layer_fraction(fraction)
+
+
+def short_step_warning(
+    config: PruneConfig, iteration: int, asked: int, removed: int, fraction: float
+) -> str | None:
     """Why iteration ``iteration`` removed ``removed`` channels where ``asked`` were planned."""
     if removed >= asked:
         return None
     return (
         f"iteration {iteration} removed {removed} of the {asked} channels asked for: each "
-        f"iteration takes at most max_layer_fraction={config.max_layer_fraction:g} "
+        f"iteration takes at most max_layer_fraction={layer_share(config, fraction):g} "
         "(--max-layer-fraction) of any layer, keeping min_channels="
         f"{config.min_channels} (--min-channels) and round_to"
     )

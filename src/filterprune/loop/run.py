@@ -30,13 +30,13 @@ from torch import nn
 from .._progress import log_to_stderr
 from .._progress import progress as show_progress
 from ..api import analyze, count, prune
+from ..config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from ..criteria import get_criterion
 from ..measure.machine import machine_info
 from ..plan import Plan
 from ..store.lock import run_lock
 from ..store.rundir import RunDir
 from ..store.weights import state_dict_bytes
-from .config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
 from .describe import write_model_description
 from .layers import channel_groups, ignored_layers
 from .limits import goal_fraction, short_step_warning, start_warnings
@@ -387,9 +387,7 @@ class PruningLoop:
         step = prune(
             self.model,
             self.example,
-            selection=cfg.removal.selection(planned.fraction, planned.scope).replace(
-                max_fraction=cfg.max_layer_fraction if planned.scope == "global" else 1.0
-            ),
+            selection=cfg.removal.selection(planned.fraction, planned.scope),
             ranking=cfg.ranking,
             graph=self._graph,  # prune() updates it to follow the removal
             scores_out=self._scores,
@@ -408,7 +406,7 @@ class PruningLoop:
         step, ranked = self._prune(planned)
         if planned.scope == "global" and self.replicas.main:  # name what held it back
             asked = math.floor(planned.fraction * prunable + 1e-9)
-            short = short_step_warning(cfg, i, asked, step.num_removed)
+            short = short_step_warning(cfg, i, asked, step.num_removed, planned.fraction)
             if short is not None:
                 logger.warning("%s", short)
         self.replicas.check(step)  # under DDP: every rank removed the same channels

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from ..config import PruneConfig
 from ..errors import NonFiniteError, UnknownNameError
-from .config import PruneConfig
 
 __all__ = [
     "RETRYABLE_STOPS",

@@ -1,6 +1,6 @@
 """Selection: which layers may lose channels, and which channels each group loses.
 
-:class:`~filterprune.settings.Selection` says how many and from which layers; :func:`select`
+:class:`~filterprune.config.Selection` says how many and from which layers; :func:`select`
 turns per-channel scores into the channels to remove; :func:`match_modules` is the one matcher of
 module names, objects and types that ``ignore=`` and the layer filters share.
 """
@@ -8,22 +8,23 @@ module names, objects and types that ``ignore=`` and the layer filters share.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from .config.base import is_int
+from .config.recipe import CONV
+from .config.selection import Selection, round_up
 from .errors import ConfigError
 from .graph.groups import DependencyGraph, Group
 from .graph.specs import spec_for
-from .settings import Selection
+
+logger = logging.getLogger("filterprune")
 
 __all__ = ["Selection", "match_modules", "producing_layers", "select", "unselected_layers"]
-
-
-def _round_up(x: int, multiple: int) -> int:
-    return x if multiple <= 1 else int(math.ceil(x / multiple) * multiple)
 
 
 def _lowest(scores: torch.Tensor, k: int) -> list[int]:
@@ -33,9 +34,9 @@ def _lowest(scores: torch.Tensor, k: int) -> list[int]:
     return sorted(order[:k].tolist())
 
 
-def _rounded_removal(n: int, k: int, sel: Selection) -> int:
-    keep = _round_up(max(n - k, sel.min_channels), sel.round_to)
-    return max(0, min(n - min(keep, n), sel.max_removable(n)))
+def _rounded_removal(n: int, k: int, sel: Selection, cap: float = 1.0) -> int:
+    keep = round_up(max(n - k, sel.min_channels), sel.round_to)
+    return max(0, min(n - min(keep, n), sel.max_removable(n, cap)))
 
 
 def select(
@@ -56,11 +57,15 @@ def select(
             out[g.name] = _lowest(scores[g.name], _rounded_removal(g.size, k, selection))
         return out
     total = sum(g.size for g in groups)
-    budget = math.floor(total * selection.amount + 1e-9)
+    if is_int(selection.amount):  # a channel count
+        budget = min(selection.amount, total)
+    else:
+        budget = math.floor(total * selection.amount + 1e-9)
+    cap = selection.layer_fraction(budget / total if total else 0.0)
     values = [scores[g.name].detach().double().flatten().tolist() for g in groups]
     ranked = sorted((v, gi, i) for gi, row in enumerate(values) for i, v in enumerate(row))
     taken: dict[int, list[int]] = {gi: [] for gi in range(len(groups))}
-    limits = [selection.max_removable(g.size) for g in groups]
+    limits = [selection.max_removable(g.size, cap) for g in groups]
     for _score, gi, i in ranked:
         if budget <= 0:
             break
@@ -69,7 +74,7 @@ def select(
             budget -= 1
     out = {}
     for gi, g in enumerate(groups):
-        k = _rounded_removal(g.size, len(taken[gi]), selection)
+        k = _rounded_removal(g.size, len(taken[gi]), selection, cap)
         chosen = taken[gi]  # ascending score order: keep the lowest k after rounding
         out[g.name] = sorted(chosen[:k])
     return out
@@ -149,19 +154,37 @@ def unselected_layers(
             f"layers are: {_sample(names)}"
         )
     types = {type(m).__name__ for m in layers.values()}
-    unknown = [t for t in selection.layer_types if t not in types]
+    unknown = [t for t in selection.layer_types if t not in types and t != CONV]
     if unknown:
         raise ConfigError(
             f"{owner}.layer_types: {unknown} match no layer; the model's prunable layer "
             f"types are: {', '.join(sorted(types))}"
+        )
+    convs = any(_is_conv(m) for m in layers.values())
+    if CONV in selection.layer_types and not convs:
+        logger.info(
+            "%s has no convolution: layer_types 'conv' selects all its layers",
+            type(model).__name__,
         )
 
     def selected(name: str, module: nn.Module) -> bool:
         return (
             (not selection.include or name in included)
             and name not in excluded
-            and (not selection.layer_types or type(module).__name__ in selection.layer_types)
+            and _type_selected(module, selection.layer_types, convs)
             and (not selection.layers or name in selection.layers)
         )
 
     return [name for name, module in layers.items() if not selected(name, module)]
+
+
+def _is_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.conv._ConvNd)
+
+
+def _type_selected(module: nn.Module, types: Sequence[str], convs: bool) -> bool:
+    """Whether ``layer_types`` keep ``module``: by class name, or every conv for ``"conv"``
+    (every layer of a model that has no convolution)."""
+    if not types or type(module).__name__ in types:
+        return True
+    return CONV in types and (_is_conv(module) or not convs)

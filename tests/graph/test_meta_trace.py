@@ -144,3 +144,30 @@ def test_device_bound_constant_falls_back_and_prunes_exactly():
     plan = fp.prune(model, x, amount=0.5, criterion="l1")
     assert plan.removed_outputs["a"]
     assert max_difference(original, model, plan, x) < 1e-5
+
+
+class RelativeBias(nn.Module):
+    """Swin-style attention bias: a table gathered by an index buffer, added to attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        self.proj = nn.Linear(8, 8)
+        self.table = nn.Parameter(torch.randn(7, 2))
+        self.register_buffer("index", torch.randint(0, 7, (4, 4)))
+
+    def forward(self, x):  # (n, 4 tokens, 8)
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, 2, c // 2).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.table[self.index.view(-1)].view(t, t, -1).permute(2, 0, 1)
+        attn = (q @ k.transpose(-2, -1) + bias.unsqueeze(0)).softmax(-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(n, t, c))
+
+
+def test_index_buffer_into_a_table_stays_on_meta():
+    """Gathering from a tensor that carries no channels needs no index values."""
+    model = RelativeBias()
+    x = torch.randn(1, 4, 8)
+    meta, real = _graph(model, x, True), _graph(model, x, False)
+    assert meta.on_meta
+    assert _shape(meta) == _shape(real)

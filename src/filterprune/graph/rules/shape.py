@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_flatten, tree_map
 
 from ...errors import FilterpruneError
 from .. import labels as L
+from ..elements import UNTRACKED
 from .base import TraceState, _outputs, _unknown, rule
 
 _LITERAL = {
@@ -53,6 +54,8 @@ def _channel_shuffle(lab: torch.Tensor, groups: int) -> torch.Tensor:
 @rule(*_LITERAL)
 def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     target = _LITERAL[name]
+    if _constant_through(tr, args, kwargs, out):
+        return
     largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
     try:
         if target in ("cat", "stack"):
@@ -95,6 +98,32 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         _couple_rows(tr, tr.label(x), L.compress(results[0]))
     for t, lab in zip(_outputs(out), results, strict=False):
         tr.set_label(t, lab)
+
+
+def _constant_through(tr: TraceState, args: tuple, kwargs: dict, out: Any) -> bool:
+    """Label the outputs at once when every input carries one label everywhere.
+
+    Whatever a shape op picks from tensors labelled by one element only (an attention map, a
+    relative-position table indexed by a buffer), every output position holds that element: no
+    label tensor of the full size is built and no index value is read (which a ``meta`` trace
+    does not have). Integer tensors alone (index arithmetic) carry no channels.
+    """
+    value = None
+    for t in tree_flatten((args, kwargs))[0]:
+        if not isinstance(t, torch.Tensor) or not (t.is_floating_point() or t.is_complex()):
+            continue
+        lab = tr.label(t)
+        if lab.numel() != 1:
+            return False
+        v = int(lab.reshape(-1)[0])
+        if value is not None and v != value:
+            return False
+        value = v
+    if value is None:  # integer tensors only (index arithmetic): they carry no channels
+        value = UNTRACKED
+    for t in _outputs(out):
+        tr.set_label(t, torch.full((1,) * t.dim(), value, dtype=torch.long))
+    return True
 
 
 _RESHAPES = {"reshape", "reshape_as", "unflatten", "channel_shuffle"}

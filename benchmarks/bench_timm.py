@@ -1,0 +1,379 @@
+"""One model of every timm CNN or CNN-attention family through filterprune and Torch-Pruning.
+
+The families come from the catalogue, not from a hand list: every module of ``timm.models``
+that registers models is a family. For each family the smallest-looking names (``atto``,
+``tiny``, ``18``, ...) are built on the ``meta`` device (no memory, no weights), and the one with
+the fewest parameters among those with at least three 2-D convolutions is taken; a family none of
+whose candidates has three convs (a plain ViT, an MLP-Mixer) is recorded as not a CNN.
+
+For each model (random weights, nothing downloaded), in a subprocess with a time limit:
+
+1. build it, calibrate its BatchNorm statistics on two random batches and randomise every norm's
+   affine parameters and layer scales (``filterprune.testing``), so the oracle has signal;
+2. filterprune: ``fp.analyze`` + ``fp.prune(amount=0.3, criterion="l1")``, timed together;
+   the pruned model is compared with the original whose removed channels are zeroed and whose
+   LayerNorm/GroupNorm statistics cover the kept channels only, relative to the output's largest
+   magnitude (``equivalent`` below 1e-4); parameters and MACs kept (``fp.count``); the groups kept
+   whole and the first reason;
+3. Torch-Pruning 1.6 in its default use (``MetaPruner``, ``MagnitudeImportance(p=1)``,
+   ``pruning_ratio=0.3``, the classifier ignored): its groups are recorded as it prunes them
+   (``step(interactive=True)``), mapped back to the original numbering, and the same oracle is
+   applied to the same plan form; a crash is a result.
+
+Inputs are 64x64 unless the model fixes its size (then its default). It needs timm and
+Torch-Pruning, which the project does not depend on (CI never runs this)::
+
+    ../shared/tools/zoo-venv.sh /work/zoo && /work/zoo/bin/pip install torch-pruning==1.6.1
+    PYTHONPATH=src /work/zoo/bin/python benchmarks/bench_timm.py --families   # the list
+    PYTHONPATH=src /work/zoo/bin/python benchmarks/bench_timm.py --resume \\
+        --out benchmarks/results/timm.jsonl --shard 0/4      # ... up to 3/4, in chunks
+    PYTHONPATH=src /work/zoo/bin/python benchmarks/bench_timm.py --table \\
+        benchmarks/results/timm.jsonl     # the Markdown table of docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+
+import torch
+
+TOLERANCE = 1e-4
+SMALL_WORDS = (
+    "atto", "femto", "pico", "nano", "tiny", "xxs", "xs", "mini", "small", "lite", "light",
+    "s", "b0", "a0", "t", "0", "18", "26", "050", "100",
+)  # fmt: skip
+CANDIDATES = 5
+
+
+def _timm():
+    import torchvision_shim  # noqa: F401, I001  (before timm, which imports torchvision)
+    import timm
+
+    return timm
+
+
+def _size_key(name: str) -> tuple[int, int, str]:
+    words = re.split(r"[_.]", name)
+    rank = min((SMALL_WORDS.index(w) for w in words if w in SMALL_WORDS), default=len(SMALL_WORDS))
+    return (rank, len(name), name)
+
+
+def _conv_and_params(name: str) -> tuple[int, int]:
+    timm = _timm()
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False)
+    convs = sum(
+        1 for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.dim() == 4
+    )
+    return convs, sum(p.numel() for p in model.parameters())
+
+
+def families() -> list[dict]:
+    """Every timm family with its representative (or why it has none)."""
+    timm = _timm()
+    found = []
+    for module in sorted(timm.list_modules()):
+        names = timm.list_models(module=module)
+        if not names:
+            continue
+        best = None
+        for name in sorted(names, key=_size_key)[:CANDIDATES]:
+            try:
+                convs, params = _conv_and_params(name)
+            except Exception:  # noqa: BLE001 - a model that cannot be built on meta is skipped
+                continue
+            if convs >= 3 and (best is None or params < best[1]):
+                best = (name, params)
+        found.append({"family": module, "models": len(names), "model": best[0] if best else None})
+    return found
+
+
+def _input_shape(timm, model, name: str) -> tuple[int, ...]:
+    shape = (1, 3, 64, 64)
+    try:
+        with torch.no_grad():
+            model.eval()(torch.randn(shape))
+        return shape
+    except Exception:  # noqa: BLE001 - the model fixes its input size
+        cfg = timm.get_pretrained_cfg(name)
+        size = tuple(cfg.input_size) if cfg is not None else (3, 224, 224)
+        return (1, *size)
+
+
+def _prepare(name: str):
+    from filterprune.testing import calibrate_batchnorm, output_change, randomize_norms
+
+    timm = _timm()
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False)
+    shape = _input_shape(timm, model, name)
+    batches = [torch.randn(2, *shape[1:]) for _ in range(2)]
+    with torch.no_grad():  # zero-initialised heads would make every output equal
+        for module in model.modules():
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1 and not weight.any():
+                torch.nn.init.normal_(weight, std=0.02)
+    calibrate_batchnorm(model, batches)
+    randomize_norms(model, statistics=False)
+    model.eval()
+    x, other = torch.randn(shape), torch.randn(shape)
+    return model, shape, x, output_change(model, x, other)
+
+
+def _relative(original, pruned, plan, x) -> float:
+    from filterprune.testing import max_difference
+
+    with torch.no_grad():
+        out = torch.utils._pytree.tree_flatten(original(x))[0]
+    scale = max(float(t.abs().max()) for t in out)
+    return max_difference(original, pruned, plan, x, restrict_norms=True) / max(scale, 1e-12)
+
+
+def _run_filterprune(model, x, amount: float) -> dict:
+    import filterprune as fp
+
+    before = fp.count(model, x)
+    original = copy.deepcopy(model)
+    start = time.perf_counter()
+    graph = fp.analyze(model, x)
+    plan = fp.prune(model, x, amount=amount, criterion="l1", graph=graph)
+    seconds = time.perf_counter() - start
+    diff = _relative(original, model, plan, x)
+    after = fp.count(model, x)
+    kept = [g for g in graph.frozen if not any("model output" in r for r in g.reasons)]
+    return {
+        "equivalent": diff < TOLERANCE,
+        "relative_difference": diff,
+        "params_kept": after.params / before.params,
+        "macs_kept": after.macs / before.macs,
+        "seconds": seconds,
+        "groups": len(graph.groups),
+        "prunable_groups": len(graph.prunable),
+        "kept_groups": len(kept),
+        "first_kept_reason": kept[0].reasons[0] if kept else "",
+        "params": before.params,
+        "macs": before.macs,
+    }
+
+
+def _run_peer(model, x, amount: float) -> dict:
+    """Torch-Pruning, its removals recorded as a filterprune plan for the same oracle."""
+    import torch_pruning as tp
+
+    import filterprune as fp
+    from filterprune.graph.specs import spec_for
+    from filterprune.plan import Plan
+
+    before = fp.count(model, x)
+    original = copy.deepcopy(model)
+    names = {m: n for n, m in model.named_modules()}
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    has_weights = isinstance(head, torch.nn.Module) and next(head.parameters(), None) is not None
+    ignored = [head] if has_weights else []
+    alive: dict[tuple[str, str], list[int]] = {}
+    removed: dict[tuple[str, str], list[int]] = {}
+    channels: dict[str, list[int]] = {}
+
+    def note(module, axis: str, idxs) -> None:
+        name = names.get(module)
+        spec = spec_for(module) if name is not None else None
+        if spec is None:
+            return
+        if name not in channels:
+            channels[name] = list(spec.channels(module))
+        total = channels[name][0 if axis == "in" else 1]
+        left = alive.setdefault((name, axis), list(range(total)))
+        gone = sorted({left[i] for i in idxs})
+        removed.setdefault((name, axis), []).extend(gone)
+        alive[(name, axis)] = [c for c in left if c not in set(gone)]
+
+    start = time.perf_counter()
+    pruner = tp.pruner.MetaPruner(
+        model,
+        x,
+        importance=tp.importance.MagnitudeImportance(p=1),
+        pruning_ratio=amount,
+        ignored_layers=ignored,
+    )
+    for group in pruner.step(interactive=True):
+        for dep, idxs in group:
+            fn = dep.handler
+            if pruner.DG.is_out_channel_pruning_fn(fn):
+                note(dep.target.module, "out", idxs)
+            elif pruner.DG.is_in_channel_pruning_fn(fn):
+                note(dep.target.module, "in", idxs)
+        group.prune()
+    seconds = time.perf_counter() - start
+    modules = dict(original.named_modules())
+    outs = {n: sorted(set(v)) for (n, a), v in removed.items() if a == "out"}
+    ins = {n: sorted(set(v)) for (n, a), v in removed.items() if a == "in"}
+    for n, gone in outs.items():  # a depthwise conv losing filters loses those inputs too
+        m = modules[n]
+        if isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1:
+            ins.setdefault(n, gone)
+    plan = Plan(
+        removed_outputs=outs,
+        removed_inputs={
+            n: v for n, v in ins.items() if spec_for(modules[n]).kind == "mixing" and v
+        },
+        channels={n: channels[n] for n in {*outs, *ins}},
+        groups={},
+    )
+    with torch.no_grad():
+        model(x)  # it runs
+    diff = _relative(original, model, plan, x)
+    after = fp.count(model, x)
+    return {
+        "equivalent": diff < TOLERANCE,
+        "relative_difference": diff,
+        "params_kept": after.params / before.params,
+        "macs_kept": after.macs / before.macs,
+        "seconds": seconds,
+    }
+
+
+def run_one(name: str, amount: float) -> dict:
+    model, shape, x, signal = _prepare(name)
+    row: dict = {"model": name, "input": list(shape), "signal": signal}
+    for key, fn in (("filterprune", _run_filterprune), ("peer", _run_peer)):
+        try:
+            row[key] = fn(copy.deepcopy(model), x, amount)
+        except Exception as exc:  # noqa: BLE001 - a crash is a result to record
+            traceback.print_exc()
+            row[key] = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+    return row
+
+
+def _child(name: str, amount: float, threads: int, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--one", name, "--amount", str(amount)]
+    cmd += ["--threads", str(threads)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"model": name, "error": f"timeout after {timeout:.0f} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    tail = " ".join(done.stderr.split())[-300:]
+    return {"model": name, "error": f"exit {done.returncode}: {tail}"}
+
+
+def _fmt(r: dict) -> list[str]:
+    if "error" in r:
+        return [f"**error**: {r['error'][:60]}", "", "", ""]
+    return [
+        f"{'yes' if r['equivalent'] else '**no**'} ({r['relative_difference']:.0e})",
+        f"{r['params_kept']:.2f}",
+        f"{r['macs_kept']:.2f}",
+        f"{r['seconds']:.1f}",
+    ]
+
+
+def _table(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    lines = [
+        "| family | model | input | fp exact | fp params | fp MACs | fp s | peer exact | "
+        "peer params | peer MACs | peer s | kept whole (fp) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    counts = {"models": 0, "fp": 0, "peer": 0, "deeper": 0, "peer_exact": 0}
+    for r in rows:
+        if r.get("model") is None:
+            continue
+        if "error" in r:
+            lines.append(f"| {r.get('family', '')} | {r['model']} | | **error**: "
+                         f"{r['error'][:80]} | | | | | | | | |")  # fmt: skip
+            continue
+        fpr, peer = r["filterprune"], r["peer"]
+        counts["models"] += 1
+        counts["fp"] += bool(fpr.get("equivalent"))
+        counts["peer"] += bool(peer.get("equivalent"))
+        if peer.get("equivalent"):
+            counts["peer_exact"] += 1
+            if "params_kept" in fpr and fpr["params_kept"] <= peer["params_kept"] + 0.01:
+                counts["deeper"] += 1
+        why = ""
+        if fpr.get("kept_groups"):
+            why = f"{fpr['kept_groups']}: {fpr['first_kept_reason'][:90]}".replace("|", "/")
+        size = "x".join(map(str, r["input"][2:]))
+        lines.append(
+            f"| {r.get('family', '')} | {r['model']} | {size} | "
+            + " | ".join(_fmt(fpr)[:4])
+            + " | "
+            + " | ".join(_fmt(peer)[:4])
+            + f" | {why} |"
+        )
+    lines += [
+        "",
+        f"{counts['models']} models: filterprune exact on {counts['fp']}, the peer on "
+        f"{counts['peer']}; where the peer is exact ({counts['peer_exact']}), filterprune keeps "
+        f"no more parameters than the peer (+0.01) on {counts['deeper']}.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="benchmarks/results/timm.jsonl")
+    parser.add_argument("--only", nargs="*", help="model names (default: one per family)")
+    parser.add_argument("--amount", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per model")
+    parser.add_argument("--resume", action="store_true", help="skip models already in --out")
+    parser.add_argument("--shard", default="0/1", metavar="I/N", help="every N-th from the I-th")
+    parser.add_argument("--families", action="store_true", help="print the families and exit")
+    parser.add_argument("--table", metavar="JSONL", help="print the Markdown table of a run")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one model
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.table:
+        print(_table(args.table))
+        return
+    if args.one:
+        print(json.dumps(run_one(args.one, args.amount)), flush=True)
+        return
+    if args.only:
+        todo = [{"family": "", "model": m} for m in args.only]
+    else:
+        todo = families()
+        if args.families:
+            for f in todo:
+                print(f"{f['family']:24} {f['models']:4}  {f['model'] or '(not a CNN)'}")
+            return
+    done = set()
+    if args.resume and os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            done = {json.loads(line).get("family") or json.loads(line)["model"] for line in f}
+    index, count = (int(v) for v in args.shard.split("/"))
+    todo = todo[index::count]
+    for i, fam in enumerate(todo):
+        key = fam["family"] or fam["model"]
+        if key in done:
+            continue
+        start = time.perf_counter()
+        if fam["model"] is None:
+            row = {"model": None, "note": "no model with three 2-D convs among the smallest"}
+        else:
+            row = _child(fam["model"], args.amount, args.threads, args.timeout)
+        row = {"family": fam["family"], **row}
+        print(
+            f"[{i + 1}/{len(todo)}] {key}: {fam['model']} {time.perf_counter() - start:.0f} s "
+            + json.dumps({k: row[k] for k in row if k not in ("family", "model")})[:300],
+            flush=True,
+            file=sys.stderr,
+        )
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -31,6 +31,10 @@ FLAT = {
     "max_metric_drop": 0.9,
     "include": ("conv*",),
     "latency": {"threads": None},  # the default when the fixture was written (now 1)
+    # the defaults when it was written, before one recipe became every entry point's default
+    "flops_reg": 0.0,
+    "scope": None,  # per group for a fraction without a cost term
+    "max_layer_fraction": 0.25,
 }
 _STRUCTURE = ("iteration", "removed", "removed_total", "params", "macs", "channels", "accepted")
 
@@ -107,4 +111,4 @@ def test_the_run_report_reads_flat_and_nested_config_files(example, tmp_path):
     assert old == new
     assert old["criterion"].startswith("l1") and old["amount / schedule"] == "0.25"
     assert old["finetuning"] == "3 steps per iteration, 2 steps final"
-    assert "reduction=0.9" in old["targets"]
+    assert "macs=-90%" in old["targets"] and old["scope"] == "per_group"

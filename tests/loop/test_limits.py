@@ -70,7 +70,8 @@ def test_an_unreachable_max_pruned_fraction_is_named_at_the_start_and_in_the_sto
 
 
 def test_a_channel_count_above_the_layer_cap_is_named(warnings):
-    result = _run(amount=10, max_iterations=1)  # 20 prunable channels, 25 % of 8 and of 12: 5
+    # 20 prunable channels, 25 % of 8 and of 12: 5
+    result = _run(amount=10, max_iterations=1, max_layer_fraction=0.25)
     assert any(
         "amount=10 (--amount)" in w and "--max-layer-fraction" in w and "at most 5 of the 20" in w
         for w in warnings

@@ -80,9 +80,9 @@ def test_bad_json_names_the_source():
 
 
 def test_scope_follows_the_amount_kind():
-    config = PruneConfig(schedule=(0.1, 3))
-    assert config.scope_for(0.1) == "per_group"
-    assert config.scope_for(3) == "global"
+    config = PruneConfig(schedule=(0.1, 3), scope=None, flops_reg=0)
+    assert config.scope_for(0.1) == config.scope_for(3) == "global"  # a count ranks globally
+    assert PruneConfig(schedule=(0.1, 0.2), scope=None, flops_reg=0).scope_for(0.1) == "per_group"
     assert config.amount_for(1) == 0.1 and config.amount_for(2) == 3
     assert config.amount_for(3) is None
 

@@ -81,7 +81,7 @@ def test_two_iterations_record_rows_and_checkpoints(example, hooks, tmp_path):
 
 
 def test_reloaded_checkpoint_computes_the_same_outputs(example, hooks, tmp_path):
-    result = _run(example, hooks, tmp_path, max_iterations=2, final_finetune=2)
+    result = _run(example, hooks, tmp_path, max_iterations=2, final_finetune=2, scope="per_group")
     assert result.rows[-1]["iteration"] == "final"
     reloaded = load(tmp_path / "run", make_model)
     result.model.eval()

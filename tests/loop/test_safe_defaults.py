@@ -132,13 +132,24 @@ class Conv1First:
                 for g in graph.prunable}  # fmt: skip
 
 
-def test_a_global_ranking_takes_at_most_a_quarter_of_a_layer_per_iteration():
-    config = PruneConfig(criterion="test_conv1_first", amount=0.35, scope="global", finetune=0)
+def test_a_global_ranking_takes_at_most_its_layer_cap_per_iteration():
+    config = PruneConfig(
+        criterion="test_conv1_first", amount=0.35, scope="global", finetune=0,
+        max_layer_fraction=0.25,
+    )  # fmt: skip
     result = _run(Hooks(), config.replace(max_iterations=1))
     assert result.model.conv1.out_channels == 6  # 8 - floor(8 * 0.25); without a cap: 1
     assert result.model.conv2.out_channels == 9  # the rest of the budget, capped at 3 too
     uncapped = _run(Hooks(), config.replace(max_iterations=1, max_layer_fraction=1.0))
     assert uncapped.model.conv1.out_channels == 1
+
+
+def test_the_default_layer_cap_is_two_and_a_half_times_the_share():
+    removal = PruneConfig().removal
+    assert removal.max_fraction is None
+    assert removal.layer_fraction(0.1) == 0.25  # the recipe's amount: a quarter of a layer
+    assert removal.layer_fraction(0.2) == 0.5 and removal.layer_fraction(0.5) == 1.0
+    assert PruneConfig(max_layer_fraction=0.3).removal.layer_fraction(0.5) == 0.3
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.5, float("nan")])
@@ -148,13 +159,21 @@ def test_max_layer_fraction_is_checked(fraction):
 
 
 # ----- the cost term needs a global ranking ---------------------------------------------------
-def test_flops_reg_without_a_scope_ranks_globally():
-    assert PruneConfig(flops_reg=1e-3, amount=0.1).scope_for(0.1) == "global"
-    assert PruneConfig(amount=0.1).scope_for(0.1) == "per_group"
+def test_the_default_scope_is_global_and_none_picks_by_the_cost_term():
+    assert PruneConfig(amount=0.1).scope_for(0.1) == "global"
+    assert PruneConfig(flops_reg=1e-3, amount=0.1, scope=None).scope_for(0.1) == "global"
+    assert PruneConfig(flops_reg=0, amount=0.1, scope=None).scope_for(0.1) == "per_group"
+
+
+def test_a_per_group_scope_turns_the_default_cost_term_off():
+    config = PruneConfig(scope="per_group")
+    assert config.flops_reg == 0 and config.scope == "per_group"
 
 
 def test_flops_reg_with_the_per_group_scope_is_refused():
-    with pytest.raises(ConfigError, match=r"flops_reg=0\.001 .*does nothing.*'global'"):
+    with pytest.raises(
+        ConfigError, match=r"flops_reg=0\.001: a cost term .*does nothing.*'global'"
+    ):
         PruneConfig(flops_reg=1e-3, scope="per_group")
 
 

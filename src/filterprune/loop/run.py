@@ -31,6 +31,7 @@ from .._progress import log_to_stderr
 from .._progress import progress as show_progress
 from ..api import analyze, count, prune
 from ..config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
+from ..config.recipe import data_free_criterion
 from ..criteria import get_criterion
 from ..measure.machine import machine_info
 from ..plan import Plan
@@ -112,6 +113,10 @@ class PruningLoop:
     ) -> None:
         if not isinstance(config, PruneConfig):
             raise TypeError(f"config must be a PruneConfig, got {type(config).__name__}")
+        has_data = batches is not None and loss_fn is not None
+        criterion_name = data_free_criterion(config.ranking, None, has_data)
+        if criterion_name is not None:  # the recipe's Taylor needs data: the one departure
+            config = config.replace(criterion=criterion_name)
         for name, value in (
             ("finetune", config.finetune),
             ("final_finetune", config.final_finetune),

@@ -9,6 +9,7 @@ original and the final model) rebuild both models, so they need the model factor
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from ..config import PruneConfig
 from ..errors import CheckpointError, ConfigError
 from ..store.files import atomic_write_text, is_leftover, remove_leftovers
 from ..store.lock import LOCK_NAME, run_lock
@@ -36,6 +38,8 @@ from .summary import write_summary
 from .tables import table_rows
 
 __all__ = ["REPORT_RECORD", "RunReport", "run_settings", "run_tables", "write_run_report"]
+
+logger = logging.getLogger("filterprune")
 
 REPORT_RECORD = ".filterprune-report.json"  # which files of the report folder filterprune wrote
 
@@ -290,10 +294,18 @@ def _budget(amount: Any, unit: Any) -> str:
     return "default" if amount is None else plural(amount, str(unit or "steps"))
 
 
-def _setting(config: dict[str, Any], section: str, key: str, flat: str | None = None) -> Any:
-    """A setting of ``config.json``: in its section (format 2) or by its flat name (format 1)."""
-    part = config.get(section)
-    return part.get(key) if isinstance(part, dict) else config.get(flat or key)
+def _config(run_dir: str | Path) -> PruneConfig | None:
+    """The run's ``config.json`` as a :class:`PruneConfig` (any format it was written in);
+    ``None`` when there is none, or (with a warning) when it cannot be read."""
+    path = Path(run_dir) / "config.json"
+    data = _read_json(path)
+    if not data:
+        return None
+    try:
+        return PruneConfig.from_dict(data, source=str(path))
+    except ConfigError as exc:
+        logger.warning("the report leaves out the run's settings: %s", exc)
+        return None
 
 
 def run_settings(run_dir: str | Path) -> Any:
@@ -301,33 +313,29 @@ def run_settings(run_dir: str | Path) -> Any:
     from .tables import Column, Table
 
     run = Path(run_dir)
-    config = _read_json(run / "config.json")
-    if not config:
+    config = _config(run)
+    if config is None:
         return None
     model = _read_json(run / "model.json")
     state = _read_json(run / "state.json")
     rows = _run_dir(run).read_rows()
     row0 = rows[0] if rows else {}
     machine = row0.get("machine") or {}
-    latency = config.get("latency") or {}
+    latency = config.latency
     bound = row0.get("metric_bound") or {}
-    ranking = {k: _setting(config, "ranking", k) for k in ("criterion", "flops_reg", "cost")}
-    removal = {k: _setting(config, "removal", k) for k in ("scope", "schedule", "amount")}
-    finetune = _setting(config, "finetuning", "per_iteration", "finetune")
-    unit = _setting(config, "finetuning", "unit", "finetune_unit")
-    final = _setting(config, "finetuning", "final", "final_finetune")
-    drop = _setting(config, "stopping", "max_metric_drop")
-    options = _setting(config, "ranking", "options", "criterion_options")
-    criterion = str(ranking["criterion"]) + (f" ({_text(options)})" if options else "")
+    ranking, removal, finetuning = config.ranking, config.removal, config.finetuning
+    drop = config.stopping.max_metric_drop
+    options = ranking.options
+    criterion = str(ranking.criterion) + (f" ({_text(options)})" if options else "")
     items = [
         ("model", _text(model.get("model") or "(Python API: not recorded)")),
         ("model arguments", _text(model.get("model_args"))),
         ("data", _text(model.get("data") or model.get("task"))),
         ("criterion", criterion),
-        ("scope", _text(removal["scope"] or "default for the amount")),
-        ("amount / schedule", _text(removal["schedule"] or removal["amount"])),
-        ("FLOPs regularisation", f"λ = {ranking['flops_reg']}, cost = {ranking['cost']}"),
-        ("targets", _text(_setting(config, "stopping", "targets"))),
+        ("scope", _text(removal.scope)),
+        ("amount / schedule", _text(list(removal.schedule or ()) or removal.amount)),
+        ("FLOPs regularisation", f"λ = {ranking.flops_reg}, cost = {ranking.cost}"),
+        ("targets", _text([str(t) for t in config.stopping.targets])),
         (
             "metric bound",
             "–"
@@ -335,12 +343,13 @@ def run_settings(run_dir: str | Path) -> Any:
             else f"{bound['metric']} ≥ {bound['value']:.4g}"
             + (f" (allowed drop {drop:g})" if drop is not None else ""),
         ),
-        ("finetuning", f"{_budget(finetune, unit)} per iteration, {_budget(final, unit)} final"),
+        ("finetuning", f"{_budget(finetuning.per_iteration, finetuning.unit)} per iteration, "
+         f"{_budget(finetuning.final, finetuning.unit)} final"),
         ("stop reason", _text(state.get("stop_reason"))),
-        ("latency", "not measured" if not config.get("measure_latency") else
-         f"batch {_text(latency.get('batch_sizes'))}, "
-         f"{plural(latency.get('rounds'), 'alternating round')} beside the original, threads "
-         f"{latency.get('threads') or machine.get('torch_threads')}"),
+        ("latency", "not measured" if not config.measure_latency else
+         f"batch {_text(list(latency.batch_sizes))}, "
+         f"{plural(latency.rounds, 'alternating round')} beside the original, threads "
+         f"{latency.threads or machine.get('torch_threads')}"),
         ("machine", f"{machine.get('cpu', '?')}, {plural(machine.get('cpu_count', '?'), 'logical core')}, "
          f"{plural(machine.get('torch_threads', '?'), 'torch thread')}, load at start "
          f"{_text(machine.get('loadavg'))}"),
@@ -369,14 +378,14 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
 
     images: list[Any] = []
     rows = result.iterations.rows
-    config = _read_json(Path(run_dir) / "config.json")
+    config = _config(run_dir)
+    criterion = str(config.ranking.criterion) if config is not None else ""
     logged = _run_dir(run_dir).read_rows()
     bound = (logged[0].get("metric_bound") if logged else None) or {}
     metrics = [k.removeprefix("metric:") for k in result.iterations.keys if k.startswith("metric:")]
     metrics = [m for m in metrics if any(r.get(f"metric:{m}") is not None for r in rows)]
     if metrics:
         first = bound.get("metric") if bound.get("metric") in metrics else metrics[0]
-        criterion = _setting(config, "ranking", "criterion") or ""
         title = f"{criterion} pruning: {first} vs compute and latency"
         images.append(
             plot_run_overview(
@@ -395,7 +404,7 @@ def _plots(result: RunReport, run_dir: str | Path, out: Path) -> list[Any]:
         )
     if any(r.get("latency_ms") is not None for r in rows):
         images.append(plot_latency_vs_macs(rows, out / "latency_vs_macs"))
-    has_scores = _criterion_has_scores(_setting(config, "ranking", "criterion"))
+    has_scores = _criterion_has_scores(criterion or None)
     scores = run_scores(run_dir) if has_scores else {}
     if any(math.isfinite(v) for by_group in scores.values() for s in by_group.values() for v in s):
         shown = _some(scores, MAX_SCORE_PANELS)

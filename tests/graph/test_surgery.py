@@ -34,11 +34,16 @@ class WithScale(nn.Module):
         return self.b(F.relu(self.scale(self.a(x))))
 
 
-def test_unregistered_parameter_use_is_frozen_then_registered_leaf_prunes():
+def test_unregistered_parameter_view_is_a_member_then_registered_leaf_prunes():
     x = torch.randn(2, 3, 8, 8)
-    graph = fp.analyze(WithScale(), x)
-    assert graph.group("a").frozen
-    assert "fixed size" in graph.group("a").reasons[0]
+    model = WithScale()
+    original = copy.deepcopy(model)
+    graph = fp.analyze(model, x)
+    assert not graph.group("a").frozen  # ``gamma.view(1, -1, 1, 1)`` is the parameter
+    assert "scale.gamma" in {m.module for m in graph.group("a").members}
+    plan = fp.prune(model, x, amount=0.5, criterion="l1", graph=graph)
+    assert model.scale.gamma.shape == (4,)
+    assert max_difference(original, model, plan, x) < 1e-5
     fp.register_leaf(Scale, channel_params=["gamma"], count_attr="channels")
     try:
         model = WithScale()

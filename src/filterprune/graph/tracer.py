@@ -123,6 +123,9 @@ class Tracer(TorchFunctionMode):
         self.on_meta = False  # traced on a weightless copy (see :func:`trace`)
         self.read_shapes = False  # the model's own code read a size or value (see _SHAPE_READS)
         self.params: dict[int, str] = {}  # id -> name of non-leaf parameters and buffers
+        # id of a view of such a parameter (``gamma.reshape(1, -1, 1, 1)``) -> the stored
+        # tensor's channel axis; its name is in ``params`` too
+        self.param_axes: dict[int, int] = {}
 
     # ----- labels -------------------------------------------------------------------------
     def label(self, t: torch.Tensor) -> torch.Tensor:

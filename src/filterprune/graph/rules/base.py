@@ -28,6 +28,7 @@ class TraceState(Protocol):
     order: list[str]
     seed_outputs: dict[str, list[int]]
     params: dict[int, str]  # id -> name of the model's non-leaf parameters and buffers
+    param_axes: dict[int, int]  # id of a view of one of them -> the stored channel axis
     grouped: str  # how grouped layers lose channels: "within" or "whole"
 
     def label(self, t: torch.Tensor) -> torch.Tensor: ...

@@ -78,7 +78,8 @@ def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None
 
     ``gamma * x`` with ``gamma`` of shape ``(C, 1, 1)``: instead of freezing the channels as a
     tensor of fixed size, the parameter joins the graph as a per-channel member and is sliced
-    with them.
+    with them. A view of it (timm's ``x.mul(self.gamma.reshape(1, -1, 1, 1))``, GRN's
+    ``self.weight.view(1, 1, 1, -1)``) counts as the parameter (see ``shape._param_view``).
     """
     nd = len(reals[0]) if reals else 0
     for i, t in enumerate(inputs):
@@ -91,7 +92,8 @@ def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None
         d = dims[0]
         for j, lab in enumerate(labs):
             if j != i and L.varying_dims(lab) == [d] and lab.shape[d] == reals[i][d]:
-                elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), d - (nd - t.dim()))
+                axis = tr.param_axes.get(id(t), d - (nd - t.dim()))
+                elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), axis)
                 labs[i] = L.along(d, nd, elems)
                 break
 

@@ -55,6 +55,7 @@ def _channel_shuffle(lab: torch.Tensor, groups: int) -> torch.Tensor:
 def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     target = _LITERAL[name]
     if _constant_through(tr, args, kwargs, out):
+        _param_view(tr, name, args, out)
         return
     largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
     try:
@@ -127,6 +128,37 @@ def _constant_through(tr: TraceState, args: tuple, kwargs: dict, out: Any) -> bo
 
 
 _RESHAPES = {"reshape", "reshape_as", "unflatten", "channel_shuffle"}
+_VIEWS = {
+    "view", "reshape", "unsqueeze", "squeeze", "unsqueeze_", "squeeze_", "flatten",
+    "unflatten", "expand", "expand_as", "view_as", "reshape_as", "permute", "transpose",
+    "movedim", "attr:T",
+}  # fmt: skip
+
+
+def _param_view(tr: TraceState, name: str, args: tuple, out: Any) -> None:
+    """Note a view of a non-leaf parameter with one channel axis as that parameter.
+
+    ``x.mul(self.gamma.reshape(1, -1, 1, 1))``: the element-wise op meets the view, not the
+    parameter, yet slicing the parameter slices the view the same way (its other axes have size
+    1), so the view is a layer scale like the parameter itself. A view written with the count
+    (``reshape(1, 64, 1, 1)``) fails on a pruned copy: the probe finds it.
+    """
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is None or name not in _VIEWS:
+        return
+    pname = tr.params.get(id(x))
+    outs = _outputs(out)
+    if pname is None or len(outs) != 1:
+        return
+    axis = tr.param_axes.get(id(x))
+    if axis is None:
+        long = [d for d, n in enumerate(x.shape) if n > 1]
+        if len(long) != 1:
+            return
+        axis = long[0]
+    if sum(1 for n in outs[0].shape if n > 1) == 1 and outs[0].numel() == x.numel():
+        tr.params[id(outs[0])] = pname
+        tr.param_axes[id(outs[0])] = axis
 
 
 def _couple_rows(tr: TraceState, before: torch.Tensor, after: torch.Tensor) -> None:

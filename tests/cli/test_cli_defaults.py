@@ -31,8 +31,9 @@ def test_the_bare_command_runs_the_recipe_and_finetunes(tmp_path):
     assert (config.metric, config.collapse_ratio, config.max_layer_fraction) == (
         "accuracy",
         0.5,
-        0.25,
+        None,  # 2.5 times the iteration's share: a quarter of a layer at 10 %
     )
+    assert config.removal.layer_fraction(config.amount) == 0.25
     assert {k: getattr(config, k) for k in RECIPE} == {
         k: tuple(v) if isinstance(v, list) else v for k, v in RECIPE.items()
     }

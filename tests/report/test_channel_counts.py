@@ -50,7 +50,7 @@ def test_groups_are_keyed_by_their_producers_only():
 
 def test_layer_table_and_iteration_table_agree():
     torch.manual_seed(0)
-    config = PruneConfig(criterion="l1", amount=0.3, max_iterations=2)
+    config = PruneConfig(criterion="l1", amount=0.3, scope="per_group", max_iterations=2)
     result = run_pruning(Mixed(), torch.randn(1, 3, 8, 8), config=config, progress=False)
     removed = result.final_row["removed_total"]
     table = result.layer_table()

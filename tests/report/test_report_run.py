@@ -50,7 +50,9 @@ def _evaluate(model: torch.nn.Module) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("report_run") / "run"
-    config = PruneConfig(amount=0.5, max_iterations=1, measure_latency=True, latency=LATENCY)
+    config = PruneConfig(
+        amount=0.5, scope="per_group", max_iterations=1, measure_latency=True, latency=LATENCY
+    )
     result = run_pruning(
         make_catnet(), X, config=config, evaluate=_evaluate, run_dir=path, progress=False
     )
@@ -144,7 +146,7 @@ def test_latency_table_has_every_batch_size_and_efficiency(run_dir):
 def test_scores_of_each_iteration_are_saved(run_dir):
     scores = RunDir(run_dir).read_scores("iter_001")
     assert {k: len(v) for k, v in scores.items()} == {"a": 6, "b": 4, "c": 8}
-    expected = fp.rank(make_catnet(), X, criterion="l1")  # what iteration 1 ranked with
+    expected = fp.rank(make_catnet(), X, criterion="l1", flops_reg=0)  # per group: no cost term
     for name, values in expected.items():
         assert scores[name] == pytest.approx(values.tolist())
     assert RunDir(run_dir).read_scores("iter_000") is None

@@ -342,7 +342,9 @@ def measure_fp(name: str, width: float, size: int, runs: int, *, details: bool =
         with ForeignLoad() as load:
             graph, t_build = timed(lambda m=model: fp.analyze(m, x))
             _, t_prune = timed(
-                lambda m=model, g=graph: fp.prune(m, x, amount=AMOUNT, criterion="l1", graph=g)
+                lambda m=model, g=graph: fp.prune(
+                    m, x, amount=AMOUNT, criterion="l1", graph=g, scope="per_group", layer_types=()
+                )
             )
         if load_np.cores is not None and load.cores is not None:
             load.cores = max(load.cores, load_np.cores)
@@ -482,7 +484,15 @@ def warm_up(size: int, with_tp: bool) -> None:
     """Untimed: one tiny model through both libraries, to pay lazy imports up front."""
     x = example_input(size)
     model = build_model("resnet18", 0.125)
-    fp.prune(model, x, amount=AMOUNT, criterion="l1", graph=fp.analyze(model, x))
+    fp.prune(
+        model,
+        x,
+        amount=AMOUNT,
+        criterion="l1",
+        graph=fp.analyze(model, x),
+        scope="per_group",
+        layer_types=(),
+    )
     fp.count(model, x)
     if with_tp:
         import torch_pruning as tp
@@ -584,7 +594,9 @@ def profile_one(name: str, width: float, size: int, lines: int = 40) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
     graph = fp.analyze(model, x)
-    fp.prune(model, x, amount=AMOUNT, criterion="l1", graph=graph)
+    fp.prune(
+        model, x, amount=AMOUNT, criterion="l1", graph=graph, scope="per_group", layer_types=()
+    )
     profiler.disable()
     pstats.Stats(profiler).strip_dirs().sort_stats("cumtime").print_stats(lines)
 

@@ -240,6 +240,8 @@ def fp_step(
             normalize=True,
             flops_reg=flops_reg,
             graph=g,
+            max_fraction=1.0,  # as the study was measured: no per-layer cap, every layer kind
+            layer_types=(),
         )
         return m, _macs(m, x)
 

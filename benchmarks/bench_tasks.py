@@ -299,6 +299,8 @@ def run_task(name: str, spec: Spec, args: argparse.Namespace) -> dict[str, Any]:
         flops_reg=spec.flops_reg,
         amount=spec.amount,
         scope="global",
+        layer_types=(),  # as measured: every layer kind, a fixed quarter per layer
+        max_layer_fraction=0.25,
         round_to=spec.round_to,
         ranking_batches=spec.ranking_batches,
         finetune=spec.finetune,

@@ -53,6 +53,11 @@ SMALL_WORDS = (
 CANDIDATES = 5
 
 
+#: Each layer loses the same share, all layer kinds, no cost term: as the peer prunes by default
+#: (filterprune's own default is one global ranking of the convolutions with a cost term).
+PEER_SETTINGS = {"scope": "per_group", "layer_types": ()}
+
+
 def _timm():
     import torchvision_shim  # noqa: F401, I001  (before timm, which imports torchvision)
     import timm
@@ -144,7 +149,7 @@ def _run_filterprune(model, x, amount: float) -> dict:
     original = copy.deepcopy(model)
     start = time.perf_counter()
     graph = fp.analyze(model, x)
-    plan = fp.prune(model, x, amount=amount, criterion="l1", graph=graph)
+    plan = fp.prune(model, x, amount=amount, criterion="l1", graph=graph, **PEER_SETTINGS)
     seconds = time.perf_counter() - start
     diff = _relative(original, model, plan, x)
     after = fp.count(model, x)

@@ -54,6 +54,11 @@ FIXED_224 = {"maxvit_t"}
 VIT_SIZE = 64  # ViTs take their image size as an argument
 
 
+#: Each layer loses the same share, all layer kinds, no cost term: as the peer prunes by default
+#: (filterprune's own default is one global ranking of the convolutions with a cost term).
+PEER_SETTINGS = {"scope": "per_group", "layer_types": ()}
+
+
 def _models() -> list[tuple[str, str]]:
     import torchvision_shim  # noqa: F401, I001  (before torchvision: lets it import here)
     import torchvision.models as tvm
@@ -109,7 +114,7 @@ def run_one(family: str, name: str, amount: float) -> dict:
     original = copy.deepcopy(model)
     start = time.perf_counter()
     graph = fp.analyze(model, x)
-    plan = fp.prune(model, x, amount=amount, criterion="l1", graph=graph)
+    plan = fp.prune(model, x, amount=amount, criterion="l1", graph=graph, **PEER_SETTINGS)
     seconds = time.perf_counter() - start
     with torch.no_grad():
         scale = max(float(t.abs().max()) for t in torch.utils._pytree.tree_flatten(original(x))[0])

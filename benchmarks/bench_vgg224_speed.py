@@ -57,7 +57,10 @@ def _prune_uniform(model, x, *, round_to: int, target_macs: float) -> tuple[torc
     while hi - lo > 2e-3:
         mid = (lo + hi) / 2
         trial, trial_graph = copy.deepcopy((model, graph))
-        fp.prune(trial, x, amount=mid, criterion="l1", round_to=round_to, graph=trial_graph)
+        fp.prune(
+            trial, x, amount=mid, criterion="l1", round_to=round_to, graph=trial_graph,
+            scope="per_group", layer_types=(),
+        )  # fmt: skip
         trials += 1
         if fp.count(trial, x).macs <= target_macs:
             hi, best = mid, trial
@@ -113,6 +116,8 @@ def _prune_global(model, x, s: Strategy, target_macs: float) -> tuple[torch.nn.M
             cost=s.cost,
             round_to=s.round_to,
             graph=graph,
+            max_fraction=1.0,  # as these strategies were measured: no per-layer cap
+            layer_types=(),
         )
         steps += 1
         new = fp.count(model, x).macs
@@ -134,7 +139,10 @@ def _prune(model, x, s: Strategy, target_macs: float) -> tuple[torch.nn.Module, 
     else:
         model, steps = _prune_global(model, x, s, target_macs)
     if s.classifier:
-        fp.prune(model, x, amount=s.classifier, ignore=[nn.Conv2d], round_to=s.round_to)
+        fp.prune(
+            model, x, amount=s.classifier, ignore=[nn.Conv2d], round_to=s.round_to,
+            scope="per_group", layer_types=(),
+        )  # fmt: skip
     return model, steps
 
 

@@ -244,6 +244,7 @@ def prune(
     min_channels: int | None = None,
     max_fraction: float | None = None,
     bins: Sequence[tuple[int, float]] | None = None,
+    layer_types: Sequence[str] | None = None,
     leaf_types: Sequence[type] = (),
     grouped: str = "within",
     graph: DependencyGraph | None = None,
@@ -279,6 +280,8 @@ def prune(
         max_fraction: A global ranking removes at most this fraction of any one group
             (default: 2.5 times ``amount``, at most 1).
         bins: Per-width fractions, see :class:`filterprune.Selection`.
+        layer_types: Only prune layers of these class names; ``()`` every layer. Default
+            ``("conv",)``: every convolution (all layers of a model without one).
         leaf_types: Extra module types to treat as opaque leaves.
         grouped: ``"within"`` or ``"whole"``: how grouped convs lose channels (see
             :func:`analyze`).
@@ -302,6 +305,7 @@ def prune(
         min_channels=min_channels,
         max_fraction=max_fraction,
         bins=None if bins is None else tuple(bins),
+        layer_types=None if layer_types is None else tuple(layer_types),
     )
     has_data = any(criterion_context.get(k) is not None for k in ("batches", "loss_fn", "step_fn"))
     ranking = Ranking.merged(
@@ -313,8 +317,9 @@ def prune(
         options=criterion_options,
     )
     selection, ranking = resolve_scope(selection, ranking)
+    unselected = unselected_layers(model, selection)
     if graph is None:
-        names = _ignored_names(model, ignore) + tuple(unselected_layers(model, selection))
+        names = _ignored_names(model, ignore) + tuple(unselected)
         graph = analyze(model, example_inputs, ignore=names, leaf_types=leaf_types, grouped=grouped)
     scores = rank(
         model,
@@ -324,6 +329,10 @@ def prune(
         selection=selection,
         **criterion_context,
     )
+    if unselected:  # a graph given from outside may hold groups the layer filters leave out
+        left_out = set(unselected)
+        kept = {g.name for g in graph.prunable if not left_out & set(g.producers)}
+        scores = {name: s for name, s in scores.items() if name in kept}
     if scores_out is not None:
         scores_out.update(scores)
     with gc_paused():

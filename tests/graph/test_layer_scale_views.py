@@ -70,7 +70,9 @@ def test_residual_stream_with_viewed_scales_is_pruned_exactly(conv_mlp):
     members = {m.module for m in stream.members}
     assert {"blocks.0.gamma", "blocks.0.shift", "blocks.1.gamma"} <= members
     original = copy.deepcopy(model)
-    plan = fp.prune(model, x, amount=0.25, criterion="l1", graph=graph)
+    plan = fp.prune(
+        model, x, amount=0.25, criterion="l1", graph=graph, scope="per_group", layer_types=()
+    )
     assert plan.removed_outputs.get("stem")
     assert model.blocks[0].gamma.shape[0] == model.stem.out_channels < 8
     assert_equivalent(original, model, plan, x, restrict_norms=True)

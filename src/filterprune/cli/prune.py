@@ -325,8 +325,32 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         parsed = PruneConfig.from_json(text, source=str(args.config)).to_flat_dict()
         given = flat_names(json.loads(text))
         data.update({k: parsed[k] for k in given})
+    flags = flag_values(args, data)
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.allow_collapse:
+        data["collapse_ratio"] = None
+    if data.get("metric") is None and task is not None:  # bounds and the collapse guard watch it
+        data["metric"] = task.primary_metric
+        data["higher_is_better"] = task.higher_is_better
+    source = f"--config {args.config} and flags" if args.config else "flags"
+    try:
+        return PruneConfig.from_dict(data, source=source)
+    except ConfigError as exc:
+        raise ConfigError(_name_flags(str(exc))) from None
+
+
+#: Settings with no flag of their own, and why: set them with --config.
+CONFIG_ONLY = {
+    "bins": "per-width fractions are a list of pairs: --config",
+    "higher_is_better": "the task's (with --metric of the task)",
+}
+
+
+def flag_values(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """Every setting of :class:`PruneConfig` by its flat name, as the flags give it (``None``:
+    not given); ``tests/cli`` checks that it names every setting but :data:`CONFIG_ONLY`."""
     unit = "epochs" if args.finetune_epochs is not None else None
-    flags = {
+    return {
         "criterion": args.criterion,
         "criterion_options": dict(args.criterion_arg) if args.criterion_arg else None,
         "amount": args.amount,
@@ -359,26 +383,18 @@ def build_config(args: argparse.Namespace, task: Any) -> PruneConfig:
         "seed": args.seed,
         "device": args.device,
     }
-    data.update({k: v for k, v in flags.items() if v is not None})
-    if args.allow_collapse:
-        data["collapse_ratio"] = None
-    if data.get("metric") is None and task is not None:  # bounds and the collapse guard watch it
-        data["metric"] = task.primary_metric
-        data["higher_is_better"] = task.higher_is_better
-    source = f"--config {args.config} and flags" if args.config else "flags"
-    try:
-        return PruneConfig.from_dict(data, source=source)
-    except ConfigError as exc:
-        raise ConfigError(_name_flags(str(exc))) from None
 
 
 # PruneConfig fields whose flag is not --FIELD-NAME
-_FLAGS = {
+FLAGS = {
     "finetune": "--finetune-steps/--finetune-epochs",
+    "finetune_unit": "--finetune-steps/--finetune-epochs",
     "targets": "--target",
     "criterion_options": "--criterion-arg",
     "layer_types": "--layer-type",
     "measure_latency": "--latency",
+    "latency": "--latency-*",
+    "normalize": "--no-normalize",
 }
 
 
@@ -389,7 +405,7 @@ def _name_flags(message: str) -> str:
         name = match[1]
         if name not in FLAT and name not in TOP_LEVEL:  # a section: no flag of its own
             return match[0]
-        return f"{_FLAGS.get(name, '--' + name.replace('_', '-'))} (PruneConfig.{name})"
+        return f"{FLAGS.get(name, '--' + name.replace('_', '-'))} (PruneConfig.{name})"
 
     return re.sub(r"PruneConfig\.(\w+)", flag, message)
 

@@ -30,7 +30,7 @@ from torch import nn
 from .._progress import log_to_stderr
 from .._progress import progress as show_progress
 from ..api import analyze, count, prune
-from ..config import RESUMABLE_CHANGES, Budget, ConfigError, PruneConfig
+from ..config import Budget, ConfigError, PruneConfig
 from ..config.recipe import data_free_criterion
 from ..criteria import get_criterion
 from ..measure.machine import machine_info
@@ -41,11 +41,11 @@ from ..store.weights import state_dict_bytes
 from .describe import write_model_description
 from .layers import channel_groups, ignored_layers
 from .limits import goal_fraction, short_step_warning, start_warnings
+from .persist import RunRecord
 from .replicas import Replicas
 from .result import RunResult
-from .state import LoopState, restore, seed_everything
+from .state import LoopState, seed_everything
 from .stop import (
-    RETRYABLE_STOPS,
     STOP_REASONS,
     Guard,
     StepAmount,
@@ -94,7 +94,7 @@ def _finetune_text(budget: Budget, steps: int) -> str:
     return f"{budget} ({counted})" if budget.unit == "epochs" else counted
 
 
-class PruningLoop:
+class PruningLoop(RunRecord):
     """Iterative filter pruning of one model; see :func:`run_pruning` for the arguments."""
 
     def __init__(
@@ -205,62 +205,6 @@ class PruningLoop:
         self.state.steps_done += done
         return done
 
-    # ----- persistence -----------------------------------------------------------------------
-    def _record(
-        self,
-        name: str,
-        row: dict[str, Any],
-        weights: bytes,
-        step: Plan,
-        scores: Mapping[str, torch.Tensor] | None = None,
-    ) -> None:
-        self.state.rows.append(row)
-        if self.rundir is not None and self.replicas.main:
-            self.rundir.write_checkpoint(
-                name, weights=weights, plan=self.state.plan, step_plan=step, row=row, scores=scores
-            )
-            self.rundir.write_log(self.state.rows)
-
-    def _save_state(
-        self, *, finished: bool = False, stop_reason: str | None = None, final: str | None = None
-    ) -> None:
-        if self.rundir is not None:
-            if self.replicas.main:
-                state = self.state.to_json_dict(
-                    finished=finished, stop_reason=stop_reason, final=final
-                )
-                # the settings this state was reached with, switched with it in one rename: a
-                # resume compares against them (config.json may already hold newer ones)
-                self.rundir.write_state({**state, "config": self.config.to_dict()})
-            self.replicas.barrier()  # other ranks may read the run folder from here on
-
-    def _keep_best(self) -> None:
-        """Remember the current model as the last good one (a copy if a floor is set or a
-        finetuning may diverge)."""
-        finetunes = self.config.budget().amount or self.config.budget(final=True).amount
-        needed = (
-            self.config.watches_metric
-            or self.guard is not None
-            or (self.finetune_fn is not None and finetunes)
-        )
-        kept = copy.deepcopy(self.model) if needed else None
-        self.best = (kept, copy.copy(self.state))
-
-    def _roll_back(self, rejected: int | None = None) -> None:
-        """Go back to the last good model and state.
-
-        Args:
-            rejected: The iteration whose result is rejected; its log row, its number and the
-                finetuning steps it took stay counted. ``None`` (a divergence) reverts all.
-        """
-        kept_model, kept_state = self.best
-        if rejected is not None:
-            kept_state.rows, kept_state.iteration = self.state.rows, rejected
-            kept_state.steps_done = self.state.steps_done
-            kept_state.epochs_done = self.state.epochs_done
-        self.model, self._graph, self.state = kept_model, None, kept_state
-        self._keep_best()
-
     def _finetune_checked(self, budget: Budget, where: str) -> int | None:
         """Finetune, then check the weights are finite; ``None`` after a NaN/inf.
 
@@ -318,46 +262,6 @@ class PruningLoop:
         self._record(self.state.current, row, weights, Plan())
         self._keep_best()
         self._save_state()
-
-    def _resume(self) -> RunResult | None:
-        """Continue a checkpointed run; returns the stored result if it already finished."""
-        run = self.rundir
-        assert run is not None
-        saved = run.read_state()
-        if "config" in saved:
-            old = PruneConfig.from_dict(saved["config"], source=f"{run.state_path}: config")
-        else:  # a state written before the settings were kept in it
-            old = PruneConfig.from_json(run.read_config_json(), source=str(run.config_path))
-        diff = old.differences(self.config)
-        fixed = [k for k in diff if k not in RESUMABLE_CHANGES]
-        if fixed:
-            raise ConfigError(
-                f"run folder {str(run.path)!r} was started with a different config "
-                f"({', '.join(fixed)} differ); resume with the same settings or use a new run "
-                f"folder (only {', '.join(RESUMABLE_CHANGES)} may change)"
-            )
-        # a run stopped by a NaN loss continues from its last good iteration
-        retry = saved["stop_reason"] in RETRYABLE_STOPS
-        done = self.replicas.shared(saved["finished"] and not diff and not retry)
-        weights_from = saved["final"] if done else saved["current"]
-        self._keep_original()  # the model passed in is the starting model (see run_pruning)
-        self.state = restore(run, self.model, saved, weights_from=weights_from)
-        self.model.to(self.device)
-        self.threshold = metric_threshold(self.config, self.state.rows[0].get("metrics") or {})
-        self.guard = collapse_guard(self.config, self.state.rows[0].get("metrics") or {})
-        if done:
-            if self.replicas.main:
-                run.tidy(saved)  # e.g. the old final model, if a kill came before its removal
-            final_row = run.read_row(saved["final"])
-            if saved["final"] != saved["current"]:
-                self.state.rows.append(final_row)
-            return self._result(saved["stop_reason"], final_row)
-        self.replicas.barrier()  # every rank has read the run folder before rank 0 writes to it
-        if self.replicas.main:
-            run.write_config(self.config.to_json())
-            logger.info("resuming %s after iteration %d", run.path, self.state.iteration)
-        self._keep_best()
-        return None
 
     # ----- one iteration ---------------------------------------------------------------------
     def _check_before(self, i: int) -> tuple[str | None, StepAmount | None]:

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from ..api import analyze
+from ..choose import producing_layers
 from ..errors import ConfigError
 from ..plan import Plan
-from ..select import producing_layers
 from ..surgery import apply_plan
 
 __all__ = [

@@ -82,6 +82,10 @@ class TiedAutoencoder(nn.Module):
         return self.out(torch.tanh(self.dec(torch.tanh(self.enc(h)))) + h)
 
 
+#: Every group loses its share, every layer kind: the checks reach every layer.
+EVERY_GROUP = {"scope": "per_group", "layer_types": ()}
+
+
 def _strong(model: nn.Module, x: torch.Tensor) -> nn.Module:
     randomize_norms(model, statistics=False)
     calibrate_batchnorm(model, [torch.randn_like(x) for _ in range(3)])
@@ -124,13 +128,13 @@ def test_an_error_in_the_middle_of_surgery_leaves_the_model_unchanged(monkeypatc
 
     monkeypatch.setattr(surgery, "_assign", failing)
     with pytest.raises(error):
-        fp.prune(model, x, amount=0.25, criterion="l1")
+        fp.prune(model, x, amount=0.25, criterion="l1", **EVERY_GROUP)
     assert len(calls) == at  # it did fail part-way through the swap
     _assert_unchanged(model, before, x, out)
     # and the same model prunes fine afterwards
     monkeypatch.setattr(surgery, "_assign", real)
     original = copy.deepcopy(model)
-    plan = fp.prune(model, x, amount=0.25, criterion="l1")
+    plan = fp.prune(model, x, amount=0.25, criterion="l1", **EVERY_GROUP)
     assert_equivalent(original, model, plan, x)
 
 
@@ -151,7 +155,7 @@ def test_an_error_while_new_tensors_are_computed_leaves_the_model_unchanged(monk
 
     monkeypatch.setattr(surgery, "_gather", failing)
     with pytest.raises(KeyboardInterrupt):
-        fp.prune(model, x, amount=0.25, criterion="l1")
+        fp.prune(model, x, amount=0.25, criterion="l1", **EVERY_GROUP)
     _assert_unchanged(model, before, x, out)
 
 
@@ -197,7 +201,7 @@ def test_tied_convs_stay_tied_and_lose_the_same_channels(criterion):
     if criterion == "taylor":
         data = [(torch.randn(4, 3, 8, 8), torch.randint(0, 4, (4,))) for _ in range(2)]
         extra = {"batches": data, "loss_fn": F.cross_entropy}
-    plan = fp.prune(model, x, amount=0.25, criterion=criterion, **extra)
+    plan = fp.prune(model, x, amount=0.25, criterion=criterion, **EVERY_GROUP, **extra)
     assert plan.removed_outputs.get("a") and plan.removed_outputs["a"] == plan.removed_outputs["b"]
     assert model.a.weight is model.b.weight and model.a.bias is model.b.bias
     assert model.a.weight.shape[0] < 8
@@ -211,7 +215,7 @@ def test_a_tied_autoencoder_stays_tied_across_transposed_axes():
     model = TiedAutoencoder()
     assert output_change(model, x, torch.randn_like(x)) > 0.05
     original = copy.deepcopy(model)
-    plan = fp.prune(model, x, amount=0.3, criterion="l1")
+    plan = fp.prune(model, x, amount=0.3, criterion="l1", **EVERY_GROUP)
     assert plan.removed_outputs.get("enc"), plan.removed_outputs
     assert model.enc.weight is model.dec.weight
     assert model.enc.out_channels == model.dec.in_channels < 6

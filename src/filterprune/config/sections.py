@@ -72,8 +72,9 @@ class Removal(Selection):
 
     def _check_amount(self, name: str, value: Any) -> None:
         """An amount is a fraction in (0, 1) of the current channels or an int count >= 1."""
-        super()._check_amount(name, value)
-        if not is_int(value) and value == 0:
+        if is_int(value):
+            super()._check_amount(name, value)
+        elif not is_number(value) or not 0.0 < value < 1.0:
             fail(
                 "Removal",
                 name,

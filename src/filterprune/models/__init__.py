@@ -26,11 +26,15 @@ from .resnet import (
 )
 from .unet import DoubleConv, Down, OutConv, UNet, Up, unet
 from .vgg import VGG, VGG16_CONFIG, vgg16, vgg16_bn
+from .yolo import SPPF, C2f, TinyYOLO, yolo_tiny
 
 __all__ = [
     "VGG",
     "VGG16_CONFIG",
     "BasicBlock",
+    "C2f",
+    "SPPF",
+    "TinyYOLO",
     "Bottleneck",
     "DenseLayer",
     "DenseNet",
@@ -63,4 +67,5 @@ __all__ = [
     "unet",
     "vgg16",
     "vgg16_bn",
+    "yolo_tiny",
 ]

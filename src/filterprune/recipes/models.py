@@ -316,8 +316,6 @@ def check_fits_data(net: nn.Module, data: Any, model: str) -> None:
     """
     from .._memory import doing
     from ..errors import DataError
-    from ..tasks.task import primary_output
-
     example, target = data.val[0]
     with doing(f"running --model {model} on one input of shape {tuple(example.shape)}",
                "use smaller inputs (--image-size) or a narrower model (--model-arg)"):  # fmt: skip
@@ -326,7 +324,7 @@ def check_fits_data(net: nn.Module, data: Any, model: str) -> None:
         try:
             with torch.no_grad():
                 device = next(net.parameters(), example).device
-                output = primary_output(net(example.unsqueeze(0).to(device)))
+                output = data.task.prediction(net(example.unsqueeze(0).to(device)))
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
             check_runs_on(net, data.example, model)  # the same message as train's check
             raise error
@@ -343,5 +341,5 @@ def check_fits_data(net: nn.Module, data: Any, model: str) -> None:
                 f"(--model-arg num_classes={needed}, or train a new baseline on this data) or use "
                 f"data with at most {outputs} classes"
             )
-    target = torch.as_tensor(target).unsqueeze(0).to(output.device)
+    target = torch.as_tensor(target).unsqueeze(0).to(device)
     data.task.align(output, target)  # e.g. segment: one-channel logits of the masks' size

@@ -1,10 +1,16 @@
 """Data and tasks: built-in datasets, folder datasets, metrics, losses and the finetuning loop.
 
+Tasks: ``classify``, ``segment`` and ``detect`` (boxes; its mAP needs the ``detect`` extra).
+
 Importing this package needs only torch; numpy, Pillow and scikit-learn (``pip install
 "filterprune[data]"``) are imported when a function that needs them runs.
 """
 
+from filterprune.tasks.canvas import Canvas, CanvasConfig, draw_canvas
+from filterprune.tasks.canvas_sets import CanvasDataset, canvas_datasets, detection_target
 from filterprune.tasks.classify import ClassificationTask
+from filterprune.tasks.detect import DetectionMeter, DetectionTask, decode
+from filterprune.tasks.detect_metrics import mean_average_precision
 from filterprune.tasks.digits import DigitsConfig, digits_datasets, load_digits_tensors
 from filterprune.tasks.folders import CarvanaDataset, ImageFolderDataset
 from filterprune.tasks.idx import IDXConfig, IDXDataset, IDXFormatError, idx_datasets, read_idx
@@ -30,6 +36,11 @@ from filterprune.tasks.trainer import FinetuneConfig, NonFiniteLossError, finetu
 
 __all__ = [
     "BCEDiceLoss",
+    "Canvas",
+    "CanvasConfig",
+    "CanvasDataset",
+    "DetectionMeter",
+    "DetectionTask",
     "CarvanaDataset",
     "ClassificationMeter",
     "ClassificationTask",
@@ -47,6 +58,10 @@ __all__ = [
     "Task",
     "accuracy",
     "builtin_data",
+    "canvas_datasets",
+    "decode",
+    "detection_target",
+    "draw_canvas",
     "dice_per_image",
     "digits_datasets",
     "finetune",
@@ -56,6 +71,7 @@ __all__ = [
     "list_tasks",
     "load_digits_tensors",
     "make_synthetic_cars",
+    "mean_average_precision",
     "read_idx",
     "register_task",
     "soft_dice_loss",

@@ -1,6 +1,6 @@
 """The ``Task`` abstraction: loss, evaluation, finetuning and built-in data for one kind of problem.
 
-Tasks are looked up by name in a registry (``"classify"``, ``"segment"``); add one with
+Tasks are looked up by name in a registry (``"classify"``, ``"segment"``, ``"detect"``); add one with
 ``@register_task("name")`` on a :class:`Task` subclass.
 """
 
@@ -114,10 +114,17 @@ class Task:
         """Built-in ``(train, val)`` datasets."""
         raise NotImplementedError(f"task {self.name!r} has no built-in data.")
 
+    def prediction(self, output: Any) -> Any:
+        """What the loss and metrics read from a raw model output (default: the main tensor).
+
+        A task whose model returns several tensors (a detector's maps, one per scale) keeps them.
+        """
+        return primary_output(output)
+
     # -- shared behaviour -----------------------------------------------------------------
     def loss(self, output: Any, target: torch.Tensor) -> torch.Tensor:
         """Loss of a raw model output (tensor, dict with 'out', or tuple) against ``target``."""
-        return self.compute_loss(*self.align(primary_output(output), target))
+        return self.compute_loss(*self.align(self.prediction(output), target))
 
     def is_better(self, new: float, old: float) -> bool:
         """Whether primary-metric value ``new`` beats ``old``."""
@@ -149,7 +156,7 @@ class Task:
                 loader, enabled=progress, desc=f"evaluate {self.name}"
             ):
                 inputs, targets = move_batch(inputs, device), move_batch(targets, device)
-                output, target = self.align(primary_output(model(inputs)), targets)
+                output, target = self.align(self.prediction(model(inputs)), targets)
                 meter.update(output, target, loss=self.compute_loss(output, target).item())
         finally:
             restore_training(was_training)

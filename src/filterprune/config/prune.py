@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..measure.latency_config import LatencyConfig
 from .base import SettingsData, is_int
 from .ranking import Ranking
-from .recipe import RECIPE, resolve_scope
+from .recipe import RECIPE, resolve_cost, resolve_scope
 from .sections import (
     DEFAULT_FINAL_FINETUNE,
     DEFAULT_FINETUNE,
@@ -228,6 +228,7 @@ class PruneConfig:
                 "stores it as JSON; register an own criterion with filterprune.register_criterion)",
             )
         removal, ranking = resolve_scope(self.removal, self.ranking, owner="PruneConfig")
+        ranking = resolve_cost(ranking, self.stopping.targets)
         object.__setattr__(self, "removal", removal)
         object.__setattr__(self, "ranking", ranking)
         if not isinstance(self.measure_latency, bool):

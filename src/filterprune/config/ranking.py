@@ -39,8 +39,9 @@ class Ranking(SettingsData):
         flops_reg: Cost regularisation ``lambda`` (1e-3 in the paper; 0 = off): channels of
             expensive layers go first at equal importance. Default 0.1; a per-group scope turns
             the default off (and refuses one that was set).
-        cost: What ``flops_reg`` charges: ``"flops"`` (default), ``"params"``, ``"memory"`` or
-            ``"latency"`` (each layer's forward timed on this machine at the example batch).
+        cost: What ``flops_reg`` charges: ``"flops"`` (default; ``"latency"`` in a run whose
+            target is latency), ``"params"``, ``"memory"`` or ``"latency"`` (each layer's
+            forward timed on this machine at the example batch).
         batches: How many batches a data-driven criterion reads (``None``: all it is given;
             the loop reads 10).
     """
@@ -49,7 +50,7 @@ class Ranking(SettingsData):
     options: Mapping[str, Any] = field(default_factory=dict)
     normalize: bool = recipe.NORMALIZE
     flops_reg: float = Default(recipe.FLOPS_REG)  # type: ignore[assignment]
-    cost: str = recipe.COST
+    cost: str = Default(recipe.COST)  # type: ignore[assignment]
     batches: int | None = None
 
     def __post_init__(self) -> None:

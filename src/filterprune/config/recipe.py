@@ -21,7 +21,9 @@ Two rules adapt the recipe to what else is set, and live here:
   without data (no ``batches``, ``step_fn`` or ``loss_fn``) cannot compute Taylor scores; with the
   criterion left unset they use ``"l1"`` (the recipe's one departure, logged);
 * :func:`resolve_scope`: a cost term only reorders a global ranking. A per-group scope turns the
-  recipe's default cost term off; a cost term the user set with a per-group scope is refused.
+  recipe's default cost term off; a cost term the user set with a per-group scope is refused;
+* :func:`resolve_cost`: a run whose target is latency charges each channel its layer's measured
+  forward time (``cost="latency"``) instead of its MACs, unless ``cost`` was set.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "RECIPE",
     "SCOPE",
     "data_free_criterion",
+    "resolve_cost",
     "resolve_scope",
 ]
 
@@ -118,3 +121,12 @@ def resolve_scope(selection: Any, ranking: Any, *, owner: str = "Selection") -> 
             )
         ranking = ranking.replace(flops_reg=0.0)
     return selection, ranking
+
+
+def resolve_cost(ranking: Any, targets: Any) -> Any:
+    """``ranking`` charging measured layer latency when a target is latency and ``cost`` was
+    left at the recipe's ``"flops"``: MACs are a poor proxy for time (docs/benchmarks.md)."""
+    wants_time = any(getattr(t, "quantity", None) == "latency" for t in targets)
+    if wants_time and ranking.is_default("cost") and ranking.flops_reg > 0:
+        return ranking.replace(cost="latency")
+    return ranking

@@ -16,6 +16,7 @@ takes the same steps; see :mod:`filterprune.loop.replicas` and ``docs/distribute
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import logging
 import math
@@ -56,12 +57,16 @@ from .stop import (
     metric_threshold,
     plan_removal,
     targets_reached,
+    undecided_latency,
     unmet_targets,
 )
 
 __all__ = ["PruningLoop", "run_pruning"]
 
 logger = logging.getLogger("filterprune.loop")
+
+#: A latency target too spread to decide is timed again at most this many times.
+MAX_REMEASURES = 2
 
 FinetuneFn = Callable[[nn.Module, int, Budget], "int | None"]
 EvaluateFn = Callable[[nn.Module], Mapping[str, float]]
@@ -264,9 +269,51 @@ class PruningLoop(RunRecord):
         self._save_state()
 
     # ----- one iteration ---------------------------------------------------------------------
+    def _settle_latency(self) -> None:
+        """Time the current model again, with twice the rounds each time, while a latency
+        target cannot be decided from its speed-up rounds (at most :data:`MAX_REMEASURES`)."""
+        cfg = self.config
+        if not any(t.quantity == "latency" and t.reduction for t in cfg.targets):
+            return
+        row = self.state.current_row
+        latency, tries = cfg.latency, 0
+        if self.replicas.main:
+            from ..measure import compare_latencies, latency_fields
+
+            while undecided_latency(cfg, row) and tries < MAX_REMEASURES:
+                tries += 1
+                latency = dataclasses.replace(latency, rounds=latency.rounds * 2)
+                logger.info(
+                    "speed-up %.2fx is too spread to decide %s: timing again with %d rounds",
+                    row.get("speedup") or 0.0,
+                    ", ".join(str(t) for t in undecided_latency(cfg, row)),
+                    latency.rounds,
+                )
+                original = self.original if self.original is not None else self.model
+                timed = compare_latencies(original, self.model, self.example, latency)
+                row.update(latency_fields(timed, self.model))
+            if undecided_latency(cfg, row):
+                low, high = min(row["round_speedups"]), max(row["round_speedups"])
+                logger.warning(
+                    "this machine is too noisy to decide %s: after %d timings the speed-up "
+                    "rounds span %.2f-%.2fx around the goal; the median (%.2fx) decides",
+                    ", ".join(str(t) for t in undecided_latency(cfg, row)),
+                    tries + 1,
+                    low,
+                    high,
+                    row["speedup"],
+                )
+        shared = self.replicas.shared(row if self.replicas.main else None)
+        if shared is not row:
+            row.clear()
+            row.update(shared)
+        if tries and self.rundir is not None and self.replicas.main:
+            self.rundir.write_log(self.state.rows)
+
     def _check_before(self, i: int) -> tuple[str | None, StepAmount | None]:
         """Stop checks made before iteration ``i`` removes anything: (reason, planned)."""
         cfg, state = self.config, self.state
+        self._settle_latency()
         if targets_reached(cfg, state.rows[0], state.current_row):
             return "target_reached", None
         if cfg.max_iterations is not None and i > cfg.max_iterations:

@@ -232,8 +232,8 @@ def latency_fields(records: Sequence[Mapping[str, Any]], model: nn.Module) -> di
 
     ``latency_ms`` / ``latency_iqr_ms`` are the median / IQR at the first batch size on the
     model's own device (the first device measured if that one was not); from a comparison also
-    ``original_latency_ms``, ``speedup``, ``speedup_low``, ``speedup_high`` and
-    ``latency_flags`` of that record. ``latency`` keeps all records. Empty records (no
+    ``original_latency_ms``, ``speedup``, ``speedup_low``, ``speedup_high``, the speed-up of
+    each alternating round (``round_speedups``) and ``latency_flags`` of that record. ``latency`` keeps all records. Empty records (no
     configured device available) give ``{}``.
     """
     if not records:
@@ -248,6 +248,7 @@ def latency_fields(records: Sequence[Mapping[str, Any]], model: nn.Module) -> di
             speedup=primary["speedup"],
             speedup_low=primary["speedup_low"],
             speedup_high=primary["speedup_high"],
+            round_speedups=list(primary["round_speedups"]),
             latency_flags=list(primary["flags"]),
         )
     return {**fields, "latency": [dict(r) for r in records]}

@@ -1,0 +1,104 @@
+"""A latency target is decided on the side-by-side speed-up, timed again while too spread.
+
+``compare_latencies`` is replaced by a stand-in that returns chosen round speed-ups, so the
+decision rule is tested without timing anything (the timing itself is tested in tests/measure).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from loop_tiny import Hooks, make_model
+
+import filterprune.measure
+from filterprune.config import PruneConfig, Target
+from filterprune.loop import run_pruning
+from filterprune.loop.stop import latency_verdict, targets_reached
+
+GOAL = Target.parse("latency=-50%")  # a 2x speed-up
+EXAMPLE = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+
+
+@pytest.mark.parametrize(
+    ("rounds", "verdict"),
+    [
+        ([2.1, 2.2, 2.4, 2.5, 3.0], True),  # every round above 2x
+        ([1.0, 2.05, 2.1, 2.2, 2.3], True),  # one slow round does not decide
+        ([1.2, 1.3, 1.4, 1.5, 2.5], False),
+        ([1.5, 1.8, 2.0, 2.3, 2.6], None),  # the middle half straddles 2x
+    ],
+)
+def test_the_middle_half_of_the_rounds_decides(rounds, verdict):
+    assert latency_verdict(GOAL, {"round_speedups": rounds}) is verdict
+
+
+def test_two_latencies_timed_apart_do_not_decide():
+    config = PruneConfig(targets=["latency=-50%"])
+    original = {"latency_ms": 10.0}
+    # 4 ms against a starting 10 ms, but timed side by side the model is only 1.2x faster
+    row = {"latency_ms": 4.0, "speedup": 1.2, "round_speedups": [1.1, 1.2, 1.2, 1.3, 1.3]}
+    assert not targets_reached(config, original, row)
+    assert targets_reached(config, original, {**row, "round_speedups": [2.1] * 5, "speedup": 2.1})
+
+
+def test_a_latency_target_makes_the_default_cost_term_latency():
+    assert PruneConfig(targets=["latency=-60%"]).cost == "latency"
+    assert PruneConfig(targets=["latency=-60%"], cost="flops").cost == "flops"  # set: kept
+    assert PruneConfig(targets=["macs=-60%"]).cost == "flops"
+
+
+def _record(rounds: list[float]) -> dict:
+    speedup = sorted(rounds)[len(rounds) // 2]
+    return {
+        "device": "cpu", "batch_size": 1, "median_ms": 1.0 / speedup, "iqr_ms": 0.01,
+        "original_median_ms": 1.0, "speedup": speedup, "speedup_low": min(rounds),
+        "speedup_high": max(rounds), "round_speedups": rounds, "flags": [],
+        "macs": 1, "original_macs": 1,
+    }  # fmt: skip
+
+
+def test_a_spread_measurement_is_timed_again_with_more_rounds(monkeypatch, caplog):
+    answers = iter(
+        [
+            [1.0] * 5,  # the starting model against itself
+            [1.5, 1.9, 2.1, 2.3, 2.6],  # iteration 1: undecided
+            [2.1] * 10,  # timed again with 10 rounds: met
+        ]
+    )
+    asked = []
+
+    def fake(original, model, example, latency):
+        asked.append(latency.rounds)
+        return [_record(next(answers))]
+
+    monkeypatch.setattr(filterprune.measure, "compare_latencies", fake)
+    hooks = Hooks()
+    config = PruneConfig(
+        criterion="l1", amount=0.25, finetune=0, final_finetune=0, targets=["latency=-50%"]
+    )
+    with caplog.at_level(logging.INFO, logger="filterprune"):
+        result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
+                             evaluate=hooks.evaluate)  # fmt: skip
+    assert asked == [5, 5, 10]
+    assert result.stop_reason == "target_reached"
+    assert result.rows[1]["speedup"] == pytest.approx(2.1)
+    assert "timing again with 10 rounds" in caplog.text
+
+
+def test_a_machine_too_noisy_to_decide_says_so_and_the_median_decides(monkeypatch, caplog):
+    spread = [1.0, 1.6, 2.1, 2.6, 3.2]
+    answers = iter([[1.0] * 5] + [spread] * 3)
+    monkeypatch.setattr(
+        filterprune.measure, "compare_latencies", lambda *a: [_record(next(answers))]
+    )
+    hooks = Hooks()
+    config = PruneConfig(
+        criterion="l1", amount=0.25, finetune=0, final_finetune=0, targets=["latency=-50%"]
+    )
+    with caplog.at_level(logging.WARNING, logger="filterprune"):
+        result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
+                             evaluate=hooks.evaluate)  # fmt: skip
+    assert "too noisy to decide latency=-50%" in caplog.text
+    assert result.stop_reason == "target_reached"  # median 2.1x >= 2x

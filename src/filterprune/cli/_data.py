@@ -19,7 +19,7 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
     group = parser.add_argument_group("data", note)
     group.add_argument(
         "--task",
-        choices=("classify", "segment"),
+        choices=("classify", "segment", "detect"),
         default=None,
         required=required,
         help="the task: loss, metrics and data layout",
@@ -30,7 +30,9 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         metavar="DIR|builtin",
         help="'builtin' (digits for classify, synthetic cars for segment; nothing is "
         "downloaded; the default), 'fashion-mnist' (installed by 'apt-get install "
-        "dataset-fashion-mnist'), or a folder: MNIST-format IDX files or images "
+        "dataset-fashion-mnist'), 'fashion-mnist-seg' / 'fashion-mnist-det' (canvases of "
+        "Fashion-MNIST items with masks / boxes, for --task segment / detect), or a folder: "
+        "MNIST-format IDX files or images "
         "(see 'filterprune prune --help')",
     )
     group.add_argument(
@@ -55,7 +57,8 @@ def add_data_args(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         metavar="KEY=VALUE",
         help="option of the built-in or MNIST-format data, e.g. num_cars=16, channels=3 "
         "(1 -> 3 channels for RGB models), resize=bilinear (instead of padding to "
-        "--image-size) (repeatable)",
+        "--image-size); of the canvases: train_canvases=4000, val_canvases=500, "
+        "test_canvases=1000, max_items=6, root=DIR (repeatable)",
     )
     group.add_argument(
         "--resize-masks",

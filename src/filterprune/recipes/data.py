@@ -9,6 +9,13 @@ Folder layouts (``--data DIR``):
   holding ``train-images-idx3-ubyte(.gz)`` + ``train-labels-idx1-ubyte(.gz)`` (MNIST, KMNIST,
   EMNIST ...); ``--val-fraction`` of the training file validates, the ``t10k`` file is never used.
   ``--data-arg channels=3``, ``--data-arg resize=bilinear``, ``--data-arg transpose=true``.
+* segment / detect, Fashion-MNIST canvases: ``--data fashion-mnist-seg`` (binary foreground masks,
+  for ``--task segment``) and ``--data fashion-mnist-det`` (boxes and classes, ``--task detect``)
+  draw canvases of ``--image-size`` px with 1-6 Fashion-MNIST items
+  (:mod:`filterprune.tasks.canvas`) from the files ``--data fashion-mnist`` finds (or
+  ``--data-arg root=DIR``); validation canvases from a ``--val-fraction`` share of the training
+  file's images, test canvases (``eval --split test``) from the ``t10k`` file only.
+  ``--data-arg`` options: :data:`CANVAS_OPTIONS`.
 * segment: Carvana, ``DIR/train/ID.jpg`` with ``DIR/train_masks/ID_mask.gif`` (or ``images/`` with
   ``masks/``), split by car so no car is on both sides.
 """
@@ -25,7 +32,24 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from ..parallel import is_distributed
 from .errors import RecipeError
 
-DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64}
+DEFAULT_IMAGE_SIZE = {"classify": 32, "segment": 64, "detect": 64}
+#: ``--data`` names of the Fashion-MNIST canvases -> the task each is for.
+CANVAS_DATA = {"fashion-mnist-seg": "segment", "fashion-mnist-det": "detect"}
+#: ``--data-arg`` options of the canvases: the counts, a folder, and ``CanvasConfig`` fields.
+CANVAS_OPTIONS = (
+    "root",
+    "train_canvases",
+    "val_canvases",
+    "test_canvases",
+    "min_items",
+    "max_items",
+    "min_scale",
+    "max_scale",
+    "backgrounds",
+    "channels",
+    "threshold",
+    "min_visible",
+)
 
 
 def data_settings(
@@ -107,6 +131,52 @@ def _idx(
             raise RecipeError(
                 f"--split test: --data {settings['data']} has no t10k test file; "
                 "evaluate on the validation split (--split val)"
+            )
+        return train, test_set
+    return train, val
+
+
+def _canvas(
+    task_name: str, settings: dict[str, Any], *, test: bool = False
+) -> tuple[Dataset, Dataset]:
+    from ..tasks.canvas import CanvasConfig
+    from ..tasks.canvas_sets import canvas_datasets
+
+    name = settings["data"].lower()
+    if CANVAS_DATA[name] != task_name:
+        raise RecipeError(
+            f"--data {name}: these canvases are for --task {CANVAS_DATA[name]}, not {task_name}"
+        )
+    options = dict(settings["data_args"])
+    unknown = sorted(set(options) - set(CANVAS_OPTIONS))
+    if unknown:
+        raise RecipeError(
+            f"--data-arg {', '.join(unknown)}: not an option of --data {name}; known: "
+            f"{', '.join(CANVAS_OPTIONS)}"
+        )
+    counts = {
+        key: options.pop(f"{key}_canvases")
+        for key in ("train", "val", "test")
+        if f"{key}_canvases" in options
+    }
+    root = options.pop("root", "fashion-mnist")
+    if isinstance(options.get("backgrounds"), str):
+        options["backgrounds"] = tuple(options["backgrounds"].split(","))
+    elif "backgrounds" in options:
+        options["backgrounds"] = tuple(options["backgrounds"])
+    config = CanvasConfig(size=settings["image_size"], seed=settings["seed"], **options)
+    train, val, test_set = canvas_datasets(
+        root,
+        kind=task_name,
+        config=config,
+        val_fraction=settings["val_fraction"],
+        **{f"num_{key}": int(value) for key, value in counts.items()},
+    )
+    if test:  # eval --split test only: train and prune never read the t10k file
+        if test_set is None:
+            raise RecipeError(
+                f"--split test: --data {name} found no t10k test file in {root}; evaluate on the "
+                "validation split (--split val)"
             )
         return train, test_set
     return train, val
@@ -208,13 +278,15 @@ def load_data(
     resize_masks: bool = False,
     split: str = "val",
 ) -> Data:
-    """Datasets and loaders for ``task_name`` (``"classify"`` or ``"segment"``).
+    """Datasets and loaders for ``task_name`` (``"classify"``, ``"segment"`` or ``"detect"``).
 
     Args:
         task_name: A registered task.
         data: ``"builtin"`` (digits for classify, synthetic cars for segment; the default),
-            ``"fashion-mnist"`` or a folder (layouts in the module docstring).
-        image_size: Images are resized to this square size (default 32 classify, 64 segment).
+            ``"fashion-mnist"``, ``"fashion-mnist-seg"``, ``"fashion-mnist-det"`` (canvases) or a
+            folder (layouts in the module docstring).
+        image_size: Images are resized to this square size (default 32 classify, 64 segment and
+            detect); the side of the canvases.
         val_fraction: Validation share when the folder has no split (default 0.2).
         data_args: Options of the built-in data, e.g. ``{"num_cars": 16}``, or of MNIST-format
             data: ``channels`` (1 or 3), ``resize`` (``"pad"``/``"bilinear"``), ``transpose``.
@@ -252,6 +324,8 @@ def load_data(
             train, val = builtin_data(task_name, seed=seed, **options)
         except TypeError as exc:
             raise RecipeError(f"--data-arg {settings['data_args']}: {exc}") from None
+    elif settings["data"].lower() in CANVAS_DATA:
+        train, val = _canvas(task_name, settings, test=split == "test")
     elif _is_idx(settings["data"]):
         train, val = _idx(task_name, settings, test=split == "test")
     else:
@@ -263,7 +337,10 @@ def load_data(
             val = _test_folder(task_name, root, size, train)
     if split not in ("val", "test"):
         raise RecipeError(f"--split must be val or test, got {split!r}")
-    if split == "test" and (settings["data"] == "builtin" or task_name != "classify"):
+    canvases = settings["data"].lower() in CANVAS_DATA
+    if split == "test" and (
+        settings["data"] == "builtin" or (task_name != "classify" and not canvases)
+    ):
         raise RecipeError(
             f"--split test: --data {settings['data']} has no test split (a classify folder's "
             "test/ or an MNIST-format t10k file); evaluate on the validation split (--split val)"
@@ -301,8 +378,17 @@ def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, A
     if ":" in spec and not is_hub_name(spec):
         return dict(given)
     out = dict(given)
-    if task_name == "segment":
-        out.setdefault("num_classes", 1)
+    if task_name in ("segment", "detect"):
+        if task_name == "segment":
+            out.setdefault("num_classes", 1)
+        else:
+            base = data.train
+            while isinstance(base, Subset):
+                base = base.dataset
+            out.setdefault("num_classes", len(getattr(base, "classes", ())) or 10)
+        channels = data.example.shape[1] if data.example.ndim == 4 else 3
+        if channels != 3:  # e.g. gray canvases (--data-arg channels=1)
+            out.setdefault("in_channels", int(channels))
     else:
         base = data.train
         while isinstance(base, Subset):

@@ -25,10 +25,10 @@ NUMERIC_KINDS = (
 )
 KINDS = ("text", *NUMERIC_KINDS)
 
-# Metrics that are shares of the data (accuracy, top-k accuracy, Dice, IoU, ...): shown in
+# Metrics that are shares of the data (accuracy, top-k accuracy, Dice, IoU, mAP, ...): shown in
 # percent, and their changes in percentage points.
 FRACTION_METRICS = re.compile(
-    r"(.*_)?(acc|accuracy|top\d+|top\d+_acc|dice|iou|miou|f1|precision|recall)(_.*)?",
+    r"(.*_)?(acc|accuracy|top\d+|top\d+_acc|dice|iou|miou|f1|precision|recall|map|map\d+)(_.*)?",
     re.IGNORECASE,
 )
 
@@ -57,7 +57,7 @@ _FORMATS = {
 def metric_kinds(name: str, values: Iterable[Any]) -> tuple[str, str]:
     """Display kinds of a metric and of its change: ``("fraction", "points")`` or not.
 
-    A metric is a fraction when its name says so (accuracy, top5, dice, iou, f1, ...; see
+    A metric is a fraction when its name says so (accuracy, top5, dice, iou, map, map50, ...; see
     ``FRACTION_METRICS``) and every value lies in ``[0, 1]``: it prints as ``97.12 %`` and a
     change as ``+0.38 pt`` (percentage points). Any other metric (a loss, an accuracy already in
     percent) prints with four significant digits and a change with its sign.

@@ -1,5 +1,6 @@
 """A baseline that has not learned, said before time is spent on it: a classifier's accuracy near
-chance level, a segmentation model's Dice no better than a trivial mask.
+chance level, a segmentation model's Dice no better than a trivial mask, a detector's mAP@0.5
+near zero.
 
 Pruning keeps what a model learned; a classifier at chance level has learned nothing, so its
 pruning curve (and any comparison of criteria on it) means nothing. ``train`` ends with a warning
@@ -20,8 +21,10 @@ from .._modes import restore_training, training_flags
 
 __all__ = [
     "TRIVIAL_DICE",
+    "TRIVIAL_MAP50",
     "chance_warning",
     "dice_warning",
+    "map_warning",
     "num_outputs",
     "warn_near_chance",
     "warning_first_evaluation",
@@ -57,6 +60,8 @@ def chance_warning(
     dice = metrics.get("dice")
     if dice is not None and "accuracy" not in metrics:
         return dice_warning(dice, what=what, fix=fix)
+    if "map" in metrics and "accuracy" not in metrics:
+        return map_warning(metrics.get("map50", metrics["map"]), what=what, fix=fix)
     accuracy = metrics.get("accuracy")
     if accuracy is None or not classes or classes < 2:
         return None
@@ -85,11 +90,26 @@ def dice_warning(dice: float, *, what: str, fix: str) -> str | None:
     )
 
 
+# boxes placed at random on canvases of a few objects almost never overlap one by IoU >= 0.5 with
+# the right class: a detector whose mAP@0.5 is below this has not learned to find the objects
+TRIVIAL_MAP50 = 0.05
+
+
+def map_warning(map50: float, *, what: str, fix: str) -> str | None:
+    """A warning when a detector's ``map50`` (mAP@0.5) is near zero, else ``None``."""
+    if map50 > TRIVIAL_MAP50:
+        return None
+    return (
+        f"{what} has mAP@0.5 {map50:.3f}, near zero (at most {TRIVIAL_MAP50}): it has not "
+        f"learned to find the objects. {fix}"
+    )
+
+
 def warn_near_chance(
     metrics: Mapping[str, float], model: nn.Module, example: Any, *, what: str, fix: str
 ) -> str | None:
     """Log (WARNING, logger ``filterprune.tasks``) and return :func:`chance_warning`'s text."""
-    if "accuracy" not in metrics and "dice" not in metrics:
+    if not any(key in metrics for key in ("accuracy", "dice", "map")):
         return None
     classes = num_outputs(model, example) if "accuracy" in metrics else None
     text = chance_warning(metrics, classes, what=what, fix=fix)

@@ -2,8 +2,9 @@
 
 ``pip install "filterprune[detect]"`` installs torchmetrics and faster-coco-eval. The numbers come
 from torchmetrics' ``MeanAveragePrecision`` with the faster-coco-eval backend (or pycocotools);
-torchmetrics refuses boxes without torchvision, and then the same backend's ``COCOeval`` runs
-directly on the same boxes (the numbers torchmetrics would report: it calls that ``COCOeval``).
+torchmetrics scores boxes only with torchvision installed; without it the same backend's
+``COCOeval`` runs directly on the same boxes (the numbers torchmetrics would report: it calls that
+``COCOeval``), and torchmetrics is not imported.
 
 * ``map``: mAP@0.5:0.95, the mean over IoU thresholds 0.50, 0.55, ..., 0.95 and over classes;
 * ``map50``: mAP@0.5; ``map75``: mAP@0.75 (COCO, Lin et al. 2014, https://cocodataset.org).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 from typing import Any
 
@@ -47,6 +49,8 @@ def coco_backend() -> str:
 
 def _torchmetrics(backend: str) -> Any | None:
     """torchmetrics' MeanAveragePrecision, or ``None`` where it cannot score boxes here."""
+    if importlib.util.find_spec("torchvision") is None:
+        return None  # torchmetrics scores boxes only with torchvision (and takes seconds to import)
     try:
         from torchmetrics.detection.mean_ap import MeanAveragePrecision
     except ImportError as err:

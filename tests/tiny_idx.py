@@ -35,3 +35,20 @@ def write_set(folder: Path, n_train: int = 40, n_test: int = 10, *, gz: bool = T
             else:
                 (folder / name).write_bytes(data)
     return folder
+
+
+def write_items(
+    folder: Path, n_train: int = 30, n_test: int = 10, *, disjoint: bool = True
+) -> Path:
+    """Item images of solid blocks; train labels are the image's own index (0..n_train-1), test
+    labels are n_train.. (so a canvas's labels tell which file, and which image, each item is
+    from); ``disjoint=False``: test labels 0..n_test-1, classes the training file also has."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, first in (("train", n_train, 0), ("t10k", n_test, n_train if disjoint else 0)):
+        images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+        for i in range(n):
+            images[i, 3 : 3 + 10 + i % 14, 4 : 4 + 8 + (5 * i) % 16] = 255
+        labels = torch.arange(first, first + n, dtype=torch.uint8)
+        (folder / f"{split}-images-idx3-ubyte").write_bytes(idx_bytes(images))
+        (folder / f"{split}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    return folder

@@ -14,21 +14,7 @@ from filterprune.recipes.errors import RecipeError
 from filterprune.tasks import CanvasConfig, canvas_datasets, draw_canvas
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_idx import idx_bytes  # noqa: E402
-
-
-def write_items(folder: Path, n_train: int = 30, n_test: int = 10) -> Path:
-    """Item images of solid blocks; train labels are the image's own index (0..n_train-1), test
-    labels are n_train.. (so a canvas's labels tell which file, and which image, each item is from)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n, first in (("train", n_train, 0), ("t10k", n_test, n_train)):
-        images = torch.zeros(n, 28, 28, dtype=torch.uint8)
-        for i in range(n):
-            images[i, 3 : 3 + 10 + i % 14, 4 : 4 + 8 + (5 * i) % 16] = 255
-        labels = torch.arange(first, first + n, dtype=torch.uint8)
-        (folder / f"{split}-images-idx3-ubyte").write_bytes(idx_bytes(images))
-        (folder / f"{split}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
-    return folder
+from tiny_idx import write_items  # noqa: E402
 
 
 def pool(n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ decision rule is tested without timing anything (the timing itself is tested in 
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -102,3 +103,30 @@ def test_a_machine_too_noisy_to_decide_says_so_and_the_median_decides(monkeypatc
                              evaluate=hooks.evaluate)  # fmt: skip
     assert "too noisy to decide latency=-50%" in caplog.text
     assert result.stop_reason == "target_reached"  # median 2.1x >= 2x
+
+
+def test_the_step_shrinks_to_land_on_the_latency_goal(monkeypatch):
+    answers = iter([[1.0] * 5, [1.5] * 5, [2.05] * 5])
+    monkeypatch.setattr(
+        filterprune.measure, "compare_latencies", lambda *a: [_record(next(answers))]
+    )
+    hooks = Hooks()
+    config = PruneConfig(
+        criterion="l1", amount=0.25, finetune=0, final_finetune=0, targets=["latency=-50%"]
+    )
+    result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
+                         evaluate=hooks.evaluate)  # fmt: skip
+    assert result.stop_reason == "target_reached"
+    first, second = result.rows[1]["amount"], result.rows[2]["amount"]
+    assert first == pytest.approx(0.25)
+    # 0.25 gained ln(1.5); 5 % past the rest of the way to 2x takes ln(2.1 / 1.5) of it
+    assert second == pytest.approx(0.25 * math.log(2.1 / 1.5) / math.log(1.5), rel=1e-6)
+
+
+def test_no_pacing_without_a_latency_goal():
+    from filterprune.loop.stop import paced_amount
+
+    rows = [{"accepted": True, "speedup": 1.0}, {"accepted": True, "speedup": 1.5, "amount": 0.2}]
+    assert paced_amount(PruneConfig(targets=["macs=-50%"]), rows, 0.2) == 0.2
+    assert paced_amount(PruneConfig(targets=["latency=-50%"]), rows, 7) == 7  # a count
+    assert paced_amount(PruneConfig(targets=["latency=-50%"]), rows, 0.2) < 0.2

@@ -55,6 +55,7 @@ from .stop import (
     max_removable,
     metric_ok,
     metric_threshold,
+    paced_amount,
     plan_removal,
     targets_reached,
     undecided_latency,
@@ -321,6 +322,14 @@ class PruningLoop(RunRecord):
         amount = cfg.amount_for(i)
         if amount is None:
             return "schedule_done", None
+        paced = paced_amount(cfg, state.rows, amount)
+        if paced != amount:
+            logger.info(
+                "a step of %.3g would go past the latency goal: removing %.3g this iteration",
+                amount,
+                paced,
+            )
+            amount = paced
         remaining = max_removable(state.base_total, cfg.max_pruned_fraction) - state.removed_total
         if remaining <= 0:
             return "max_pruned_fraction", None

@@ -25,6 +25,7 @@ __all__ = [
     "check_finite",
     "collapse_guard",
     "metric_threshold",
+    "paced_amount",
     "plan_removal",
     "latency_verdict",
     "targets_reached",
@@ -91,6 +92,35 @@ def plan_removal(
     if amount <= cap:
         return StepAmount(float(amount), scope, clipped=False)
     return StepAmount(min(cap, (prunable - 1) / prunable), scope, clipped=True)
+
+
+#: A step paced toward a latency goal aims this much past it, so that it lands on the goal
+#: rather than one small step short.
+PACE_MARGIN = 1.05
+
+
+def paced_amount(config: PruneConfig, rows: list[Mapping[str, Any]], amount: Any) -> Any:
+    """``amount``, made smaller when a full step would go well past a latency goal.
+
+    The last two accepted rows with a side-by-side speed-up say what one step of the amount
+    they removed gained (in log speed-up); the next fraction is scaled to what is still
+    missing, aiming :data:`PACE_MARGIN` past it, and never grows. Counts, runs without a
+    latency reduction target and runs before their first timed step keep ``amount``.
+    """
+    goals = [1.0 / (1.0 - t.reduction) for t in config.targets if t.quantity == "latency"
+             and t.reduction is not None]  # fmt: skip
+    if not goals or isinstance(amount, int):
+        return amount
+    timed = [r for r in rows if r.get("accepted") and r.get("speedup")]
+    if len(timed) < 2 or not timed[-1].get("amount"):
+        return amount
+    before, last = float(timed[-2]["speedup"]), float(timed[-1]["speedup"])
+    goal = max(goals)
+    if last >= goal or last <= before * 1.01:  # met, or the last step gained nothing clear
+        return amount
+    per_fraction = math.log(last / before) / float(timed[-1]["amount"])
+    wanted = math.log(goal * PACE_MARGIN / last) / per_fraction
+    return min(amount, max(wanted, 0.01))
 
 
 def max_removable(base_total: int, max_pruned_fraction: float) -> int:

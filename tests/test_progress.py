@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+from filterprune import _progress
 from filterprune._progress import progress
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -35,6 +37,21 @@ def test_plain_lines_wait_for_the_interval(monkeypatch, capsys):
     monkeypatch.delenv("FILTERPRUNE_PROGRESS", raising=False)
     assert list(progress(range(3), desc="evaluate")) == [0, 1, 2]
     assert capsys.readouterr().err == ""  # a short loop says nothing
+
+
+def test_a_loop_after_a_silent_stretch_speaks_at_its_first_item(monkeypatch, capsys):
+    # the process printed its last progress line 20 s ago (a ranking and a removal since): the
+    # next loop says where it is at once instead of waiting out its own interval
+    monkeypatch.setenv("FILTERPRUNE_PROGRESS_EVERY", "10")
+    monkeypatch.delenv("FILTERPRUNE_PROGRESS", raising=False)
+    monkeypatch.setattr(_progress, "_last_line", [time.monotonic() - 20])
+    assert list(progress(range(3), total=3, desc="finetune")) == [0, 1, 2]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("finetune: 1/3 it (33 %) after") and len(lines) == 2, lines
+    assert lines[1].startswith("finetune: 3/3 it (100 %) done in"), lines
+    # it spoke: the next short loop waits for the interval again
+    assert list(progress(range(3), total=3, desc="evaluate")) == [0, 1, 2]
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(("enabled", "env"), [(False, ""), (True, "0")])

@@ -3,8 +3,9 @@
 Every long loop in filterprune goes through :func:`progress`. On a terminal (or in a notebook)
 it draws a tqdm bar. A bar redraws its line with carriage returns, which turns a log file or CI
 output into noise; so when standard error is not a terminal, or tqdm is missing, the loop prints a
-plain line to standard error instead, at most every 10 s of wall time
-(``desc: 120/500 it (24 %), 10 s``), so that nothing runs for long without a word.
+plain line to standard error instead, every 10 s of wall time (``desc: 120/500 it (24 %), 10 s``),
+counted from the process's last progress line, so that nothing runs for long without a word: a
+loop that starts after a silent stretch speaks after its first item.
 ``FILTERPRUNE_PROGRESS=1`` forces bars, ``=0`` turns bars and lines off;
 ``FILTERPRUNE_PROGRESS_EVERY=S`` sets the seconds between plain lines. Each loop also takes
 ``enabled=False`` (``progress=False`` in the public functions, ``--quiet`` on the command line).
@@ -23,6 +24,11 @@ from typing import Any, TypeVar
 __all__ = ["bars_wanted", "line_interval", "log_to_stderr", "progress", "progress_off"]
 
 T = TypeVar("T")
+
+# when this process last printed a progress line (at first: when it imported this module); a loop
+# that starts after a silent stretch (a ranking, a removal, a loop that printed nothing) speaks as
+# soon as the process has been quiet for the interval, not only after its own interval
+_last_line = [time.monotonic()]
 
 
 def progress_off() -> bool:
@@ -105,7 +111,7 @@ class _Lines(_NoBar):
     def update(self, n: int = 1) -> None:
         self.n += n
         now = time.monotonic()
-        if now - self.last >= self.interval:
+        if now - self.last >= self.interval or now - _last_line[0] >= self.interval:
             self.last = now
             self._line(now)
 
@@ -125,6 +131,7 @@ class _Lines(_NoBar):
         state = "done in" if done else "after"
         print(f"{self.desc}: {count} {state} {now - self.start:.0f} s{extra}", file=sys.stderr,
               flush=True)  # fmt: skip
+        _last_line[0] = now
         self.printed = True
 
 

@@ -43,6 +43,10 @@ EXCLUDED: dict[tuple[str, str], str] = {
         "needs the Debian Fashion-MNIST dataset (/usr/share/datasets/fashion-mnist); timed with "
         "it by benchmarks/bench_readme.py --fashion"
     ),
+    ("README.md", "filterprune train --task detect --data fashion-mnist-det --model yolo_tiny"): (
+        "needs the Debian Fashion-MNIST dataset and minutes of training; the same commands on "
+        "tiny item files run in tests/tasks/test_detect_cli.py"
+    ),
     (
         "README.md",
         "pip install timm",

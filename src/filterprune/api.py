@@ -56,6 +56,7 @@ def analyze(
     leaf_types: Sequence[type] = (),
     probe: bool = True,
     grouped: str = "within",
+    heads: str = "whole",
 ) -> DependencyGraph:
     """Trace ``model`` on ``example_inputs`` and build its dependency graph.
 
@@ -76,12 +77,15 @@ def analyze(
             group count, so a 30 % amount removes about 30 % of them; ``"whole"`` removes
             whole groups only (fewer groups, each as wide as before). Depthwise convs always
             lose whole groups (each group holds one input channel).
+        heads: How attention heads lose channels: ``"whole"`` (default) removes whole heads,
+            with their q, k, v and output-projection channels, and lowers the module's head
+            count; ``"dims"`` shrinks every head alike (see :mod:`filterprune.graph.heads`).
     """
     leaf_types = tuple(leaf_types)
     names = _ignored_names(model, ignore)
     start = time.perf_counter()
     with gc_paused():
-        tracer = trace(model, example_inputs, leaf_types=leaf_types, grouped=grouped)
+        tracer = trace(model, example_inputs, leaf_types=leaf_types, grouped=grouped, heads=heads)
         graph = DependencyGraph(model, tracer, ignore=names)
         if probe:
             freeze_computed_weights(model, graph)
@@ -247,6 +251,7 @@ def prune(
     layer_types: Sequence[str] | None = None,
     leaf_types: Sequence[type] = (),
     grouped: str = "within",
+    heads: str = "whole",
     graph: DependencyGraph | None = None,
     normalize: bool | None = None,
     flops_reg: float | None = None,
@@ -320,7 +325,14 @@ def prune(
     unselected = unselected_layers(model, selection)
     if graph is None:
         names = _ignored_names(model, ignore) + tuple(unselected)
-        graph = analyze(model, example_inputs, ignore=names, leaf_types=leaf_types, grouped=grouped)
+        graph = analyze(
+            model,
+            example_inputs,
+            ignore=names,
+            leaf_types=leaf_types,
+            grouped=grouped,
+            heads=heads,
+        )
     scores = rank(
         model,
         example_inputs,

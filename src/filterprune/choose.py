@@ -53,7 +53,9 @@ def select(
     if selection.scope == "per_group":
         out = {}
         for g in groups:
-            k = math.floor(g.size * selection.fraction_for(g.size) + 1e-9)
+            share = g.size * selection.fraction_for(g.size)
+            # a head is a coarse unit: rounded to the nearest, 30 % of 3 heads is one
+            k = math.floor(share + (0.5 if g.heads else 1e-9))
             out[g.name] = _lowest(scores[g.name], _rounded_removal(g.size, k, selection))
         return out
     total = sum(g.size for g in groups)

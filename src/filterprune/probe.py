@@ -25,7 +25,7 @@ from ._modes import restore_training, training_flags
 from .graph import labels as L
 from .graph.elements import UNTRACKED
 from .graph.groups import DependencyGraph
-from .graph.specs import is_builtin_layer
+from .graph.specs import AttrSpec, is_builtin_layer
 from .graph.tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 from .surgery import apply_plan
 
@@ -168,12 +168,15 @@ def probe_once(
 
     One pruned copy is traced: the ``i``-th group loses its first channel (catches fixed slices
     at either end) and channel ``(i + 1) mod size`` (so groups lose different positions: catches
-    ops that assume two groups lose the same ones); a group of two loses only its first.
+    ops that assume two groups lose the same ones); a group of two loses only its first, and so
+    does a group of three attention heads (one head left would hide the head dimension that the
+    analysis reads the heads from: a reshape to one head looks like no split at all).
     """
     targets = {}
     for i, g in enumerate(graph.prunable):
         other = (i + 1) % g.size
-        targets[g.name] = [0, other] if g.size > 2 and other else [0]
+        least = 3 if any(isinstance(graph.leaves[m.module], AttrSpec) for m in g.members) else 2
+        targets[g.name] = [0, other] if g.size > least and other else [0]
     return _probe(model, example_inputs, graph, leaf_types, targets)
 
 
@@ -197,7 +200,7 @@ def _probe(
         if graph.leaves[name].kind == "mixing":
             gone = set(plan.removed_outputs.get(name, ()))
             seeds[name] = [e for i, e in enumerate(elems) if i not in gone]
-    tracer = Tracer(pruned, seed_outputs=seeds, grouped=graph.grouped)
+    tracer = Tracer(pruned, seed_outputs=seeds, grouped=graph.grouped, heads=graph.heads)
     tracer.sets.new(len(graph.sets) - 1)
     by_name = {g.name: g for g in graph.groups}
     root = graph.sets.roots()

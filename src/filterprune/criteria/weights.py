@@ -15,13 +15,18 @@ def filter_norms(graph: DependencyGraph, group: Group, p: float) -> torch.Tensor
     """Sum over the group's producing layers of each channel's filter norm (p-th power summed).
 
     For a channel that covers several filters (a whole group of a grouped conv) their values add.
+    An attention head (a group that lowers a head count) also adds its output projection's input
+    columns: its score is over its q, k, v rows and its out columns, each head's as many weights.
     """
     total = torch.zeros(group.size, dtype=torch.float64)
+    roles = ("out", "in") if group.heads else ("out",)
     for member in group.members:
-        if member.role != "out":
+        if member.role not in roles:
             continue
         module = graph.module_of(member.module)
-        weight = next((q for q in spec_for(module).out_params(module) if q.name == "weight"), None)
+        spec = spec_for(module)
+        params = spec.out_params(module) if member.role == "out" else spec.in_params(module)
+        weight = next((q for q in params if q.name == "weight"), None)
         if weight is None:
             continue
         w = getattr(module, weight.name).detach().movedim(weight.axis, 0).flatten(1)

@@ -17,7 +17,7 @@ from .._gc import gc_paused
 from ..errors import ConfigError, UnknownNameError
 from ..plan import Plan
 from .elements import UNTRACKED, ElementSets
-from .specs import LayerSpec
+from .specs import AttrSpec, LayerSpec
 from .ties import tie_shared_parameters
 from .tracer import Tracer
 
@@ -33,6 +33,7 @@ class Member:
     module: str
     role: str
     positions: list[list[int]]  # per group channel, the module's positions holding it
+    attribute: bool = False  # an integer attribute counting positions (``num_heads``)
 
     def channel_sums(self, values: torch.Tensor) -> torch.Tensor:
         """Per group channel, the sum of ``values`` (indexed by this module's positions)."""
@@ -66,6 +67,12 @@ class Group:
     @property
     def frozen(self) -> bool:
         return bool(self.reasons)
+
+    @property
+    def heads(self) -> list[str]:
+        """The count attributes (``blocks.0.attn.num_heads``) that shrink with this group: a
+        group of attention heads names its module's head count."""
+        return [m.module for m in self.members if m.role == "channel" and m.attribute]
 
     @property
     def producers(self) -> list[str]:
@@ -115,6 +122,7 @@ class DependencyGraph:
         self.on_meta = tracer.on_meta  # the probe traces its copies the same way
         self.read_shapes = tracer.read_shapes
         self.grouped = tracer.grouped
+        self.heads = tracer.heads.mode  # how attention heads lose channels (see .heads)
         modules = dict(model.named_modules())
         self.modules = {n: modules[n] for n in self.order if n in modules}
         # parameters pruned with channels (layer scales, see ParamSpec) -> their owning module
@@ -176,7 +184,8 @@ class DependencyGraph:
             for gi in torch.unique(owner[hit]).tolist():
                 pos = (owner == gi).nonzero().flatten()
                 positions = _positions(pos, channel_of[roots[pos]], groups[gi].size)
-                groups[gi].members.append(Member(name, role, positions))
+                attribute = isinstance(self.leaves[name], AttrSpec)
+                groups[gi].members.append(Member(name, role, positions, attribute))
         for group in groups:  # the first producer's filters first: scores follow its order
             first = [m.module == group.name and m.role == "out" for m in group.members]
             group.members = [m for m, f in zip(group.members, first, strict=True) if f] + [
@@ -194,7 +203,9 @@ class DependencyGraph:
 
     def kind_of(self, name: str) -> str:
         """The module type's name, or ``parameter`` for a parameter member."""
-        return type(self.modules[name]).__name__ if name in self.modules else "parameter"
+        if name in self.modules:
+            return type(self.modules[name]).__name__
+        return "count attribute" if isinstance(self.leaves[name], AttrSpec) else "parameter"
 
     @property
     def prunable(self) -> list[Group]:

@@ -328,23 +328,71 @@ class ParamSpec(LayerSpec):
         return n, n
 
 
-def channel_axis(tensor: torch.Tensor) -> int | None:
-    """The one dimension of ``tensor`` longer than 1, or ``None`` if there is not exactly one."""
+class AttrSpec(LayerSpec):
+    """An integer attribute of a non-leaf module that counts channel positions.
+
+    An attention module's ``num_heads``, ``head_dim`` or ``attn_dim``, read by its ``forward`` in a
+    reshape (``qkv.reshape(B, N, 3, self.num_heads, self.head_dim)``): removing whole heads
+    lowers ``num_heads``, shrinking every head lowers ``head_dim``. The trace finds the attribute
+    from the reshape's sizes (see :mod:`.heads`) and the probe checks it. It holds no tensor;
+    surgery sets it to the count left, so a plan applied to a fresh model sets it too. Named by
+    its qualified name (``blocks.0.attn.num_heads``), like a :class:`ParamSpec`.
+    """
+
+    kind: Kind = "perchannel"
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+    def channels(self, module: nn.Module) -> tuple[int, int]:
+        n = int(getattr(module, self.attr))
+        return n, n
+
+    def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
+        setattr(module, self.attr, n_out)
+
+
+def int_attributes(module: nn.Module) -> dict[str, int]:
+    """The module's own integer attributes (not ``bool``), by name."""
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if isinstance(v, int) and not isinstance(v, bool) and not k.startswith("_")
+    }
+
+
+def channel_axis(tensor: torch.Tensor, count: int | None = None) -> int | None:
+    """The one dimension of ``tensor`` longer than 1, or ``None`` if there is not exactly one.
+
+    With ``count``, the last dimension of that length (a position table ``(1, N, C)`` holds its
+    channels on the axis whose length is the channel count a plan names).
+    """
+    if count is not None:
+        dims = [d for d, s in enumerate(tensor.shape) if s == count]
+        return dims[-1] if dims else None
     dims = [d for d, s in enumerate(tensor.shape) if s > 1]
     return dims[0] if len(dims) == 1 else None
 
 
-def param_spec(model: nn.Module, name: str) -> tuple[nn.Module, ParamSpec] | None:
-    """The owning module and :class:`ParamSpec` of the parameter or buffer called ``name``."""
+def param_spec(
+    model: nn.Module, name: str, count: int | None = None
+) -> tuple[nn.Module, LayerSpec] | None:
+    """The owning module and spec of the parameter, buffer or count attribute called ``name``.
+
+    A tensor gets a :class:`ParamSpec` (its channel axis: the one longer than 1, or with
+    ``count``, the one of that length), an integer attribute an :class:`AttrSpec`.
+    """
     owner_name, _, attr = name.rpartition(".")
     try:
         owner = model.get_submodule(owner_name)
     except AttributeError:
         return None
+    if attr in int_attributes(owner):
+        return owner, AttrSpec(attr)
     tensor = getattr(owner, attr, None)
     if not isinstance(tensor, torch.Tensor) or attr in owner._modules:
         return None
-    axis = channel_axis(tensor)
+    axis = channel_axis(tensor, count)
     return None if axis is None else (owner, ParamSpec(attr, axis))
 
 

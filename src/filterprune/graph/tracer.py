@@ -27,6 +27,7 @@ from ..errors import ConfigError, FilterpruneError
 from . import labels as L
 from . import rules
 from .elements import UNTRACKED, ElementSets
+from .heads import HEADS, HeadBook
 from .specs import LayerSpec, OpaqueSpec, registered_spec, spec_for
 
 # With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
@@ -98,12 +99,16 @@ class Tracer(TorchFunctionMode):
         *,
         seed_outputs: dict[str, list[int]] | None = None,
         grouped: str = "within",
+        heads: str = "whole",
     ):
         super().__init__()
         if grouped not in GROUPED:
             raise ConfigError(f"grouped must be one of {', '.join(GROUPED)}, got {grouped!r}")
+        if heads not in HEADS:
+            raise ConfigError(f"heads must be one of {', '.join(HEADS)}, got {heads!r}")
         self.model = model
         self.grouped = grouped
+        self.heads = HeadBook(heads)
         self.sets = ElementSets()
         self.module_in: dict[str, list[int]] = {}
         self.module_out: dict[str, list[int]] = {}
@@ -126,6 +131,9 @@ class Tracer(TorchFunctionMode):
         # id of a view of such a parameter (``gamma.reshape(1, -1, 1, 1)``) -> the stored
         # tensor's channel axis; its name is in ``params`` too
         self.param_axes: dict[int, int] = {}
+        # id of a tensor gathered or reshaped from one (a relative-position table) -> for each of
+        # its dimensions, the stored axis it is, or -1
+        self.param_origin: dict[int, tuple] = {}
 
     # ----- labels -------------------------------------------------------------------------
     def label(self, t: torch.Tensor) -> torch.Tensor:
@@ -148,6 +156,11 @@ class Tracer(TorchFunctionMode):
             self._labels_by_grad_fn[id(t.grad_fn)] = lab
         if self.current_op is not None:
             self.current_op.outputs.append(lab)
+
+    def relabel(self, t: torch.Tensor, lab: torch.Tensor) -> None:
+        """Label an input tensor anew (a parameter joining the channels), recording no output."""
+        self._labels[id(t)] = L.compress(lab)
+        self._alive.append(t)
 
     def freeze(self, lab: torch.Tensor, reason: str) -> None:
         for e in torch.unique(lab).tolist():
@@ -205,6 +218,10 @@ class Tracer(TorchFunctionMode):
                 return f"{path}:{frame.f_lineno}"
             frame = frame.f_back
         return "<unknown>"
+
+    def current_module(self) -> str:
+        """The innermost module whose ``forward`` is running (``""`` at the top level)."""
+        return self._module_stack[-1] if self._module_stack else ""
 
     def reason(self, what: str, why: str) -> str:
         module = self._module_stack[-1] if self._module_stack else ""
@@ -308,6 +325,7 @@ class Tracer(TorchFunctionMode):
         finally:
             for h in handles:
                 h.remove()
+        self.heads.finish(self)
         producers = {i: r for r in self.ops for i in r.out_ids}
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
@@ -375,6 +393,7 @@ def _trace_on_meta(
     leaf_types: tuple[type, ...],
     seed_outputs: dict[str, list[int]] | None,
     grouped: str,
+    heads: str = "whole",
 ) -> Tracer | None:
     try:
         twin = meta_copy(model)
@@ -382,7 +401,7 @@ def _trace_on_meta(
     except Exception:  # noqa: BLE001 - not copyable: trace the model itself
         return None
     twin.eval()
-    tracer = Tracer(twin, seed_outputs=seed_outputs, grouped=grouped)
+    tracer = Tracer(twin, seed_outputs=seed_outputs, grouped=grouped, heads=heads)
     try:
         tracer.run(inputs, leaf_types)
     except Exception:  # noqa: BLE001 - it reads values (``.item()``, masks...): trace for real
@@ -400,6 +419,7 @@ def trace(
     seed_outputs: dict[str, list[int]] | None = None,
     meta: bool = True,
     grouped: str = "within",
+    heads: str = "whole",
 ) -> Tracer:
     """Run ``model`` once under the tracer (in eval mode, restoring the mode afterwards).
 
@@ -407,15 +427,16 @@ def trace(
     device: shapes, and so Python control flow on shapes, are the real ones, but no arithmetic is
     done and the model itself is not touched. A forward that needs values (``.item()``, a
     boolean mask, data-dependent branches) fails there and is then traced for real.
-    ``grouped`` says how grouped convs and GroupNorm lose channels (see :data:`GROUPED`).
+    ``grouped`` says how grouped convs and GroupNorm lose channels (see :data:`GROUPED`),
+    ``heads`` how attention heads do (see :mod:`.heads`).
     """
     if meta:
-        tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs, grouped)
+        tracer = _trace_on_meta(model, example_inputs, leaf_types, seed_outputs, grouped, heads)
         if tracer is not None:
             return tracer
     was_training = training_flags(model)
     model.eval()
-    tracer = Tracer(model, seed_outputs=seed_outputs, grouped=grouped)
+    tracer = Tracer(model, seed_outputs=seed_outputs, grouped=grouped, heads=heads)
     inputs = prepare_inputs(example_inputs)
     try:
         tracer.run(inputs, leaf_types)

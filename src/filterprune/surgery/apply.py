@@ -170,7 +170,9 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
         module = modules.get(name)
         spec = spec_for(module) if module is not None else None
         if module is None:
-            found = param_spec(model, name)  # a parameter pruned with channels (a layer scale)
+            # a parameter pruned with channels (a layer scale, a position table) or a count
+            counts = plan.channels.get(name)
+            found = param_spec(model, name, counts[1] if counts else None)
             if found is None:
                 raise PlanError(f"plan names module '{name}', which the model does not have")
             module, spec = found

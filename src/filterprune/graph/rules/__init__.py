@@ -14,7 +14,15 @@ A new op rule goes in the module of its family (see "Where to add ..." in docs/d
 
 from __future__ import annotations
 
-from . import elementwise, leaves, matmul, reductions, shape, spatial  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    attention,
+    elementwise,
+    leaves,
+    matmul,
+    reductions,
+    shape,
+    spatial,
+)
 from .base import RULES, Rule, TraceState, apply_rule, rule
 from .elementwise import ELEMENTWISE
 from .leaves import apply_leaf

@@ -14,6 +14,7 @@ from ..._registry import Registry
 from ...errors import ConfigError, UnknownNameError
 from .. import labels as L
 from ..elements import UNTRACKED, ElementSets
+from ..heads import HeadBook
 
 
 class TraceState(Protocol):
@@ -29,7 +30,15 @@ class TraceState(Protocol):
     seed_outputs: dict[str, list[int]]
     params: dict[int, str]  # id -> name of the model's non-leaf parameters and buffers
     param_axes: dict[int, int]  # id of a view of one of them -> the stored channel axis
+    param_origin: dict[int, tuple]  # id of a tensor made from one -> per dimension, its axis
     grouped: str  # how grouped layers lose channels: "within" or "whole"
+    heads: HeadBook  # reshapes into heads and what attention decided (see ..heads)
+    model: torch.nn.Module
+    ops: list
+    leaves: dict
+
+    def current_module(self) -> str: ...
+    def relabel(self, t: torch.Tensor, lab: torch.Tensor) -> None: ...
 
     def label(self, t: torch.Tensor) -> torch.Tensor: ...
     def set_label(self, t: torch.Tensor, lab: torch.Tensor) -> None: ...

@@ -87,12 +87,15 @@ def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None
         if name is None or not bool((labs[i] == UNTRACKED).all()):
             continue
         dims = [d for d in range(nd) if reals[i][d] > 1]
-        if len(dims) != 1:
-            continue
-        d = dims[0]
         for j, lab in enumerate(labs):
-            if j != i and L.varying_dims(lab) == [d] and lab.shape[d] == reals[i][d]:
+            d = L.varying_dims(lab)[0] if len(L.varying_dims(lab)) == 1 else None
+            # a position embedding ``(1, N, C)`` meets the channels along C only
+            if j != i and d in dims and lab.shape[d] == reals[i][d]:
                 axis = tr.param_axes.get(id(t), d - (nd - t.dim()))
+                if id(t) in tr.param_origin:
+                    axis = tr.param_origin[id(t)][d - (nd - t.dim())]
+                    if axis < 0:
+                        continue
                 elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), axis)
                 labs[i] = L.along(d, nd, elems)
                 break
@@ -105,6 +108,10 @@ def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None
 )  # fmt: skip
 def _same_as_first(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if first is not None and id(first) in tr.params and name in ("contiguous", "clone"):
+        from .shape import param_origin
+
+        param_origin(tr, name, args, out)
     for t in _outputs(out):
         if first is not None and tuple(first.shape) == tuple(t.shape):
             tr.set_label(t, tr.label(first))

@@ -14,8 +14,10 @@ def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     """``a @ b`` of activations (attention: ``q @ k^T``, ``attn @ v``).
 
     The result's rows follow ``a``, its columns ``b``, its batch dimensions both (``attn @ v``
-    keeps ``v``'s channels). Contracting channels (``q @ k^T`` over the head size, or with a
-    weight matrix of fixed size) keeps them: the product changes when one goes.
+    keeps ``v``'s channels). Contracting channels keeps them (the product changes when one goes),
+    except between the heads of an attention (``q @ k^T`` over the head size, see
+    :mod:`..heads`): there q's and k's positions are merged, whole heads go, and the map is
+    labelled by its head.
     """
     a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
     result = out if isinstance(out, torch.Tensor) else None
@@ -25,14 +27,24 @@ def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         return
     nd = max(a.dim(), b.dim())
     la, lb = L.align(tr.label(a), nd), L.align(tr.label(b), nd)
-    ka, kb = nd - 1 in L.varying_dims(la), nd - 2 in L.varying_dims(lb)
+    va, vb = L.varying_dims(la), L.varying_dims(lb)
+    ka, kb = nd - 1 in va, nd - 2 in vb
     if ka or kb:
+        if ka and kb and nd - 2 not in va and nd - 1 not in vb and nd >= 3:
+            if tr.heads.attention(tr, la, lb) == "whole":
+                tr.union(la, lb.transpose(-1, -2))  # q's position d meets k's position d
+                _label(tr, la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1), result)
+                return
         reason = tr.reason(f"op '{name}'", "it sums products over these channels")
         for tracked in [lab for lab, k in ((la, ka), (lb, kb)) if k]:
             tr.freeze(tracked, reason)
         tr.set_label(result, L.untracked(result.dim()))
         return
-    rows, cols = torch.broadcast_tensors(la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1))
+    _label(tr, la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1), result)
+
+
+def _label(tr: TraceState, rows: torch.Tensor, cols: torch.Tensor, result: torch.Tensor) -> None:
+    rows, cols = torch.broadcast_tensors(rows, cols)
     tr.union(rows, cols)
     merged = torch.where(rows == UNTRACKED, cols, rows)
     tr.set_label(

@@ -23,7 +23,7 @@ _LITERAL = {
     "concatenate": "cat", "stack": "stack", "repeat": "repeat", "tile": "tile", "flip": "flip",
     "__getitem__": "__getitem__", "narrow": "narrow", "select": "select", "split": "split",
     "chunk": "chunk", "unbind": "unbind", "tensor_split": "tensor_split",
-    "index_select": "index_select", "roll": "roll", "attr:T": "T", "attr:mT": "mT",
+    "index_select": "index_select", "roll": "roll", "repeat_interleave": "repeat_interleave", "attr:T": "T", "attr:mT": "mT",
     "squeeze_": "squeeze", "unsqueeze_": "unsqueeze", "transpose_": "transpose",
     "channel_shuffle": "channel_shuffle", "native_channel_shuffle": "channel_shuffle",
 }  # fmt: skip
@@ -55,8 +55,12 @@ def _channel_shuffle(lab: torch.Tensor, groups: int) -> torch.Tensor:
 def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     target = _LITERAL[name]
     if _constant_through(tr, args, kwargs, out):
-        _param_view(tr, name, args, out)
+        if tr.params:
+            param_origin(tr, name, args, out)
+            _param_view(tr, name, args, out)
         return
+    if target == "cat" and tr.params:
+        _label_tokens(tr, args, kwargs)
     largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
     try:
         if target in ("cat", "stack"):
@@ -96,9 +100,36 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
                 )
     results = result if isinstance(result, (tuple, list)) else (result,)
     if x is not None and target in _RESHAPES:
-        _couple_rows(tr, tr.label(x), L.compress(results[0]))
+        _split_rows(tr, tr.label(x), L.compress(results[0]))
     for t, lab in zip(_outputs(out), results, strict=False):
         tr.set_label(t, lab)
+
+
+def _label_tokens(tr: TraceState, args: tuple, kwargs: dict) -> None:
+    """Parameters concatenated with channels along another dimension join their channels.
+
+    ``torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)``: the class (or register) token
+    is a row of the sequence, with the embedding's channels; instead of freezing them, the token
+    is a per-channel member sliced with them (see ``elementwise._label_params``).
+    """
+    pieces = args[0] if args else kwargs.get("tensors")
+    if not isinstance(pieces, (list, tuple)) or not pieces:
+        return
+    nd = pieces[0].dim()
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0) % nd
+    labelled = [tr.label(t) for t in pieces]
+    found = [(lab, L.varying_dims(lab)) for lab in labelled]
+    source = next(((lab, v[0]) for lab, v in found if len(v) == 1 and v[0] != dim), None)
+    if source is None:
+        return
+    lab, d = source
+    for t, own in zip(pieces, labelled, strict=True):
+        name = tr.params.get(id(t))
+        if name is None or bool((own != UNTRACKED).any()) or t.shape[d] != lab.shape[d]:
+            continue
+        axis = tr.param_axes.get(id(t), d)
+        elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), axis)
+        tr.relabel(t, L.along(d, nd, elems))
 
 
 def _constant_through(tr: TraceState, args: tuple, kwargs: dict, out: Any) -> bool:
@@ -135,6 +166,55 @@ _VIEWS = {
 }  # fmt: skip
 
 
+def param_origin(tr: TraceState, name: str, args: tuple, out: Any) -> None:
+    """Follow which axis of a non-leaf parameter each dimension of a tensor made from it is.
+
+    Swin's relative-position bias: ``table[index.view(-1)].view(N, N, -1).permute(2, 0, 1)``
+    gathers rows of a ``(positions, heads)`` table; the heads axis survives as dimension 0 and
+    then meets the attention map's heads, so the table is sliced with them (see
+    ``elementwise._label_params``). Dimensions made of several axes, or gathered, are ``-1``.
+    """
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    outs = _outputs(out)
+    pname = tr.params.get(id(x)) if x is not None else None
+    if pname is None or len(outs) != 1:
+        return
+    src = tr.param_origin.get(id(x))
+    if src is None:
+        if id(x) in tr.param_axes:
+            return
+        src = tuple(range(x.dim()))  # the stored tensor itself
+    y = outs[0]
+    if name == "__getitem__" and isinstance(args[1], torch.Tensor):
+        if args[1].dtype == torch.bool:
+            return
+        origin = (-1,) * args[1].dim() + src[1:]
+    elif name == "permute":
+        dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+        origin = tuple(src[d % x.dim()] for d in dims)
+    elif name in ("transpose", "swapaxes", "swapdims"):
+        a, b = args[1] % x.dim(), args[2] % x.dim()
+        order = list(src)
+        order[a], order[b] = order[b], order[a]
+        origin = tuple(order)
+    elif name in _VIEWS | {"contiguous", "clone"}:
+        origin = tuple(_same_axis(x.shape, y.shape, b, src) for b in range(y.dim()))
+    else:
+        return
+    if any(a >= 0 and y.shape[b] > 1 for b, a in enumerate(origin)):
+        tr.params[id(y)] = pname
+        tr.param_origin[id(y)] = origin
+
+
+def _same_axis(before: torch.Size, after: torch.Size, b: int, src: tuple) -> int:
+    """The origin of ``after``'s dimension ``b`` if a reshape left it as one of ``before``'s."""
+    tail = int(torch.tensor(after[b + 1 :], dtype=torch.long).prod())
+    for a in range(len(before)):
+        if before[a] == after[b] and int(torch.tensor(before[a + 1 :]).prod()) == tail:
+            return src[a]
+    return -1
+
+
 def _param_view(tr: TraceState, name: str, args: tuple, out: Any) -> None:
     """Note a view of a non-leaf parameter with one channel axis as that parameter.
 
@@ -149,6 +229,12 @@ def _param_view(tr: TraceState, name: str, args: tuple, out: Any) -> None:
     pname = tr.params.get(id(x))
     outs = _outputs(out)
     if pname is None or len(outs) != 1:
+        return
+    if name in ("expand", "expand_as") and outs[0].dim() == x.dim():
+        # ``self.cls_token.expand(B, -1, -1)``: the same axes, some repeated
+        tr.params[id(outs[0])] = pname
+        if id(x) in tr.param_axes:
+            tr.param_axes[id(outs[0])] = tr.param_axes[id(x)]
         return
     axis = tr.param_axes.get(id(x))
     if axis is None:
@@ -175,6 +261,16 @@ def _couple_rows(tr: TraceState, before: torch.Tensor, after: torch.Tensor) -> N
     grid = after.movedim(dims, list(range(len(dims)))).reshape(-1, after.shape[dims[-1]])
     for row in grid[1:]:
         tr.union(grid[0], row)
+
+
+def _split_rows(tr: TraceState, before: torch.Tensor, after: torch.Tensor) -> None:
+    """A reshape splitting the channel dimension into ``(rows, cols)``: recorded, and decided
+    when the trace ends or when the channels reach attention (heads, see :mod:`..heads`)."""
+    if len(L.varying_dims(before)) != 1:
+        return
+    dims = L.varying_dims(after)
+    if len(dims) >= 2:
+        tr.heads.add_split(tr.current_module(), after, dims)
 
 
 def setitem(tr: TraceState, args: tuple) -> None:

@@ -1,0 +1,178 @@
+"""Attention heads: which reshapes split channels into heads, and the counts the code keeps.
+
+A reshape that splits one channel dimension into several (``qkv.reshape(B, N, 3, heads, hd)``)
+is recorded as a *split*. A channel shuffle splits the same way, so nothing is decided there:
+only when the split's channels reach an attention op (``q @ k^T`` over the head size, or
+``F.scaled_dot_product_attention``) does the split become a set of heads, and then
+
+- ``"whole"`` (the default): every head goes as one unit. Each row of the split (everything but
+  its last dimension) is merged; q, k and v of a head are already one unit through the ``unbind``
+  or the product that uses them together, and the output projection's input columns follow the
+  head through ``attn @ v``. The head count the code reshapes by must be an integer attribute of
+  the module running the reshape (``self.num_heads``); it is the one the surgery lowers;
+- ``"dims"``: every head loses the same positions (column ``j`` of every row is merged), so the
+  head count stays and ``head_dim`` shrinks. The softmax scale the module stores stays that of
+  the original head size; ``F.scaled_dot_product_attention`` without ``scale=`` computes it from
+  the size, so there the head size is kept.
+
+A split that never reaches attention merges column ``j`` of every row (a channel shuffle: the
+code recomputes the columns from the channel count). When the trace ends, every integer attribute
+of a module that ran a split and whose value is the length of a dimension carrying those
+channels in one of its reshapes (``num_heads``, ``head_dim``, ``attn_dim``) becomes a member of
+the graph (:class:`~.specs.AttrSpec`) holding, at each of its positions, the unit that removes
+it, if one unit alone fills that position's slice; the probe then checks the counts on a pruned
+copy. A head count written in the code as a number has no attribute: the heads fall back to
+``"dims"``, and if the head size is written too the probe freezes the channels, naming the
+reshape and its source line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import labels as L
+from .elements import UNTRACKED
+from .specs import AttrSpec, int_attributes
+
+# ``tr`` below is the trace's state (``rules.base.TraceState``, which imports this module)
+TraceState = Any
+
+#: How attention heads lose channels: whole heads, or the same positions of every head.
+HEADS = ("whole", "dims")
+
+_RESHAPE_OPS = {"view", "reshape", "unflatten", "flatten", "view_as", "reshape_as"}
+
+
+@dataclass(eq=False)
+class Split:
+    """One reshape splitting a channel dimension into ``dims`` (rows first, columns last)."""
+
+    module: str
+    after: torch.Tensor  # the reshape's output labels (compressed)
+    dims: list[int]
+    mode: str | None = None  # "whole", "dims", or None (no attention: columns are merged)
+
+
+@dataclass
+class HeadBook:
+    """The splits of one trace, the attention decisions, and sizes that must not change."""
+
+    mode: str = "whole"
+    splits: list[Split] = field(default_factory=list)
+    split_of: dict[int, int] = field(default_factory=dict)  # element -> index of its split
+    fixed: list[tuple[torch.Tensor, int, str]] = field(default_factory=list)
+
+    def add_split(self, module: str, after: torch.Tensor, dims: list[int]) -> None:
+        index = len(self.splits)
+        self.splits.append(Split(module, after, dims))
+        for e in torch.unique(after).tolist():
+            if e != UNTRACKED:
+                self.split_of.setdefault(e, index)
+
+    def attention(self, tr: TraceState, *labs: torch.Tensor) -> str | None:
+        """Decide every split whose channels meet in an attention op; the mode they share.
+
+        ``"whole"`` only when every split involved removes whole heads; ``None`` when no split is
+        involved (the channels were never split into heads).
+        """
+        found: list[Split] = []
+        for lab in labs:
+            for e in torch.unique(lab).tolist():
+                i = self.split_of.get(e)
+                if i is not None and self.splits[i] not in found:
+                    found.append(self.splits[i])
+        if not found:
+            return None
+        for split in found:
+            if split.mode is None:
+                split.mode = self._decide(tr, split)
+        return "whole" if all(s.mode == "whole" for s in found) else "dims"
+
+    def _decide(self, tr: TraceState, split: Split) -> str:
+        if self.mode != "whole" or len(split.dims) < 2:
+            return "dims"
+        counts = set(int_attributes(tr.model.get_submodule(split.module)).values())
+        if not any(split.after.shape[d] in counts for d in split.dims[:-1]):
+            return "dims"  # the head count is written in the code: heads cannot go
+        cols = split.dims[-1]
+        tr.union(split.after.narrow(cols, 0, 1), split.after)
+        return "whole"
+
+    def keep_size(self, lab: torch.Tensor, dim: int, reason: str) -> None:
+        """Dimension ``dim`` of a tensor labelled ``lab`` must keep its length."""
+        self.fixed.append((lab, dim % lab.dim(), reason))
+
+    def finish(self, tr: TraceState) -> None:
+        """At the end of the trace: merge the undecided splits' columns, freeze the sizes that
+        must stay, and add the count attributes of the attention modules as members."""
+        for split in self.splits:
+            if split.mode in (None, "dims"):
+                _merge_columns(tr, split.after, split.dims)
+        if not any(s.mode for s in self.splits) and not self.fixed:
+            return
+        roots = tr.sets.roots()
+        for lab, dim, reason in self.fixed:
+            for element in _sole_units(roots, lab, dim):
+                if element != UNTRACKED:
+                    tr.sets.freeze(element, reason)
+        self._count_attributes(tr, roots)
+
+    def _count_attributes(self, tr: TraceState, roots: torch.Tensor) -> None:
+        modules = {s.module for s in self.splits if s.mode}
+        units = {
+            int(roots[e]) for s in self.splits if s.mode for e in torch.unique(s.after).tolist()
+        }
+        units.discard(UNTRACKED)
+        for record in tr.ops:
+            if record.module not in modules or record.name not in _RESHAPE_OPS:
+                continue
+            counts = int_attributes(tr.model.get_submodule(record.module))
+            for lab in record.outputs:
+                if not set(roots[torch.unique(lab)].tolist()) & units:
+                    continue
+                for d in L.varying_dims(lab):
+                    names = [a for a, v in counts.items() if v == lab.shape[d]]
+                    if not names:
+                        continue
+                    elements = _sole_units(roots, lab, d)
+                    if all(e == UNTRACKED for e in elements):
+                        continue  # no unit removes a whole slice: this length stays
+                    for attr in names:
+                        _add_count(
+                            tr, f"{record.module}.{attr}" if record.module else attr, elements
+                        )
+
+
+def _merge_columns(tr: TraceState, after: torch.Tensor, dims: list[int]) -> None:
+    """Column ``j`` of every row is one unit (the code recomputes the columns from the count)."""
+    grid = after.movedim(dims, list(range(len(dims)))).reshape(-1, after.shape[dims[-1]])
+    for row in grid[1:]:
+        tr.union(grid[0], row)
+
+
+def _sole_units(roots: torch.Tensor, lab: torch.Tensor, dim: int) -> list[int]:
+    """Per position along ``dim``: an element of the one unit filling that slice, or untracked.
+
+    Removing that unit is the only way the position goes (and the dimension shrinks).
+    """
+    out = []
+    size = lab.shape[dim]
+    for k in range(size):
+        plane = lab.select(dim, k).reshape(-1)
+        r = roots[plane]
+        out.append(int(plane[0]) if bool((r == r[0]).all()) and int(r[0]) != UNTRACKED else 0)
+    return out
+
+
+def _add_count(tr: TraceState, name: str, elements: list[int]) -> None:
+    known = tr.module_out.get(name)
+    if known is not None:
+        if len(known) == len(elements):
+            tr.sets.union_pairs(zip(known, elements, strict=True))
+        return
+    tr.module_in[name] = tr.module_out[name] = list(elements)
+    tr.leaves[name] = AttrSpec(name.rpartition(".")[2])
+    tr.order.append(name)

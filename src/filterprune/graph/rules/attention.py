@@ -1,0 +1,75 @@
+"""Attention: ``F.scaled_dot_product_attention`` and the head-splitting product ``q @ k^T``.
+
+A head is one unit (see :mod:`..heads`): its q, k and v channels and the output projection's
+input columns go together, which leaves every other head exactly as it was. The product over the
+head size, ``q @ k^T``, merges the positions of q and k it multiplies together; the attention
+map is labelled by its head, so ``attn @ v`` (see :mod:`.matmul`) joins v's head to it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import labels as L
+from .base import TraceState, _unknown, rule
+
+_SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def _arg(args: tuple, kwargs: dict, i: int, default=None):
+    name = _SDPA_ARGS[i]
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def heads_aligned(lab: torch.Tensor, heads: int, nd: int) -> torch.Tensor:
+    """``lab`` with its head dimension (``-3``) repeated to ``heads`` (grouped-query attention:
+    query head ``h`` uses key/value head ``h // (heads / kv_heads)``)."""
+    lab = L.align(lab, nd)
+    n = lab.shape[-3] if nd >= 3 else 1
+    if nd < 3 or n in (1, heads) or heads % n:
+        return lab
+    return lab.repeat_interleave(heads // n, dim=-3)
+
+
+@rule("scaled_dot_product_attention")
+def _sdpa(tr: TraceState, name: str, func, args, kwargs, out) -> None:
+    q, k, v = (_arg(args, kwargs, i) for i in range(3))
+    if not all(isinstance(t, torch.Tensor) for t in (q, k, v, out)) or q.dim() < 2:
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    nd = out.dim()
+    lq, lk, lv = (L.align(tr.label(t), nd) for t in (q, k, v))
+    tokens = nd - 2
+    if any(tokens in L.varying_dims(lab) for lab in (lq, lk, lv)):
+        _unknown(tr, name, func, args, kwargs, out)  # channels along the sequence: not attention
+        return
+    heads = q.shape[-3] if nd >= 3 else 1
+    lk, lv = heads_aligned(lk, heads, nd), heads_aligned(lv, heads, nd)
+    mode = tr.heads.attention(tr, lq, lk, lv)
+    summed = [lab for lab in (lq, lk) if nd - 1 in L.varying_dims(lab)]
+    if mode == "whole":
+        tr.union(lq, lk)  # q's position d meets k's position d, head by head
+        tr.union(lq.narrow(-1, 0, 1), lv.narrow(-1, 0, 1))  # and v's head goes with them
+        if _arg(args, kwargs, 6) is None:
+            tr.heads.keep_size(
+                lq,
+                -1,
+                tr.reason(
+                    f"op '{name}'", "its default scale 1/sqrt(head size) changes if it shrinks"
+                ),
+            )
+    elif summed:
+        reason = tr.reason(
+            f"op '{name}'",
+            "it sums products over these channels and no head count was found to remove whole "
+            "heads",
+        )
+        for lab in summed:
+            tr.freeze(lab, reason)
+    result = lv
+    if mode != "whole":  # heads not found: only v's own columns pass through
+        batch = [d for d in L.varying_dims(lv) if d < nd - 2]
+        if batch:
+            tr.freeze(lv, tr.reason(f"op '{name}'", "its heads were not found"))
+            result = L.untracked(nd)
+    tr.set_label(out, result)

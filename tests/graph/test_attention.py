@@ -1,0 +1,121 @@
+"""Attention heads, MLP widths and the embedding stream (tests/graph/attention_zoo.py).
+
+Each model is pruned at 30 % per group over every layer kind and compared with the original
+whose removed channels are zeroed and whose LayerNorm statistics cover the kept channels only
+(relative to the output's scale, after checking that the output depends on the input).
+"""
+
+import copy
+
+import pytest
+import torch
+from attention_zoo import ZOO
+
+import filterprune as fp
+from filterprune.criteria.weights import filter_norms
+from filterprune.testing import max_difference, output_change, randomize_norms
+
+
+def _x(seed=0):
+    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def _pruned(name, amount=0.3):
+    torch.manual_seed(0)
+    model = randomize_norms(ZOO[name]()).eval()
+    x = _x()
+    assert output_change(model, x, _x(1)) > 1e-3  # the oracle has signal
+    original = copy.deepcopy(model)
+    graph = fp.analyze(model, x)
+    plan = fp.prune(
+        model, x, amount=amount, graph=graph, criterion="l1", scope="per_group", layer_types=()
+    )
+    with torch.no_grad():
+        scale = float(original(x).abs().max())
+    diff = max_difference(original, model, plan, x, restrict_norms=True) / scale
+    assert diff < 1e-5, f"{name}: pruned differs from the reference by {diff:.2e}"
+    return original, model, plan, graph
+
+
+def _attentions(model):
+    return [m for n, m in model.named_modules() if n.endswith("attn")]
+
+
+@pytest.mark.parametrize("name", ["vit_sdpa", "vit_matmul", "separate_qkv", "hybrid"])
+def test_whole_heads_go_and_the_module_counts_follow(name):
+    original, model, plan, graph = _pruned(name)
+    for before, after in zip(_attentions(original), _attentions(model), strict=True):
+        assert after.num_heads == before.num_heads - 1  # 30 % of 4 heads, rounded
+        assert after.head_dim == before.head_dim  # whole heads: each keeps its size
+        assert getattr(after, "scale", None) == getattr(before, "scale", None)
+        out = getattr(after, "proj", None) or after.o
+        assert out.in_features == after.num_heads * after.head_dim
+    heads = [g for g in graph.prunable if g.heads]
+    assert heads and all(g.size == 3 for g in heads)  # the graph follows the removal
+
+
+@pytest.mark.parametrize("name", ["vit_sdpa", "separate_qkv", "swin", "hybrid"])
+def test_the_embedding_stream_shrinks_with_its_tokens_and_tables(name):
+    original, model, plan, graph = _pruned(name)
+    stem, before = (
+        (model.stem[3], original.stem[3]) if name == "hybrid" else (model.patch, original.patch)
+    )
+    width = stem.out_channels
+    assert width < before.out_channels
+    for n, p in model.named_parameters():
+        if n in ("cls_token", "reg_token", "pos_embed"):
+            assert p.shape[-1] == width
+    if name == "swin":
+        table = model.attn.relative_position_bias_table
+        assert table.shape[1] == model.attn.num_heads < original.attn.num_heads
+    assert fp.param_count(model) / fp.param_count(original) < 0.6
+
+
+@pytest.mark.parametrize("name", ["gqa_repeat", "gqa_sdpa"])
+def test_grouped_query_attention_loses_whole_groups(name):
+    original, model, plan, graph = _pruned(name)
+    for before, after in zip(_attentions(original), _attentions(model), strict=True):
+        assert after.num_kv_heads == before.num_kv_heads - 1
+        assert after.num_heads == before.num_heads - 2  # the kv head's two query heads
+        assert after.k.out_features == after.num_kv_heads * (
+            after.q.out_features // after.num_heads
+        )
+
+
+def test_a_head_count_written_as_a_number_is_kept_with_the_op_and_its_line():
+    original, model, plan, graph = _pruned("literal_heads")
+    reasons = [r for g in graph.frozen for r in g.reasons]
+    assert any("'reshape'" in r and "attention_zoo.py:" in r for r in reasons)
+    assert all(a.qkv.out_features == 96 for a in _attentions(model))
+    assert model.blocks[0].mlp.fc1.out_features < 64  # the rest is still pruned
+
+
+@pytest.mark.parametrize("name", ["vit_sdpa", "swin", "gqa_sdpa"])
+def test_a_plan_rebuilds_the_pruned_model_from_a_fresh_one_and_it_exports(name):
+    original, model, plan, graph = _pruned(name)
+    fresh = ZOO[name]()
+    fp.apply_plan(fresh, fp.Plan.from_json(plan.to_json()))
+    assert {k: v.shape for k, v in fresh.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+    fresh.load_state_dict(model.state_dict())
+    x = _x(2)
+    with torch.no_grad():
+        assert torch.allclose(fresh.eval()(x), model(x), atol=1e-6)
+    exported = torch.export.export(fresh, (x,))
+    with torch.no_grad():
+        assert torch.allclose(exported.module()(x), model(x), atol=1e-5)
+
+
+def test_head_scores_add_their_q_k_v_and_output_columns():
+    model = ZOO["vit_sdpa"]()
+    graph = fp.analyze(model, _x())
+    group = next(g for g in graph.prunable if g.heads)
+    scores = filter_norms(graph, group, 1.0)
+    attn = model.blocks[0].attn
+    hd = attn.head_dim
+    qkv = attn.qkv.weight.detach().abs().sum(1).view(3, attn.num_heads, hd).sum((0, 2))
+    proj = attn.proj.weight.detach().abs().sum(0).view(attn.num_heads, hd).sum(1)
+    assert torch.allclose(scores.double(), qkv.double() + proj.double(), rtol=1e-5)
+    ranked = fp.rank(model, _x(), criterion="l1", graph=graph)[group.name]
+    assert torch.equal(ranked.argsort(), scores.argsort())  # one score per head, in that order

@@ -89,7 +89,7 @@ def test_an_empty_name_is_refused(registry):
     [
         (lambda: fp.get_criterion("nope"), ValueError, "known criteria: .*taylor"),
         (lambda: create_model("nope"), KeyError, "known models: .*vgg16_bn"),
-        (lambda: get_task("nope"), KeyError, "known tasks: classify, segment"),
+        (lambda: get_task("nope"), KeyError, "known tasks: classify, detect, segment"),
     ],
 )
 def test_an_unknown_name_lists_the_known_ones_and_how_to_add_one(build, error, known):

@@ -25,8 +25,8 @@ def test_registry():
     seg = get_task("segment", dice_weight=0.5)
     assert isinstance(seg, SegmentationTask) and seg.primary_metric == "dice"
     assert seg.higher_is_better and seg.is_better(0.9, 0.8)
-    with pytest.raises(KeyError, match="known tasks: classify, segment"):
-        get_task("detect")
+    with pytest.raises(KeyError, match="known tasks: classify, detect, segment"):
+        get_task("track")
 
 
 def test_segment_evaluate_covers_all_images_of_all_batches():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,18 @@ ENV = {
 
 def _prune(base: Path, run: Path, *extra: str) -> list[str]:
     return [str(SCRIPT), *PRUNE, "--load", str(base), "--run-dir", str(run), *extra]
+
+
+@pytest.fixture(scope="module")
+def finished_run(baseline_dir, tmp_path_factory) -> Path:
+    """One finished run of the shared baseline, made once; each test works on its own copy."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert subprocess.run(_prune(baseline_dir, run), env=ENV, capture_output=True).returncode == 0
+    return run
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "run"))
 
 
 def _start(argv: list[str]) -> subprocess.Popen:
@@ -83,13 +96,14 @@ def test_two_prunes_started_at_once_on_a_new_folder(baseline, tmp_path):
     _assert_one_complete_run(run)
 
 
-def test_resume_while_another_process_writes_is_refused_naming_it(baseline, tmp_path):
-    run = tmp_path / "run"
-    assert subprocess.run(_prune(baseline, run), env=ENV, capture_output=True).returncode == 0
+def test_resume_while_another_process_writes_is_refused_naming_it(
+    baseline_dir, finished_run, tmp_path
+):
+    run = _copy(finished_run, tmp_path)
     before = _files(run)
     holder = _holder(run)
     try:
-        done = subprocess.run(_prune(baseline, run, "--resume", "--max-iterations", "5"),
+        done = subprocess.run(_prune(baseline_dir, run, "--resume", "--max-iterations", "5"),
                               env=ENV, capture_output=True, text=True, timeout=300)  # fmt: skip
     finally:
         holder.kill()
@@ -120,9 +134,8 @@ def test_kill_9_leaves_no_stale_lock(baseline, tmp_path):
     _assert_one_complete_run(run)
 
 
-def test_eval_reads_the_last_complete_checkpoint_while_a_run_writes(baseline, tmp_path):
-    run = tmp_path / "run"
-    assert subprocess.run(_prune(baseline, run), env=ENV, capture_output=True).returncode == 0
+def test_eval_reads_the_last_complete_checkpoint_while_a_run_writes(finished_run, tmp_path):
+    run = _copy(finished_run, tmp_path)
     holder = _holder(run)
     try:
         argv = [str(SCRIPT), "eval", "--load", str(run), "--trust-model-code", *DATA]
@@ -162,13 +175,11 @@ def test_the_python_api_is_refused_too_and_the_lock_is_reentrant(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["report", "demo"])
-def test_every_folder_filterprune_writes_has_one_writer(baseline, tmp_path, kind):
+def test_every_folder_filterprune_writes_has_one_writer(finished_run, tmp_path, kind):
     """A report folder and the demo's folder are locked like a run folder: a second writer is
     refused naming the first, and nothing the first wrote is touched (the demo would otherwise
     remove it as a previous demo's files, a report take it over as an interrupted report's)."""
-    run = tmp_path / "run"
-    if kind == "report":  # a report needs a finished run; the demo's folder needs nothing
-        assert subprocess.run(_prune(baseline, run), env=ENV, capture_output=True).returncode == 0
+    run = _copy(finished_run, tmp_path) if kind == "report" else tmp_path / "run"
     folder = run / "report" if kind == "report" else tmp_path / "demo"
     folder.mkdir(exist_ok=True)
     (folder / "being-written.csv").write_text("a,b\n")

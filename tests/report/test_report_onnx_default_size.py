@@ -1,7 +1,7 @@
 """Every built-in model exports to ONNX at the input size it is built for, and onnxruntime agrees.
 
 Default heads and stems (224x224 for VGG, ResNet and MobileNetV2, 32x32 for DenseNet, 64x64 for
-the U-Net), narrow widths to stay fast. The ImageNet-head VGG on 32x32 input is the case the
+the U-Net and the YOLO-style detector), narrow widths to stay fast. The ImageNet-head VGG on 32x32 input is the case the
 legacy exporter refuses (adaptive pooling to 7x7 from 1x1); the dynamo exporter takes over and the
 report says so.
 """
@@ -30,6 +30,7 @@ NARROW = {
     "mobilenet_v2": dict(width=0.25),
     "densenet_tiny": dict(growth_rate=4),
     "unet": dict(base=4),
+    "yolo_tiny": dict(base=4),  # three maps, one per scale
 }
 SLOW = {"resnet101", "resnet152"}
 
@@ -55,13 +56,19 @@ def _calibrated(name: str, kwargs: dict, shape: tuple[int, ...] | None):
     return model.eval(), shape
 
 
+def _flat(output) -> torch.Tensor:
+    """A model's output as one tensor (a detector returns a list of maps)."""
+    return torch.cat([t.flatten() for t in output]) if isinstance(output, list) else output
+
+
 def _export(name: str, kwargs: dict, shape: tuple[int, ...] | None, path):
     model, shape = _calibrated(name, kwargs, shape)
     x = torch.randn(*shape)
     with torch.no_grad():
-        reference = model(x)
+        reference = _flat(model(x))
         # the output must depend on the input, or "equal" would mean nothing
-        assert (reference - model(torch.randn(*shape))).abs().max() > 1e-2 * reference.abs().max()
+        other = _flat(model(torch.randn(*shape)))
+        assert (reference - other).abs().max() > 1e-2 * reference.abs().max()
     report = export_onnx(model, x, path, repeats=1, threads=1)
     scale = float(reference.abs().max())
     return report, scale

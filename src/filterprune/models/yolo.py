@@ -136,6 +136,7 @@ class TinyYOLO(nn.Module):
         check_positive("TinyYOLO", "base", base)
         if not isinstance(depth, int) or depth < 1:
             raise ConfigError(f"TinyYOLO: depth must be an int >= 1, got {depth!r}.")
+        self.input_size = (in_channels, 64, 64)  # what it is built for (any multiple of 32 runs)
         c1, c2, c3, c4, c5 = (base * m for m in (1, 2, 4, 8, 8))
         self.stem = ConvBNAct(in_channels, c1, 3, 2)
         self.stage2 = nn.Sequential(ConvBNAct(c1, c2, 3, 2), C2f(c2, c2, depth))

@@ -16,11 +16,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint  # noqa: E402
 from lit_tiny import TinyModule, loaders, trainer_kwargs  # noqa: E402
 
 import filterprune as fp  # noqa: E402
+from filterprune.config import Ranking, Selection  # noqa: E402
 from filterprune.integrations.lightning import (  # noqa: E402
     FilterPruning,
     apply_checkpoint_plan,
 )
-from filterprune.config import Ranking, Selection  # noqa: E402
 from filterprune.testing import assert_equivalent  # noqa: E402
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from filterprune import Ranking
+from filterprune.config import FLAT, flat_names
 from filterprune.loop import (
     DEFAULT_RANKING_BATCHES,
     ConfigError,
@@ -16,7 +17,6 @@ from filterprune.loop import (
     Stopping,
     Target,
 )
-from filterprune.config import FLAT, flat_names
 
 
 def test_sections_and_flat_keywords_build_the_same_config():

@@ -316,6 +316,7 @@ def check_fits_data(net: nn.Module, data: Any, model: str) -> None:
     """
     from .._memory import doing
     from ..errors import DataError
+
     example, target = data.val[0]
     with doing(f"running --model {model} on one input of shape {tuple(example.shape)}",
                "use smaller inputs (--image-size) or a narrower model (--model-arg)"):  # fmt: skip

@@ -2,8 +2,8 @@
 
 Default heads and stems (224x224 for VGG, ResNet and MobileNetV2, 32x32 for DenseNet, 64x64 for
 the U-Net and the YOLO-style detector), narrow widths to stay fast. The ImageNet-head VGG on
-32x32 input is the case the legacy exporter refuses (adaptive pooling to 7x7 from 1x1); the dynamo exporter takes over and the
-report says so.
+32x32 input is the case the legacy exporter refuses (adaptive pooling to 7x7 from 1x1); the
+dynamo exporter takes over and the report says so.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 # Two entry points: `make demo` runs the main job on built-in data, `make test` runs the suite.
-# Both create .venv on first use. torch is pinned: the CPU wheel 2.13.0 is what these machines hold;
+# Both create .venv on first use (pip lists what it installs, so the minutes of installing are not
+# silent). torch is pinned: the CPU wheel 2.13.0 is what these machines hold;
 # an unpinned torch would pull several GB of CUDA packages.
 PY ?= python3
 VENV := .venv
@@ -7,10 +8,11 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
 $(BIN)/.installed: pyproject.toml
+	@echo "make: creating $(VENV) and installing $(TORCH) (CPU) and filterprune[all,dev] into it (minutes, once)"
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[all,dev]"
+	$(BIN)/pip install --progress-bar off $(TORCH)
+	$(BIN)/pip install --progress-bar off -e ".[all,dev]"
 	touch $@
 
 .PHONY: install demo test lint format

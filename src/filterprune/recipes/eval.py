@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ def evaluate_saved(
     return out
 
 
+def _talking() -> bool:
+    """Whether an evaluation pass shows progress: unless the ``filterprune`` logger was set above
+    INFO (the command line's ``--quiet``), as the lines of a long pass are INFO-level news."""
+    level = logging.getLogger("filterprune").level
+    return level == logging.NOTSET or level <= logging.INFO
+
+
 def _evaluated(
     load: str | Path,
     data: Data | None,
@@ -83,7 +91,7 @@ def _evaluated(
     check_fits_data(net, data, info["model"])
     counts = measure.count(net, data.example)
     out: dict[str, Any] = {
-        "metrics": data.task.evaluate(net, data.val_loader, device=device),
+        "metrics": data.task.evaluate(net, data.val_loader, device=device, progress=_talking()),
         "params": counts.params,
         "macs": counts.macs,
         "size_mb": measure.checkpoint_size_bytes(net) / 1e6,

@@ -137,11 +137,13 @@ class Task:
         loader: Iterable,
         *,
         device: torch.device | str = "cpu",
-        progress: bool = False,
+        progress: bool = True,
     ) -> dict[str, float]:
         """Average metrics and loss over every sample of ``loader``.
 
         The model is moved to ``device`` and left there; its train/eval mode is restored.
+        ``progress``: a bar on a terminal, else a line every 10 s of a long pass (see
+        :mod:`filterprune._progress`); ``False`` is silent.
 
         Returns:
             e.g. ``{"accuracy": 0.97, "top5": 1.0, "loss": 0.1}`` or
@@ -176,7 +178,7 @@ class Task:
         max_grad_norm: float | None = None,
         schedule: str = "constant",
         device: torch.device | str = "cpu",
-        progress: bool = False,
+        progress: bool = True,
     ) -> int:
         """Train ``model`` in place with this task's loss; see :func:`filterprune.tasks.finetune`.
 

@@ -173,7 +173,7 @@ def finetune(
     loss_fn: LossFn,
     config: FinetuneConfig,
     device: torch.device | str = "cpu",
-    progress: bool = False,
+    progress: bool = True,
 ) -> int:
     """Train ``model`` in place on ``(inputs, targets)`` batches from ``loader``.
 
@@ -183,7 +183,9 @@ def finetune(
         loss_fn: ``loss_fn(model(inputs), targets)`` returns the scalar batch-mean loss.
         config: Steps or epochs, optimizer and learning rate.
         device: Where to train.
-        progress: Show a tqdm bar (if tqdm is installed).
+        progress: A tqdm bar on a terminal (if tqdm is installed), else a plain line on stderr
+            every 10 s of a long run, as Lightning and tqdm-based trainers show by default;
+            ``False`` is silent.
 
     Returns:
         The number of optimizer steps done.

@@ -32,10 +32,9 @@ CRASH_AT, CRASH_TRACE = "FILTERPRUNE_TEST_CRASH_AT", "FILTERPRUNE_TEST_CRASH_TRA
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = KillServer(tmp_path / "children.log")
-    yield srv
-    srv.close()
+def server(cli_server) -> KillServer:
+    # the session's warm server: its log grows, and every check reads what a run added to it
+    return cli_server
 
 
 def _argv(base: Path, run: Path, final: int = 2) -> list[str]:

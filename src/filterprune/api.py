@@ -120,6 +120,23 @@ class Inspection:
 
     __repr__ = __str__
 
+    @property
+    def attention(self) -> list[dict[str, Any]]:
+        """Every group of attention heads: its name, head count, head dimension (channels of
+        one head's q, k or v as traced), the count attributes that follow it and, if frozen, why.
+        """
+        return [
+            {
+                "group": g.name,
+                "heads": g.size,
+                "head_dim": g.head_size,
+                "counts": g.heads,
+                "frozen": list(g.reasons),
+            }
+            for g in self.graph.groups
+            if g.heads
+        ]
+
 
 def inspect(model: nn.Module, example_inputs: Any, **options: Any) -> Inspection:
     """The prunability report of ``model`` (see :func:`analyze`): every channel group, its

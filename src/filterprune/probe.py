@@ -259,6 +259,27 @@ def freeze_ops(graph: DependencyGraph, records: list[OpRecord]) -> None:
     _freeze_inputs(graph, hit, lambda r: _op_reason(culprit.get((r.where, r.name), r), why))
 
 
+def freeze_size_reads(graph: DependencyGraph, records: list[OpRecord]) -> None:
+    """A culprit still disagrees with its inputs frozen: the count it keeps is another tensor's.
+
+    ``(v @ attn).view(b, c, h, w)`` with ``b, c, h, w = x.shape``: ``c`` is ``x``'s channel count,
+    so ``x``'s channels must stay too. Every tensor whose size the code read in the culprit's
+    module (or a module around it) before the culprit ran is frozen, naming the culprit.
+    """
+    why = (
+        "pruning a copy showed that it keeps a channel count fixed that the code read from "
+        "another tensor's size"
+    )
+    root = graph.sets.roots()
+    for r in records:
+        text = _op_reason(r, why)
+        for module, before, lab in getattr(graph, "size_reads", ()):
+            inside = not module or r.module == module or r.module.startswith(module + ".")
+            if inside and before <= r.index:
+                for e in torch.unique(root[lab]).tolist():
+                    graph.sets.freeze(e, text)
+
+
 def freeze_unverified(graph: DependencyGraph, found: Findings, rounds: int) -> None:
     """The probe still disagreed after ``rounds`` rounds: keep what reaches the disagreement.
 
@@ -298,12 +319,17 @@ def verify(
     if that does not converge either is every remaining group kept.
     """
     rounds = 0
+    frozen_lines: set[tuple[str, str]] = set()
     for _ in range(MAX_ROUNDS):
         rounds += 1
         found = probe_once(model, example_inputs, graph, leaf_types)
         if not found:
             return rounds
-        freeze_ops(graph, found.culprits or found.unverified[:1])
+        culprits = found.culprits or found.unverified[:1]
+        again = [r for r in culprits if (r.where, r.name) in frozen_lines]
+        freeze_ops(graph, culprits)
+        freeze_size_reads(graph, again)
+        frozen_lines.update((r.where, r.name) for r in culprits)
         graph.groups = graph._build()
     for _ in range(FALLBACK_ROUNDS):
         rounds += 1

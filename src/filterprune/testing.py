@@ -39,6 +39,7 @@ def masked_copy(original: nn.Module, plan: Plan, *, restrict_norms: bool = False
     """
     masked = deepcopy_module(original)
     modules = dict(masked.named_modules())
+    functional: dict[int, tuple[int, torch.Tensor]] = {}
     for name, removed in plan.removed_inputs.items():
         module = modules[name]
         spec = spec_for(module)
@@ -51,9 +52,42 @@ def masked_copy(original: nn.Module, plan: Plan, *, restrict_norms: bool = False
             return (x, *args[1:])
 
         module.register_forward_pre_hook(zero)
+        if isinstance(getattr(module, "weight", None), torch.Tensor):
+            functional[id(module.weight)] = (dim, index)
+    if functional:  # ``F.linear(x, self.qkv.weight, bias)``: the layer's weight, not its call
+        _mask_functional_calls(masked, functional)
     if restrict_norms:
         return _RestrictedNorms(masked, plan)
     return masked
+
+
+class _LinearMask(TorchFunctionMode):
+    """Zeroes the removed inputs of ``F.linear`` called with a masked layer's own weight."""
+
+    def __init__(self, masks: dict[int, tuple[int, torch.Tensor]]) -> None:
+        super().__init__()
+        self.masks = masks
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        mask = self.masks.get(id(weight)) if func is F.linear else None
+        if mask is not None:
+            dim, index = mask
+            x = args[0].clone()
+            x.index_fill_(dim % x.dim(), index.to(x.device), 0.0)
+            args = (x, *args[1:])
+        return func(*args, **kwargs)
+
+
+def _mask_functional_calls(masked: nn.Module, masks: dict[int, tuple[int, torch.Tensor]]) -> None:
+    inner = masked.forward
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        with _LinearMask(masks):
+            return inner(*args, **kwargs)
+
+    masked.forward = forward
 
 
 class _NormMode(TorchFunctionMode):

@@ -38,7 +38,17 @@ def _pruned(name, amount=0.3, **options):
     assert {k: v.shape for k, v in fresh.state_dict().items()} == {
         k: v.shape for k, v in model.state_dict().items()
     }
+    assert _ints(fresh) == _ints(model)  # count attributes (width, oup, ...) follow the plan
     return original, model, plan, graph
+
+
+def _ints(model):
+    return {
+        (n, k): v
+        for n, m in model.named_modules()
+        for k, v in vars(m).items()
+        if isinstance(v, int) and not isinstance(v, bool) and not k.startswith("_")
+    }
 
 
 def _kept_fraction(original, model):
@@ -97,13 +107,15 @@ def test_layer_subclass_with_unknown_tensor_keeps_its_channels_and_says_why():
     assert any("'mix' [16, 16]" in r and "Mixer" in r for r in _reasons(graph))
 
 
-def test_res2net_split_by_width_attribute_is_kept_in_every_block():
+def test_res2net_width_follows_the_channels_each_split_loses():
     original, model, plan, graph = _pruned("res2net")
-    frozen = {g.name for g in graph.frozen}
-    assert all(f"blocks.{i}.conv1.0" in frozen for i in range(10))  # more blocks than rounds
-    assert any("'split'" in r for r in _reasons(graph))
-    assert "stem.0" in {g.name for g in graph.prunable}
-    assert _kept_fraction(original, model) < 0.9
+    for before, after in zip(original.blocks, model.blocks, strict=True):
+        assert after.width < before.width  # every piece lost the same number
+        assert after.conv1[0].out_channels == after.width * (after.nums + 1)
+        assert all(c[0].in_channels == after.width for c in after.convs)
+    assert not any("'split'" in r for r in _reasons(graph)), graph.report()
+    assert "blocks.0.width" in plan.removed_outputs
+    assert fp.param_count(model) / fp.param_count(original) < 0.65
 
 
 def test_sknet_selective_kernel_prunes_its_branches_together():
@@ -114,12 +126,11 @@ def test_sknet_selective_kernel_prunes_its_branches_together():
     assert _kept_fraction(original, model) < 0.65
 
 
-def test_sknet_with_sizes_from_attributes_keeps_the_block_and_says_where():
+def test_sknet_attention_view_by_a_feature_attribute_prunes_the_branches():
     original, model, plan, graph = _pruned("sknet_fixed")
-    reasons = [r for r in _reasons(graph) if "sk.convs" in r or "module 'sk'" in r]
-    assert any("'view'" in r and "patterns.py:" in r for r in reasons), graph.report()
-    assert model.sk.convs[0][0].out_channels == 16
-    assert model.stem[0].out_channels < 16
+    sk = model.sk
+    assert sk.features == sk.convs[0][0].out_channels < 16
+    assert sk.fcs[0].out_channels == sk.features
 
 
 def test_convnext_stream_is_pruned_with_layer_scale_and_channels_first_layernorm():
@@ -153,12 +164,14 @@ def test_resnext_grouped_conv_loses_channels_inside_groups_by_default():
     assert within < 0.75
 
 
-def test_ghostnet_prunes_even_ghost_modules_and_keeps_the_sliced_one():
+def test_ghostnet_odd_width_slice_follows_its_attribute():
     original, model, plan, graph = _pruned("ghostnet")
-    assert model.b1.ghost1.primary_conv[0].out_channels < 12
-    reasons = _reasons(graph)
-    assert any("'__getitem__'" in r and "b2.ghost1" in r for r in reasons)
-    assert _kept_fraction(original, model) < 0.8
+    ghost = model.b2.ghost1  # 23 of 24 concatenated channels kept by out[:, :self.oup]
+    kept = ghost.primary_conv[0].out_channels + ghost.cheap_operation[0].out_channels
+    assert ghost.oup < 23 and kept in (ghost.oup, ghost.oup + 1)
+    assert model.b2.ghost2.primary_conv[0].in_channels == ghost.oup
+    assert not any("'__getitem__'" in r for r in _reasons(graph)), graph.report()
+    assert fp.param_count(model) / fp.param_count(original) < 0.7
 
 
 def test_mobilevit_layernorm_and_groupnorm_channels_are_pruned():

@@ -34,6 +34,7 @@ class Member:
     role: str
     positions: list[list[int]]  # per group channel, the module's positions holding it
     attribute: bool = False  # an integer attribute counting positions (``num_heads``)
+    head_size: int = 0  # a head count attribute: the channels of one head as traced
 
     def channel_sums(self, values: torch.Tensor) -> torch.Tensor:
         """Per group channel, the sum of ``values`` (indexed by this module's positions)."""
@@ -72,7 +73,18 @@ class Group:
     def heads(self) -> list[str]:
         """The count attributes (``blocks.0.attn.num_heads``) that shrink with this group: a
         group of attention heads names its module's head count."""
+        return [m.module for m in self.members if m.role == "channel" and m.head_size]
+
+    @property
+    def counts(self) -> list[str]:
+        """Every count attribute that shrinks with this group: head counts and sizes the code
+        reads from attributes (Res2Net's ``blocks.0.width``, GhostNet's ``ghost1.oup``)."""
         return [m.module for m in self.members if m.role == "channel" and m.attribute]
+
+    @property
+    def head_size(self) -> int:
+        """The channels of one head (per q, k or v) as traced, for a group of heads; else 0."""
+        return max((m.head_size for m in self.members if m.attribute), default=0)
 
     @property
     def producers(self) -> list[str]:
@@ -121,6 +133,7 @@ class DependencyGraph:
         self.ops = tracer.ops
         self.on_meta = tracer.on_meta  # the probe traces its copies the same way
         self.read_shapes = tracer.read_shapes
+        self.size_reads = tracer.size_reads
         self.grouped = tracer.grouped
         self.heads = tracer.heads.mode  # how attention heads lose channels (see .heads)
         modules = dict(model.named_modules())
@@ -184,8 +197,10 @@ class DependencyGraph:
             for gi in torch.unique(owner[hit]).tolist():
                 pos = (owner == gi).nonzero().flatten()
                 positions = _positions(pos, channel_of[roots[pos]], groups[gi].size)
-                attribute = isinstance(self.leaves[name], AttrSpec)
-                groups[gi].members.append(Member(name, role, positions, attribute))
+                spec = self.leaves[name]
+                attribute = isinstance(spec, AttrSpec)
+                head_size = spec.head_size if attribute else 0
+                groups[gi].members.append(Member(name, role, positions, attribute, head_size))
         for group in groups:  # the first producer's filters first: scores follow its order
             first = [m.module == group.name and m.role == "out" for m in group.members]
             group.members = [m for m, f in zip(group.members, first, strict=True) if f] + [
@@ -228,9 +243,24 @@ class DependencyGraph:
             f"{type(self.model).__name__}: {len(self.groups)} channel groups, "
             f"{len(self.prunable)} prunable, {len(self.frozen)} frozen"
         ]
+        heads = [g for g in self.groups if g.heads]
+        if heads:
+            kept = sum(1 for g in heads if g.frozen)
+            lines.append(
+                f"attention: {len(heads)} group{'s' if len(heads) != 1 else ''} of heads, "
+                f"{len(heads) - kept} prunable, "
+                f"{kept} frozen"
+            )
         for g in self.groups:
             state = "FROZEN" if g.frozen else "prunable"
-            lines.append(f"- {g.name}: {g.size} channel{'s' if g.size != 1 else ''}, {state}")
+            if g.heads:
+                size = f"{g.size} head{'s' if g.size != 1 else ''}"
+                lines.append(
+                    f"- {g.name}: {size} of dimension {g.head_size} "
+                    f"(count: {', '.join(g.heads)}), {state}"
+                )
+            else:
+                lines.append(f"- {g.name}: {g.size} channel{'s' if g.size != 1 else ''}, {state}")
             for m in g.members:
                 lines.append(f"    {m.role:>3} {m.module} ({self.kind_of(m.module)})")
             for r in g.reasons:

@@ -34,7 +34,9 @@ from typing import Any
 import torch
 
 from . import labels as L
+from . import sizes
 from .elements import UNTRACKED
+from .sizes import Span
 from .specs import AttrSpec, int_attributes
 
 # ``tr`` below is the trace's state (``rules.base.TraceState``, which imports this module)
@@ -64,6 +66,7 @@ class HeadBook:
     splits: list[Split] = field(default_factory=list)
     split_of: dict[int, int] = field(default_factory=dict)  # element -> index of its split
     fixed: list[tuple[torch.Tensor, int, str]] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)  # sizes read from attributes (..sizes)
 
     def add_split(self, module: str, after: torch.Tensor, dims: list[int]) -> None:
         index = len(self.splits)
@@ -111,7 +114,7 @@ class HeadBook:
         for split in self.splits:
             if split.mode in (None, "dims"):
                 _merge_columns(tr, split.after, split.dims)
-        if not any(s.mode for s in self.splits) and not self.fixed:
+        if not self.splits and not self.fixed and not self.spans:
             return
         roots = tr.sets.roots()
         for lab, dim, reason in self.fixed:
@@ -119,13 +122,18 @@ class HeadBook:
                 if element != UNTRACKED:
                     tr.sets.freeze(element, reason)
         self._count_attributes(tr, roots)
+        sizes.add_members(tr, roots, _sole_units, _add_count)
 
     def _count_attributes(self, tr: TraceState, roots: torch.Tensor) -> None:
-        modules = {s.module for s in self.splits if s.mode}
-        units = {
+        # every split, heads or not: a shuffle's ``view(b, self.groups, self.width, h, w)``
+        # reads its column count from an attribute as a head size does
+        modules = {s.module for s in self.splits}
+        units = {int(roots[e]) for s in self.splits for e in torch.unique(s.after).tolist()}
+        units.discard(UNTRACKED)
+        heads = {
             int(roots[e]) for s in self.splits if s.mode for e in torch.unique(s.after).tolist()
         }
-        units.discard(UNTRACKED)
+        heads.discard(UNTRACKED)
         for record in tr.ops:
             if record.module not in modules or record.name not in _RESHAPE_OPS:
                 continue
@@ -140,10 +148,13 @@ class HeadBook:
                     elements = _sole_units(roots, lab, d)
                     if all(e == UNTRACKED for e in elements):
                         continue  # no unit removes a whole slice: this length stays
+                    size = 0  # a head count if heads are split off along d with their size
+                    later = [lab.shape[a] for a in L.varying_dims(lab) if a > d]
+                    if later and {int(roots[e]) for e in elements} & heads:
+                        size = int(torch.tensor(later).prod())
                     for attr in names:
-                        _add_count(
-                            tr, f"{record.module}.{attr}" if record.module else attr, elements
-                        )
+                        name = f"{record.module}.{attr}" if record.module else attr
+                        _add_count(tr, name, elements, size)
 
 
 def _merge_columns(tr: TraceState, after: torch.Tensor, dims: list[int]) -> None:
@@ -167,12 +178,14 @@ def _sole_units(roots: torch.Tensor, lab: torch.Tensor, dim: int) -> list[int]:
     return out
 
 
-def _add_count(tr: TraceState, name: str, elements: list[int]) -> None:
+def _add_count(tr: TraceState, name: str, elements: list[int], head_size: int = 0) -> None:
     known = tr.module_out.get(name)
     if known is not None:
         if len(known) == len(elements):
             tr.sets.union_pairs(zip(known, elements, strict=True))
+        if head_size and not tr.leaves[name].head_size:
+            tr.leaves[name].head_size = head_size
         return
     tr.module_in[name] = tr.module_out[name] = list(elements)
-    tr.leaves[name] = AttrSpec(name.rpartition(".")[2])
+    tr.leaves[name] = AttrSpec(name.rpartition(".")[2], head_size=head_size)
     tr.order.append(name)

@@ -341,8 +341,10 @@ class AttrSpec(LayerSpec):
 
     kind: Kind = "perchannel"
 
-    def __init__(self, attr: str) -> None:
+    def __init__(self, attr: str, *, head_size: int = 0) -> None:
         self.attr = attr
+        # a head count: the channels of one head as traced (0: a count of channels, not heads)
+        self.head_size = head_size
 
     def channels(self, module: nn.Module) -> tuple[int, int]:
         n = int(getattr(module, self.attr))

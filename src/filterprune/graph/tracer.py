@@ -127,6 +127,9 @@ class Tracer(TorchFunctionMode):
         self.current_op: OpRecord | None = None
         self.on_meta = False  # traced on a weightless copy (see :func:`trace`)
         self.read_shapes = False  # the model's own code read a size or value (see _SHAPE_READS)
+        # (module, index of the next op, labels) of every tensor with channels whose size the
+        # model's code read: the probe's second suspect when an op's fixed count is not its own
+        self.size_reads: list[tuple[str, int, torch.Tensor]] = []
         self.params: dict[int, str] = {}  # id -> name of non-leaf parameters and buffers
         # id of a view of such a parameter (``gamma.reshape(1, -1, 1, 1)``) -> the stored
         # tensor's channel axis; its name is in ``params`` too
@@ -134,6 +137,8 @@ class Tracer(TorchFunctionMode):
         # id of a tensor gathered or reshaped from one (a relative-position table) -> for each of
         # its dimensions, the stored axis it is, or -1
         self.param_origin: dict[int, tuple] = {}
+        # id of a 1-D concatenation of such tensors (a qkv bias) -> (name or None, start, length)
+        self.param_pieces: dict[int, list] = {}
 
     # ----- labels -------------------------------------------------------------------------
     def label(self, t: torch.Tensor) -> torch.Tensor:
@@ -209,6 +214,14 @@ class Tracer(TorchFunctionMode):
             self.freeze(lab, reason)
         self._labels[id(t)] = L.untracked(t.dim())
 
+    def _note_size_read(self, args: tuple) -> None:
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if x is None or self._busy or self._leaf_depth:
+            return
+        lab = self._labels.get(id(x))
+        if lab is not None and L.varying_dims(lab):
+            self.size_reads.append((self.current_module(), len(self.ops), lab))
+
     # ----- context ------------------------------------------------------------------------
     def where(self) -> str:
         frame = sys._getframe(1)
@@ -238,6 +251,7 @@ class Tracer(TorchFunctionMode):
             name = "attr:" + getattr(getattr(func, "__self__", None), "__name__", "?")
         if name in _SHAPE_READS:
             self.read_shapes = True  # Python code saw a size: it may branch or compute on it
+            self._note_size_read(args)
         if name in _PASSIVE:
             return func(*args, **kwargs)
         module = self._module_stack[-1] if self._module_stack else ""

@@ -6,7 +6,7 @@ reason naming the op and the source line. Leaf modules are handled by :func:`app
 their :class:`~filterprune.graph.specs.LayerSpec`.
 
 One module per op family, each registering its rules into :data:`RULES` with :func:`rule`:
-``elementwise`` (arithmetic, activations, dtype/copy ops), ``matmul``, ``spatial`` (pooling,
+``elementwise`` (arithmetic, activations, dtype/copy ops), ``matmul``, ``functional`` (a layer's weight called functionally), ``spatial`` (pooling,
 interpolation, padding), ``reductions`` (and softmax-like ops along a dimension), ``shape``
 (view, permute, cat, split, chunk, getitem, ...) and ``leaves`` (layers, through their specs).
 A new op rule goes in the module of its family (see "Where to add ..." in docs/design.md).
@@ -17,6 +17,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (registration)
     attention,
     elementwise,
+    functional,
     leaves,
     matmul,
     reductions,

@@ -31,6 +31,7 @@ class TraceState(Protocol):
     params: dict[int, str]  # id -> name of the model's non-leaf parameters and buffers
     param_axes: dict[int, int]  # id of a view of one of them -> the stored channel axis
     param_origin: dict[int, tuple]  # id of a tensor made from one -> per dimension, its axis
+    param_pieces: dict[int, list]  # id of a 1-D cat -> (parameter name or None, start, length)
     grouped: str  # how grouped layers lose channels: "within" or "whole"
     heads: HeadBook  # reshapes into heads and what attention decided (see ..heads)
     model: torch.nn.Module

@@ -11,8 +11,10 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from ...errors import FilterpruneError
 from .. import labels as L
+from .. import sizes
 from ..elements import UNTRACKED
 from .base import TraceState, _outputs, _unknown, rule
+from .functional import note_pieces
 
 _LITERAL = {
     "view": "reshape", "view_as": "reshape_as", "reshape": "reshape", "reshape_as": "reshape_as",
@@ -58,6 +60,8 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         if tr.params:
             param_origin(tr, name, args, out)
             _param_view(tr, name, args, out)
+            if target == "cat":
+                note_pieces(tr, args, kwargs, out)  # a bias made of parameters (Swin-V2)
         return
     if target == "cat" and tr.params:
         _label_tokens(tr, args, kwargs)
@@ -85,12 +89,16 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         varying = L.varying_dims(lab)
         if name in ("split", "chunk") and not _split_is_fixed(name, args, kwargs):
             _couple_pieces(tr, name, lab, result, dims, x)
+            if name == "split" and dims and dims[0] in varying:
+                sizes.note_pieces(tr, lab, dims[0], result[0].shape[dims[0]], x.shape[dims[0]])
         elif name == "unbind" and set(dims) & set(varying) and len(varying) > 1:
             # ``q, k, v = qkv.reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)``:
             # every slice is taken; slices shrinking alike keep their number fixed
             _couple_pieces(tr, name, lab, [L.compress(r) for r in result], dims, x)
         elif (name in _BAKED or name == "split") and set(dims) & set(L.varying_dims(lab)):
-            if not (name == "__getitem__" and _full_slices(args[1], x, L.varying_dims(lab))):
+            if name == "__getitem__" and _full_slices(args[1], x, L.varying_dims(lab)):
+                pass
+            elif not sizes.read_bounds(tr, name, args, kwargs, x, lab):
                 tr.freeze(
                     lab,
                     tr.reason(

@@ -1,0 +1,150 @@
+"""Small models of our own whose ``forward`` reads channel counts from module attributes.
+
+timm's SKNet splits its input by ``self.in_channels // self.num_paths`` and reshapes the
+attention by ``self.num_paths``; a split by sizes read from two attributes (unequal pieces); a
+``narrow`` by attributes; and the same slice and split written with numbers, which must stay.
+Res2Net (``split(self.width)``) and GhostNet (``out[:, :self.oup]``) are in ``patterns.py``.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn_act(cin, cout, k=3, groups=1):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    )
+
+
+class SelectiveKernelAttn(nn.Module):
+    def __init__(self, channels, num_paths=2, attn_channels=8):
+        super().__init__()
+        self.num_paths = num_paths
+        self.fc_reduce = nn.Conv2d(channels, attn_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(attn_channels)
+        self.fc_select = nn.Conv2d(attn_channels, channels * num_paths, 1, bias=False)
+
+    def forward(self, x):
+        x = x.sum(1).mean((2, 3), keepdim=True)
+        x = self.fc_select(F.relu(self.bn(self.fc_reduce(x))))
+        b, c, h, w = x.shape
+        return torch.softmax(x.view(b, self.num_paths, c // self.num_paths, h, w), dim=1)
+
+
+class SelectiveKernel(nn.Module):
+    """timm's ``SelectiveKernel`` with ``split_input=True``: each path sees a slice of the input."""
+
+    def __init__(self, in_channels=16, out_channels=12, num_paths=2):
+        super().__init__()
+        self.num_paths, self.in_channels, self.out_channels = num_paths, in_channels, out_channels
+        width = in_channels // num_paths
+        self.paths = nn.ModuleList(
+            conv_bn_act(width, out_channels, 3 + 2 * i) for i in range(num_paths)
+        )
+        self.attn = SelectiveKernelAttn(out_channels, num_paths)
+
+    def forward(self, x):
+        x_split = torch.split(x, self.in_channels // self.num_paths, 1)
+        x = torch.stack([op(x_split[i]) for i, op in enumerate(self.paths)], dim=1)
+        return torch.sum(x * self.attn(x), dim=1)
+
+
+class SKNetTimm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn_act(3, 16)
+        self.sk = SelectiveKernel()
+        self.conv3 = nn.Sequential(nn.Conv2d(12, 16, 1, bias=False), nn.BatchNorm2d(16))
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.fc(F.relu(self.conv3(self.sk(x)) + x).mean((2, 3)))
+
+
+class UnequalSplit(nn.Module):
+    """``split(x, [self.a, self.b])``: two pieces of different widths, each counted by its own
+    attribute; and ``narrow(1, 0, self.a)`` beside it."""
+
+    def __init__(self, a=6, b=10):
+        super().__init__()
+        self.a, self.b = a, b
+        self.conv1 = conv_bn_act(16, a + b, 1)
+        self.left = conv_bn_act(a, 8)
+        self.right = conv_bn_act(b, 8)
+        self.narrowed = conv_bn_act(a, 8)
+
+    def forward(self, x):
+        y = self.conv1(x)
+        left, right = torch.split(y, [self.a, self.b], dim=1)
+        return self.left(left) + self.right(right) + self.narrowed(y.narrow(1, 0, self.a))
+
+
+class UnequalSplitNet(nn.Module):
+    def __init__(self, block=UnequalSplit):
+        super().__init__()
+        self.stem = conv_bn_act(3, 16)
+        self.block = block()
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.block(self.stem(x)).mean((2, 3)))
+
+
+class LiteralSlice(UnequalSplit):
+    """The same block with its sizes written as numbers: the sliced channels must stay."""
+
+    def forward(self, x):
+        y = self.conv1(x)
+        left, right = torch.split(y, [6, 10], dim=1)
+        return self.left(left) + self.right(right) + self.narrowed(y[:, :6])
+
+
+class LiteralSliceNet(UnequalSplitNet):
+    def __init__(self):
+        super().__init__(LiteralSlice)
+
+
+SIZES = {
+    "sknet_timm": SKNetTimm,
+    "unequal_split": UnequalSplitNet,
+    "literal_slice": LiteralSliceNet,
+}
+
+
+# ----- Swin-V2 / BEiT: the qkv bias concatenated in forward, F.linear with the layer's weight ---
+class CatBiasAttention(nn.Module):
+    """timm's BEiT/Swin-V2 attention: ``qkv`` without a bias, ``q_bias``/``v_bias`` parameters
+    and a zero key bias (a buffer, or ``zeros_like`` in forward), ``F.linear`` with the weight."""
+
+    def __init__(self, dim, num_heads=4, zeros="buffer"):
+        super().__init__()
+        self.num_heads, self.zeros = num_heads, zeros
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.q_bias = nn.Parameter(torch.randn(dim) * 0.5)
+        self.register_buffer("k_bias", torch.zeros(dim), persistent=False)
+        self.v_bias = nn.Parameter(torch.randn(dim) * 0.5)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        k_bias = self.k_bias if self.zeros == "buffer" else torch.zeros_like(self.v_bias)
+        qkv_bias = torch.cat((self.q_bias, k_bias, self.v_bias))
+        qkv = F.linear(x, weight=self.qkv.weight, bias=qkv_bias)
+        q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).flatten(2))
+
+
+class OtherBiasAttention(CatBiasAttention):
+    """A bias of fixed length made in forward: the qkv outputs must stay."""
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = F.linear(x, self.qkv.weight, torch.ones(96))
+        q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).flatten(2))

@@ -1,0 +1,72 @@
+"""``F.linear`` with a Linear layer's weight and a bias concatenated in forward (issue 30).
+
+Swin-V2 and BEiT: ``F.linear(x, self.qkv.weight, torch.cat((q_bias, k_bias, v_bias)))``. The
+call counts as the layer's, the bias pieces are sliced with the heads, and the model is pruned
+exactly (compared with the original whose removed channels are zeroed, LayerNorm statistics
+over the kept ones, relative to the output's scale, after checking the output has signal).
+"""
+
+import copy
+
+import pytest
+import torch
+from attention_zoo import TinyViT
+from sizes_zoo import CatBiasAttention, OtherBiasAttention
+
+import filterprune as fp
+from filterprune.testing import max_difference, output_change, randomize_norms
+
+ZOO = {
+    "buffer": lambda: TinyViT(CatBiasAttention),
+    "zeros_like": lambda: TinyViT(CatBiasAttention, zeros="zeros_like"),
+    "other": lambda: TinyViT(OtherBiasAttention),
+}
+
+
+def _x(seed=0):
+    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def _pruned(name):
+    torch.manual_seed(0)
+    model = randomize_norms(ZOO[name]()).eval()
+    x = _x()
+    assert output_change(model, x, _x(1)) > 1e-3  # the oracle has signal
+    original = copy.deepcopy(model)
+    graph = fp.analyze(model, x)
+    plan = fp.prune(
+        model, x, amount=0.3, graph=graph, criterion="l1", scope="per_group", layer_types=()
+    )
+    with torch.no_grad():
+        scale = float(original(x).abs().max())
+    diff = max_difference(original, model, plan, x, restrict_norms=True) / scale
+    assert diff < 1e-5, f"{name}: pruned differs from the reference by {diff:.2e}"
+    return original, model, plan, graph
+
+
+@pytest.mark.parametrize("name", ["buffer", "zeros_like"])
+def test_concatenated_qkv_bias_loses_whole_heads_with_the_layer(name):
+    original, model, plan, graph = _pruned(name)
+    fresh = ZOO[name]()
+    fp.apply_plan(fresh, fp.Plan.from_json(plan.to_json()))
+    fresh(_x())  # the plan alone rebuilds a model that runs
+    for before, after in zip(original.blocks, model.blocks, strict=True):
+        attn = after.attn
+        assert attn.num_heads == before.attn.num_heads - 1
+        width = attn.qkv.out_features // 3
+        assert attn.q_bias.shape == attn.v_bias.shape == (width,)
+        if name == "buffer":  # the zero key bias is a buffer sliced like the others
+            assert attn.k_bias.shape == (width,)
+        assert attn.proj.in_features == width
+    assert "blocks.0.attn.q_bias" in plan.removed_outputs
+    assert any(g.heads for g in graph.prunable)
+
+
+def test_a_bias_of_fixed_length_keeps_the_qkv_channels_and_names_the_op():
+    original, model, plan, graph = _pruned("other")
+    for before, after in zip(original.blocks, model.blocks, strict=True):
+        assert after.attn.num_heads == before.attn.num_heads
+        assert after.attn.qkv.out_features == before.attn.qkv.out_features
+    reasons = [r for g in graph.frozen for r in g.reasons if "qkv" in g.name]
+    assert reasons and all("'linear'" in r and "sizes_zoo.py:" in r for r in reasons), reasons
+    assert model.patch.out_channels < original.patch.out_channels  # the rest still prunes

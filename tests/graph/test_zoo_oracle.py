@@ -20,6 +20,7 @@ TINY = {
     "mobilenet_v2": dict(width=0.25, small_input=True, num_classes=10),
     "densenet_tiny": dict(num_classes=10, growth_rate=4),
     "unet": dict(base=4, num_classes=2),
+    "yolo_tiny": dict(base=8, num_classes=3),
 }
 EXTRA = {
     "unet_bilinear": ("unet", dict(base=4, num_classes=2, bilinear=True), (1, 3, 36, 44)),

@@ -104,6 +104,12 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("benchmarks.md", "PYTHONPATH=src .venv/bin/python benchmarks/bench_latency_flags.py"): (
         "60 A/A latency comparisons (minutes) that rewrite benchmarks/results"
     ),
+    ("benchmarks.md", "PYTHONPATH=src .venv/bin/python benchmarks/bench_readme.py"): (
+        "runs every README command (tens of minutes) and rewrites benchmarks/results"
+    ),
+    ("benchmarks.md", "PYTHONPATH=src .venv/bin/python benchmarks/bench_threads_under_load.py"): (
+        "a 100-second measurement of the machine's load that rewrites benchmarks/results"
+    ),
     ("benchmarks.md", "FILTERPRUNE_SUMMARY_SCREENSHOT="): (
         "runs tests/report/test_summary_page.py, which this suite runs itself, and rewrites "
         "the committed screenshot"

@@ -264,6 +264,7 @@ PREPARE = {  # how a command starts -> data it needs, made before it runs
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--document", default=str(ROOT / "README.md"))
+    parser.add_argument("--log", help="keep every command's output here (default: discarded)")
     parser.add_argument(
         "--out",
         help="default results/readme_commands.json (--fashion: results/readme_fashion_recipe.json)",
@@ -280,7 +281,10 @@ def main() -> None:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     result = {"machine": machine_info(), "document": document.name, "data": DATA, "commands": []}
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "output.log", "w") as log:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        open(args.log or Path(tmp) / "output.log", "w", buffering=1) as log,
+    ):
         work = Path(tmp) / "work"
         work.mkdir()
         session = PythonSession(work, env, log)

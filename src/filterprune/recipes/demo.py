@@ -10,6 +10,8 @@ per-layer tables are printed and written with plots and a summary page.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,10 +140,48 @@ def _baseline(config: DemoConfig, task, train_loader, val_loader, say) -> torch.
     return model
 
 
+def busy_load() -> float | None:
+    """The load average when the machine is busier than its cores and nobody chose a thread
+    count (``OMP_NUM_THREADS``); else ``None``.
+
+    On such a machine torch's threads wait for each other whenever the scheduler sets one aside:
+    at a load of about 9 on 2 cores the demo's U-Net trained 4-5 times faster on one thread
+    (docs/benchmarks.md, "One thread or two on a busy machine").
+    """
+    if os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads() < 2:
+        return None
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows)
+        return None
+    return load if load >= (os.cpu_count() or 1) else None
+
+
 def run_demo(config: DemoConfig | None = None, *, echo=print) -> Any:
-    """Run the demo end to end and return the loop's :class:`~filterprune.loop.RunResult`."""
+    """Run the demo end to end and return the loop's :class:`~filterprune.loop.RunResult`.
+
+    On a busy machine (see :func:`busy_load`) it runs on one torch thread and says so; the
+    thread count is restored afterwards.
+    """
 
     config = config or DemoConfig()
+    threads, load = torch.get_num_threads(), busy_load()
+    if load is not None:
+        logging.getLogger(__name__).info(
+            "the machine is busy (load average %.1f on %d cores): the demo runs on 1 thread, "
+            "faster there than %d (OMP_NUM_THREADS=N chooses)",
+            load,
+            os.cpu_count(),
+            threads,
+        )
+        torch.set_num_threads(1)
+    try:
+        return _run_locked(config, echo)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_locked(config: DemoConfig, echo: Any) -> Any:
     p = config.preset
     # one demo at a time in a folder: another one's files are not ours to remove
     with run_lock(config.run_dir, what="demo folder", fix=_DEMO_FIX):

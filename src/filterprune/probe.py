@@ -249,9 +249,12 @@ def freeze_op(graph: DependencyGraph, record: OpRecord) -> None:
     freeze_ops(graph, [record])
 
 
+_FIXED = "pruning a copy showed that it keeps channel positions or counts fixed in code"
+
+
 def freeze_ops(graph: DependencyGraph, records: list[OpRecord]) -> None:
     """:func:`freeze_op` for every op of ``records`` at once (one probe round's culprits)."""
-    why = "pruning a copy showed that it keeps channel positions or counts fixed in code"
+    why = _FIXED
     lines = {(r.where, r.name) for r in records if r.where}
     culprit = {(r.where, r.name): r for r in records}
     ids = {id(r) for r in records}
@@ -259,25 +262,40 @@ def freeze_ops(graph: DependencyGraph, records: list[OpRecord]) -> None:
     _freeze_inputs(graph, hit, lambda r: _op_reason(culprit.get((r.where, r.name), r), why))
 
 
-def freeze_size_reads(graph: DependencyGraph, records: list[OpRecord]) -> None:
+def _size_reads(graph: DependencyGraph, record: OpRecord) -> list[torch.Tensor]:
+    """The labels of tensors whose size the code read in ``record``'s module before it ran."""
+    return [
+        lab
+        for module, before, lab in graph.size_reads
+        if module == record.module and before <= record.index
+    ]
+
+
+def freeze_size_reads(graph: DependencyGraph, record: OpRecord) -> bool:
     """A culprit still disagrees with its inputs frozen: the count it keeps is another tensor's.
 
-    ``(v @ attn).view(b, c, h, w)`` with ``b, c, h, w = x.shape``: ``c`` is ``x``'s channel count,
-    so ``x``'s channels must stay too. Every tensor whose size the code read in the culprit's
-    module (or a module around it) before the culprit ran is frozen, naming the culprit.
+    BEiT's ``(attn @ v).transpose(1, 2).reshape(B, N, C)`` with ``B, N, C = x.shape``: ``C`` is
+    ``x``'s channel count. The tensors whose size the code read in the culprit's module before
+    it ran (in every op of its source line) are frozen, naming the culprit, and its inputs are
+    thawed: the next round tells whether they were innocent (the heads of BEiT prune while its
+    embedding width stays) or not (the culprit shows again and they are frozen for good).
+    Returns false (nothing done) where the code read no size before the culprit.
     """
+    same = [r for r in graph.ops if (r.where, r.name) == (record.where, record.name)]
+    reads = [lab for r in same for lab in _size_reads(graph, r)]
+    if not reads:
+        return False
     why = (
         "pruning a copy showed that it keeps a channel count fixed that the code read from "
         "another tensor's size"
     )
+    text = _op_reason(record, why)
     root = graph.sets.roots()
-    for r in records:
-        text = _op_reason(r, why)
-        for module, before, lab in getattr(graph, "size_reads", ()):
-            inside = not module or r.module == module or r.module.startswith(module + ".")
-            if inside and before <= r.index:
-                for e in torch.unique(root[lab]).tolist():
-                    graph.sets.freeze(e, text)
+    for lab in reads:
+        for e in torch.unique(root[lab]).tolist():
+            graph.sets.freeze(e, text)
+    graph.sets.thaw(_op_reason(record, _FIXED))
+    return True
 
 
 def freeze_unverified(graph: DependencyGraph, found: Findings, rounds: int) -> None:
@@ -319,17 +337,25 @@ def verify(
     if that does not converge either is every remaining group kept.
     """
     rounds = 0
-    frozen_lines: set[tuple[str, str]] = set()
+    first: dict[tuple[str, str], OpRecord] = {}  # each culprit line -> its first culprit
+    suspected: set[tuple[str, str]] = set()  # lines whose size reads were frozen
     for _ in range(MAX_ROUNDS):
         rounds += 1
         found = probe_once(model, example_inputs, graph, leaf_types)
         if not found:
             return rounds
         culprits = found.culprits or found.unverified[:1]
-        again = [r for r in culprits if (r.where, r.name) in frozen_lines]
-        freeze_ops(graph, culprits)
-        freeze_size_reads(graph, again)
-        frozen_lines.update((r.where, r.name) for r in culprits)
+        fresh = []
+        for r in culprits:
+            key = (r.where, r.name)
+            if key in first and key not in suspected:
+                suspected.add(key)  # again, with its inputs frozen: a size read elsewhere?
+                if freeze_size_reads(graph, first[key]):
+                    continue
+            fresh.append(r)
+        for r in fresh:
+            first.setdefault((r.where, r.name), r)
+        freeze_ops(graph, [first[(r.where, r.name)] for r in fresh])
         graph.groups = graph._build()
     for _ in range(FALLBACK_ROUNDS):
         rounds += 1

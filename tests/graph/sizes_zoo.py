@@ -148,3 +148,16 @@ class OtherBiasAttention(CatBiasAttention):
         q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).flatten(2))
+
+
+class BeitAttention(CatBiasAttention):
+    """BEiT's ending: ``reshape(B, N, C)`` with ``C`` the input's width, read from ``x.shape``:
+    the heads' total width must stay equal to the embedding width."""
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        qkv = F.linear(x, weight=self.qkv.weight, bias=qkv_bias)
+        q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))

@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 from attention_zoo import TinyViT
-from sizes_zoo import CatBiasAttention, OtherBiasAttention
+from sizes_zoo import BeitAttention, CatBiasAttention, OtherBiasAttention
 
 import filterprune as fp
 from filterprune.testing import max_difference, output_change, randomize_norms
@@ -20,6 +20,7 @@ ZOO = {
     "buffer": lambda: TinyViT(CatBiasAttention),
     "zeros_like": lambda: TinyViT(CatBiasAttention, zeros="zeros_like"),
     "other": lambda: TinyViT(OtherBiasAttention),
+    "beit": lambda: TinyViT(BeitAttention),
 }
 
 
@@ -70,3 +71,17 @@ def test_a_bias_of_fixed_length_keeps_the_qkv_channels_and_names_the_op():
     reasons = [r for g in graph.frozen for r in g.reasons if "qkv" in g.name]
     assert reasons and all("'linear'" in r and "sizes_zoo.py:" in r for r in reasons), reasons
     assert model.patch.out_channels < original.patch.out_channels  # the rest still prunes
+
+
+def test_a_width_read_from_the_input_keeps_the_stream_and_the_heads_and_says_where():
+    # ``reshape(B, N, C)`` ties the heads' total width to the embedding width read from
+    # ``x.shape``: neither can shrink alone, and no unit holds both, so both stay
+    original, model, plan, graph = _pruned("beit")
+    assert model.patch.out_channels == original.patch.out_channels
+    for before, after in zip(original.blocks, model.blocks, strict=True):
+        assert after.attn.num_heads == before.attn.num_heads
+        assert after.mlp.fc1.out_features < before.mlp.fc1.out_features  # the MLP still prunes
+    stream = graph.group("patch").reasons
+    assert any("another tensor's size" in r and "sizes_zoo.py:" in r for r in stream), stream
+    heads = graph.group("blocks.0.attn.qkv").reasons
+    assert any("'reshape'" in r and "sizes_zoo.py:" in r for r in heads), heads

@@ -85,6 +85,15 @@ class ElementSets:
         if reason not in reasons:
             reasons.append(reason)
 
+    def thaw(self, reason: str) -> None:
+        """Withdraw ``reason`` from every class; a class left without reasons is prunable."""
+        for root in [r for r, texts in self._reasons.items() if reason in texts]:
+            texts = [t for t in self._reasons[root] if t != reason]
+            if texts:
+                self._reasons[root] = texts
+            else:
+                del self._reasons[root]
+
     def reasons(self, x: int) -> list[str]:
         if x == UNTRACKED:
             return ["untracked channel (model input or constant)"]

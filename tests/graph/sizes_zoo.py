@@ -108,13 +108,6 @@ class LiteralSliceNet(UnequalSplitNet):
         super().__init__(LiteralSlice)
 
 
-SIZES = {
-    "sknet_timm": SKNetTimm,
-    "unequal_split": UnequalSplitNet,
-    "literal_slice": LiteralSliceNet,
-}
-
-
 # ----- Swin-V2 / BEiT: the qkv bias concatenated in forward, F.linear with the layer's weight ---
 class CatBiasAttention(nn.Module):
     """timm's BEiT/Swin-V2 attention: ``qkv`` without a bias, ``q_bias``/``v_bias`` parameters
@@ -161,3 +154,41 @@ class BeitAttention(CatBiasAttention):
         q, k, v = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         x = F.scaled_dot_product_attention(q, k, v)
         return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+# ----- DPN: one conv's output sliced in two by an attribute, each part in its own path --------
+class DualPath(nn.Module):
+    """timm's DPN block: ``x_s[:, :self.num_1x1_c]`` joins the residual path and
+    ``x_s[:, self.num_1x1_c:]`` the dense (concatenated) path."""
+
+    def __init__(self, num_1x1_c=12, inc=4):
+        super().__init__()
+        self.num_1x1_c = num_1x1_c
+        self.proj = conv_bn_act(16, num_1x1_c + inc, 1)
+        self.body = conv_bn_act(16, num_1x1_c + inc, 3)
+
+    def forward(self, x):
+        x_s, out = self.proj(x), self.body(x)
+        resid = x_s[:, : self.num_1x1_c] + out[:, : self.num_1x1_c]
+        dense = torch.cat([x_s[:, self.num_1x1_c :], out[:, self.num_1x1_c :]], dim=1)
+        return resid, dense
+
+
+class DualPathNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn_act(3, 16)
+        self.block = DualPath()
+        self.fc = nn.Linear(12 + 8, 5)
+
+    def forward(self, x):
+        resid, dense = self.block(self.stem(x))
+        return self.fc(torch.cat([resid, dense], 1).mean((2, 3)))
+
+
+SIZES = {
+    "dual_path": lambda: DualPathNet(),
+    "sknet_timm": SKNetTimm,
+    "unequal_split": UnequalSplitNet,
+    "literal_slice": LiteralSliceNet,
+}

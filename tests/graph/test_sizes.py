@@ -89,3 +89,14 @@ def test_sizes_written_as_numbers_keep_their_channels_and_name_the_op_and_line(n
     reasons = [r for r in _reasons(graph) if "block.conv1" in r or "module 'block'" in r]
     assert any("'split'" in r and "sizes_zoo.py:" in r for r in reasons), graph.report()
     assert model.stem[0].out_channels < 16  # the rest still prunes
+
+
+def test_two_slices_of_one_conv_by_an_attribute_are_two_groups_with_distinct_names():
+    original, model, plan, graph = _pruned("dual_path")
+    names = [g.name for g in graph.groups]
+    assert len(names) == len(set(names))
+    assert {"block.proj.0", "block.proj.0#2"} <= set(names)  # residual part, dense part
+    block = model.block
+    assert block.num_1x1_c < 12  # the residual part shrank, its count with it
+    assert block.proj[0].out_channels < 16
+    assert not graph.frozen or all("model output" in r for r in _reasons(graph)), graph.report()

@@ -69,7 +69,7 @@ class KMeansCriterion:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         scores = {}
         for g in graph.prunable:
-            module = graph.modules[g.name]
+            module = graph.modules[g.producers[0]]  # g.name may carry a '#2'
             if isinstance(module, nn.Linear) and not self.linear:
                 continue  # Ridurre prunes convolutions only; linear=True opts in
             weight = next(q for q in spec_for(module).out_params(module) if q.name == "weight")

@@ -208,6 +208,14 @@ class DependencyGraph:
             ]
         order = {n: i for i, n in enumerate(self.order)}
         groups.sort(key=lambda g: order[g.name])
+        # two groups with the same first producer (DPN's ``x[:, :self.num_1x1_c]`` and
+        # ``x[:, self.num_1x1_c:]`` of one conv, each part with its own other producers): the
+        # later ones are named ``conv#2``, ``conv#3``; ``producers[0]`` is still the layer
+        seen: dict[str, int] = {}
+        for g in groups:
+            seen[g.name] = seen.get(g.name, 0) + 1
+            if seen[g.name] > 1:
+                g.name = f"{g.name}#{seen[g.name]}"
         return groups
 
     # ----- queries ----------------------------------------------------------------------------

@@ -22,7 +22,11 @@ import filterprune
 from filterprune import FilterpruneError
 
 SRC = Path(filterprune.__file__).resolve().parent
-ALLOWED = {"TypeError", "NotImplementedError", "AttributeError", "AssertionError", "SystemExit"}
+# programming errors, and IndexError: the sequence protocol (a dataset's index out of range)
+ALLOWED = {
+    "TypeError", "NotImplementedError", "AttributeError", "AssertionError", "SystemExit",
+    "IndexError",
+}  # fmt: skip
 BUILTIN_ERRORS = {
     name
     for name, value in vars(builtins).items()

@@ -29,9 +29,10 @@ TINY = {
     "mobilenet_v2": dict(width=0.25, small_input=True, num_classes=10),
     "densenet_tiny": dict(num_classes=10, growth_rate=4),
     "unet": dict(base=4, num_classes=2),
+    "yolo_tiny": dict(base=8, num_classes=3),
 }
 CASES = {
-    name: (name, kwargs, (1, 3, 32, 32) if name.startswith("vgg") else (1, 3, 16, 16))
+    name: (name, kwargs, (1, 3, 32, 32) if name.startswith(("vgg", "yolo")) else (1, 3, 16, 16))
     for name, kwargs in TINY.items()
 } | {
     "unet_bilinear": ("unet", dict(base=4, num_classes=2, bilinear=True), (1, 3, 36, 44)),
@@ -58,7 +59,10 @@ def pruned(case: str) -> tuple[nn.Module, torch.Tensor]:
     x = torch.randn(*shape)
     before = fp.param_count(model)
     graph = fp.analyze(model, x, probe=False)  # the zoo oracle runs the probe
-    plan = fp.prune(model, x, amount=0.4, criterion="l1", round_to=2, graph=graph)
+    plan = fp.prune(
+        model, x, amount=0.4, criterion="l1", round_to=2, graph=graph, scope="per_group",
+        layer_types=(),
+    )  # fmt: skip
     assert plan.num_removed > 0 and fp.param_count(model) < before
     return model.eval(), x
 

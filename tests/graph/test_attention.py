@@ -5,36 +5,18 @@ whose removed channels are zeroed and whose LayerNorm statistics cover the kept 
 (relative to the output's scale, after checking that the output depends on the input).
 """
 
-import copy
-
 import pytest
 import torch
 from attention_zoo import ZOO
+from exact import example as _x
+from exact import prune_exactly
 
 import filterprune as fp
 from filterprune.criteria.weights import filter_norms
-from filterprune.testing import max_difference, output_change, randomize_norms
 
 
-def _x(seed=0):
-    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
-
-
-def _pruned(name, amount=0.3):
-    torch.manual_seed(0)
-    model = randomize_norms(ZOO[name]()).eval()
-    x = _x()
-    assert output_change(model, x, _x(1)) > 1e-3  # the oracle has signal
-    original = copy.deepcopy(model)
-    graph = fp.analyze(model, x)
-    plan = fp.prune(
-        model, x, amount=amount, graph=graph, criterion="l1", scope="per_group", layer_types=()
-    )
-    with torch.no_grad():
-        scale = float(original(x).abs().max())
-    diff = max_difference(original, model, plan, x, restrict_norms=True) / scale
-    assert diff < 1e-5, f"{name}: pruned differs from the reference by {diff:.2e}"
-    return original, model, plan, graph
+def _pruned(name, amount=0.3, **options):
+    return prune_exactly(name, ZOO[name], amount, **options)
 
 
 def _attentions(model):

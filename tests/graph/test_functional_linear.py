@@ -6,15 +6,13 @@ exactly (compared with the original whose removed channels are zeroed, LayerNorm
 over the kept ones, relative to the output's scale, after checking the output has signal).
 """
 
-import copy
-
 import pytest
-import torch
 from attention_zoo import TinyViT
+from exact import example as _x
+from exact import prune_exactly
 from sizes_zoo import BeitAttention, CatBiasAttention, OtherBiasAttention
 
 import filterprune as fp
-from filterprune.testing import max_difference, output_change, randomize_norms
 
 ZOO = {
     "buffer": lambda: TinyViT(CatBiasAttention),
@@ -24,25 +22,8 @@ ZOO = {
 }
 
 
-def _x(seed=0):
-    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
-
-
-def _pruned(name):
-    torch.manual_seed(0)
-    model = randomize_norms(ZOO[name]()).eval()
-    x = _x()
-    assert output_change(model, x, _x(1)) > 1e-3  # the oracle has signal
-    original = copy.deepcopy(model)
-    graph = fp.analyze(model, x)
-    plan = fp.prune(
-        model, x, amount=0.3, graph=graph, criterion="l1", scope="per_group", layer_types=()
-    )
-    with torch.no_grad():
-        scale = float(original(x).abs().max())
-    diff = max_difference(original, model, plan, x, restrict_norms=True) / scale
-    assert diff < 1e-5, f"{name}: pruned differs from the reference by {diff:.2e}"
-    return original, model, plan, graph
+def _pruned(name, amount=0.3, **options):
+    return prune_exactly(name, ZOO[name], amount, **options)
 
 
 @pytest.mark.parametrize("name", ["buffer", "zeros_like"])

@@ -9,46 +9,16 @@ import copy
 
 import pytest
 import torch
+from exact import example as _x
+from exact import prune_exactly
 from patterns import PATTERNS
 
 import filterprune as fp
 from filterprune.testing import max_difference, output_change, randomize_norms
 
 
-def _x(seed=0):
-    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
-
-
 def _pruned(name, amount=0.3, **options):
-    model = randomize_norms(PATTERNS[name]()).eval()
-    x = _x()
-    assert output_change(model, x, _x(1)) > 1e-3  # the oracle has signal (100x its tolerance)
-    original = copy.deepcopy(model)
-    graph = fp.analyze(model, x, **options)
-    # every group loses the same share, over every layer kind: the patterns are what is tested
-    plan = fp.prune(
-        model, x, amount=amount, graph=graph, scope="per_group", layer_types=(), **options
-    )
-    with torch.no_grad():
-        scale = float(original(x).abs().max())
-    diff = max_difference(original, model, plan, x, restrict_norms=True) / scale
-    assert diff < 1e-5, f"{name}: pruned differs from the reference by {diff:.2e}"
-    fresh = PATTERNS[name]()
-    fp.apply_plan(fresh, fp.Plan.from_json(plan.to_json()))
-    assert {k: v.shape for k, v in fresh.state_dict().items()} == {
-        k: v.shape for k, v in model.state_dict().items()
-    }
-    assert _ints(fresh) == _ints(model)  # count attributes (width, oup, ...) follow the plan
-    return original, model, plan, graph
-
-
-def _ints(model):
-    return {
-        (n, k): v
-        for n, m in model.named_modules()
-        for k, v in vars(m).items()
-        if isinstance(v, int) and not isinstance(v, bool) and not k.startswith("_")
-    }
+    return prune_exactly(name, PATTERNS[name], amount, **options)
 
 
 def _kept_fraction(original, model):

@@ -8,54 +8,15 @@ Res2Net's ``split(self.width)``, GhostNet's ``out[:, :self.oup]`` and SKNet's at
 ``self.features`` are tested in test_patterns.py.
 """
 
-import copy
-
 import pytest
-import torch
+from exact import prune_exactly
 from sizes_zoo import SIZES
-
-import filterprune as fp
-from filterprune.testing import max_difference, output_change, randomize_norms
 
 ZOO = SIZES
 
 
-def _x(seed=0):
-    return torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
-
-
-def _pruned(name, amount=0.3):
-    torch.manual_seed(0)
-    model = randomize_norms(ZOO[name]()).eval()
-    x = _x()
-    assert output_change(model, x, _x(1)) > 1e-3  # the oracle has signal
-    original = copy.deepcopy(model)
-    graph = fp.analyze(model, x)
-    plan = fp.prune(
-        model, x, amount=amount, graph=graph, criterion="l1", scope="per_group", layer_types=()
-    )
-    with torch.no_grad():
-        scale = float(original(x).abs().max())
-    diff = max_difference(original, model, plan, x, restrict_norms=True) / scale
-    assert diff < 1e-5, f"{name}: pruned differs from the reference by {diff:.2e}"
-    fresh = ZOO[name]()
-    fp.apply_plan(fresh, fp.Plan.from_json(plan.to_json()))
-    assert {k: v.shape for k, v in fresh.state_dict().items()} == {
-        k: v.shape for k, v in model.state_dict().items()
-    }
-    assert _ints(fresh) == _ints(model)  # the attributes a plan sets on a fresh model
-    with torch.no_grad():
-        fresh(x)  # and the fresh model runs
-    return original, model, plan, graph
-
-
-def _ints(model):
-    return {
-        (n, k): v
-        for n, m in model.named_modules()
-        for k, v in vars(m).items()
-        if isinstance(v, int) and not isinstance(v, bool) and not k.startswith("_")
-    }
+def _pruned(name, amount=0.3, **options):
+    return prune_exactly(name, ZOO[name], amount, **options)
 
 
 def _reasons(graph):

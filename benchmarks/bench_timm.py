@@ -142,6 +142,17 @@ def _relative(original, pruned, plan, x) -> float:
     return max_difference(original, pruned, plan, x, restrict_norms=True) / max(scale, 1e-12)
 
 
+def outcome(before, after, diff: float, seconds: float) -> dict:
+    """The fields every tool's row has: exact or not, what it kept, how long it took."""
+    return {
+        "equivalent": diff < TOLERANCE,
+        "relative_difference": diff,
+        "params_kept": after.params / before.params,
+        "macs_kept": after.macs / before.macs,
+        "seconds": seconds,
+    }
+
+
 def _run_filterprune(model, x, amount: float) -> dict:
     import filterprune as fp
 
@@ -155,11 +166,7 @@ def _run_filterprune(model, x, amount: float) -> dict:
     after = fp.count(model, x)
     kept = [g for g in graph.frozen if not any("model output" in r for r in g.reasons)]
     return {
-        "equivalent": diff < TOLERANCE,
-        "relative_difference": diff,
-        "params_kept": after.params / before.params,
-        "macs_kept": after.macs / before.macs,
-        "seconds": seconds,
+        **outcome(before, after, diff, seconds),
         "groups": len(graph.groups),
         "prunable_groups": len(graph.prunable),
         "kept_groups": len(kept),
@@ -237,11 +244,7 @@ def _run_peer(model, x, amount: float) -> dict:
     diff = _relative(original, model, plan, x)
     after = fp.count(model, x)
     return {
-        "equivalent": diff < TOLERANCE,
-        "relative_difference": diff,
-        "params_kept": after.params / before.params,
-        "macs_kept": after.macs / before.macs,
-        "seconds": seconds,
+        **outcome(before, after, diff, seconds),
     }
 
 

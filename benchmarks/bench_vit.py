@@ -36,7 +36,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_timm import TOLERANCE, _prepare, _relative, _timm  # noqa: E402
+from bench_timm import _prepare, _relative, _timm, outcome  # noqa: E402
 
 AMOUNT = 0.3
 FAMILIES = (
@@ -78,11 +78,7 @@ def run_filterprune(model, x) -> dict:
     after = fp.count(model, x)
     kept = [g for g in graph.frozen if not any("model output" in r for r in g.reasons)]
     return {
-        "equivalent": diff < TOLERANCE,
-        "relative_difference": diff,
-        "params_kept": after.params / before.params,
-        "macs_kept": after.macs / before.macs,
-        "seconds": seconds,
+        **outcome(before, after, diff, seconds),
         "head_groups": len(heads),
         "head_groups_kept": sum(g.frozen for g in heads),
         "kept_groups": len(kept),

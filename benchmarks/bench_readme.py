@@ -214,42 +214,11 @@ def dogs_vs_cats(root: Path) -> None:
 
 
 def seed_files(work: Path) -> None:
-    """A milesial-2018 U-Net state dict (``module.`` keys) and its 22-line channel file, trained
-    briefly on data/carvana so that pruning it is a real run."""
-    import torch
+    """Seed 000's files as the docs test writes them, trained 5 epochs on the bigger data here."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from seed_files import seed_checkpoint
 
-    from filterprune.recipes.data import load_data
-    from filterprune.store import unet_from_channels, write_channel_txt
-
-    convs = [4, 4, 6, 6, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4, 4, 4]
-    torch.manual_seed(0)
-    model, _ = unet_from_channels(convs, layout="2018", bilinear=True)
-    data = load_data("segment", data=work / "data" / "carvana", seed=0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
-    model.train()
-    for _ in range(5):
-        for inputs, targets in data.train_loader:
-            loss = data.task.loss(model(inputs), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    names = {
-        r"^inc\.": "inc.conv.conv.",
-        r"^(down\d)\.1\.": r"\1.mpconv.1.conv.",
-        r"^(up\d)\.conv\.": r"\1.conv.conv.",
-        r"^outc\.": "outc.conv.",
-    }
-    state = {}
-    for key, value in model.state_dict().items():
-        for pattern, new in names.items():
-            key = re.sub(pattern, new, key)
-        state["module." + key] = value
-    torch.save(state, work / "seed_unet.pth")
-    skips, below = [7, 5, 3, 1], [9, 11, 13, 15]
-    lines = list(convs[:10])
-    for up in range(4):
-        lines += [convs[skips[up]] + convs[below[up]], convs[10 + 2 * up], convs[11 + 2 * up]]
-    write_channel_txt(work / "seed_channels.txt", lines)
+    seed_checkpoint(work, epochs=5)
 
 
 PREPARE = {  # how a command starts -> data it needs, made before it runs

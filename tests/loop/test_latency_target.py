@@ -60,28 +60,32 @@ def _record(rounds: list[float]) -> dict:
     }  # fmt: skip
 
 
-def test_a_spread_measurement_is_timed_again_with_more_rounds(monkeypatch, caplog):
-    answers = iter(
-        [
-            [1.0] * 5,  # the starting model against itself
-            [1.5, 1.9, 2.1, 2.3, 2.6],  # iteration 1: undecided
-            [2.1] * 10,  # timed again with 10 rounds: met
-        ]
-    )
-    asked = []
+def _run(monkeypatch, answers: list[list[float]]):
+    """A 50 % latency run whose timings give these round speed-ups, one list per timing;
+    returns the result and the rounds each timing was asked for."""
+    left, asked = iter(answers), []
 
     def fake(original, model, example, latency):
         asked.append(latency.rounds)
-        return [_record(next(answers))]
+        return [_record(next(left))]
 
     monkeypatch.setattr(filterprune.measure, "compare_latencies", fake)
-    hooks = Hooks()
     config = PruneConfig(
         criterion="l1", amount=0.25, finetune=0, final_finetune=0, targets=["latency=-50%"]
     )
+    result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
+                         evaluate=Hooks().evaluate)  # fmt: skip
+    return result, asked
+
+
+def test_a_spread_measurement_is_timed_again_with_more_rounds(monkeypatch, caplog):
+    answers = [
+        [1.0] * 5,  # the starting model against itself
+        [1.5, 1.9, 2.1, 2.3, 2.6],  # iteration 1: undecided
+        [2.1] * 10,  # timed again with 10 rounds: met
+    ]
     with caplog.at_level(logging.INFO, logger="filterprune"):
-        result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
-                             evaluate=hooks.evaluate)  # fmt: skip
+        result, asked = _run(monkeypatch, answers)
     assert asked == [5, 5, 10]
     assert result.stop_reason == "target_reached"
     assert result.rows[1]["speedup"] == pytest.approx(2.1)
@@ -90,32 +94,15 @@ def test_a_spread_measurement_is_timed_again_with_more_rounds(monkeypatch, caplo
 
 def test_a_machine_too_noisy_to_decide_says_so_and_the_median_decides(monkeypatch, caplog):
     spread = [1.0, 1.6, 2.1, 2.6, 3.2]
-    answers = iter([[1.0] * 5] + [spread] * 3)
-    monkeypatch.setattr(
-        filterprune.measure, "compare_latencies", lambda *a: [_record(next(answers))]
-    )
-    hooks = Hooks()
-    config = PruneConfig(
-        criterion="l1", amount=0.25, finetune=0, final_finetune=0, targets=["latency=-50%"]
-    )
     with caplog.at_level(logging.WARNING, logger="filterprune"):
-        result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
-                             evaluate=hooks.evaluate)  # fmt: skip
+        result, asked = _run(monkeypatch, [[1.0] * 5] + [spread] * 3)
+    assert asked == [5, 5, 10, 20]
     assert "too noisy to decide latency=-50%" in caplog.text
     assert result.stop_reason == "target_reached"  # median 2.1x >= 2x
 
 
 def test_the_step_shrinks_to_land_on_the_latency_goal(monkeypatch):
-    answers = iter([[1.0] * 5, [1.5] * 5, [2.05] * 5])
-    monkeypatch.setattr(
-        filterprune.measure, "compare_latencies", lambda *a: [_record(next(answers))]
-    )
-    hooks = Hooks()
-    config = PruneConfig(
-        criterion="l1", amount=0.25, finetune=0, final_finetune=0, targets=["latency=-50%"]
-    )
-    result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
-                         evaluate=hooks.evaluate)  # fmt: skip
+    result, _ = _run(monkeypatch, [[1.0] * 5, [1.5] * 5, [2.05] * 5])
     assert result.stop_reason == "target_reached"
     first, second = result.rows[1]["amount"], result.rows[2]["amount"]
     assert first == pytest.approx(0.25)

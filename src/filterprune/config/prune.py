@@ -35,32 +35,16 @@ from ..errors import ConfigError
 from ..measure.latency_config import LatencyConfig
 from .base import SettingsData, is_int
 from .ranking import Ranking
-from .recipe import RECIPE, resolve_cost, resolve_scope
-from .sections import (
-    DEFAULT_FINAL_FINETUNE,
-    DEFAULT_FINETUNE,
-    Budget,
-    Finetuning,
-    Removal,
-    Stopping,
-)
-from .selection import SCOPES, Selection
-from .target import Target
+from .recipe import resolve_cost, resolve_scope
+from .sections import Budget, Finetuning, Removal, Stopping
+from .selection import Selection
 
 __all__ = [
-    "DEFAULT_FINAL_FINETUNE",
-    "DEFAULT_FINETUNE",
     "DEFAULT_RANKING_BATCHES",
     "FLAT",
-    "RECIPE",
-    "SCOPES",
-    "Budget",
-    "ConfigError",
-    "Finetuning",
+    "RESUMABLE_CHANGES",
+    "TOP_LEVEL",
     "PruneConfig",
-    "Removal",
-    "Stopping",
-    "Target",
     "flat_names",
 ]
 

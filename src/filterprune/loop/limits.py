@@ -77,8 +77,8 @@ def start_warnings(config: PruneConfig, sizes: Sequence[int]) -> list[str]:
             "raise --max-iterations or --amount"
         )
     amount = config.amount_for(1)
-    share = layer_share(
-        config, amount / base_total if isinstance(amount, int) and base_total else 0
+    share = config.removal.layer_fraction(
+        amount / base_total if isinstance(amount, int) and base_total else 0
     )
     cap = layer_cap(sizes, max_layer_fraction=share, min_channels=config.min_channels)
     if isinstance(amount, int) and amount > cap:
@@ -91,11 +91,6 @@ def start_warnings(config: PruneConfig, sizes: Sequence[int]) -> list[str]:
     return warnings
 
 
-def layer_share(config: PruneConfig, fraction: float) -> float:
-    """The per-layer cap of an iteration removing ``fraction`` of the prunable channels."""
-    return config.removal.layer_fraction(fraction)
-
-
 def short_step_warning(
     config: PruneConfig, iteration: int, asked: int, removed: int, fraction: float
 ) -> str | None:
@@ -104,7 +99,7 @@ def short_step_warning(
         return None
     return (
         f"iteration {iteration} removed {removed} of the {asked} channels asked for: each "
-        f"iteration takes at most max_layer_fraction={layer_share(config, fraction):g} "
+        f"iteration takes at most max_layer_fraction={config.removal.layer_fraction(fraction):g} "
         "(--max-layer-fraction) of any layer, keeping min_channels="
         f"{config.min_channels} (--min-channels) and round_to"
     )

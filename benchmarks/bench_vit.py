@@ -43,7 +43,13 @@ FAMILIES = (
     "vision_transformer", "deit", "swin_transformer", "swin_transformer_v2", "beit", "eva",
     "pit", "cait", "xcit", "levit", "mobilevit", "efficientformer", "tiny_vit", "fastvit",
     "metaformer", "efficientvit_mit", "maxxvit", "twins", "convit", "crossvit",
+    "swin_transformer_v2_cr", "vision_transformer_relpos", "vision_transformer_sam",
+    "vision_transformer_hybrid", "efficientformer_v2", "efficientvit_msra", "nextvit", "pvt_v2",
+    "gcvit", "davit", "coat", "mvitv2", "hiera", "hieradet_sam2", "nest", "tnt", "volo",
+    "visformer", "vitamin", "shvit", "swiftformer", "byoanet", "naflexvit", "edgenext",
 )  # fmt: skip
+#: Named models beside the smallest of each family (a family's smallest may be a test model).
+EXTRA = ("coatnet_nano_rw_224", "maxvit_nano_rw_256", "mobilevit_xxs", "levit_128s")
 #: The goal models of issue 30, always measured.
 GOALS = ("vit_tiny_patch16_224", "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224")
 
@@ -189,7 +195,7 @@ def main() -> None:
         torch.set_num_threads(1)
         print(json.dumps(one(args.one)))
         return
-    names = args.models or list(dict.fromkeys([*GOALS, *filter(None, map(pick, FAMILIES))]))
+    names = args.models or list(dict.fromkeys([*GOALS, *filter(None, map(pick, FAMILIES)), *EXTRA]))
     done = set()
     if os.path.exists(args.out):
         with open(args.out) as f:

@@ -25,6 +25,7 @@ from ._modes import restore_training, training_flags
 from .graph import labels as L
 from .graph.elements import UNTRACKED
 from .graph.groups import DependencyGraph
+from .graph.heads import pair_read_width
 from .graph.specs import AttrSpec, is_builtin_layer
 from .graph.tracer import OpRecord, Tracer, meta_copy, meta_inputs, prepare_inputs
 from .surgery import apply_plan
@@ -345,6 +346,8 @@ def verify(
         if not found:
             return rounds
         culprits = found.culprits or found.unverified[:1]
+        paired = {id(r) for r in culprits if pair_read_width(graph, r)}  # reshape(B, N, C)
+        culprits = [r for r in culprits if id(r) not in paired]
         fresh = []
         for r in culprits:
             key = (r.where, r.name)

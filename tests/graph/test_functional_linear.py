@@ -54,15 +54,19 @@ def test_a_bias_of_fixed_length_keeps_the_qkv_channels_and_names_the_op():
     assert model.patch.out_channels < original.patch.out_channels  # the rest still prunes
 
 
-def test_a_width_read_from_the_input_keeps_the_stream_and_the_heads_and_says_where():
+def test_a_width_read_from_the_input_pairs_the_heads_with_the_stream():
     # ``reshape(B, N, C)`` ties the heads' total width to the embedding width read from
-    # ``x.shape``: neither can shrink alone, and no unit holds both, so both stay
+    # ``x.shape``: the probe pairs embedding channels h * head_dim ... with head h, so
+    # both shrink alike (every block's head h with the same stream channels) and stay equal
     original, model, plan, graph = _pruned("beit")
-    assert model.patch.out_channels == original.patch.out_channels
-    for before, after in zip(original.blocks, model.blocks, strict=True):
-        assert after.attn.num_heads == before.attn.num_heads
-        assert after.mlp.fc1.out_features < before.mlp.fc1.out_features  # the MLP still prunes
-    stream = graph.group("patch").reasons
-    assert any("another tensor's size" in r and "sizes_zoo.py:" in r for r in stream), stream
-    heads = graph.group("blocks.0.attn.qkv").reasons
-    assert any("'reshape'" in r and "sizes_zoo.py:" in r for r in heads), heads
+    group = graph.group("patch")
+    assert set(group.heads) == {f"blocks.{i}.attn.num_heads" for i in range(len(model.blocks))}
+    hd = original.blocks[0].attn.qkv.out_features // (3 * original.blocks[0].attn.num_heads)
+    gone = original.blocks[0].attn.num_heads - model.blocks[0].attn.num_heads
+    assert gone >= 1
+    assert model.patch.out_channels == original.patch.out_channels - gone * hd
+    for after in model.blocks:
+        assert after.attn.num_heads * hd == model.patch.out_channels == after.attn.proj.in_features
+    fresh = ZOO["beit"]()
+    fp.apply_plan(fresh, fp.Plan.from_json(plan.to_json()))
+    fresh(_x())  # the plan alone rebuilds a model that runs

@@ -157,6 +157,58 @@ class HeadBook:
                         _add_count(tr, name, elements, size)
 
 
+def pair_read_width(graph: Any, record: Any) -> bool:
+    """Pair the heads merged back by ``record`` with the width the code read from another tensor.
+
+    BEiT, Swin-V2 and EVA end attention with ``x.transpose(1, 2).reshape(B, N, C)``, ``C`` read
+    from the block's input (``B, N, C = x.shape``): the heads' total width must stay the
+    embedding width. Called by the probe when a pruned copy shows that such a reshape (one
+    output dimension, carrying attention-head channels only) kept its length while the heads
+    lost some: if the reshape's module read, before it, the size of a tensor with one channel
+    dimension of that length and other channels, position ``p`` of those channels is paired
+    with position ``p`` of the heads. Removing head ``h`` then removes channels
+    ``h * head_dim ... (h + 1) * head_dim - 1`` of the embedding with it (every block's head
+    ``h`` on one stream), so both widths shrink alike and stay equal. Returns whether it paired.
+
+    Args:
+        graph: The :class:`~.groups.DependencyGraph` being probed (its ``sets`` are merged).
+        record: The culprit op (``OpRecord``) of the pruned copy's disagreement.
+    """
+    if record.name not in _RESHAPE_OPS:
+        return False
+    heads = {c for g in graph.groups if g.heads for c in g.classes}
+    paired = False
+    for other in graph.ops:  # the same line in every block
+        if (other.where, other.name) == (record.where, record.name) and heads:
+            paired |= _pair_one(graph, other, heads)
+    return paired
+
+
+def _pair_one(graph: Any, record: Any, heads: set[int]) -> bool:
+    if len(record.outputs) != 1:
+        return False
+    lab = record.outputs[0]
+    dims = L.varying_dims(lab)
+    if len(dims) != 1:
+        return False
+    size = lab.shape[dims[0]]
+    roots = graph.sets.roots()
+    merged = L.vector(lab, dims[0], size)
+    own = {int(roots[e]) for e in merged}
+    if not own <= heads:
+        return False
+    for module, before, read in graph.size_reads:
+        found = [a for a in L.varying_dims(read) if read.shape[a] == size]
+        if module != record.module or before > record.index or len(found) != 1:
+            continue
+        width = L.vector(read, found[0], size)
+        if {int(roots[e]) for e in width} & own:
+            continue  # the heads' own channels (or paired already)
+        graph.sets.union_pairs(zip(width, merged, strict=True))
+        return True
+    return False
+
+
 def _merge_columns(tr: TraceState, after: torch.Tensor, dims: list[int]) -> None:
     """Column ``j`` of every row is one unit (the code recomputes the columns from the count)."""
     grid = after.movedim(dims, list(range(len(dims)))).reshape(-1, after.shape[dims[-1]])

@@ -55,8 +55,18 @@ def count_params(model: nn.Module) -> int:
 def _run_counter(model: nn.Module, example_inputs: ExampleInputs) -> FlopCounterMode:
     inputs = to_device(as_input_tuple(example_inputs), model_device(model))
     counter = FlopCounterMode(display=False)
-    with eval_mode(model), torch.no_grad(), counter:
-        model(*inputs)
+    # FlopCounterMode's module tracker hooks every module input that requires grad; a view of a
+    # parameter made under no_grad (PiT's ``cls_token.expand(...)`` passed on in a tuple)
+    # requires grad without a grad function and fails it, so no parameter requires grad here
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in frozen:
+            p.requires_grad_(False)
+        with eval_mode(model), torch.no_grad(), counter:
+            model(*inputs)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
     return counter
 
 

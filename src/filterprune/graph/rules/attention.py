@@ -12,6 +12,7 @@ import torch
 
 from .. import labels as L
 from .base import TraceState, _unknown, rule
+from .elementwise import _label_params
 
 _SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 
@@ -29,6 +30,28 @@ def heads_aligned(lab: torch.Tensor, heads: int, nd: int) -> torch.Tensor:
     if nd < 3 or n in (1, heads) or heads % n:
         return lab
     return lab.repeat_interleave(heads // n, dim=-3)
+
+
+def _join_mask(
+    tr: TraceState, name: str, mask: object, lq: torch.Tensor, nd: int, whole: bool
+) -> None:
+    """A float ``attn_mask`` is added to the attention map: where it varies by head (BEiT's
+    relative-position bias, ``(1, heads, N, N)``), its head ``h`` goes with head ``h``."""
+    if not isinstance(mask, torch.Tensor) or not mask.is_floating_point() or nd < 3:
+        return
+    if mask.dim() > nd:
+        return
+    heads = lq.narrow(-1, 0, 1).narrow(-2, 0, 1)
+    shape = (1,) * (nd - mask.dim()) + tuple(mask.shape)
+    labs = [L.align(tr.label(mask), nd), heads]
+    _label_params(tr, [mask, None], labs, [shape, tuple(heads.shape)])  # a table's view
+    lm = labs[0]
+    if not L.varying_dims(lm):
+        return
+    if whole and not {nd - 2, nd - 1} & set(L.varying_dims(lm)):
+        tr.union(lm, heads)
+        return
+    tr.freeze(lm, tr.reason(f"op '{name}'", "its mask varies where the heads cannot follow"))
 
 
 @rule("scaled_dot_product_attention")
@@ -66,6 +89,7 @@ def _sdpa(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         )
         for lab in summed:
             tr.freeze(lab, reason)
+    _join_mask(tr, name, _arg(args, kwargs, 3), lq, nd, mode == "whole")
     result = lv
     if mode != "whole":  # heads not found: only v's own columns pass through
         batch = [d for d in L.varying_dims(lv) if d < nd - 2]

@@ -43,6 +43,7 @@ def _elementwise(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     reals = [(1,) * (nd - t.dim()) + tuple(t.shape) for t in inputs]
     if tr.params:
         _label_params(tr, inputs, labs, reals)
+        _pointwise_of_param(tr, inputs, outs)
     varying = set().union(*(L.varying_dims(lab) for lab in labs)) if labs else set()
     parts = []
     for lab, real in zip(labs, reals, strict=True):
@@ -99,6 +100,21 @@ def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None
                 elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), axis)
                 labs[i] = L.along(d, nd, elems)
                 break
+
+
+def _pointwise_of_param(tr: TraceState, inputs: list, outs: list) -> None:
+    """``clamp(self.logit_scale, max=4.6).exp()`` (Swin-V2): an element-wise function of one
+    parameter and numbers, of the parameter's shape, counts as the parameter (slicing commutes
+    with it), so it can meet the channels as a per-channel member."""
+    if len(inputs) != 1 or len(outs) != 1 or id(inputs[0]) not in tr.params:
+        return
+    x, y = inputs[0], outs[0]
+    if tuple(x.shape) != tuple(y.shape) or bool((tr.label(x) != UNTRACKED).any()):
+        return
+    tr.params[id(y)] = tr.params[id(x)]
+    for table in (tr.param_origin, tr.param_axes):
+        if id(x) in table:
+            table[id(y)] = table[id(x)]
 
 
 @rule(

@@ -66,6 +66,8 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     if target == "cat" and tr.params:
         _label_tokens(tr, args, kwargs)
     largs, lkwargs = _as_labels(tr, args), _as_labels(tr, kwargs)
+    if target == "cat":
+        largs = _join_rows(tr, args, kwargs, largs)
     try:
         if target in ("cat", "stack"):
             result = getattr(torch, target)(*largs, **lkwargs)
@@ -138,6 +140,33 @@ def _label_tokens(tr: TraceState, args: tuple, kwargs: dict) -> None:
         axis = tr.param_axes.get(id(t), d)
         elems = tr.param_elements(name, L.vector(lab, d, lab.shape[d]), axis)
         tr.relabel(t, L.along(d, nd, elems))
+
+
+def _join_rows(tr: TraceState, args: tuple, kwargs: dict, largs: Any) -> Any:
+    """Tensors concatenated along a dimension other than their one channel dimension share it.
+
+    ``torch.cat((cls_tokens, x), dim=1)`` with the class tokens from a Linear and ``x`` from a
+    convolution (PiT's pooling stage): channel ``c`` of the result is channel ``c`` of every
+    piece, so the pieces' channels are merged position by position and labelled alike.
+    """
+    pieces = args[0] if args else kwargs.get("tensors")
+    if not isinstance(pieces, (list, tuple)) or len(pieces) < 2 or not isinstance(largs, tuple):
+        return largs
+    nd = pieces[0].dim()
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0) % nd
+    labelled = [tr.label(t) for t in pieces]
+    axes = {tuple(L.varying_dims(lab)) for lab in labelled}
+    if len(axes) != 1 or len(next(iter(axes))) != 1:
+        return largs
+    (c,) = next(iter(axes))
+    if c == dim or any((lab == UNTRACKED).any() for lab in labelled):
+        return largs
+    first = L.vector(labelled[0], c, pieces[0].shape[c])
+    for lab, t in zip(labelled[1:], pieces[1:], strict=True):
+        tr.union(L.along(c, nd, first), L.along(c, nd, L.vector(lab, c, t.shape[c])))
+    row = L.along(c, nd, first)
+    joined = [row.expand(t.shape) for t in pieces]
+    return (type(largs[0])(joined), *largs[1:])
 
 
 def _constant_through(tr: TraceState, args: tuple, kwargs: dict, out: Any) -> bool:

@@ -17,6 +17,23 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _latency_tables_in_a_temporary_folder(tmp_path_factory):
+    """Latency lookup tables (widths="measured", cost="latency") are cached per machine in the
+    user's cache folder; tests, including the CLI in subprocesses, keep theirs in a temporary one."""
+    import os
+
+    from filterprune.measure.latency_table import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("latency-tables"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture
 def tiny() -> FlattenNet:
     torch.manual_seed(0)

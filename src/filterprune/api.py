@@ -262,6 +262,7 @@ def prune(
     ignore: Ignore | None = None,
     scope: str | None = None,
     round_to: int | None = None,
+    widths: str | None = None,
     min_channels: int | None = None,
     max_fraction: float | None = None,
     bins: Sequence[tuple[int, float]] | None = None,
@@ -275,6 +276,7 @@ def prune(
     cost: str | None = None,
     criterion_options: dict[str, Any] | None = None,
     scores_out: dict[str, torch.Tensor] | None = None,
+    width_chooser: Any = None,
     **criterion_context: Any,
 ) -> Plan:
     """Remove ``amount`` of the channels of ``model`` in place, lowest-scored first.
@@ -298,6 +300,9 @@ def prune(
         ignore: Modules whose output channels must stay (names, patterns, objects or types).
         scope: ``"global"`` (default) or ``"per_group"`` (which turns the default cost term off).
         round_to: Keep a multiple of this many channels per group.
+        widths: ``"any"`` (default) or ``"measured"``: move each pruned group's width to the
+            widest of the fastest widths near the ranking's choice, timed on this machine at the
+            batch size of ``example_inputs`` (see :class:`filterprune.Selection`).
         min_channels: Keep at least this many channels per group.
         max_fraction: A global ranking removes at most this fraction of any one group
             (default: 2.5 times ``amount``, at most 1).
@@ -314,6 +319,9 @@ def prune(
         scores_out: A dict that receives the scores the selection used (as :func:`rank`
             returns them: group name -> 1-D tensor, in the numbering before this call), e.g.
             to report score distributions without ranking twice.
+        width_chooser: With ``widths="measured"``, the chooser to use (a
+            :class:`filterprune.measure.staircase.StaircaseWidths`, e.g. to time at another batch
+            size or share its table across calls); default: one timing ``example_inputs``.
         **criterion_context: Passed to data-driven criteria (``batches``, ``loss_fn``, ...).
 
     Returns:
@@ -324,6 +332,7 @@ def prune(
         amount=amount,
         scope=scope,
         round_to=round_to,
+        widths=widths,
         min_channels=min_channels,
         max_fraction=max_fraction,
         bins=None if bins is None else tuple(bins),
@@ -365,7 +374,14 @@ def prune(
     if scores_out is not None:
         scores_out.update(scores)
     with gc_paused():
-        removed = select(graph, scores, selection)
+        if selection.widths == "measured" and width_chooser is None:
+            from .measure.staircase import StaircaseWidths
+
+            width_chooser = StaircaseWidths(model, example_inputs)
+        chooser = width_chooser if selection.widths == "measured" else None
+        removed = select(graph, scores, selection, widths=chooser)
+        if chooser is not None:
+            chooser.save()
         plan = graph.plan(removed)
         apply_plan(model, plan)
         graph.update(plan)

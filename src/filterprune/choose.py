@@ -27,6 +27,10 @@ logger = logging.getLogger("filterprune")
 __all__ = ["Selection", "match_modules", "producing_layers", "select", "unselected_layers"]
 
 
+#: ``widths(group, keep, lowest) -> keep``: a group's width, given the ranking's and the least allowed
+Widths = Callable[[Group, int, int], int]
+
+
 def _lowest(scores: torch.Tensor, k: int) -> list[int]:
     if k <= 0:
         return []
@@ -39,10 +43,40 @@ def _rounded_removal(n: int, k: int, sel: Selection, cap: float = 1.0) -> int:
     return max(0, min(n - min(keep, n), sel.max_removable(n, cap)))
 
 
-def select(
-    graph: DependencyGraph, scores: dict[str, torch.Tensor], selection: Selection
+def _on_staircase(
+    out: dict[str, list[int]],
+    groups: list[Group],
+    scores: dict[str, torch.Tensor],
+    selection: Selection,
+    widths: Widths,
+    cap: float,
 ) -> dict[str, list[int]]:
-    """Indices (within each group) of the channels to remove."""
+    """``out`` with each touched group's width moved to the one ``widths`` chooses: the lowest
+    scores of the group go, as many as the chosen width leaves."""
+    for g in groups:
+        k = len(out[g.name])
+        if not k:
+            continue
+        lowest = g.size - selection.max_removable(g.size, cap)
+        keep = widths(g, g.size - k, lowest)
+        if keep != g.size - k:
+            out[g.name] = _lowest(scores[g.name], g.size - max(lowest, min(g.size, keep)))
+    return out
+
+
+def select(
+    graph: DependencyGraph,
+    scores: dict[str, torch.Tensor],
+    selection: Selection,
+    widths: Widths | None = None,
+) -> dict[str, list[int]]:
+    """Indices (within each group) of the channels to remove.
+
+    ``widths(group, keep, lowest)``, where given, moves each touched group's width from the
+    ``keep`` the ranking chose to one it prefers, no lower than ``lowest`` (the limits of
+    ``selection``): :class:`filterprune.measure.staircase.StaircaseWidths` picks widths on
+    measured latency staircases.
+    """
     groups: list[Group] = [g for g in graph.prunable if g.name in scores]
     for g in groups:
         if scores[g.name].numel() != g.size:
@@ -54,10 +88,12 @@ def select(
         out = {}
         for g in groups:
             share = g.size * selection.fraction_for(g.size)
-            # a head is a coarse unit: rounded to the nearest, 30 % of 3 heads is one
-            k = math.floor(share + (0.5 if g.heads else 1e-9))
+            # coarse units (heads; a channel inside every group of a grouped conv, which covers
+            # one channel per group) round to the nearest: 30 % of 3 heads is one, of 16 is five
+            coarse = bool(g.heads) or (g.size > 0 and g.width(0) > 1)
+            k = math.floor(share + (0.5 if coarse else 1e-9))
             out[g.name] = _lowest(scores[g.name], _rounded_removal(g.size, k, selection))
-        return out
+        return out if widths is None else _on_staircase(out, groups, scores, selection, widths, 1.0)
     total = sum(g.size for g in groups)
     if is_int(selection.amount):  # a channel count
         budget = min(selection.amount, total)
@@ -79,7 +115,7 @@ def select(
         k = _rounded_removal(g.size, len(taken[gi]), selection, cap)
         chosen = taken[gi]  # ascending score order: keep the lowest k after rounding
         out[g.name] = sorted(chosen[:k])
-    return out
+    return out if widths is None else _on_staircase(out, groups, scores, selection, widths, cap)
 
 
 # ----- which layers -----------------------------------------------------------------------------

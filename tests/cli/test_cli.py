@@ -233,6 +233,24 @@ def test_eval_compare_is_an_ab_of_two_checkpoints(baseline, pruned):
     assert "| Latency |" not in text  # plain Markdown tables, no caption rows
 
 
+def test_eval_compare_times_onnxruntime_side_by_side_too(baseline, pruned, capsys):
+    pytest.importorskip("onnxruntime")
+    code, out, _ = run_cli(capsys, "eval", "--compare", baseline, "--load", pruned,
+                           "--runtime", "eager", "onnxruntime", "--batch-sizes", "1", "2",
+                           "--rounds", "3", "--repeats", "2", "--json")  # fmt: skip
+    assert code == 0
+    result = json.loads(out)  # --runtime implies --latency
+    for key, runtime in (("latency", "eager"), ("onnxruntime_latency", "onnxruntime")):
+        assert [r["batch_size"] for r in result[key]] == [1, 2]
+        for record in result[key]:
+            assert record["runtime"] == runtime and record["rounds"] == 3
+            assert record["threads"] == 1 and len(record["round_speedups"]) == 3
+            assert record["speedup_low"] <= record["speedup"] <= record["speedup_high"]
+            assert record["original_median_ms"] > 0 and record["median_ms"] > 0
+    code, _, err = run_cli(capsys, "eval", "--load", pruned, "--runtime", "onnxruntime")
+    assert_one_line_error(code, err, "--runtime", "--compare ORIGINAL")
+
+
 def test_resume_extends_a_finished_run(pruned, capsys, tmp_path):
     import shutil
 

@@ -117,3 +117,23 @@ def test_no_pacing_without_a_latency_goal():
     assert paced_amount(PruneConfig(targets=["macs=-50%"]), rows, 0.2) == 0.2
     assert paced_amount(PruneConfig(targets=["latency=-50%"]), rows, 7) == 7  # a count
     assert paced_amount(PruneConfig(targets=["latency=-50%"]), rows, 0.2) < 0.2
+
+
+def test_a_latency_run_reports_what_its_lookup_table_predicts(monkeypatch):
+    result, _ = _run(monkeypatch, [[1.0] * 5, [1.5] * 5, [2.05] * 5])
+    rows = result.rows
+    assert rows[0]["table_speedup"] == 1.0  # the starting model against itself: same entries
+    assert rows[-1]["table_speedup"] > 1.0  # narrower layers, measured faster
+    assert PruneConfig(targets=["latency=-50%"]).widths == "measured"
+
+
+def test_the_report_states_the_tables_error_against_the_measured_speed_up():
+    from filterprune.report import iteration_table
+
+    rows = [
+        {"iteration": 0, "macs": 100, "speedup": 1.0, "table_speedup": 1.0},
+        {"iteration": 1, "macs": 40, "speedup": 2.0, "speedup_low": 1.9, "speedup_high": 2.1,
+         "table_speedup": 2.4},
+    ]  # fmt: skip
+    notes = iteration_table(rows).notes
+    assert any("predicted 2.40x" in n and "+20 %" in n for n in notes), notes

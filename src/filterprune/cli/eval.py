@@ -77,6 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds", type=int, default=5, help="alternating rounds with --compare (default 5)"
     )
     timing.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=("eager", "onnxruntime"),
+        default=["eager"],
+        help="with --compare: time in eager PyTorch (default) and/or onnxruntime (both models "
+        "exported to ONNX; needs the onnx extra), each side by side",
+    )
+    timing.add_argument(
         "--repeats", type=int, default=10, help="timed calls per model and round (default 10)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -92,6 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import report
 
+    if args.runtime != ["eager"] and args.compare is None:
+        raise CLIError(
+            "--runtime times two models side by side: give the reference with --compare ORIGINAL"
+        )
     info = model_info(args, args.load)
     task_name = args.task or info.get("task")
     if task_name is None:
@@ -150,13 +162,14 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
         task=task_name,
         channel_txt=args.channel_txt,
         spec=args.spec,
-        latency=args.latency,
+        latency=args.latency or args.runtime != ["eager"],
         batch_sizes=tuple(args.batch_sizes),
         threads=args.threads,
         rounds=args.rounds,
         repeats=args.repeats,
         device=args.device,
         trust_code=trust(args),
+        runtimes=tuple(dict.fromkeys(args.runtime)),
     )
     _check_finite(args.compare, out["original"]["metrics"])
     _check_finite(args.load, out["model"]["metrics"])
@@ -192,9 +205,9 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
     table.title = "A/B comparison"
     print(f"A/B comparison: {args.load} against {args.compare}\n")
     print(report.to_markdown(table))
-    if first:
-        timing = report.latency_table(
-            [{"iteration": "model vs original", "latency": out["latency"]}]
-        )
-        print(report.to_markdown(timing))
+    for key, label in (("latency", "eager PyTorch"), ("onnxruntime_latency", "onnxruntime")):
+        if out.get(key):
+            timing = report.latency_table([{"iteration": f"{label}: model vs original",
+                                            "latency": out[key]}])  # fmt: skip
+            print(report.to_markdown(timing))
     return 0

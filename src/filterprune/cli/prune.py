@@ -134,7 +134,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the per-layer L2 normalisation of scores",
     )
     p.add_argument(
-        "--round-to", type=int, metavar="N", help="keep multiples of N channels per layer"
+        "--round-to",
+        type=int,
+        metavar="N",
+        help="keep multiples of N channels per layer (overrides --widths measured)",
+    )
+    p.add_argument(
+        "--widths",
+        choices=("any", "measured"),
+        help="'measured': move each pruned layer's width (by at most 12.5%%) to the widest of "
+        "the fastest widths on its latency staircase, timed on this machine and cached; "
+        "default: measured with a latency target, else any",
     )
     p.add_argument(
         "--min-channels", type=int, metavar="N", help="keep at least N channels per layer"
@@ -361,6 +371,7 @@ def flag_values(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any
         "cost": args.cost,
         "normalize": args.normalize,
         "round_to": args.round_to,
+        "widths": args.widths,
         "min_channels": args.min_channels,
         "max_layer_fraction": args.max_layer_fraction,
         "include": args.include,

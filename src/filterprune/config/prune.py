@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..measure.latency_config import LatencyConfig
 from .base import SettingsData, is_int
 from .ranking import Ranking
-from .recipe import resolve_cost, resolve_scope
+from .recipe import resolve_cost, resolve_scope, resolve_widths
 from .sections import Budget, Finetuning, Removal, Stopping
 from .selection import Selection
 
@@ -213,6 +213,7 @@ class PruneConfig:
             )
         removal, ranking = resolve_scope(self.removal, self.ranking, owner="PruneConfig")
         ranking = resolve_cost(ranking, self.stopping.targets)
+        removal = resolve_widths(removal, self.stopping.targets)
         object.__setattr__(self, "removal", removal)
         object.__setattr__(self, "ranking", ranking)
         if not isinstance(self.measure_latency, bool):

@@ -15,7 +15,7 @@ sections of :class:`~filterprune.PruneConfig`:
 
 docs/benchmarks.md ("Fashion-MNIST") holds the comparison these values come from.
 
-Two rules adapt the recipe to what else is set, and live here:
+These rules adapt the recipe to what else is set, and live here:
 
 * :func:`data_free_criterion`: :func:`filterprune.prune` and :func:`filterprune.rank` called
   without data (no ``batches``, ``step_fn`` or ``loss_fn``) cannot compute Taylor scores; with the
@@ -24,6 +24,8 @@ Two rules adapt the recipe to what else is set, and live here:
   recipe's default cost term off; a cost term the user set with a per-group scope is refused;
 * :func:`resolve_cost`: a run whose target is latency charges each channel its layer's measured
   forward time (``cost="latency"``) instead of its MACs, unless ``cost`` was set.
+* :func:`resolve_widths`: a run whose target is latency chooses widths on measured latency
+  staircases (``widths="measured"``), unless ``widths`` or ``round_to`` was set.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "SCOPE",
     "data_free_criterion",
     "resolve_cost",
+    "resolve_widths",
     "resolve_scope",
 ]
 
@@ -130,3 +133,13 @@ def resolve_cost(ranking: Any, targets: Any) -> Any:
     if wants_time and ranking.is_default("cost") and ranking.flops_reg > 0:
         return ranking.replace(cost="latency")
     return ranking
+
+
+def resolve_widths(removal: Any, targets: Any) -> Any:
+    """``removal`` choosing widths on measured latency staircases when a target is latency and
+    neither ``widths`` nor ``round_to`` was given: one global multiple fits no machine's blocks
+    at every layer and batch size (docs/benchmarks.md, "Widths the hardware likes")."""
+    wants_time = any(getattr(t, "quantity", None) == "latency" for t in targets)
+    if wants_time and removal.is_default("widths") and removal.round_to == 1:
+        return removal.replace(widths="measured")
+    return removal

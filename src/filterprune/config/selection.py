@@ -16,9 +16,10 @@ from ..errors import ConfigError
 from . import recipe
 from .base import Default, SettingsData, fail, is_int, is_number, strings
 
-__all__ = ["LAYER_FILTERS", "SCOPES", "Selection", "round_up"]
+__all__ = ["LAYER_FILTERS", "SCOPES", "WIDTHS", "Selection", "round_up"]
 
 SCOPES = ("per_group", "global")
+WIDTHS = ("any", "measured")
 LAYER_FILTERS = ("include", "exclude", "layer_types", "layers")
 
 
@@ -55,6 +56,11 @@ class Selection(SettingsData):
             ``None`` (default): 2.5 times the share the step removes, at most 1 (0.25 at the
             default amount 0.1), so that one step cannot empty a small layer.
         round_to: Keep a multiple of this many channels per group.
+        widths: ``"any"`` (default): every width the ranking and ``round_to`` leave;
+            ``"measured"``: each pruned group's width moves (by at most 12.5 %) to the widest
+            of the fastest widths on its layers' measured latency staircase
+            (:mod:`filterprune.measure.staircase`). A run whose target is latency measures
+            them unless ``round_to`` or ``widths`` is given.
         bins: Optional per-width fractions, ``((max_width, fraction), ...)`` ascending: a group of
             ``n`` channels uses the fraction of the first bin with ``n <= max_width`` (per-group
             scope; Ridurre's bins).
@@ -72,6 +78,7 @@ class Selection(SettingsData):
     min_channels: int = 1
     max_fraction: float | None = None
     round_to: int = 1
+    widths: str = Default("any")  # type: ignore[assignment]
     bins: tuple[tuple[int, float], ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -106,6 +113,15 @@ class Selection(SettingsData):
         for name in ("min_channels", "round_to"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 fail(own, name, getattr(self, name), "need an int >= 1")
+        if self.widths not in WIDTHS:
+            fail(own, "widths", self.widths, f"need one of {WIDTHS}")
+        if self.widths == "measured" and self.round_to > 1:
+            fail(
+                own,
+                "widths",
+                self.widths,
+                f"round_to={self.round_to} fixes the widths to its multiples; give one of them",
+            )
         if self.max_fraction is not None and (
             not is_number(self.max_fraction) or not 0.0 < self.max_fraction <= 1.0
         ):

@@ -34,6 +34,7 @@ from ..api import analyze, count, prune
 from ..config import Budget, ConfigError, PruneConfig
 from ..config.recipe import data_free_criterion
 from ..criteria import get_criterion
+from ..measure._forward import as_input_tuple
 from ..measure.machine import machine_info
 from ..plan import Plan
 from ..store.lock import run_lock
@@ -159,6 +160,7 @@ class PruningLoop(RunRecord):
         self.divergence: str | None = None  # what a NaN/inf finetuning reported
         self.collapse: str | None = None  # what the collapse guard saw
         self.original: nn.Module | None = None  # the starting model, timed beside each iteration
+        self._table: Any = None  # the latency lookup table of widths="measured" (one per run)
 
     # ----- measurement -----------------------------------------------------------------------
     def _evaluate(self) -> dict[str, float]:
@@ -187,10 +189,46 @@ class PruningLoop(RunRecord):
             original = self.original if self.original is not None else self.model
             timed = compare_latencies(original, self.model, self.example, self.config.latency)
             row.update(latency_fields(timed, self.model))
+            if self.config.removal.widths == "measured":
+                row["table_speedup"] = self._table_speedup(original)
         if self._graph is None:
             self._graph = analyze(self.model, self.example, ignore=self.ignore)
         row["channels"] = channel_groups(self._graph)  # each channel once, by its producers
         return self.replicas.shared(row), weights
+
+    # ----- the latency lookup table (widths="measured") --------------------------------------
+    def _timed_example(self) -> Any:
+        """The example at the first timed batch size and input size: what the target times."""
+        from ..measure.latency import _batched
+        from ..measure.latency_config import _timed_input
+
+        cfg = self.config.latency
+        inputs = as_input_tuple(_timed_input(self.example, cfg.input_size))
+        return _batched(inputs, cfg.batch_sizes[0])
+
+    def _latency_table(self) -> Any:
+        if self._table is None:
+            from ..measure.latency_table import LatencyTable
+
+            self._table = LatencyTable(threads=self.config.latency.threads)
+        return self._table
+
+    def _width_chooser(self) -> Any:
+        """Chooses widths on this machine's latency staircases, at the batch size timed."""
+        from ..measure.staircase import StaircaseWidths
+
+        return StaircaseWidths(self.model, self._timed_example(), self._latency_table())
+
+    def _table_speedup(self, original: nn.Module) -> float:
+        """The speed-up the lookup table predicts (its conv and linear layers, summed), reported
+        beside the measured one so that the table's error is seen each iteration."""
+        from ..measure.latency_table import layer_shapes
+
+        table, timed = self._latency_table(), self._timed_example()
+        before = table.predict_ms(layer_shapes(original, timed))
+        after = table.predict_ms(layer_shapes(self.model, timed))
+        table.save()
+        return before / after if after > 0 else float("nan")
 
     def _finetune(self, budget: Budget) -> int:
         if budget.amount <= 0 or self.finetune_fn is None:
@@ -356,6 +394,7 @@ class PruningLoop(RunRecord):
             ranking=cfg.ranking,
             graph=self._graph,  # prune() updates it to follow the removal
             scores_out=self._scores,
+            width_chooser=self._width_chooser() if cfg.removal.widths == "measured" else None,
             **context,
         )
         return step, counted.count if counted is not None else 0

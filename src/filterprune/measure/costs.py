@@ -5,8 +5,10 @@ criteria (``filterprune.criteria.regularize``) shares it among the layer's chann
 
 FLOPs are a poor proxy for time where a layer is bound by memory traffic rather than arithmetic:
 high-resolution early layers move large activations at any batch size, and at batch 1 a large
-fully connected layer is bound by reading its weights. ``cost="latency"`` therefore times each
-layer's forward on this machine, at the batch size of the example inputs.
+fully connected layer is bound by reading its weights. ``cost="latency"`` therefore measures
+each layer on this machine, at the batch size of the example inputs: conv and linear layers
+from the latency lookup table (:mod:`filterprune.measure.latency_table`: the layer alone, at its
+widths, cached per machine), every other layer by timing its forward inside the model.
 """
 
 from __future__ import annotations
@@ -138,7 +140,11 @@ def layer_costs(
         raise ConfigError(f"cost must be one of {', '.join(LAYER_COSTS)}, got {cost!r}")
     args = as_input_tuple(example_inputs)
     if cost == "latency":
-        return _module_latency(model, modules, args)
+        from filterprune.measure.latency_table import layer_table_costs
+
+        tabled = layer_table_costs(model, modules, example_inputs)
+        rest = {n: m for n, m in modules.items() if not tabled.get(n)}
+        return {**tabled, **_module_latency(model, rest, args)} if rest else tabled
     if cost == "params":
         return {
             n: float(sum(p.numel() for p in m.parameters(recurse=False)))

@@ -11,8 +11,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..errors import ConfigError
 from .data import Data, default_model_args, load_data
 from .models import check_fits_data, load_model, model_factory, saved_model
+
+#: Where :func:`compare_saved` can time models.
+RUNTIMES = ("eager", "onnxruntime")
 
 __all__ = ["compare_saved", "evaluate_saved"]
 
@@ -116,6 +122,7 @@ def compare_saved(
     repeats: int = 10,
     device: str = "cpu",
     trust_code: bool = False,
+    runtimes: tuple[str, ...] = ("eager",),
 ) -> dict[str, Any]:
     """A/B of two saved models: both evaluated on the same data, then timed side by side.
 
@@ -131,24 +138,38 @@ def compare_saved(
         batch_sizes, threads, rounds, repeats: The timing settings (see ``compare_latency``).
         device: Where to evaluate and time.
         trust_code: Allow ``model`` to be ``module:function`` (see :func:`evaluate_saved`).
+        runtimes: Where to time them: ``"eager"`` (PyTorch) and/or ``"onnxruntime"`` (both
+            exported to ONNX, CPU sessions with ``threads`` intra-op threads; the ``onnx``
+            extra), each in alternating rounds.
 
     Returns:
         ``{"original": {...}, "model": {...}}`` with each model's ``metrics``, ``params``,
         ``macs`` and ``size_mb``, and ``"latency"``: one
         :meth:`~filterprune.measure.LatencyComparison.to_dict` record per batch size (both
-        latencies, the speed-up with its round range and flags).
+        latencies, the speed-up with its round range and flags); with ``"onnxruntime"`` in
+        ``runtimes``, ``"onnxruntime_latency"`` likewise.
     """
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown or not runtimes:
+        raise ConfigError(f"runtimes: need some of {RUNTIMES}, got {list(runtimes)}")
     common = {"model": model, "model_args": model_args, "task": task, "device": device}
     common["trust_code"] = trust_code
     net_b, out_b, data = _evaluated(load, data, channel_txt=channel_txt, spec=spec, **common)
     net_a, out_a, _ = _evaluated(original, data, channel_txt=None, spec=None, **common)
     result: dict[str, Any] = {"original": out_a, "model": out_b}
-    if latency:
+    if latency and "eager" in runtimes:
         from .. import measure
 
         compared = measure.compare_latency(
             net_a, net_b, data.example, batch_sizes=batch_sizes, rounds=rounds,
             repeats=repeats, threads=threads, device=device,
         )  # fmt: skip
-        result["latency"] = [c.to_dict() for c in compared]
+        result["latency"] = [{**c.to_dict(), "runtime": "eager"} for c in compared]
+    if latency and "onnxruntime" in runtimes:
+        from ..report.ort import compare_ort_latency
+
+        result["onnxruntime_latency"] = compare_ort_latency(
+            net_a.cpu(), net_b.cpu(), data.example, batch_sizes=batch_sizes,
+            threads=threads or torch.get_num_threads(), rounds=rounds, repeats=repeats,
+        )  # fmt: skip
     return result

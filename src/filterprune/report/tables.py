@@ -121,6 +121,7 @@ ITERATION_KEYS = (
     "speedup_low",
     "speedup_high",
     "latency_flags",
+    "table_speedup",
 )
 
 
@@ -179,6 +180,7 @@ def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
         "speedup",
         "speedup_low",
         "speedup_high",
+        "table_speedup",
     ):
         value = row.get(key)
         if value is not None and (not isinstance(value, Real) or value < 0):
@@ -277,6 +279,13 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("latency_flags", "Timing flags", "text"),
     ]
     notes = _iteration_notes(out_rows, metric_names, kinds) + reference_note
+    predicted, measured = rows[-1].get("table_speedup"), out_rows[-1]["speedup"]
+    if len(rows) > 1 and predicted is not None and isinstance(measured, Real) and measured > 0:
+        notes.append(
+            f"The latency lookup table predicted {predicted:.2f}x from its conv and linear "
+            f"layers alone, {(predicted / measured - 1) * 100:+.0f} % against the measured "
+            "speed-up"
+        )
     short = [  # the data ran out before --ranking-batches: say so (the loop logged it too)
         f"iteration {r['iteration']}: {r['ranking_batches']} of {r['ranking_batches_asked']}"
         for r in rows

@@ -15,7 +15,9 @@ BatchNorm, as in the paper) to the same FLOPs several ways and measures each:
   go too (lowest L1). They hold under 1 % of the FLOPs but 119 M of the 138 M weights, which a
   batch-1 forward must read.
 
-Every strategy rounds widths to ``round_to`` (8 unless said). Weights are random (latency does
+Every strategy rounds widths to ``round_to`` (8 unless said), but ``widths=measured``, which
+chooses each width on this machine's latency staircase at ``cost_batch`` (the latency lookup
+table, :mod:`filterprune.measure.staircase`). Weights are random (latency does
 not depend on them; with random weights the L1 scores carry no information, so the cost term
 alone decides the global split). Uniform pruning is one shot, its fraction bisected to land at or
 just below the target; global pruning goes in small steps until the MACs are at or below the
@@ -80,6 +82,7 @@ class Strategy:
     cost: str = "flops"
     cost_batch: int = 1  # batch size of the example the cost is measured at
     classifier: float = 0.0  # fraction of the classifier's hidden units removed afterwards
+    widths: str = "any"  # "measured": widths on this machine's latency staircases at cost_batch
 
     @property
     def key(self) -> str:
@@ -88,6 +91,8 @@ class Strategy:
             text += f" cost={self.cost}" + (f"@b{self.cost_batch}" if self.cost_batch > 1 else "")
         if self.classifier:
             text += f" +classifier={self.classifier:g}"
+        if self.widths == "measured":
+            return f"{text} widths=measured"
         return f"{text} round_to={self.round_to}"
 
 
@@ -115,6 +120,7 @@ def _prune_global(model, x, s: Strategy, target_macs: float) -> tuple[torch.nn.M
             flops_reg=s.lam,
             cost=s.cost,
             round_to=s.round_to,
+            widths=s.widths,
             graph=graph,
             max_fraction=1.0,  # as these strategies were measured: no per-layer cap
             layer_types=(),
@@ -156,6 +162,16 @@ STRATEGIES = (
     Strategy("global-lambda=0.3", "global", lam=0.3, cost="memory", classifier=0.75),
     Strategy("global-lambda=1", "global", lam=1.0, cost="latency", cost_batch=16, classifier=0.75),
     Strategy("uniform", "per_group", classifier=0.75),
+    Strategy(
+        "global-lambda=1",
+        "global",
+        lam=1.0,
+        cost="latency",
+        cost_batch=16,
+        classifier=0.75,
+        round_to=1,
+        widths="measured",
+    ),  # fmt: skip
 )
 QUICK = (STRATEGIES[0], STRATEGIES[4])
 

@@ -56,6 +56,7 @@ CACHE_ENV = "FILTERPRUNE_CACHE_DIR"
 FORMAT = 1
 BLOCKS = 5  # timed blocks per entry; the fastest block's time per call is kept
 BLOCK_SECONDS = 0.002  # each block runs at least this long
+SLOW_CALL = 0.02  # a call this slow (seconds) is timed in 2 blocks of one call, after its warm-up
 SAVE_EVERY = 64  # new entries between writes of the cache file
 
 
@@ -185,14 +186,15 @@ def layer_shapes(model: nn.Module, example_inputs: ExampleInputs) -> dict[str, L
 
 
 def _time_call_ms(layer: nn.Module, x: torch.Tensor) -> float:
-    """Milliseconds per call of ``layer(x)``: the fastest of :data:`BLOCKS` blocks."""
+    """Milliseconds per call of ``layer(x)``: the fastest of :data:`BLOCKS` blocks (2 for a
+    call slower than :data:`SLOW_CALL`, whose own length averages out the noise)."""
     with torch.inference_mode():
         started = time.perf_counter()
         layer(x)  # warm-up, and the estimate of one call
         one = max(time.perf_counter() - started, 1e-7)
         calls = max(1, math.ceil(BLOCK_SECONDS / one))
         best = math.inf
-        for _ in range(BLOCKS):
+        for _ in range(BLOCKS if one < SLOW_CALL else 2):
             started = time.perf_counter()
             for _ in range(calls):
                 layer(x)

@@ -8,7 +8,7 @@ batch and machine; :class:`StaircaseWidths` measures instead.
 
 When a pruning step has decided to keep ``k`` of a group's ``n`` channels, the chooser times the
 group's layers (every conv and linear layer whose inputs or outputs the group holds) at each
-width ``w`` within :data:`WINDOW` of ``k``, from the run's :class:`~.latency_table.LatencyTable`,
+width ``w`` within :data:`WINDOW` of ``k`` that is ``k`` or a multiple of :data:`STRIDE`, from the run's :class:`~.latency_table.LatencyTable`,
 and rates each by the time it saves per channel removed, ``(T(n) - T(w)) / (n - w)``. Of the
 widths rated within :data:`TOLERANCE` of the best, it keeps the one nearest ``k``. On a
 staircase the best rate is at the low edge of a step (all of a block's time goes with its last
@@ -34,6 +34,9 @@ logger = logging.getLogger("filterprune")
 __all__ = ["TOLERANCE", "WINDOW", "StaircaseWidths"]
 
 WINDOW = 0.125  # the width may move this fraction of the chosen one, down or up
+#: Candidate widths are the ranking's and the multiples of this within reach: SIMD blocks of
+#: channels are 4 (NEON, SSE), 8 (AVX2) or 16 (AVX-512) floats, so every step edge is on one.
+STRIDE = 4
 TOLERANCE = 0.03  # rates within 3 % of the best count as equal (a table entry's timing noise)
 
 
@@ -87,7 +90,9 @@ class StaircaseWidths:
         now = self.group_ms(group, n)
         reach = max(1, math.ceil(WINDOW * keep))
         rates = {}
-        for w in range(max(lowest, keep - reach), min(n - 1, keep + reach) + 1):
+        low, high = max(lowest, keep - reach), min(n - 1, keep + reach)
+        candidates = {w for w in range(low, high + 1) if w % STRIDE == 0} | {keep}
+        for w in sorted(c for c in candidates if low <= c <= high):
             t = self.group_ms(group, w)
             if not (math.isnan(t) or math.isnan(now)):
                 rates[w] = (now - t) / (n - w)  # time saved per channel removed

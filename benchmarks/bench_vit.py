@@ -11,10 +11,10 @@ norms randomised so the oracle has signal):
    below 1e-4; parameters and MACs kept; attention groups (heads) pruned and kept, and the
    first reason a group was kept;
 2. Torch-Pruning 1.6.1 as its ViT example asks: ``MetaPruner(..., num_heads={qkv: heads},
-   prune_num_heads=True, prune_head_dims=False, head_pruning_ratio=0.3)`` with L1 magnitude,
-   the classifier ignored, then ``num_heads``/``head_dim``/``attn_dim`` set from
-   ``pruner.num_heads`` on timm's ``Attention`` modules. Recorded: whether it ran, whether the
-   pruned model runs, parameters and MACs kept (its exactness is not checked here).
+   prune_num_heads=True, prune_head_dims=False, head_pruning_ratio=0.3)`` (separate q/k/v
+   Linears each with their count) with L1 magnitude, the classifier ignored, then
+   ``num_heads``/``head_dim``/``attn_dim`` set from ``pruner.num_heads`` on the attention
+   modules; through ``bench_timm._run_peer``, so its removals are checked by the same oracle.
 
 Needs the zoo environment (timm, Torch-Pruning), which CI never uses::
 
@@ -92,52 +92,70 @@ def run_filterprune(model, x) -> dict:
     }
 
 
+def _head_layers(model) -> dict:
+    """``{projection: head count}`` as Torch-Pruning's docs ask: each attention's fused ``qkv``
+    Linear, or its separate q/k/v Linears (k and v with the key/value head count)."""
+    found = {}
+    for m in model.modules():
+        heads = getattr(m, "num_heads", None)
+        if not isinstance(heads, int):
+            continue
+        kv = getattr(m, "num_kv_heads", None) or heads
+        if isinstance(getattr(m, "qkv", None), torch.nn.Linear):
+            found[m.qkv] = heads
+        for q, k, v in (("q", "k", "v"), ("q_proj", "k_proj", "v_proj")):
+            layers = [getattr(m, n, None) for n in (q, k, v)]
+            if all(isinstance(t, torch.nn.Linear) for t in layers):
+                found.update({layers[0]: heads, layers[1]: kv, layers[2]: kv})
+    return found
+
+
+def _set_heads(model, pruner) -> None:
+    """As Torch-Pruning's ViT example does after pruning: the modules' counts from its own."""
+    for m in model.modules():
+        layer = getattr(m, "qkv", None) or getattr(m, "q", None) or getattr(m, "q_proj", None)
+        if not isinstance(layer, torch.nn.Module) or layer not in pruner.num_heads:
+            continue
+        m.num_heads = pruner.num_heads[layer]
+        parts = 3 if layer is getattr(m, "qkv", None) else 1
+        m.head_dim = layer.out_features // (parts * m.num_heads)
+        if hasattr(m, "attn_dim"):
+            m.attn_dim = m.num_heads * m.head_dim
+        for k in ("k", "k_proj"):
+            if hasattr(m, "num_kv_heads") and getattr(m, k, None) in pruner.num_heads:
+                m.num_kv_heads = pruner.num_heads[getattr(m, k)]
+
+
 def run_peer(model, x) -> dict:
+    """Torch-Pruning with ``num_heads``, through ``bench_timm``'s runner: its removals recorded
+    as a filterprune plan and checked by the same oracle as filterprune's."""
     import torch_pruning as tp
+    from bench_timm import _run_peer
 
-    import filterprune as fp
+    heads = _head_layers(model)
+    base = tp.pruner.MetaPruner
 
-    before = fp.count(model, x)
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
-    has_weights = isinstance(head, torch.nn.Module) and next(head.parameters(), None) is not None
-    ignored = [head] if has_weights else []
-    num_heads = {
-        m.qkv: m.num_heads
-        for m in model.modules()
-        if isinstance(getattr(m, "qkv", None), torch.nn.Linear) and hasattr(m, "num_heads")
-    }
-    start = time.perf_counter()
-    pruner = tp.pruner.MetaPruner(
-        model,
-        x,
-        importance=tp.importance.MagnitudeImportance(p=1),
-        pruning_ratio=AMOUNT,
-        ignored_layers=ignored,
-        num_heads=num_heads,
-        prune_num_heads=True,
-        prune_head_dims=False,
-        head_pruning_ratio=AMOUNT,
-    )
-    pruner.step()
-    for m in model.modules():  # as Torch-Pruning's ViT example does after pruning
-        if getattr(m, "qkv", None) in pruner.num_heads:
-            m.num_heads = pruner.num_heads[m.qkv]
-            m.head_dim = m.qkv.out_features // (3 * m.num_heads)
-            if hasattr(m, "attn_dim"):
-                m.attn_dim = m.num_heads * m.head_dim
-    seconds = time.perf_counter() - start
+    class WithHeads(base):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(
+                *args,
+                num_heads=heads,
+                prune_num_heads=True,
+                prune_head_dims=False,
+                head_pruning_ratio=AMOUNT,
+                **kwargs,
+            )
+
+        def step(self, interactive: bool = False):
+            yield from super().step(interactive=True)
+            _set_heads(model, self)
+
+    tp.pruner.MetaPruner = WithHeads
     try:
-        after = fp.count(model, x)
-        runs = True
-    except Exception:  # noqa: BLE001 - a pruned model that no longer runs is a result
-        after, runs = before, False
-    return {
-        "runs": runs,
-        "params_kept": after.params / before.params,
-        "macs_kept": after.macs / before.macs,
-        "seconds": seconds,
-        "heads_given": len(num_heads),
-    }
+        row = _run_peer(model, x, AMOUNT)
+    finally:
+        tp.pruner.MetaPruner = base
+    return {**row, "heads_given": len(heads)}
 
 
 def one(name: str) -> dict:
@@ -152,31 +170,41 @@ def one(name: str) -> dict:
     return row
 
 
+def _cells(r: dict) -> str:
+    """exact (diff) | params kept | MACs kept | s of one tool's result, or its crash."""
+    if "params_kept" not in r:
+        return f"crash: {r.get('error', '?')[:70].replace('|', '/')} | | |"
+    exact = "not checked"
+    if "equivalent" in r:
+        exact = f"{'yes' if r['equivalent'] else 'NO'} ({r['relative_difference']:.0e})"
+    return f"{exact} | {r['params_kept']:.1%} | {r['macs_kept']:.1%} | {r['seconds']:.1f}"
+
+
 def table(path: str) -> str:
     lines = [
-        "| model | exact (diff) | params kept | MACs kept | s | heads: groups (kept) | "
-        "first reason kept whole | TP+num_heads: params kept | MACs kept |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | exact (diff) | params kept | MACs kept | s | head groups (kept) | "
+        "first reason kept whole | TP+num_heads exact | params kept | MACs kept | s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    rows, worse = 0, []
     with open(path) as f:
         for raw in f:
             r = json.loads(raw)
-            a, p = r.get("filterprune", {}), r.get("peer", {})
-            if "error" in a or "params_kept" not in a:
-                mine = f"crash: {a.get('error', r.get('error', '?'))[:80]} | | | | | "
-            else:
-                why = a["first_kept_reason"].replace("|", "/")[:90]
-                mine = (
-                    f"{'yes' if a['equivalent'] else 'NO'} ({a['relative_difference']:.1e}) | "
-                    f"{a['params_kept']:.1%} | {a['macs_kept']:.1%} | {a['seconds']:.1f} | "
-                    f"{a['head_groups']} ({a['head_groups_kept']}) | {why}"
-                )
-            if "params_kept" in p:
-                peer = f"{p['params_kept']:.1%}{'' if p['runs'] else ' (fails to run)'} | "
-                peer += f"{p['macs_kept']:.1%}"
-            else:
-                peer = f"crash: {p.get('error', '?')[:60]} | "
-            lines.append(f"| {r['model']} | {mine} | {peer} |")
+            a, p = r.get("filterprune", {"error": r.get("error", "?")}), r.get("peer", {})
+            rows += 1
+            heads = why = ""
+            if "params_kept" in a:
+                heads = f"{a['head_groups']} ({a['head_groups_kept']})"
+                why = a["first_kept_reason"].replace("|", "/")
+                why = why.replace("/work/zoo/lib/python3.11/site-packages/", "")[:110]
+                if p.get("equivalent") and a["params_kept"] > p["params_kept"] + 1e-3:
+                    worse.append(r["model"])
+            lines.append(f"| {r['model']} | {_cells(a)} | {heads} | {why} | {_cells(p)} |")
+    lines.append("")
+    lines.append(
+        f"{rows} models; filterprune keeps more parameters than an exact Torch-Pruning on "
+        f"{len(worse)}{': ' + ', '.join(worse) if worse else ''}."
+    )
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from torch import nn
 
-__all__ = ["restore_training", "training_flags", "training_mode"]
+__all__ = ["drop_train_caches", "restore_training", "training_flags", "training_mode"]
 
 
 def training_flags(model: nn.Module) -> dict[nn.Module, bool]:
@@ -36,5 +36,23 @@ def training_mode(model: nn.Module, mode: bool) -> Iterator[nn.Module]:
     model.train(mode)
     try:
         yield model
+    finally:
+        restore_training(flags)
+
+
+def drop_train_caches(model: nn.Module) -> None:
+    """Let modules that override ``train`` drop what they cached for eval, flags unchanged.
+
+    timm's LeViT, TinyViT, EfficientFormer and EfficientViT keep their attention bias gathered
+    for eval in a dict that ``train(True)`` clears: after pruning, that cached tensor has the
+    old head count. Each such module is switched to train mode and every flag put back.
+    """
+    own = [m for m in model.modules() if type(m).train is not nn.Module.train]
+    if not own:
+        return
+    flags = training_flags(model)
+    try:
+        for m in own:
+            m.train(True)
     finally:
         restore_training(flags)

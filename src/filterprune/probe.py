@@ -14,6 +14,7 @@ It sits above both :mod:`filterprune.graph` (whose analysis it checks) and
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from torch import nn
 from ._copy import deepcopy_module
 from ._modes import restore_training, training_flags
 from .graph import labels as L
-from .graph.elements import UNTRACKED
+from .graph.elements import UNTRACKED, ElementSets
 from .graph.groups import DependencyGraph
 from .graph.heads import pair_read_width
 from .graph.specs import AttrSpec, is_builtin_layer
@@ -326,6 +327,39 @@ def freeze_all(graph: DependencyGraph, found: Findings, rounds: int) -> None:
     graph.groups = graph._build()
 
 
+class _Pairing:
+    """Heads paired with a width the code read (:func:`~.graph.heads.pair_read_width`), tried
+    once per source line: kept if the next pruned copy agrees there, else undone."""
+
+    def __init__(self) -> None:
+        self.before: ElementSets | None = None  # the sets as they were before the last pairing
+        self.lines: set[tuple[str, str]] = set()  # the lines the last pairing was for
+        self.tried: set[tuple[str, str]] = set()
+        self.first: dict[tuple[str, str], OpRecord] = {}
+
+    def check(self, graph: DependencyGraph, culprits: list[OpRecord]) -> list[OpRecord]:
+        """The culprits still to explain: the last pairing undone if its lines show again, and
+        this round's reshapes paired where they can be."""
+        keys = {(r.where, r.name) for r in culprits}
+        if self.before is not None and keys & self.lines:
+            graph.sets = self.before  # it did not help (the head count is written in code)
+            graph.groups = graph._build()
+        self.before, self.lines = None, set()
+        snapshot = copy.deepcopy(graph.sets)
+        rest = []
+        for r in culprits:
+            key = (r.where, r.name)
+            if key not in self.tried and key not in self.first and pair_read_width(graph, r):
+                self.lines.add(key)
+            else:
+                rest.append(r)
+        self.tried |= self.lines
+        if self.lines:
+            self.before = snapshot
+            graph.groups = graph._build()
+        return rest
+
+
 def verify(
     model: nn.Module, example_inputs: Any, graph: DependencyGraph, leaf_types: tuple[type, ...]
 ) -> int:
@@ -340,14 +374,13 @@ def verify(
     rounds = 0
     first: dict[tuple[str, str], OpRecord] = {}  # each culprit line -> its first culprit
     suspected: set[tuple[str, str]] = set()  # lines whose size reads were frozen
+    pairing = _Pairing()
     for _ in range(MAX_ROUNDS):
         rounds += 1
         found = probe_once(model, example_inputs, graph, leaf_types)
         if not found:
             return rounds
-        culprits = found.culprits or found.unverified[:1]
-        paired = {id(r) for r in culprits if pair_read_width(graph, r)}  # reshape(B, N, C)
-        culprits = [r for r in culprits if id(r) not in paired]
+        culprits = pairing.check(graph, found.culprits or found.unverified[:1])
         fresh = []
         for r in culprits:
             key = (r.where, r.name)
@@ -360,6 +393,7 @@ def verify(
             first.setdefault((r.where, r.name), r)
         freeze_ops(graph, [first[(r.where, r.name)] for r in fresh])
         graph.groups = graph._build()
+        pairing.first = first
     for _ in range(FALLBACK_ROUNDS):
         rounds += 1
         found = probe_once(model, example_inputs, graph, leaf_types)

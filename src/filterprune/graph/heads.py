@@ -67,6 +67,7 @@ class HeadBook:
     split_of: dict[int, int] = field(default_factory=dict)  # element -> index of its split
     fixed: list[tuple[torch.Tensor, int, str]] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)  # sizes read from attributes (..sizes)
+    inside: list[tuple[Split, torch.Tensor, str]] = field(default_factory=list)  # cuts in heads
 
     def add_split(self, module: str, after: torch.Tensor, dims: list[int]) -> None:
         index = len(self.splits)
@@ -94,6 +95,15 @@ class HeadBook:
                 split.mode = self._decide(tr, split)
         return "whole" if all(s.mode == "whole" for s in found) else "dims"
 
+    def follow(self, tr: TraceState, attn: torch.Tensor, value: torch.Tensor) -> None:
+        """``attn @ v`` with ``v`` from its own projection (ConViT's GPSA, LeViT's ``kv``): a map
+        labelled by decided heads decides the splits of ``v`` as :meth:`attention` does."""
+        for e in torch.unique(attn).tolist():
+            i = self.split_of.get(e)
+            if i is not None and self.splits[i].mode is not None:
+                self.attention(tr, value)
+                return
+
     def _decide(self, tr: TraceState, split: Split) -> str:
         if self.mode != "whole" or len(split.dims) < 2:
             return "dims"
@@ -103,6 +113,35 @@ class HeadBook:
         cols = split.dims[-1]
         tr.union(split.after.narrow(cols, 0, 1), split.after)
         return "whole"
+
+    def within_heads(self, tr: TraceState, lab: torch.Tensor, dim: int, reason: str) -> bool:
+        """A cut of a split's channels along a dimension other than its head count, fine if the
+        heads go whole (the cut dimension keeps its length); ``reason`` freezes them if not.
+
+        LeViT, TinyViT and EfficientFormer: ``qkv.view(B, N, self.num_heads, -1).split([
+        self.key_dim, self.key_dim, self.val_dim], dim=3)`` cuts every head's columns into its
+        q, k and v; CaiT's ``q, k, v = qkv[0], qkv[1], qkv[2]`` takes the rows of the ``3``.
+        Whole heads leave those lengths as they were. Returns false where ``lab`` is not one
+        split's channels or ``dim`` is its head count (the code picks heads by position).
+        """
+        elems = torch.unique(lab).tolist()
+        index = {self.split_of.get(e) for e in elems}
+        if len(index) != 1 or None in index:
+            return False
+        split = self.splits[next(iter(index))]
+        where = _coordinates(split)
+        if any(e not in where for e in elems):
+            return False
+        along = [where[e] for e in L.vector(lab, dim, lab.shape[dim])]
+        moving = [k for k in range(len(split.dims)) if len({c[k] for c in along}) > 1]
+        if len(moving) != 1:
+            return False
+        axis = split.dims[moving[0]]
+        counts = set(int_attributes(tr.model.get_submodule(split.module)).values())
+        if axis != split.dims[-1] and split.after.shape[axis] in counts:
+            return False  # the head count's own dimension
+        self.inside.append((split, lab, reason))
+        return True
 
     def keep_size(self, lab: torch.Tensor, dim: int, reason: str) -> None:
         """Dimension ``dim`` of a tensor labelled ``lab`` must keep its length."""
@@ -114,6 +153,9 @@ class HeadBook:
         for split in self.splits:
             if split.mode in (None, "dims"):
                 _merge_columns(tr, split.after, split.dims)
+        for split, lab, reason in self.inside:
+            if split.mode != "whole":
+                tr.freeze(lab, reason)
         if not self.splits and not self.fixed and not self.spans:
             return
         roots = tr.sets.roots()
@@ -161,12 +203,13 @@ def pair_read_width(graph: Any, record: Any) -> bool:
     """Pair the heads merged back by ``record`` with the width the code read from another tensor.
 
     BEiT, Swin-V2 and EVA end attention with ``x.transpose(1, 2).reshape(B, N, C)``, ``C`` read
-    from the block's input (``B, N, C = x.shape``): the heads' total width must stay the
-    embedding width. Called by the probe when a pruned copy shows that such a reshape (one
-    output dimension, carrying attention-head channels only) kept its length while the heads
-    lost some: if the reshape's module read, before it, the size of a tensor with one channel
-    dimension of that length and other channels, position ``p`` of those channels is paired
-    with position ``p`` of the heads. Removing head ``h`` then removes channels
+    from the block's input (``B, N, C = x.shape``); Twins, ConViT, XCiT and CaiT split with
+    ``reshape(B, N, 3, self.num_heads, C // self.num_heads)``: either way the heads' total width
+    must stay the embedding width. Called by the probe when a pruned copy disagrees at such a
+    reshape: if its module read, before it, the size of a tensor with one channel dimension as
+    long as the reshape's last dimensions that carry attention-head channels (merged, or one
+    part's heads), and other channels, position ``p`` of those channels is paired with
+    position ``p`` of the heads. Removing head ``h`` then removes channels
     ``h * head_dim ... (h + 1) * head_dim - 1`` of the embedding with it (every block's head
     ``h`` on one stream), so both widths shrink alike and stay equal. Returns whether it paired.
 
@@ -189,24 +232,60 @@ def _pair_one(graph: Any, record: Any, heads: set[int]) -> bool:
         return False
     lab = record.outputs[0]
     dims = L.varying_dims(lab)
-    if len(dims) != 1:
-        return False
-    size = lab.shape[dims[0]]
     roots = graph.sets.roots()
-    merged = L.vector(lab, dims[0], size)
-    own = {int(roots[e]) for e in merged}
-    if not own <= heads:
-        return False
-    for module, before, read in graph.size_reads:
-        found = [a for a in L.varying_dims(read) if read.shape[a] == size]
-        if module != record.module or before > record.index or len(found) != 1:
+    reads = [
+        r for module, before, r in graph.size_reads
+        if module == record.module and before <= record.index
+    ]  # fmt: skip
+    for width in _read_widths(reads):
+        merged = _trailing(lab, dims, len(width))
+        if merged is None:
             continue
-        width = L.vector(read, found[0], size)
-        if {int(roots[e]) for e in width} & own:
-            continue  # the heads' own channels (or paired already)
+        own = {int(roots[e]) for e in merged}
+        if not own <= heads or {int(roots[e]) for e in width} & own:
+            continue  # not heads, or the heads' own channels (or paired already)
         graph.sets.union_pairs(zip(width, merged, strict=True))
         return True
     return False
+
+
+def _read_widths(reads: list[torch.Tensor]) -> list[list[int]]:
+    """The channel vector of every tensor read with one channel dimension."""
+    out = []
+    for read in reads:
+        found = L.varying_dims(read)
+        if len(found) == 1:
+            out.append(L.vector(read, found[0], read.shape[found[0]]))
+    return out
+
+
+def _trailing(lab: torch.Tensor, dims: list[int], size: int) -> list[int] | None:
+    """The labels of ``lab``'s last varying dimensions whose lengths multiply to ``size``, in
+    order, at index 0 of the others: the merged ``(heads, head size)`` of ``reshape(B, N, C)``
+    or one part's heads of ``reshape(B, N, 3, heads, C // heads)``."""
+    total = 1
+    for i in range(len(dims) - 1, -1, -1):
+        total *= lab.shape[dims[i]]
+        if total == size:
+            block = lab
+            for d in dims[:i]:
+                block = block.narrow(d, 0, 1)
+            keep = dims[i:]
+            block = block.movedim(keep, list(range(block.dim() - len(keep), block.dim())))
+            flat = block.reshape(-1, size) if block.numel() >= size else None
+            return None if flat is None else flat[0].tolist()
+        if total > size:
+            return None
+    return None
+
+
+def _coordinates(split: Split) -> dict[int, tuple[int, ...]]:
+    """Each element of a split: its index along each of the split's dimensions."""
+    after = split.after.movedim(split.dims, list(range(len(split.dims))))
+    shape = after.shape[: len(split.dims)]
+    flat = after.reshape(*shape, -1)[..., 0].reshape(-1).tolist()
+    coords = torch.cartesian_prod(*[torch.arange(n) for n in shape]).reshape(len(flat), -1)
+    return {e: tuple(c) for e, c in zip(flat, coords.tolist(), strict=True)}
 
 
 def _merge_columns(tr: TraceState, after: torch.Tensor, dims: list[int]) -> None:

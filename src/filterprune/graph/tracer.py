@@ -22,7 +22,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .._copy import deepcopy_module
-from .._modes import restore_training, training_flags
+from .._modes import drop_train_caches, restore_training, training_flags
 from ..errors import ConfigError, FilterpruneError
 from . import labels as L
 from . import rules
@@ -414,6 +414,7 @@ def _trace_on_meta(
         inputs = prepare_inputs(meta_inputs(example_inputs))
     except Exception:  # noqa: BLE001 - not copyable: trace the model itself
         return None
+    drop_train_caches(twin)  # a cached eval tensor would hide the parameter it is made from
     twin.eval()
     tracer = Tracer(twin, seed_outputs=seed_outputs, grouped=grouped, heads=heads)
     try:
@@ -449,6 +450,7 @@ def trace(
         if tracer is not None:
             return tracer
     was_training = training_flags(model)
+    drop_train_caches(model)
     model.eval()
     tracer = Tracer(model, seed_outputs=seed_outputs, grouped=grouped, heads=heads)
     inputs = prepare_inputs(example_inputs)

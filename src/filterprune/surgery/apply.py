@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .._gc import gc_paused
+from .._modes import drop_train_caches
 from ..graph.specs import LayerSpec, param_spec, spec_for
 from ..plan import Plan, PlanError
 
@@ -219,6 +220,7 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
             for snapshot in snapshots:
                 _restore(snapshot)
             raise
+    drop_train_caches(model)  # an attention bias cached for eval has the old head count
     return model
 
 

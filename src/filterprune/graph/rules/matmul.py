@@ -40,6 +40,8 @@ def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
             tr.freeze(tracked, reason)
         tr.set_label(result, L.untracked(result.dim()))
         return
+    if tr.heads.splits and nd >= 3:
+        tr.heads.follow(tr, la, lb)  # ``attn @ v``: v's heads go as the map's
     _label(tr, la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1), result)
 
 

@@ -101,13 +101,13 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
             if name == "__getitem__" and _full_slices(args[1], x, L.varying_dims(lab)):
                 pass
             elif not sizes.read_bounds(tr, name, args, kwargs, x, lab):
-                tr.freeze(
-                    lab,
-                    tr.reason(
-                        f"'{name}' on the channel dimension",
-                        "it selects channels by positions written in the code",
-                    ),
+                reason = tr.reason(
+                    f"'{name}' on the channel dimension",
+                    "it selects channels by positions written in the code",
                 )
+                cut = [d for d in dims if d in L.varying_dims(lab)]
+                if len(cut) != 1 or not tr.heads.within_heads(tr, lab, cut[0], reason):
+                    tr.freeze(lab, reason)
     results = result if isinstance(result, (tuple, list)) else (result,)
     if x is not None and target in _RESHAPES:
         _split_rows(tr, tr.label(x), L.compress(results[0]))
@@ -222,10 +222,10 @@ def param_origin(tr: TraceState, name: str, args: tuple, out: Any) -> None:
             return
         src = tuple(range(x.dim()))  # the stored tensor itself
     y = outs[0]
-    if name == "__getitem__" and isinstance(args[1], torch.Tensor):
-        if args[1].dtype == torch.bool:
+    if name == "__getitem__" and isinstance(args[1], (torch.Tensor, tuple)):
+        origin = _indexed_origin(args[1], src)
+        if origin is None:
             return
-        origin = (-1,) * args[1].dim() + src[1:]
     elif name == "permute":
         dims = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
         origin = tuple(src[d % x.dim()] for d in dims)
@@ -241,6 +241,22 @@ def param_origin(tr: TraceState, name: str, args: tuple, out: Any) -> None:
     if any(a >= 0 and y.shape[b] > 1 for b, a in enumerate(origin)):
         tr.params[id(y)] = pname
         tr.param_origin[id(y)] = origin
+
+
+def _indexed_origin(index: Any, src: tuple) -> tuple | None:
+    """``table[idx]`` or ``table[:, idx]`` (LeViT's ``attention_biases[:, attention_bias_idxs]``):
+    full slices keep their axes, one integer index tensor's dimensions take its place."""
+    items = index if isinstance(index, tuple) else (index,)
+    tensors = [i for i, t in enumerate(items) if isinstance(t, torch.Tensor)]
+    if len(tensors) != 1 or len(items) > len(src):
+        return None
+    at = tensors[0]
+    t = items[at]
+    if t.dtype == torch.bool or any(
+        not isinstance(i, slice) or i != slice(None) for k, i in enumerate(items) if k != at
+    ):
+        return None
+    return (*src[:at], *(-1,) * t.dim(), *src[at + 1 :])
 
 
 def _same_axis(before: torch.Size, after: torch.Size, b: int, src: tuple) -> int:

@@ -201,3 +201,109 @@ ZOO = {
     "swin": lambda: TinySwin(),
     "hybrid": lambda: Hybrid(),
 }
+
+
+# ----- widths read from the input, heads cut inside, biases per head (timm's families) -------
+class ReadWidthAttention(nn.Module):
+    """Twins/ConViT/CaiT: ``C // self.num_heads`` for the head size and ``reshape(B, N, C)`` at
+    the end, ``C`` read from ``x.shape``; q and k from one projection, v from its own, and an
+    explicit ``softmax(q @ k^T) @ v`` (ConViT's GPSA)."""
+
+    def __init__(self, dim, num_heads=4):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qk = nn.Linear(dim, dim * 2)
+        self.v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qk = self.qk(x).reshape(B, N, 2, self.num_heads, C // self.num_heads)
+        q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)
+        v = self.v(x).reshape(B, N, self.num_heads, C // self.num_heads).permute(0, 2, 1, 3)
+        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class BiasedAttention(nn.Module):
+    """LeViT/TinyViT/EfficientFormer: every head's columns cut into q, k and v by
+    ``split([key_dim, key_dim, val_dim])``, a learned bias per head and position gathered by an
+    index buffer (``attention_biases[:, idxs]``) and given to SDPA as ``attn_mask``, cached for
+    eval and dropped by ``train()``; with ``cosine``, Swin-V2's cosine attention and its logit
+    scale per head, ``clamp(..).exp()``."""
+
+    def __init__(self, dim, num_heads=4, key_dim=4, tokens=18, cosine=False):
+        super().__init__()
+        self.cosine = cosine
+        self.num_heads, self.key_dim, self.val_dim = num_heads, key_dim, 2 * key_dim
+        self.qkv = nn.Linear(dim, num_heads * (2 * key_dim + self.val_dim))
+        self.proj = nn.Linear(num_heads * self.val_dim, dim)
+        self.attention_biases = nn.Parameter(torch.randn(num_heads, tokens))
+        idxs = torch.arange(tokens)
+        self.register_buffer("idxs", (idxs[:, None] - idxs[None]).abs(), persistent=False)
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.rand(num_heads, 1, 1) + 1))
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode:
+            self.cache = {}
+        return self
+
+    def biases(self):
+        if self.training:
+            return self.attention_biases[:, self.idxs]
+        if "b" not in self.cache:
+            self.cache["b"] = self.attention_biases[:, self.idxs]
+        return self.cache["b"]
+
+    def forward(self, x):
+        B, N, _ = x.shape
+        qkv = self.qkv(x).view(B, N, self.num_heads, -1)
+        q, k, v = qkv.split([self.key_dim, self.key_dim, self.val_dim], dim=3)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        bias = self.biases()[:, :N, :N]
+        if self.cosine:  # Swin-V2: cosine attention, a logit scale per head
+            attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+            attn = attn * torch.clamp(self.logit_scale, max=4.6).exp()
+            y = (attn + bias).softmax(dim=-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(y.transpose(1, 2).reshape(B, N, -1))
+
+
+class PoolingViT(nn.Module):
+    """PiT: a conv pooling stage between attention stages; the class token goes through a
+    Linear of its own and is concatenated with the conv's tokens (``cat`` along the tokens)."""
+
+    def __init__(self, dim=32, attn=ReadWidthAttention):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 4, 4)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.stage1 = Block(dim, attn(dim))
+        self.pool = nn.Conv2d(dim, 2 * dim, 3, 2, 1, groups=dim)
+        self.fc = nn.Linear(dim, 2 * dim)
+        self.stage2 = Block(2 * dim, attn(2 * dim))
+        self.norm = nn.LayerNorm(2 * dim)
+        self.head = nn.Linear(2 * dim, 5)
+
+    def forward(self, x):
+        x = self.patch(x)
+        B, C, H, W = x.shape
+        t = torch.cat([self.cls_token.expand(B, -1, -1), x.flatten(2).transpose(1, 2)], 1)
+        t = self.stage1(t)
+        cls, x = t[:, :1], t[:, 1:].transpose(1, 2).reshape(B, C, H, W)
+        x = self.pool(x)
+        t = torch.cat([self.fc(cls), x.flatten(2).transpose(1, 2)], 1)
+        return self.head(self.norm(self.stage2(t))[:, 0])
+
+
+ZOO.update(
+    {
+        "read_width": lambda: TinyViT(ReadWidthAttention),
+        "biased": lambda: TinyViT(BiasedAttention),
+        "cosine": lambda: TinyViT(BiasedAttention, cosine=True),
+        "pooling": lambda: PoolingViT(),
+    }
+)

@@ -7,7 +7,7 @@ whose removed channels are zeroed and whose LayerNorm statistics cover the kept 
 
 import pytest
 import torch
-from attention_zoo import ZOO
+from attention_zoo import ZOO, ReadWidthAttention
 from exact import example as _x
 from exact import prune_exactly
 
@@ -101,3 +101,43 @@ def test_head_scores_add_their_q_k_v_and_output_columns():
     assert torch.allclose(scores.double(), qkv.double() + proj.double(), rtol=1e-5)
     ranked = fp.rank(model, _x(), criterion="l1", graph=graph)[group.name]
     assert torch.equal(ranked.argsort(), scores.argsort())  # one score per head, in that order
+
+
+def _export_matches(model):
+    x = _x(2)
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        assert torch.allclose(exported.module()(x), model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["read_width", "pooling"])
+def test_a_width_read_from_the_input_shrinks_with_the_heads(name):
+    # ``C // self.num_heads`` and ``reshape(B, N, C)`` with C from x.shape: the embedding
+    # loses head_dim channels per head removed, in every block on that stream
+    original, model, plan, graph = _pruned(name)
+    pairs = [
+        (b, a)
+        for b, a in zip(original.modules(), model.modules(), strict=True)
+        if isinstance(b, ReadWidthAttention)
+    ]
+    for before, after in pairs:
+        hd = before.v.out_features // before.num_heads
+        assert after.num_heads < before.num_heads
+        assert after.v.out_features == after.num_heads * hd == after.proj.out_features
+        assert after.qk.in_features == after.proj.out_features  # the stream is the heads' width
+    _export_matches(model)
+
+
+@pytest.mark.parametrize("name", ["biased", "cosine"])
+def test_heads_cut_inside_keep_their_parts_and_their_biases_follow(name):
+    original, model, plan, graph = _pruned(name)
+    for before, after in zip(_attentions(original), _attentions(model), strict=True):
+        assert after.num_heads == before.num_heads - 1
+        assert (after.key_dim, after.val_dim) == (before.key_dim, before.val_dim)
+        assert after.attention_biases.shape[0] == after.num_heads
+        if name == "cosine":
+            assert after.logit_scale.shape[0] == after.num_heads
+        assert after.proj.in_features == after.num_heads * after.val_dim
+        assert not after.cache or after.cache["b"].shape[0] == after.num_heads
+    assert model.patch.out_channels < original.patch.out_channels
+    _export_matches(model)

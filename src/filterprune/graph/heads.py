@@ -194,6 +194,8 @@ class HeadBook:
                     later = [lab.shape[a] for a in L.varying_dims(lab) if a > d]
                     if later and {int(roots[e]) for e in elements} & heads:
                         size = int(torch.tensor(later).prod())
+                        # LeViT's stage 2: num_heads == key_dim == 16; the count is the head's
+                        names = [a for a in names if "head" in a] or names
                     for attr in names:
                         name = f"{record.module}.{attr}" if record.module else attr
                         _add_count(tr, name, elements, size)

@@ -47,6 +47,8 @@ def _join_mask(
     _label_params(tr, [mask, None], labs, [shape, tuple(heads.shape)])  # a table's view
     lm = labs[0]
     if not L.varying_dims(lm):
+        if shape[nd - 3] > 1:  # a mask of fixed size, per head: the head count stays
+            tr.freeze(lq, tr.reason(f"op '{name}'", "its mask has a fixed number of heads"))
         return
     if whole and not {nd - 2, nd - 1} & set(L.varying_dims(lm)):
         tr.union(lm, heads)

@@ -245,10 +245,17 @@ def param_origin(tr: TraceState, name: str, args: tuple, out: Any) -> None:
 
 def _indexed_origin(index: Any, src: tuple) -> tuple | None:
     """``table[idx]`` or ``table[:, idx]`` (LeViT's ``attention_biases[:, attention_bias_idxs]``):
-    full slices keep their axes, one integer index tensor's dimensions take its place."""
+    full slices keep their axes, one integer index tensor's dimensions take its place; partial
+    slices (``bias[:, :N, :N]``) keep none."""
     items = index if isinstance(index, tuple) else (index,)
     tensors = [i for i, t in enumerate(items) if isinstance(t, torch.Tensor)]
-    if len(tensors) != 1 or len(items) > len(src):
+    if len(items) > len(src):
+        return None
+    if not tensors and all(isinstance(i, slice) and i.step in (None, 1) for i in items):
+        # ``bias[:, :N, :N]``: a part of an axis is no longer that axis
+        cut = tuple(a if i == slice(None) else -1 for a, i in zip(src, items, strict=False))
+        return (*cut, *src[len(items) :])
+    if len(tensors) != 1:
         return None
     at = tensors[0]
     t = items[at]

@@ -158,16 +158,36 @@ def run_peer(model, x) -> dict:
     return {**row, "heads_given": len(heads)}
 
 
-def one(name: str) -> dict:
+TOOLS = {"filterprune": run_filterprune, "peer": run_peer}
+
+
+def one(name: str, tool: str) -> dict:
     row: dict = {"model": name}
     model, shape, x, signal = _prepare(name)
     row["input"], row["signal"] = list(shape), signal
-    for key, fn in (("filterprune", run_filterprune), ("peer", run_peer)):
-        try:
-            row[key] = fn(copy.deepcopy(model), x)
-        except Exception as exc:  # noqa: BLE001 - a crash is a result
-            row[key] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    try:
+        row[tool] = TOOLS[tool](copy.deepcopy(model), x)
+    except Exception as exc:  # noqa: BLE001 - a crash is a result
+        row[tool] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     return row
+
+
+def _child(name: str, tool: str, timeout: int) -> dict:
+    """One tool on one model in a subprocess, so that a hang or a crash costs that cell only."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", name, "--tool", tool],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {tool: {"error": f"timeout after {timeout} s"}}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {tool: {"error": tail[:300]}}
 
 
 def _cells(r: dict) -> str:
@@ -212,6 +232,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/vit.jsonl")
     ap.add_argument("--one", help="run one model here and print its row (used by the parent)")
+    ap.add_argument("--tool", choices=list(TOOLS), default="filterprune")
     ap.add_argument("--table", help="print the Markdown table of a results file")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--models", nargs="*", help="these models instead of one per family")
@@ -221,7 +242,7 @@ def main() -> None:
         return
     if args.one:
         torch.set_num_threads(1)
-        print(json.dumps(one(args.one)))
+        print(json.dumps(one(args.one, args.tool)))
         return
     names = args.models or list(dict.fromkeys([*GOALS, *filter(None, map(pick, FAMILIES)), *EXTRA]))
     done = set()
@@ -232,19 +253,9 @@ def main() -> None:
         if name in done:
             continue
         start = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--one", name],
-                capture_output=True,
-                text=True,
-                timeout=args.timeout,
-            )
-            lines = proc.stdout.strip().splitlines()
-            row = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
-            if row is None:
-                row = {"model": name, "error": proc.stderr.strip().splitlines()[-1][:300]}
-        except subprocess.TimeoutExpired:
-            row = {"model": name, "error": f"timeout after {args.timeout} s"}
+        row = {"model": name}
+        for tool in TOOLS:
+            row = {**_child(name, tool, args.timeout), **row}
         row["wall_seconds"] = time.perf_counter() - start
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")

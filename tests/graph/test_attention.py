@@ -141,3 +141,51 @@ def test_heads_cut_inside_keep_their_parts_and_their_biases_follow(name):
         assert not after.cache or after.cache["b"].shape[0] == after.num_heads
     assert model.patch.out_channels < original.patch.out_channels
     _export_matches(model)
+
+
+def test_taylor_head_scores_add_their_q_k_v_and_output_columns():
+    # Taylor per channel is |mean over tokens of z * dL/dz| per example, averaged over the
+    # examples; a head adds it over its q, k, v outputs and its output projection's inputs
+    torch.manual_seed(0)
+    model = ZOO["vit_sdpa"]().eval()
+    x, y = _x(3), torch.tensor([0, 1])
+    graph = fp.analyze(model, x)
+    group = next(g for g in graph.prunable if g.heads and "blocks.0" in g.name)
+    attn = model.blocks[0].attn
+    seen = {}
+
+    def keep(name):
+        def hook(module, args, out=None):
+            t = args[0] if out is None else out
+            t.retain_grad()
+            seen[name] = t
+
+        return hook
+
+    handles = [
+        attn.qkv.register_forward_hook(keep("qkv")),
+        attn.proj.register_forward_pre_hook(keep("proj")),
+    ]
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    for h in handles:
+        h.remove()
+    model.zero_grad()
+
+    def taylor(t):  # (N, tokens, C) -> (C,)
+        return (t * t.grad).mean(1).abs().mean(0).double()
+
+    hd = attn.head_dim
+    expected = taylor(seen["qkv"]).view(3, attn.num_heads, hd).sum((0, 2))
+    expected += taylor(seen["proj"]).view(attn.num_heads, hd).sum(1)
+    scores = fp.rank(
+        model,
+        x,
+        batches=[(x, y)],
+        loss_fn=torch.nn.functional.cross_entropy,
+        criterion="taylor",
+        criterion_options={"where": "module"},
+        normalize=False,
+        flops_reg=0.0,
+        graph=graph,
+    )[group.name]
+    assert torch.allclose(scores.double(), expected, rtol=1e-4)

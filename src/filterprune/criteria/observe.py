@@ -70,10 +70,20 @@ class _ActivationWatch(TorchFunctionMode):
 class FeatureObserver:
     """Calls ``on_feature(module_name, z, channel_dim)`` for each anchor on every forward."""
 
-    def __init__(self, model: nn.Module, anchors: dict[str, Anchor], on_feature: Forward) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        anchors: dict[str, Anchor],
+        on_feature: Forward,
+        *,
+        inputs: tuple[str, ...] = (),
+    ) -> None:
+        """``inputs``: layers whose input is observed too, reported as ``"<name>#in"`` (the
+        output projection of attention heads: each head's attention output)."""
         self.model = model
         self.anchors = anchors
         self.on_feature = on_feature
+        self.inputs = inputs
         modules = dict(model.named_modules())
         self._dims = {n: spec_for(modules[n]).out_dim for n in anchors}
         self._watch: dict[str, list[Anchor]] = {}
@@ -97,6 +107,15 @@ class FeatureObserver:
 
         return hook
 
+    def _input_hook(self, name: str):
+        dim = spec_for(self._modules[name]).in_dim
+
+        def hook(module, args):
+            if args and isinstance(args[0], torch.Tensor):
+                self.on_feature(f"{name}#in", args[0], dim)
+
+        return hook
+
     def __enter__(self) -> FeatureObserver:
         self._handles = []
         self._mode: _ActivationWatch | None = None
@@ -104,6 +123,9 @@ class FeatureObserver:
             for name, anchors in self._watch.items():
                 module = self._modules[name]
                 self._handles.append(module.register_forward_hook(self._hook(anchors)))
+            for name in self.inputs:
+                module = self._modules[name]
+                self._handles.append(module.register_forward_pre_hook(self._input_hook(name)))
             if any(a.activation for a in self.anchors.values()):
                 self._mode = _ActivationWatch(self)
                 self._mode.__enter__()

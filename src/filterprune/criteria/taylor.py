@@ -65,13 +65,20 @@ class ChannelStats:
 
 
 def group_scores(graph: DependencyGraph, per_module: dict[str, torch.Tensor]) -> Scores:
-    """Combine per-module channel statistics into one score per group channel (sum)."""
+    """Combine per-module channel statistics into one score per group channel (sum).
+
+    A group of attention heads (one that lowers a head count) also sums the statistics of its
+    output projection's input columns (``"<proj>#in"``, each head's attention output), so a
+    head's score is over its q, k, v channels and its output columns, as with ``l1``.
+    """
     scores = {}
     for g in graph.prunable:
         total = torch.zeros(g.size)
         found = False
         for m in g.members:
             stat = per_module.get(m.module) if m.role == "out" else None
+            if m.role == "in" and g.heads:  # a head's output columns: its attention output
+                stat = per_module.get(f"{m.module}#in")
             if stat is None:
                 continue
             found = True
@@ -164,7 +171,12 @@ class Taylor:
 
             z.register_hook(hook)
 
-        observer = FeatureObserver(model, graph.anchors(self.where), on_feature)
+        heads = tuple(
+            dict.fromkeys(
+                m.module for g in graph.prunable if g.heads for m in g.members if m.role == "in"
+            )
+        )
+        observer = FeatureObserver(model, graph.anchors(self.where), on_feature, inputs=heads)
         return TaylorTap(observer, stats, waiting, signed)
 
     def per_module(self, graph: DependencyGraph, **ctx: Any) -> dict[str, torch.Tensor]:

@@ -31,14 +31,29 @@ from .graph.tracer import prepare_inputs
 from .plan import Plan
 
 
-def masked_copy(original: nn.Module, plan: Plan, *, restrict_norms: bool = False) -> nn.Module:
+def masked_copy(
+    original: nn.Module, plan: Plan, *, restrict_norms: bool = False, mask_outputs: bool = False
+) -> nn.Module:
     """A copy of ``original`` whose mixing layers see the removed input channels as zeros.
 
     With ``restrict_norms``, LayerNorm and GroupNorm layers (and their subclasses) named by the
-    plan take their statistics over the kept channels only (see the module docstring).
+    plan take their statistics over the kept channels only (see the module docstring). With
+    ``mask_outputs``, mixing layers also give their removed output channels as zeros: needed
+    where channels meet in something other than a layer's input, as the positions of q and k
+    in the product of attention heads that all shrink alike (``heads="dims"``).
     """
     masked = deepcopy_module(original)
     modules = dict(masked.named_modules())
+    for name, removed in plan.removed_outputs.items() if mask_outputs else ():
+        module = modules.get(name)
+        spec = spec_for(module) if module is not None else None
+        if spec is None or spec.kind != "mixing":
+            continue
+
+        def zero_out(mod, args, out, dim=spec.out_dim, index=torch.tensor(removed)):
+            return out.index_fill(dim % out.dim(), index.to(out.device), 0.0)
+
+        module.register_forward_hook(zero_out)
     functional: dict[int, tuple[int, torch.Tensor]] = {}
     for name, removed in plan.removed_inputs.items():
         module = modules[name]
@@ -168,13 +183,21 @@ class _RestrictedNorms(nn.Module):
 
 
 def max_difference(
-    original: nn.Module, pruned: nn.Module, plan: Plan, inputs: Any, *, restrict_norms: bool = False
+    original: nn.Module,
+    pruned: nn.Module,
+    plan: Plan,
+    inputs: Any,
+    *,
+    restrict_norms: bool = False,
+    mask_outputs: bool = False,
 ) -> float:
     """Largest absolute difference between ``pruned`` and the masked ``original`` (eval mode).
 
-    ``restrict_norms``: see :func:`masked_copy`.
+    ``restrict_norms``, ``mask_outputs``: see :func:`masked_copy`.
     """
-    reference = masked_copy(original, plan, restrict_norms=restrict_norms).eval()
+    reference = masked_copy(
+        original, plan, restrict_norms=restrict_norms, mask_outputs=mask_outputs
+    ).eval()
     pruned_mode = training_flags(pruned)
     pruned.eval()
     try:

@@ -13,6 +13,7 @@ from exact import prune_exactly
 
 import filterprune as fp
 from filterprune.criteria.weights import filter_norms
+from filterprune.testing import max_difference
 
 
 def _pruned(name, amount=0.3, **options):
@@ -189,3 +190,26 @@ def test_taylor_head_scores_add_their_q_k_v_and_output_columns():
         graph=graph,
     )[group.name]
     assert torch.allclose(scores.double(), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["vit_matmul", "swin", "hybrid"])
+def test_heads_dims_shrinks_every_head_alike_and_keeps_the_scale(name):
+    # exact by the oracle that also zeroes the removed q/k/v outputs (prune_exactly does so
+    # for heads="dims"); the one that zeroes layer inputs only cannot check it: a q/k
+    # position is summed inside the product, which no layer input sees
+    original, model, plan, graph = _pruned(name, heads="dims")
+    for before, after in zip(_attentions(original), _attentions(model), strict=True):
+        assert after.num_heads == before.num_heads and after.scale == before.scale
+        width = after.proj.in_features
+        assert width < before.proj.in_features and width % after.num_heads == 0
+        assert after.qkv.out_features == 3 * width
+    loose = max_difference(original, model, plan, _x(), restrict_norms=True)
+    with torch.no_grad():
+        assert loose > 1e-3 * float(original(_x()).abs().max())
+
+
+def test_heads_dims_keeps_the_head_size_where_sdpa_computes_its_scale():
+    original, model, plan, graph = _pruned("vit_sdpa", heads="dims")
+    assert model.blocks[0].attn.qkv.out_features == original.blocks[0].attn.qkv.out_features
+    reasons = [r for g in graph.frozen for r in g.reasons]
+    assert any("scaled_dot_product_attention" in r and "default scale" in r for r in reasons)

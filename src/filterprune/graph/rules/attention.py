@@ -72,6 +72,7 @@ def _sdpa(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     lk, lv = heads_aligned(lk, heads, nd), heads_aligned(lv, heads, nd)
     mode = tr.heads.attention(tr, lq, lk, lv)
     summed = [lab for lab in (lq, lk) if nd - 1 in L.varying_dims(lab)]
+    shrink = mode == "dims" and tr.heads.mode == "dims"  # asked for: every head loses alike
     if mode == "whole":
         tr.union(lq, lk)  # q's position d meets k's position d, head by head
         tr.union(lq.narrow(-1, 0, 1), lv.narrow(-1, 0, 1))  # and v's head goes with them
@@ -83,17 +84,21 @@ def _sdpa(tr: TraceState, name: str, func, args, kwargs, out) -> None:
                     f"op '{name}'", "its default scale 1/sqrt(head size) changes if it shrinks"
                 ),
             )
+    elif shrink and _arg(args, kwargs, 6) is not None:
+        tr.union(lq, lk)  # the same positions of q and k leave every head
     elif summed:
-        reason = tr.reason(
-            f"op '{name}'",
-            "it sums products over these channels and no head count was found to remove whole "
-            "heads",
+        why = (
+            "its default scale 1/sqrt(head size) changes if the heads shrink"
+            if shrink
+            else "it sums products over these channels and no head count was found to remove "
+            "whole heads"
         )
+        reason = tr.reason(f"op '{name}'", why)
         for lab in summed:
             tr.freeze(lab, reason)
     _join_mask(tr, name, _arg(args, kwargs, 3), lq, nd, mode == "whole")
     result = lv
-    if mode != "whole":  # heads not found: only v's own columns pass through
+    if mode != "whole" and not shrink:  # heads not found: only v's own columns pass
         batch = [d for d in L.varying_dims(lv) if d < nd - 2]
         if batch:
             tr.freeze(lv, tr.reason(f"op '{name}'", "its heads were not found"))

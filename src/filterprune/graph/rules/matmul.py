@@ -31,9 +31,14 @@ def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     ka, kb = nd - 1 in va, nd - 2 in vb
     if ka or kb:
         if ka and kb and nd - 2 not in va and nd - 1 not in vb and nd >= 3:
-            if tr.heads.attention(tr, la, lb) == "whole":
+            mode = tr.heads.attention(tr, la, lb)
+            if mode == "whole":
                 tr.union(la, lb.transpose(-1, -2))  # q's position d meets k's position d
                 _label(tr, la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1), result)
+                return
+            if mode == "dims" and tr.heads.mode == "dims":  # every head loses position d
+                tr.union(la, lb.transpose(-1, -2))
+                tr.set_label(result, L.untracked(result.dim()))
                 return
         reason = tr.reason(f"op '{name}'", "it sums products over these channels")
         for tracked in [lab for lab, k in ((la, ka), (lb, kb)) if k]:

@@ -50,7 +50,9 @@ def masked_copy(
         if spec is None or spec.kind != "mixing":
             continue
 
-        def zero_out(mod, args, out, dim=spec.out_dim, index=torch.tensor(removed)):
+        gone = torch.tensor(removed, dtype=torch.long)
+
+        def zero_out(mod, args, out, dim=spec.out_dim, index=gone):
             return out.index_fill(dim % out.dim(), index.to(out.device), 0.0)
 
         module.register_forward_hook(zero_out)

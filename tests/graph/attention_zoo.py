@@ -307,3 +307,68 @@ ZOO.update(
         "pooling": lambda: PoolingViT(),
     }
 )
+
+
+class Scale(nn.Module):
+    """timm's MetaFormer ``Scale``: the view's shape kept as a tuple, ``(dim, 1, 1)``."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.shape = (dim, 1, 1)
+        self.scale = nn.Parameter(torch.rand(dim) + 0.5)
+
+    def forward(self, x):
+        return x * self.scale.view(self.shape)
+
+
+class RelPosBias(nn.Module):
+    """timm's ``RelPosBias`` (MaxViT, CoAtNet, GCViT): ``table[index].view(self.bias_shape)``
+    with ``bias_shape = (N, N, num_heads)``."""
+
+    def __init__(self, tokens, num_heads):
+        super().__init__()
+        self.bias_shape = (tokens, tokens, num_heads)
+        self.relative_position_bias_table = nn.Parameter(torch.randn(2 * tokens - 1, num_heads))
+        idx = torch.arange(tokens)
+        self.register_buffer("index", (idx[:, None] - idx[None] + tokens - 1).view(-1))
+
+    def forward(self, attn):
+        bias = self.relative_position_bias_table[self.index].view(self.bias_shape)
+        return attn + bias.permute(2, 0, 1).unsqueeze(0)
+
+
+class RelPosAttention(FusedAttention):
+    """``FusedAttention`` with its bias from a :class:`RelPosBias` submodule (MaxViT)."""
+
+    def __init__(self, dim, num_heads=4, tokens=16):
+        super().__init__(dim, num_heads, fused=False)
+        self.rel_pos = RelPosBias(tokens, num_heads)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = self.rel_pos((q * self.scale) @ k.transpose(-2, -1)).softmax(-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, self.attn_dim))
+
+
+class ShapedStage(nn.Module):
+    """A conv stage with a MetaFormer layer scale, then attention over its 16 tokens with a
+    relative-position bias: the two tuples that hold a count (CAFormer, MaxViT, CoAtNet)."""
+
+    def __init__(self, dim=32, num_heads=4):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 4, 4)
+        self.conv = nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, groups=dim), nn.BatchNorm2d(dim))
+        self.res_scale = Scale(dim)
+        self.norm = nn.LayerNorm(dim)
+        self.attn = RelPosAttention(dim, num_heads)
+        self.head = nn.Linear(dim, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = (self.res_scale(x) + self.conv(x)).flatten(2).transpose(1, 2)
+        return self.head((x + self.attn(self.norm(x))).mean(1))
+
+
+ZOO["shaped"] = lambda: ShapedStage()

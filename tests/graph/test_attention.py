@@ -213,3 +213,14 @@ def test_heads_dims_keeps_the_head_size_where_sdpa_computes_its_scale():
     assert model.blocks[0].attn.qkv.out_features == original.blocks[0].attn.qkv.out_features
     reasons = [r for g in graph.frozen for r in g.reasons]
     assert any("scaled_dot_product_attention" in r and "default scale" in r for r in reasons)
+
+
+def test_shapes_kept_as_tuples_follow_their_parameters():
+    original, model, plan, graph = _pruned("shaped")
+    assert model.res_scale.shape == (model.stem.out_channels, 1, 1)
+    assert model.stem.out_channels < original.stem.out_channels
+    heads = model.attn.num_heads
+    assert heads == original.attn.num_heads - 1
+    assert model.attn.rel_pos.bias_shape == (16, 16, heads)
+    assert model.attn.rel_pos.relative_position_bias_table.shape[1] == heads
+    _export_matches(model)

@@ -21,7 +21,7 @@ from torch import nn
 
 from .._gc import gc_paused
 from .._modes import drop_train_caches
-from ..graph.specs import LayerSpec, param_spec, spec_for
+from ..graph.specs import LayerSpec, ParamSpec, param_spec, spec_for
 from ..plan import Plan, PlanError
 
 
@@ -212,8 +212,10 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
         try:
             for module, param, new in changes:
                 _assign(module, param, new)
-            for _name, module, spec, keep_in, keep_out, _n_in, _n_out, groups, _ in work:
+            for _name, module, spec, keep_in, keep_out, _n_in, n_out, groups, _ in work:
                 spec.resize(module, len(keep_in), len(keep_out))
+                if isinstance(spec, ParamSpec) and n_out != len(keep_out):
+                    _follow_shape_attributes(module, n_out, len(keep_out))
                 if groups is not None:
                     setattr(module, spec.groups_attr(module), groups)
         except BaseException:
@@ -222,6 +224,20 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
             raise
     drop_train_caches(model)  # an attention bias cached for eval has the old head count
     return model
+
+
+def _follow_shape_attributes(module: nn.Module, before: int, after: int) -> None:
+    """A shape its owner keeps for a parameter it prunes follows the parameter's channel count.
+
+    timm's ``Scale`` keeps ``self.shape = (dim, 1, 1)`` for ``self.scale.view(self.shape)``;
+    its relative-position bias keeps ``bias_shape = (N, N, num_heads)`` for its table's view.
+    A tuple of integers holding the old count once gets the new one; the probe checks it.
+    """
+    for key, value in list(vars(module).items()):
+        if key.startswith("_") or not isinstance(value, tuple) or value.count(before) != 1:
+            continue
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            setattr(module, key, tuple(after if v == before else v for v in value))
 
 
 def _grouping(

@@ -51,6 +51,20 @@ SMALL_WORDS = (
     "s", "b0", "a0", "t", "0", "18", "26", "050", "100",
 )  # fmt: skip
 CANDIDATES = 5
+#: ultralytics' task heads, one or more per generation (yaml configs shipped with the package;
+#: the scale letter in the name picks the width): detect, segment, pose, OBB, classify, and the
+#: newest generations' semantic segmentation and depth, plus RT-DETR.
+ULTRALYTICS = (
+    "yolov3-tiny.yaml", "yolov5n.yaml", "yolov6n.yaml", "yolov8n.yaml", "yolov8n-ghost.yaml",
+    "yolov8n-p2.yaml", "yolov8n-seg.yaml", "yolov8n-pose.yaml", "yolov8n-obb.yaml",
+    "yolov8n-cls.yaml", "yolov8n-world.yaml", "yolov9t.yaml", "yolov10n.yaml", "yolo11n.yaml",
+    "yolo11n-seg.yaml", "yolo11n-pose.yaml", "yolo11n-obb.yaml", "yolo11n-cls.yaml",
+    "yolo12n.yaml", "yolo12n-seg.yaml", "yolo12n-pose.yaml", "yolo12n-obb.yaml",
+    "yolo12n-cls.yaml", "yolo26n.yaml", "yolo26n-seg.yaml", "yolo26n-pose.yaml",
+    "yolo26n-obb.yaml", "yolo26n-cls.yaml", "yolo26n-sem.yaml", "yolo26n-depth.yaml",
+    "yoloe-11n.yaml", "rtdetr-l.yaml", "rtdetr-resnet50.yaml",
+)  # fmt: skip
+ULTRALYTICS_PREFIX = "ultralytics:"
 
 
 #: Each layer loses the same share, all layer kinds, no cost term: as the peer prunes by default
@@ -63,6 +77,64 @@ def _timm():
     import timm
 
     return timm
+
+
+class TensorOutputs(torch.nn.Module):
+    """An ultralytics model whose outputs are its tensors only (RT-DETR's has ``None`` leaves)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        leaves = torch.utils._pytree.tree_flatten(self.model(x))[0]
+        return tuple(t for t in leaves if isinstance(t, torch.Tensor))
+
+
+def _ultralytics(cfg: str) -> torch.nn.Module:
+    import torchvision_shim  # noqa: F401, I001
+    from ultralytics.nn import tasks
+
+    task = "detect" if cfg.startswith("rtdetr") else tasks.guess_model_task(cfg)
+    build = {
+        "detect": tasks.DetectionModel,
+        "segment": tasks.SegmentationModel,
+        "pose": tasks.PoseModel,
+        "obb": tasks.OBBModel,
+        "classify": tasks.ClassificationModel,
+    }.get(task, tasks.DetectionModel)
+    if cfg.startswith("rtdetr"):
+        build = tasks.RTDETRDetectionModel
+    elif "world" in cfg:
+        build = tasks.WorldModel
+    elif cfg.startswith("yoloe"):
+        build = tasks.YOLOEModel
+    for name in ("SemanticModel", "DepthModel"):  # newer tasks, where the package has them
+        if task in ("semantic", "depth") and hasattr(tasks, name) and name.lower()[:5] in task:
+            build = getattr(tasks, name)
+    return TensorOutputs(build(cfg, verbose=False))
+
+
+def _build(name: str) -> torch.nn.Module:
+    if name.startswith(ULTRALYTICS_PREFIX):
+        return _ultralytics(name[len(ULTRALYTICS_PREFIX) :])
+    return _timm().create_model(name, pretrained=False)
+
+
+def _commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--", "../src"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return ""
+    return head + ("+dirty" if dirty else "")
 
 
 def _size_key(name: str) -> tuple[int, int, str]:
@@ -101,14 +173,14 @@ def families() -> list[dict]:
     return found
 
 
-def _input_shape(timm, model, name: str) -> tuple[int, ...]:
+def _input_shape(model, name: str) -> tuple[int, ...]:
     shape = (1, 3, 64, 64)
     try:
         with torch.no_grad():
             model.eval()(torch.randn(shape))
         return shape
     except Exception:  # noqa: BLE001 - the model fixes its input size
-        cfg = timm.get_pretrained_cfg(name)
+        cfg = None if name.startswith(ULTRALYTICS_PREFIX) else _timm().get_pretrained_cfg(name)
         size = tuple(cfg.input_size) if cfg is not None else (3, 224, 224)
         return (1, *size)
 
@@ -116,29 +188,68 @@ def _input_shape(timm, model, name: str) -> tuple[int, ...]:
 def _prepare(name: str):
     from filterprune.testing import calibrate_batchnorm, output_change, randomize_norms
 
-    timm = _timm()
     torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False)
-    shape = _input_shape(timm, model, name)
+    model = _build(name)
+    shape = _input_shape(model, name)
     batches = [torch.randn(2, *shape[1:]) for _ in range(2)]
     with torch.no_grad():  # zero-initialised heads would make every output equal
         for module in model.modules():
             weight = getattr(module, "weight", None)
             if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1 and not weight.any():
                 torch.nn.init.normal_(weight, std=0.02)
+    randomize_norms(model, statistics=False)  # gains first: the statistics then follow them
     calibrate_batchnorm(model, batches)
-    randomize_norms(model, statistics=False)
     model.eval()
     x, other = torch.randn(shape), torch.randn(shape)
+    _tame(model, x)
     return model, shape, x, output_change(model, x, other)
 
 
+def _largest_output(model, x) -> float:
+    with torch.no_grad():
+        leaves = torch.utils._pytree.tree_flatten(model(x))[0]
+    return max((float(t.abs().max()) for t in leaves if t.numel()), default=0.0)
+
+
+def _tame(model, x, limit: float = 1e6) -> None:
+    """Halve every norm's affine parameters until the output is finite and below ``limit``.
+
+    Random gains in [0.5, 1.5] on every residual branch (timm zero-initialises the last one)
+    can overflow a deep model without a final norm (HaloNet's outputs reach inf at 256 px); the
+    oracle needs finite outputs. Most models are left as they are.
+    """
+    for _ in range(12):
+        largest = _largest_output(model, x)
+        if largest == largest and largest < limit:  # finite and not NaN
+            return
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm,
+                                  torch.nn.LayerNorm)):  # fmt: skip
+                    for p in (m.weight, m.bias):
+                        if p is not None:
+                            p.mul_(0.5)
+
+
 def _relative(original, pruned, plan, x) -> float:
+    """The oracle's difference relative to the output's scale, in float64 where the model runs
+    in it: a random-weight attention model can turn float32 rounding into visible changes
+    (HaloNet's output moves by half its scale for a 1e-6 change of its input)."""
+    try:
+        wide = (copy.deepcopy(original).double(), copy.deepcopy(pruned).double(), x.double())
+        with torch.no_grad():
+            wide[1](wide[2])
+    except Exception:  # noqa: BLE001 - a model with float32 constants stays in float32
+        wide = (original, pruned, x)
+    return _relative_in(*wide[:2], plan, wide[2])
+
+
+def _relative_in(original, pruned, plan, x) -> float:
     from filterprune.testing import max_difference
 
     with torch.no_grad():
         out = torch.utils._pytree.tree_flatten(original(x))[0]
-    scale = max(float(t.abs().max()) for t in out)
+    scale = max(float(t.abs().max()) for t in out if t.numel())
     return max_difference(original, pruned, plan, x, restrict_norms=True) / max(scale, 1e-12)
 
 
@@ -153,10 +264,30 @@ def outcome(before, after, diff: float, seconds: float) -> dict:
     }
 
 
+def _widths(model) -> dict[str, int]:
+    """Output channels of every conv and linear layer, by name."""
+    from filterprune.graph.specs import spec_for
+
+    out = {}
+    for name, module in model.named_modules():
+        spec = spec_for(module)
+        if spec is not None and spec.kind == "mixing":
+            out[name] = int(spec.channels(module)[1])
+    return out
+
+
+def _deepest(widths: dict[str, int], model) -> float:
+    """The largest share of one layer's output channels removed: above the amount asked, the
+    tool removed more than asked from some layer."""
+    after = _widths(model)
+    return max((1 - after[n] / w for n, w in widths.items() if n in after and w), default=0.0)
+
+
 def _run_filterprune(model, x, amount: float) -> dict:
     import filterprune as fp
 
     before = fp.count(model, x)
+    widths = _widths(model)
     original = copy.deepcopy(model)
     start = time.perf_counter()
     graph = fp.analyze(model, x)
@@ -171,6 +302,7 @@ def _run_filterprune(model, x, amount: float) -> dict:
         "prunable_groups": len(graph.prunable),
         "kept_groups": len(kept),
         "first_kept_reason": kept[0].reasons[0] if kept else "",
+        "deepest_layer": _deepest(widths, model),
         "params": before.params,
         "macs": before.macs,
     }
@@ -185,9 +317,13 @@ def _run_peer(model, x, amount: float) -> dict:
     from filterprune.plan import Plan
 
     before = fp.count(model, x)
+    widths = _widths(model)
     original = copy.deepcopy(model)
     names = {m: n for n, m in model.named_modules()}
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if isinstance(model, TensorOutputs):  # the task head, as the peer's YOLOv8 example does
+        head = model.model.model[-1]
+    else:
+        head = model.get_classifier() if hasattr(model, "get_classifier") else None
     has_weights = isinstance(head, torch.nn.Module) and next(head.parameters(), None) is not None
     ignored = [head] if has_weights else []
     alive: dict[tuple[str, str], list[int]] = {}
@@ -243,15 +379,17 @@ def _run_peer(model, x, amount: float) -> dict:
         model(x)  # it runs
     diff = _relative(original, model, plan, x)
     after = fp.count(model, x)
-    return {
-        **outcome(before, after, diff, seconds),
-    }
+    return {**outcome(before, after, diff, seconds), "deepest_layer": _deepest(widths, model)}
 
 
-def run_one(name: str, amount: float) -> dict:
+TOOLS = {"filterprune": _run_filterprune, "peer": _run_peer}
+
+
+def run_one(name: str, amount: float, tools: tuple[str, ...] = tuple(TOOLS)) -> dict:
     model, shape, x, signal = _prepare(name)
-    row: dict = {"model": name, "input": list(shape), "signal": signal}
-    for key, fn in (("filterprune", _run_filterprune), ("peer", _run_peer)):
+    row: dict = {"model": name, "input": list(shape), "signal": signal, "commit": _commit()}
+    for key in tools:
+        fn = TOOLS[key]
         try:
             row[key] = fn(copy.deepcopy(model), x, amount)
         except Exception as exc:  # noqa: BLE001 - a crash is a result to record
@@ -261,17 +399,23 @@ def run_one(name: str, amount: float) -> dict:
 
 
 def _child(name: str, amount: float, threads: int, timeout: float) -> dict:
-    cmd = [sys.executable, __file__, "--one", name, "--amount", str(amount)]
-    cmd += ["--threads", str(threads)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"model": name, "error": f"timeout after {timeout:.0f} s"}
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    tail = " ".join(done.stderr.split())[-300:]
-    return {"model": name, "error": f"exit {done.returncode}: {tail}"}
+    """Each tool in its own process and time limit: a tool that hangs costs only its own row."""
+    row: dict = {"model": name}
+    for tool in TOOLS:
+        cmd = [sys.executable, __file__, "--one", name, "--amount", str(amount)]
+        cmd += ["--threads", str(threads), "--tool", tool]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            row[tool] = {"error": f"timeout after {timeout:.0f} s (build, both counts, oracle)"}
+            continue
+        result = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), "")
+        if result:
+            row = {**json.loads(result), **{k: v for k, v in row.items() if k in TOOLS}}
+        else:
+            tail = " ".join(done.stderr.split())[-300:]
+            row[tool] = {"error": f"exit {done.returncode}: {tail}"}
+    return row
 
 
 def _fmt(r: dict) -> list[str]:
@@ -287,11 +431,16 @@ def _fmt(r: dict) -> list[str]:
 
 def _table(path: str) -> str:
     with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+        latest = {}  # a model run again (after a change) shows its last row, in its first place
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                latest[(r.get("family"), r["model"])] = r
+    rows = list(latest.values())
     lines = [
         "| family | model | input | fp exact | fp params | fp MACs | fp s | peer exact | "
-        "peer params | peer MACs | peer s | kept whole (fp) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "peer params | peer MACs | peer s | deepest layer fp / peer | kept whole (fp) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     counts = {"models": 0, "fp": 0, "peer": 0, "deeper": 0, "peer_exact": 0}
     for r in rows:
@@ -299,7 +448,7 @@ def _table(path: str) -> str:
             continue
         if "error" in r:
             lines.append(f"| {r.get('family', '')} | {r['model']} | | **error**: "
-                         f"{r['error'][:80]} | | | | | | | | |")  # fmt: skip
+                         f"{r['error'][:80]} | | | | | | | | | |")  # fmt: skip
             continue
         fpr, peer = r["filterprune"], r["peer"]
         counts["models"] += 1
@@ -312,13 +461,16 @@ def _table(path: str) -> str:
         why = ""
         if fpr.get("kept_groups"):
             why = f"{fpr['kept_groups']}: {fpr['first_kept_reason'][:90]}".replace("|", "/")
-        size = "x".join(map(str, r["input"][2:]))
+        size = "x".join(map(str, r.get("input", [])[2:]))
+        deep = " / ".join(
+            f"{t['deepest_layer']:.2f}" if "deepest_layer" in t else "" for t in (fpr, peer)
+        )
         lines.append(
             f"| {r.get('family', '')} | {r['model']} | {size} | "
             + " | ".join(_fmt(fpr)[:4])
             + " | "
             + " | ".join(_fmt(peer)[:4])
-            + f" | {why} |"
+            + f" | {deep} | {why} |"
         )
     lines += [
         "",
@@ -339,17 +491,27 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="skip models already in --out")
     parser.add_argument("--shard", default="0/1", metavar="I/N", help="every N-th from the I-th")
     parser.add_argument("--families", action="store_true", help="print the families and exit")
+    parser.add_argument(
+        "--ultralytics", action="store_true", help="ultralytics' task heads (or --only CONFIGS)"
+    )
     parser.add_argument("--table", metavar="JSONL", help="print the Markdown table of a run")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one model
+    parser.add_argument("--tool", choices=tuple(TOOLS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.table:
         print(_table(args.table))
         return
     if args.one:
-        print(json.dumps(run_one(args.one, args.amount)), flush=True)
+        tools = (args.tool,) if args.tool else tuple(TOOLS)
+        print(json.dumps(run_one(args.one, args.amount, tools)), flush=True)
         return
-    if args.only:
+    if args.ultralytics:
+        todo = [
+            {"family": "ultralytics", "model": ULTRALYTICS_PREFIX + c}
+            for c in (args.only or ULTRALYTICS)
+        ]
+    elif args.only:
         todo = [{"family": "", "model": m} for m in args.only]
     else:
         todo = families()
@@ -360,11 +522,13 @@ def main() -> None:
     done = set()
     if args.resume and os.path.exists(args.out):
         with open(args.out, encoding="utf-8") as f:
-            done = {json.loads(line).get("family") or json.loads(line)["model"] for line in f}
+            rows = [json.loads(line) for line in f if line.strip()]
+        done = {r["family"] if r.get("family") not in ("", "ultralytics", None) else r["model"]
+                for r in rows}  # fmt: skip
     index, count = (int(v) for v in args.shard.split("/"))
     todo = todo[index::count]
     for i, fam in enumerate(todo):
-        key = fam["family"] or fam["model"]
+        key = fam["model"] if fam["family"] in ("", "ultralytics") else fam["family"]
         if key in done:
             continue
         start = time.perf_counter()

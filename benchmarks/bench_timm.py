@@ -481,6 +481,22 @@ def _table(path: str) -> str:
     return "\n".join(lines)
 
 
+def _redo(path: str, only: list[str] | None) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    latest = {r["model"]: r for r in rows if r.get("model")}
+
+    def failed(r: dict) -> bool:  # the whole row or filterprune crashed, timed out or differs
+        fpr = r.get("filterprune", {})
+        return "error" in r or "error" in fpr or not fpr.get("equivalent", True)
+
+    return [
+        {"family": r.get("family", ""), "model": m}
+        for m, r in latest.items()
+        if (m in only if only else failed(r))
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="benchmarks/results/timm.jsonl")
@@ -495,6 +511,13 @@ def main() -> None:
         "--ultralytics", action="store_true", help="ultralytics' task heads (or --only CONFIGS)"
     )
     parser.add_argument("--table", metavar="JSONL", help="print the Markdown table of a run")
+    parser.add_argument(
+        "--redo",
+        action="store_true",
+        help="run again the models of --out where filterprune crashed, timed out or differs "
+        "(or --only "
+        "MODELS of it), under their family; the table shows the last row of each model",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one model
     parser.add_argument("--tool", choices=tuple(TOOLS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -511,6 +534,8 @@ def main() -> None:
             {"family": "ultralytics", "model": ULTRALYTICS_PREFIX + c}
             for c in (args.only or ULTRALYTICS)
         ]
+    elif args.redo:
+        todo = _redo(args.out, args.only)
     elif args.only:
         todo = [{"family": "", "model": m} for m in args.only]
     else:

@@ -186,7 +186,39 @@ class DualPathNet(nn.Module):
         return self.fc(torch.cat([resid, dense], 1).mean((2, 3)))
 
 
+class InceptionDWConv(nn.Module):
+    """timm's InceptionNeXt token mixer: ``split(x, self.split_indexes)`` with a tuple of sizes,
+    three of them equal, then a depthwise conv per piece and a concat."""
+
+    def __init__(self, channels=24, branch=6):
+        super().__init__()
+        self.split_indexes = (channels - 3 * branch, branch, branch, branch)
+        self.hw = nn.Conv2d(branch, branch, 3, padding=1, groups=branch)
+        self.w = nn.Conv2d(branch, branch, (1, 5), padding=(0, 2), groups=branch)
+        self.h = nn.Conv2d(branch, branch, (5, 1), padding=(2, 0), groups=branch)
+
+    def forward(self, x):
+        x_id, x_hw, x_w, x_h = torch.split(x, self.split_indexes, dim=1)
+        return torch.cat((x_id, self.hw(x_hw), self.w(x_w), self.h(x_h)), dim=1)
+
+
+class InceptionNeXtNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn_act(3, 24)
+        self.mixer = InceptionDWConv()
+        self.norm = nn.BatchNorm2d(24)
+        self.mlp = nn.Sequential(nn.Conv2d(24, 32, 1), nn.GELU(), nn.Conv2d(32, 24, 1))
+        self.head = nn.Conv2d(24, 5, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.mlp(self.norm(self.mixer(x)))
+        return self.head(x)
+
+
 SIZES = {
+    "inception_next": InceptionNeXtNet,
     "dual_path": lambda: DualPathNet(),
     "sknet_timm": SKNetTimm,
     "unequal_split": UnequalSplitNet,

@@ -61,3 +61,21 @@ def test_two_slices_of_one_conv_by_an_attribute_are_two_groups_with_distinct_nam
     assert block.num_1x1_c < 12  # the residual part shrank, its count with it
     assert block.proj[0].out_channels < 16
     assert not graph.frozen or all("model output" in r for r in _reasons(graph)), graph.report()
+
+
+def test_split_by_a_tuple_attribute_counts_each_piece_by_its_element():
+    # InceptionNeXt: split(x, self.split_indexes) with (6, 6, 6, 6); each element follows its own
+    # piece even where the elements are equal, and a fresh model given the plan gets the same tuple
+    original, model, plan, graph = _pruned("inception_next")
+    mixer = model.mixer
+    assert sum(mixer.split_indexes) == model.stem[0].out_channels < 24
+    assert mixer.split_indexes[1:] == (mixer.hw.in_channels, mixer.w.in_channels,
+                                       mixer.h.in_channels)  # fmt: skip
+    assert isinstance(mixer.split_indexes, tuple)
+    assert any(f"mixer.split_indexes[{i}]" in plan.channels for i in range(4)), plan.channels
+    assert not graph.frozen or all("model output" in r for r in _reasons(graph)), graph.report()
+    fresh = ZOO["inception_next"]()
+    import filterprune as fp
+
+    fp.apply_plan(fresh, fp.Plan.from_json(plan.to_json()))
+    assert fresh.mixer.split_indexes == mixer.split_indexes

@@ -6,7 +6,9 @@ A module's ``forward`` often takes a size from an integer attribute set in ``__i
   lose the same positions, see ``rules.shape._couple_pieces``);
 - SKNet's ``torch.split(x, self.in_channels // self.num_paths, 1)`` (the whole channel count);
 - GhostNet's ``out[:, :self.oup]`` (how many leading channels are kept);
-- ``torch.split(x, [self.a, self.b], 1)`` and ``x.narrow(1, 0, self.a)``.
+- ``torch.split(x, [self.a, self.b], 1)`` and ``x.narrow(1, 0, self.a)``;
+- ``torch.split(x, self.split_indexes, 1)`` with a tuple or list of sizes (InceptionNeXt): piece
+  ``i`` is counted by element ``i`` (``split_indexes[i]``), even where elements are equal.
 
 Each such op records a :class:`Span`: the positions ``[start, stop)`` along the channel dimension
 of its input that an attribute of the running module equal to ``value`` counts. When the trace
@@ -26,7 +28,7 @@ from typing import Any
 import torch
 
 from . import labels as L
-from .specs import int_attributes
+from .specs import int_attributes, sequence_attributes
 
 TraceState = Any  # ``rules.base.TraceState`` (which imports the head book holding the spans)
 
@@ -41,6 +43,7 @@ class Span:
     start: int
     stop: int
     value: int  # the attribute's value: the count of those positions in the model as traced
+    attr: str = ""  # the one attribute counting them, where known (an element of a tuple)
 
 
 def _attributes(tr: TraceState) -> set[int]:
@@ -68,10 +71,17 @@ def read_bounds(
     if found is None:
         return False
     dim, spans = found
+    module = tr.current_module()
+    sizes = tuple(value for _, _, value in spans)
+    sequences = sequence_attributes(tr.model.get_submodule(module))
+    whole = next((k for k, v in sequences.items() if v == sizes), None) if name == "split" else None
+    if whole is not None:  # split by a tuple attribute: element i counts piece i
+        for i, (start, stop, value) in enumerate(spans):
+            tr.heads.spans.append(Span(module, lab, dim, start, stop, value, f"{whole}[{i}]"))
+        return True
     known = _attributes(tr)
     if not spans or any(value not in known for _, _, value in spans):
         return False
-    module = tr.current_module()
     for start, stop, value in spans:
         tr.heads.spans.append(Span(module, lab, dim, start, stop, value))
     return True
@@ -135,7 +145,7 @@ def add_members(tr: TraceState, roots: torch.Tensor, sole_units: Any, add_count:
     """At the end of the trace: every attribute equal to a span's count becomes a member."""
     for span in tr.heads.spans:
         counts = int_attributes(tr.model.get_submodule(span.module))
-        names = [a for a, v in counts.items() if v == span.value]
+        names = [span.attr] if span.attr else [a for a, v in counts.items() if v == span.value]
         if not names or span.stop <= span.start:
             continue
         if span.lab.shape[span.dim] < span.stop:

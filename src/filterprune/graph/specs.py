@@ -347,11 +347,28 @@ class AttrSpec(LayerSpec):
         self.head_size = head_size
 
     def channels(self, module: nn.Module) -> tuple[int, int]:
-        n = int(getattr(module, self.attr))
+        name, index = _element(self.attr)
+        value = getattr(module, name)
+        n = int(value if index is None else value[index])
         return n, n
 
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
-        setattr(module, self.attr, n_out)
+        name, index = _element(self.attr)
+        if index is None:
+            setattr(module, name, n_out)
+            return
+        value = getattr(module, name)  # one element of a tuple or list of sizes
+        items = list(value)
+        items[index] = n_out
+        setattr(module, name, type(value)(items))
+
+
+def _element(attr: str) -> tuple[str, int | None]:
+    """``"split_indexes[2]"`` -> ``("split_indexes", 2)``; a plain name -> ``(name, None)``."""
+    if attr.endswith("]") and "[" in attr:
+        name, _, index = attr[:-1].partition("[")
+        return name, int(index)
+    return attr, None
 
 
 def int_attributes(module: nn.Module) -> dict[str, int]:
@@ -360,6 +377,18 @@ def int_attributes(module: nn.Module) -> dict[str, int]:
         k: v
         for k, v in vars(module).items()
         if isinstance(v, int) and not isinstance(v, bool) and not k.startswith("_")
+    }
+
+
+def sequence_attributes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The module's own tuples and lists of integers (InceptionNeXt's ``split_indexes``)."""
+    return {
+        k: tuple(v)
+        for k, v in vars(module).items()
+        if isinstance(v, (tuple, list))
+        and v
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+        and not k.startswith("_")
     }
 
 
@@ -390,6 +419,9 @@ def param_spec(
     except AttributeError:
         return None
     if attr in int_attributes(owner):
+        return owner, AttrSpec(attr)
+    name, index = _element(attr)
+    if index is not None and index < len(sequence_attributes(owner).get(name, ())):
         return owner, AttrSpec(attr)
     tensor = getattr(owner, attr, None)
     if not isinstance(tensor, torch.Tensor) or attr in owner._modules:

@@ -28,6 +28,7 @@ from . import labels as L
 from . import rules
 from .elements import UNTRACKED, ElementSets
 from .heads import HEADS, HeadBook
+from .rules.spatial import meta_interpolate
 from .specs import LayerSpec, OpaqueSpec, registered_spec, spec_for
 
 # With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
@@ -257,7 +258,9 @@ class Tracer(TorchFunctionMode):
         module = self._module_stack[-1] if self._module_stack else ""
         record = OpRecord(len(self.ops), name, self.where(), module)
         self.current_op = record
-        out = func(*args, **kwargs)
+        out = meta_interpolate(args, kwargs) if name == "interpolate" else None
+        if out is None:
+            out = func(*args, **kwargs)
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         if not outs and name == "__setitem__":
             self._busy = True

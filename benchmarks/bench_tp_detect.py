@@ -15,7 +15,9 @@ Every C2f's ``cv1`` is first split into two convs, one per half (the same functi
 Torch-Pruning's own YOLOv8 example does (its graph mis-indexes ``chunk`` then ``cat``).
 Torch-Pruning removes a fraction of channels per ``step()``, not MACs; each iteration here calls
 ``step()`` (``pruning_ratio=0.95`` in 400 steps, about 5 channels each) until the MACs are at or
-below that iteration's target, then finetunes.
+below that iteration's target, then finetunes. TP's default ``max_pruning_ratio=1.0`` lets a
+layer fall to one channel (it cut the stem to 1 of 16); ``--max-pruning-ratio 0.75`` caps each
+layer at the share filterprune's default (25 % of a layer per iteration) allows in 5 iterations.
 
 Needs filterprune with its ``detect`` extra and Torch-Pruning 1.6.1 installed apart from it::
 
@@ -107,6 +109,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON result")
     parser.add_argument("--steps-per-iteration", type=int, default=100)
     parser.add_argument("--tp-steps", type=int, default=400, help="TP iterative_steps")
+    parser.add_argument(
+        "--max-pruning-ratio", type=float, default=1.0,
+        help="TP's per-layer cap on the removed share (default 1.0, TP's own default)",
+    )  # fmt: skip
     parser.add_argument("--final-steps", type=int, help="default: one pass (prune's default)")
     args = parser.parse_args()
     started = time.time()
@@ -147,6 +153,7 @@ def main() -> None:
         global_pruning=True,
         pruning_ratio=0.95,
         iterative_steps=args.tp_steps,
+        max_pruning_ratio=args.max_pruning_ratio,
         ignored_layers=head_outputs(net),
     )
     rows: list[dict[str, Any]] = []
@@ -177,6 +184,7 @@ def main() -> None:
     counts = measure.count(net, example)
     result = {
         "tool": f"torch-pruning {tp.__version__} (dist 1.6.1) MagnitudePruner, L1, global",
+        "max_pruning_ratio": args.max_pruning_ratio,
         "seed": args.seed,
         "base": str(args.base),
         "fp_run": str(args.fp_run),

@@ -16,6 +16,7 @@ from loop_tiny import Hooks, make_model
 import filterprune.measure
 from filterprune.config import PruneConfig, Target
 from filterprune.loop import run_pruning
+from filterprune.loop.run import PruningLoop
 from filterprune.loop.stop import latency_verdict, targets_reached
 
 GOAL = Target.parse("latency=-50%")  # a 2x speed-up
@@ -93,12 +94,35 @@ def test_a_spread_measurement_is_timed_again_with_more_rounds(monkeypatch, caplo
 
 
 def test_a_machine_too_noisy_to_decide_says_so_and_the_median_decides(monkeypatch, caplog):
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: None)  # no table
     spread = [1.0, 1.6, 2.1, 2.6, 3.2]
     with caplog.at_level(logging.WARNING, logger="filterprune"):
         result, asked = _run(monkeypatch, [[1.0] * 5] + [spread] * 3)
     assert asked == [5, 5, 10, 20]
     assert "too noisy to decide latency=-50%" in caplog.text
+    assert "the median (2.10x) decides" in caplog.text
     assert result.stop_reason == "target_reached"  # median 2.1x >= 2x
+    assert "latency_decided_by" not in result.rows[1]
+
+
+@pytest.mark.parametrize(("predicted", "reached"), [(2.5, True), (1.6, False)])
+def test_where_timing_cannot_decide_the_lookup_table_does(monkeypatch, caplog, predicted, reached):
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: predicted)
+    spread = [1.0, 1.6, 2.1, 2.6, 3.2]  # the median alone would say met
+    answers = [[1.0] * 5] + [spread] * 3 + [[2.5] * 5] * 20
+    with caplog.at_level(logging.WARNING, logger="filterprune"):
+        result, _ = _run(monkeypatch, answers)
+    assert f"the lookup table's prediction ({predicted:.2f}x) decides" in caplog.text
+    assert result.rows[1]["latency_decided_by"] == "lookup table"
+    assert (result.rows[1] is result.final_row) is reached
+    assert result.stop_reason == "target_reached"  # at once by the table, or later by timing
+
+
+def test_a_noisy_timing_does_not_decide_even_when_its_rounds_agree():
+    rounds = {"round_speedups": [7.0, 7.1, 7.2, 7.3, 8.2]}
+    assert latency_verdict(GOAL, rounds) is True
+    assert latency_verdict(GOAL, {**rounds, "latency_flags": ["noisy reference"]}) is None
+    assert latency_verdict(GOAL, {**rounds, "latency_flags": ["rounds disagree"]}) is True
 
 
 def test_the_step_shrinks_to_land_on_the_latency_goal(monkeypatch):

@@ -49,6 +49,7 @@ from .result import RunResult
 from .state import LoopState, seed_everything
 from .stop import (
     STOP_REASONS,
+    TABLE,
     Guard,
     StepAmount,
     check_finite,
@@ -189,8 +190,10 @@ class PruningLoop(RunRecord):
             original = self.original if self.original is not None else self.model
             timed = compare_latencies(original, self.model, self.example, self.config.latency)
             row.update(latency_fields(timed, self.model))
-            if self.config.removal.widths == "measured":
-                row["table_speedup"] = self._table_speedup(original)
+            if self.config.removal.widths == "measured" or self._latency_goal():
+                predicted = self._table_speedup(original)
+                if predicted is not None:
+                    row["table_speedup"] = predicted
         if self._graph is None:
             self._graph = analyze(self.model, self.example, ignore=self.ignore)
         row["channels"] = channel_groups(self._graph)  # each channel once, by its producers
@@ -219,7 +222,10 @@ class PruningLoop(RunRecord):
 
         return StaircaseWidths(self.model, self._timed_example(), self._latency_table())
 
-    def _table_speedup(self, original: nn.Module) -> float:
+    def _latency_goal(self) -> bool:
+        return any(t.quantity == "latency" and t.reduction for t in self.config.targets)
+
+    def _table_speedup(self, original: nn.Module) -> float | None:
         """The speed-up the lookup table predicts (its conv and linear layers, summed), reported
         beside the measured one so that the table's error is seen each iteration."""
         from ..measure.latency_table import layer_shapes
@@ -228,7 +234,7 @@ class PruningLoop(RunRecord):
         before = table.predict_ms(layer_shapes(original, timed))
         after = table.predict_ms(layer_shapes(self.model, timed))
         table.save()
-        return before / after if after > 0 else float("nan")
+        return before / after if after > 0 and before > 0 else None
 
     def _finetune(self, budget: Budget) -> int:
         if budget.amount <= 0 or self.finetune_fn is None:
@@ -333,14 +339,21 @@ class PruningLoop(RunRecord):
                 row.update(latency_fields(timed, self.model))
             if undecided_latency(cfg, row):
                 low, high = min(row["round_speedups"]), max(row["round_speedups"])
+                flags = ", ".join(row.get("latency_flags") or ()) or "no flags"
+                if row.get("table_speedup"):
+                    row["latency_decided_by"] = TABLE
+                    decides = f"the lookup table's prediction ({row['table_speedup']:.2f}x)"
+                else:
+                    decides = f"the median ({row['speedup']:.2f}x)"
                 logger.warning(
                     "this machine is too noisy to decide %s: after %d timings the speed-up "
-                    "rounds span %.2f-%.2fx around the goal; the median (%.2fx) decides",
+                    "rounds span %.2f-%.2fx (%s); %s decides",
                     ", ".join(str(t) for t in undecided_latency(cfg, row)),
                     tries + 1,
                     low,
                     high,
-                    row["speedup"],
+                    flags,
+                    decides,
                 )
         shared = self.replicas.shared(row if self.replicas.main else None)
         if shared is not row:

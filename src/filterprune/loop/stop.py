@@ -114,7 +114,7 @@ def paced_amount(config: PruneConfig, rows: list[Mapping[str, Any]], amount: Any
     timed = [r for r in rows if r.get("accepted") and r.get("speedup")]
     if len(timed) < 2 or not timed[-1].get("amount"):
         return amount
-    before, last = float(timed[-2]["speedup"]), float(timed[-1]["speedup"])
+    before, last = deciding_speedup(timed[-2]) or 1.0, deciding_speedup(timed[-1]) or 1.0
     goal = max(goals)
     if last >= goal or last <= before * 1.01:  # met, or the last step gained nothing clear
         return amount
@@ -127,6 +127,9 @@ def max_removable(base_total: int, max_pruned_fraction: float) -> int:
     """Channels the whole run may remove out of ``base_total``."""
     return math.floor(base_total * max_pruned_fraction + 1e-9)
 
+
+#: ``latency_decided_by`` of a row whose latency decision rests on the lookup table's prediction
+TABLE = "lookup table"
 
 _ROW_KEYS = {"macs": "macs", "params": "params", "size": "size_mb", "latency": "latency_ms"}
 
@@ -149,11 +152,17 @@ def latency_verdict(target: Target, row: Mapping[str, Any]) -> bool | None:
     The speed-up of each alternating round (the model and the original timed in one process,
     turn by turn) is compared with the goal ``1 / (1 - reduction)``: met when the middle half
     of the rounds is at or above it, missed when it is below, ``None`` (undecided) when the
-    middle half straddles the goal, or the row has no side-by-side rounds.
+    middle half straddles the goal, the row has no side-by-side rounds, or a model's timing was
+    flagged noisy. A noisy timing is not only spread but biased: on an overloaded machine the
+    longer model's calls are cut by other processes more often than the shorter one's, so every
+    round can overstate the speed-up alike (7.2x measured for 3.4x fewer MACs at load 12, 2.7x
+    when timed again minutes later).
     """
     rounds = row.get("round_speedups")
     if target.reduction is None or not rounds:
         return None
+    if any(str(flag).startswith("noisy") for flag in row.get("latency_flags") or ()):
+        return None  # calls interrupted unevenly: the longer model's more often, a biased ratio
     goal = 1.0 / (1.0 - target.reduction)
     low, high = _quartiles([float(r) for r in rounds])
     if low >= goal:
@@ -172,13 +181,22 @@ def undecided_latency(config: PruneConfig, row: Mapping[str, Any]) -> list[Targe
     ]
 
 
+def deciding_speedup(row: Mapping[str, Any]) -> float | None:
+    """The speed-up a latency decision rests on: the lookup table's prediction where the
+    measurement could not decide (``latency_decided_by``), else the measured median."""
+    if row.get("latency_decided_by") == TABLE and row.get("table_speedup"):
+        return float(row["table_speedup"])
+    return float(row["speedup"]) if row.get("speedup") else None
+
+
 def _reached(target: Target, original: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     if target.quantity == "latency" and target.reduction is not None and row.get("speedup"):
         verdict = latency_verdict(target, row)
-        if verdict is not None:
+        if verdict is not None and row.get("latency_decided_by") != TABLE:
             return verdict
-        # too noisy to decide after the re-measurements: the median speed-up decides
-        return float(row["speedup"]) >= 1.0 / (1.0 - target.reduction)
+        # too noisy to decide after the re-measurements: the lookup table's prediction decides
+        # where the run has one, else the median speed-up
+        return (deciding_speedup(row) or 0.0) >= 1.0 / (1.0 - target.reduction)
     key = _ROW_KEYS[target.quantity]
     if row.get(key) is None or original.get(key) is None:
         return False

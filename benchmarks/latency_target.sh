@@ -12,7 +12,7 @@ SEED=${2:-0}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 FP=${FP:-.venv/bin/filterprune}
-timed() { local s; s=$(date +%s); "$@"; echo "SECONDS $(( $(date +%s) - s )): $*"; }
+timed() { local s; s=$(date +%s); "$@"; echo "SECONDS $(( $(date +%s) - s )): $*" >&2; }
 
 [ -e "$OUT/vgg-base/model.json" ] || timed $FP train --task classify --model vgg16_bn \
     --model-arg width=0.5 --model-arg head=cifar --data fashion-mnist --image-size 32 \

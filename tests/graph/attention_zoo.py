@@ -372,3 +372,26 @@ class ShapedStage(nn.Module):
 
 
 ZOO["shaped"] = lambda: ShapedStage()
+
+
+class ResampledViT(TinyViT):
+    """timm's ``dynamic_img_size``: the position table (here for 5 x 5 patches and the class
+    token) resampled to the input's 4 x 4 (``resample_abs_pos_embed``)."""
+
+    def __init__(self, dim=32):
+        super().__init__(dim=dim)
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + 25, dim))
+
+    def forward(self, x):
+        x = self.patch(x)
+        B, C, H, W = x.shape
+        prefix, grid = self.pos_embed[:, :1], self.pos_embed[:, 1:]
+        grid = grid.float().reshape(1, 5, 5, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(H, W), mode="bicubic", antialias=True)
+        pos = torch.cat([prefix, grid.permute(0, 2, 3, 1).reshape(1, H * W, -1)], dim=1)
+        cls = self.cls_token.expand(B, -1, -1)
+        x = torch.cat([cls, x.flatten(2).transpose(1, 2)], 1) + pos
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+ZOO["resampled"] = lambda: ResampledViT()

@@ -224,3 +224,10 @@ def test_shapes_kept_as_tuples_follow_their_parameters():
     assert model.attn.rel_pos.bias_shape == (16, 16, heads)
     assert model.attn.rel_pos.relative_position_bias_table.shape[1] == heads
     _export_matches(model)
+
+
+def test_a_resampled_position_table_is_sliced_with_the_embedding():
+    original, model, plan, graph = _pruned("resampled")
+    width = model.patch.out_channels
+    assert width < original.patch.out_channels
+    assert model.pos_embed.shape == (1, 26, width)

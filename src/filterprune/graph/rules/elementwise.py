@@ -117,6 +117,10 @@ def _pointwise_of_param(tr: TraceState, inputs: list, outs: list) -> None:
             table[id(y)] = table[id(x)]
 
 
+# copies and casts of a parameter (``posemb.float()``) that keep its axes
+_SAME_VALUES = {"contiguous", "clone", "to", "float", "double", "half", "bfloat16", "type"}
+
+
 @rule(
     "to", "type", "type_as", "float", "double", "half", "bfloat16", "detach", "detach_",
     "contiguous", "clone", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
@@ -124,7 +128,7 @@ def _pointwise_of_param(tr: TraceState, inputs: list, outs: list) -> None:
 )  # fmt: skip
 def _same_as_first(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-    if first is not None and id(first) in tr.params and name in ("contiguous", "clone"):
+    if first is not None and id(first) in tr.params and name in _SAME_VALUES:
         from .shape import param_origin
 
         param_origin(tr, name, args, out)

@@ -62,6 +62,7 @@ def _shape_op(tr: TraceState, name: str, func, args, kwargs, out) -> None:
             _param_view(tr, name, args, out)
             if target == "cat":
                 note_pieces(tr, args, kwargs, out)  # a bias made of parameters (Swin-V2)
+                _param_joined(tr, args, kwargs, out)
         return
     if target == "cat" and tr.params:
         _label_tokens(tr, args, kwargs)
@@ -234,13 +235,34 @@ def param_origin(tr: TraceState, name: str, args: tuple, out: Any) -> None:
         order = list(src)
         order[a], order[b] = order[b], order[a]
         origin = tuple(order)
-    elif name in _VIEWS | {"contiguous", "clone"}:
+    elif name in _VIEWS | {"contiguous", "clone", "to", "float", "double", "half", "bfloat16"}:
         origin = tuple(_same_axis(x.shape, y.shape, b, src) for b in range(y.dim()))
     else:
         return
     if any(a >= 0 and y.shape[b] > 1 for b, a in enumerate(origin)):
         tr.params[id(y)] = pname
         tr.param_origin[id(y)] = origin
+
+
+def _param_joined(tr: TraceState, args: tuple, kwargs: dict, out: Any) -> None:
+    """``torch.cat([posemb[:, :1], resampled], dim=1)``: pieces of one parameter with the same
+    axes elsewhere are that parameter, the joined dimension no axis of it."""
+    pieces = args[0] if args else kwargs.get("tensors")
+    outs = _outputs(out)
+    if not isinstance(pieces, (list, tuple)) or len(outs) != 1 or not pieces:
+        return
+    names = {tr.params.get(id(t)) for t in pieces}
+    found = [tr.param_origin.get(id(t)) for t in pieces]
+    if len(names) != 1 or None in names or None in found:
+        return
+    nd = outs[0].dim()
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0) % nd
+    long = [d for d in range(nd) if d != dim and outs[0].shape[d] > 1]
+    if len({tuple(o[d] for d in long) for o in found}) != 1:
+        return
+    origin = [found[0][d] if d in long else -1 for d in range(nd)]
+    tr.params[id(outs[0])] = next(iter(names))
+    tr.param_origin[id(outs[0])] = tuple(origin)
 
 
 def _indexed_origin(index: Any, src: tuple) -> tuple | None:

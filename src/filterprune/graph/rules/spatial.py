@@ -22,6 +22,8 @@ SPATIAL = (
 @rule(*SPATIAL)
 def _spatial(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     x = args[0] if args else kwargs.get("input")
+    if name in ("interpolate", "upsample") and isinstance(x, torch.Tensor) and x.dim() > 2:
+        _param_resampled(tr, x, _outputs(out))
     lab = tr.label(x)
     bad = [d for d in L.varying_dims(lab) if d != 1]
     if name == "pad":
@@ -74,3 +76,14 @@ def meta_interpolate(args: tuple, kwargs: dict) -> torch.Tensor | None:
         return None
     out = torch.empty((*x.shape[:2], *spatial), dtype=x.dtype, device="meta")
     return out + x.sum() * 0 if x.requires_grad and torch.is_grad_enabled() else out
+
+
+def _param_resampled(tr: TraceState, x: torch.Tensor, outs: list) -> None:
+    """A position table resampled as ``(1, C, H, W)`` (timm's ``resample_abs_pos_embed`` for
+    another input size): dimension 1 is still the parameter's axis, the others are not."""
+    name = tr.params.get(id(x))
+    origin = tr.param_origin.get(id(x))
+    if name is None or origin is None or len(outs) != 1:
+        return
+    tr.params[id(outs[0])] = name
+    tr.param_origin[id(outs[0])] = (-1, origin[1], *(-1,) * (x.dim() - 2))

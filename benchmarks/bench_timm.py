@@ -80,7 +80,13 @@ def _timm():
 
 
 class TensorOutputs(torch.nn.Module):
-    """An ultralytics model whose outputs are its tensors only (RT-DETR's has ``None`` leaves)."""
+    """An ultralytics model's outputs as a tuple of tensors, as it returns them in eval mode.
+
+    Eval mode returns ``(predictions, extras)``, the extras being the raw per-level head outputs
+    (and features) the loss reads; all are kept, with ``None`` leaves (RT-DETR) dropped. (With the
+    predictions alone, the probe cannot verify the DFL's ``view(b, 4, self.c1, a)`` and keeps
+    every group: a gap noted in docs/benchmarks.md.)
+    """
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
@@ -443,6 +449,7 @@ def _table(path: str) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     counts = {"models": 0, "fp": 0, "peer": 0, "deeper": 0, "peer_exact": 0}
+    shallower: list[str] = []
     for r in rows:
         if r.get("model") is None:
             continue
@@ -458,6 +465,12 @@ def _table(path: str) -> str:
             counts["peer_exact"] += 1
             if "params_kept" in fpr and fpr["params_kept"] <= peer["params_kept"] + 0.01:
                 counts["deeper"] += 1
+            elif "params_kept" in fpr:
+                shallower.append(
+                    f"{r['model']} ({fpr['params_kept']:.2f} vs {peer['params_kept']:.2f}; "
+                    f"deepest layer {fpr.get('deepest_layer', 0):.2f} vs "
+                    f"{peer.get('deepest_layer', 0):.2f})"
+                )
         why = ""
         if fpr.get("kept_groups"):
             why = f"{fpr['kept_groups']}: {fpr['first_kept_reason'][:90]}".replace("|", "/")
@@ -476,7 +489,8 @@ def _table(path: str) -> str:
         "",
         f"{counts['models']} models: filterprune exact on {counts['fp']}, the peer on "
         f"{counts['peer']}; where the peer is exact ({counts['peer_exact']}), filterprune keeps "
-        f"no more parameters than the peer (+0.01) on {counts['deeper']}.",
+        f"no more parameters than the peer (+0.01) on {counts['deeper']}"
+        + (f"; more on {', '.join(shallower)}." if shallower else "."),
     ]
     return "\n".join(lines)
 

@@ -161,6 +161,35 @@ def run_peer(model, x) -> dict:
 TOOLS = {"filterprune": run_filterprune, "peer": run_peer}
 
 
+def global_ranking(name: str) -> dict:
+    """How many heads a global ranking removes at 30 % (L1), raw, normalised, with the cost."""
+    import filterprune as fp
+
+    model, _, x, _ = _prepare(name)
+    graph = fp.analyze(model, x)
+    heads = {g.name for g in graph.prunable if g.heads}
+    n_heads = sum(g.size for g in graph.prunable if g.heads)
+    n_other = sum(g.size for g in graph.prunable) - n_heads
+    out = {}
+    for label, kw in (
+        ("raw", {"normalize": False, "flops_reg": 0.0}),
+        ("normalised", {"normalize": True, "flops_reg": 0.0}),
+        ("normalised + cost 0.1", {"normalize": True, "flops_reg": 0.1}),
+    ):
+        pruned = copy.deepcopy(model)
+        plan = fp.prune(
+            pruned, x, amount=AMOUNT, criterion="l1", scope="global", layer_types=(),
+            graph=copy.deepcopy(graph), **kw,
+        )  # fmt: skip
+        gone = sum(len(v) for n, v in plan.groups.items() if n in heads)
+        out[label] = {
+            "heads_removed": f"{gone}/{n_heads}",
+            "channels_removed": f"{plan.num_removed - gone}/{n_other}",
+            "params_kept": fp.count(pruned, x).params / fp.count(model, x).params,
+        }
+    return out
+
+
 def one(name: str, tool: str) -> dict:
     row: dict = {"model": name}
     model, shape, x, signal = _prepare(name)
@@ -235,10 +264,14 @@ def main() -> None:
     ap.add_argument("--tool", choices=list(TOOLS), default="filterprune")
     ap.add_argument("--table", help="print the Markdown table of a results file")
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--global-ranking", metavar="MODEL", help="heads removed by a global ranking")
     ap.add_argument("--models", nargs="*", help="these models instead of one per family")
     args = ap.parse_args()
     if args.table:
         print(table(args.table))
+        return
+    if args.global_ranking:
+        print(json.dumps(global_ranking(args.global_ranking)))
         return
     if args.one:
         torch.set_num_threads(1)

@@ -86,6 +86,7 @@ class Findings:
 
     culprits: list[OpRecord] = field(default_factory=list)
     unverified: list[OpRecord] = field(default_factory=list)
+    failed: bool = False  # the pruned copy raised
 
     def __bool__(self) -> bool:
         return bool(self.culprits or self.unverified)
@@ -115,6 +116,7 @@ def _mismatches(
         if _all_agree(rec.inputs, new.inputs, removed, root):
             found.culprits.append(rec)
     if failed:
+        found.failed = True
         stop = original[min(len(probed), len(original) - 1)]
         found.unverified.append(stop)
         if not found.culprits:
@@ -300,6 +302,33 @@ def freeze_size_reads(graph: DependencyGraph, record: OpRecord) -> bool:
     return True
 
 
+def _reaches_prunable(graph: DependencyGraph, record: OpRecord) -> bool:
+    """Whether pruning can change what ``record`` sees: an input class is still prunable, or a
+    prunable group counts an attribute of the module that ran it (a size the op may read)."""
+    root = graph.sets.roots()
+    for lab in record.inputs:
+        classes = torch.unique(root[lab[lab != UNTRACKED]]).tolist() if lab.numel() else []
+        if any(not graph.sets.is_frozen(e) for e in classes):
+            return True
+    prefix = f"{record.module}." if record.module else ""
+    return any(
+        m.attribute and m.module.startswith(prefix) and m.module.count(".") == prefix.count(".")
+        for g in graph.prunable
+        for m in g.members
+    )
+
+
+def settled(graph: DependencyGraph, found: Findings) -> Findings:
+    """``found`` less the ops no pruning can reach any more (every input class kept, no count
+    of their module prunable): freezing cannot change them, so a disagreement left there is the
+    labels' (the DFL's ``view(b, 4, self.c1, a)`` in a detector returning predictions only)."""
+    if found.failed:  # a copy that raised is never explained away
+        return found
+    keep = [r for r in found.unverified if _reaches_prunable(graph, r)]
+    ids = {id(r) for r in keep}
+    return Findings([r for r in found.culprits if id(r) in ids], keep)
+
+
 def freeze_unverified(graph: DependencyGraph, found: Findings, rounds: int) -> None:
     """The probe still disagreed after ``rounds`` rounds: keep what reaches the disagreement.
 
@@ -377,7 +406,7 @@ def verify(
     pairing = _Pairing()
     for _ in range(MAX_ROUNDS):
         rounds += 1
-        found = probe_once(model, example_inputs, graph, leaf_types)
+        found = settled(graph, probe_once(model, example_inputs, graph, leaf_types))
         if not found:
             return rounds
         culprits = pairing.check(graph, found.culprits or found.unverified[:1])
@@ -396,13 +425,13 @@ def verify(
         pairing.first = first
     for _ in range(FALLBACK_ROUNDS):
         rounds += 1
-        found = probe_once(model, example_inputs, graph, leaf_types)
+        found = settled(graph, probe_once(model, example_inputs, graph, leaf_types))
         if not found:
             return rounds
         freeze_unverified(graph, found, rounds - 1)
         graph.groups = graph._build()
     rounds += 1
-    found = probe_once(model, example_inputs, graph, leaf_types)
+    found = settled(graph, probe_once(model, example_inputs, graph, leaf_types))
     if found:
         freeze_all(graph, found, rounds)
     return rounds

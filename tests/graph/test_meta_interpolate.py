@@ -55,3 +55,38 @@ class UpsampleNet(nn.Module):
 def test_an_upsampling_model_still_prunes_exactly():
     _, pruned, _, _ = prune_exactly("upsample", UpsampleNet)
     assert pruned.down[0].out_channels == pruned.lateral.out_channels < 12
+
+
+def test_batch_norm_on_meta_keeps_the_input_shape():
+    from filterprune.graph.rules.spatial import meta_batch_norm
+
+    x = torch.randn(2, 5, 3, 3, requires_grad=True).to("meta")
+    stats = torch.zeros(5, device="meta"), torch.ones(5, device="meta")
+    out = meta_batch_norm((x, *stats), {"training": False})
+    assert out.shape == F.batch_norm(x, *stats).shape and out.device.type == "meta"
+    assert meta_batch_norm((torch.randn(2, 5, 3, 3), *stats), {}) is None
+
+
+class BatchNormSubclass(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: calls F.batch_norm itself, then an activation."""
+
+    def forward(self, x):
+        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         False, 0.0, self.eps)  # fmt: skip
+        return F.relu(y)
+
+
+class SubclassNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 12, 3, padding=1)
+        self.bn = BatchNormSubclass(12)
+        self.b = nn.Conv2d(12, 4, 1)
+
+    def forward(self, x):
+        return self.b(self.bn(self.a(x)))
+
+
+def test_a_batch_norm_subclass_still_prunes_exactly():
+    _, pruned, _, _ = prune_exactly("bn_subclass", SubclassNet)
+    assert pruned.a.out_channels == pruned.bn.num_features == pruned.b.in_channels < 12

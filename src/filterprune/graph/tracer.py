@@ -28,7 +28,7 @@ from . import labels as L
 from . import rules
 from .elements import UNTRACKED, ElementSets
 from .heads import HEADS, HeadBook
-from .rules.spatial import meta_interpolate
+from .rules.spatial import META_SHORTCUTS, meta_batch_norm
 from .specs import LayerSpec, OpaqueSpec, registered_spec, spec_for
 
 # With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
@@ -245,9 +245,10 @@ class Tracer(TorchFunctionMode):
     # ----- torch function interception ------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if self._busy or self._leaf_depth:
-            return func(*args, **kwargs)
         name = getattr(func, "__name__", None) or repr(func)
+        if self._busy or self._leaf_depth:
+            fast = meta_batch_norm(args, kwargs, attach=False) if name == "batch_norm" else None
+            return func(*args, **kwargs) if fast is None else fast
         if name == "__get__":
             name = "attr:" + getattr(getattr(func, "__self__", None), "__name__", "?")
         if name in _SHAPE_READS:
@@ -258,7 +259,7 @@ class Tracer(TorchFunctionMode):
         module = self._module_stack[-1] if self._module_stack else ""
         record = OpRecord(len(self.ops), name, self.where(), module)
         self.current_op = record
-        out = meta_interpolate(args, kwargs) if name == "interpolate" else None
+        out = META_SHORTCUTS[name](args, kwargs) if name in META_SHORTCUTS else None
         if out is None:
             out = func(*args, **kwargs)
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]

@@ -10,7 +10,7 @@ SEED=${2:-0}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 FP=${FP:-.venv/bin/filterprune}
-timed() { local s; s=$(date +%s); "$@"; echo "SECONDS $(( $(date +%s) - s )): $*"; }
+timed() { local s; s=$(date +%s); "$@"; echo "SECONDS $(( $(date +%s) - s )): $*" >&2; }
 
 # detection: yolo_tiny (base 16, 1.41 M params, 24.2 M MACs at 64 px), 800 steps of batch 32
 timed $FP train --model yolo_tiny --task detect --data fashion-mnist-det --image-size 64 \

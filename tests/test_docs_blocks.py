@@ -112,6 +112,19 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("benchmarks.md", "PYTHONPATH=src .venv/bin/python benchmarks/bench_threads_under_load.py"): (
         "a 100-second measurement of the machine's load that rewrites benchmarks/results"
     ),
+    ("benchmarks.md", "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_staircase.py"): (
+        "a timing of single layers on an idle machine that rewrites benchmarks/results"
+    ),
+    ("benchmarks.md", "benchmarks/latency_target.sh"): (
+        "needs the Debian Fashion-MNIST dataset; half an hour of training and pruning"
+    ),
+    ("benchmarks.md", "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_latency_widths.py"): (
+        "minutes of timing on an idle machine that rewrite benchmarks/results; its held-out "
+        "half needs torchvision"
+    ),
+    ("benchmarks.md", "benchmarks/canvases.sh"): (
+        "needs the Debian Fashion-MNIST dataset and hours of training"
+    ),
     ("benchmarks.md", "FILTERPRUNE_SUMMARY_SCREENSHOT="): (
         "runs tests/report/test_summary_page.py, which this suite runs itself, and rewrites "
         "the committed screenshot"

@@ -152,10 +152,8 @@ class LayerShape:
 
 
 def _base_conv(module: nn.Module) -> str:
-    for c in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
-        if isinstance(module, c):
-            return c.__name__
-    raise TypeError(type(module).__name__)
+    """The ``torch.nn`` conv class ``module`` is an instance of (its subclasses time alike)."""
+    return next(c.__name__ for c in (nn.Conv1d, nn.Conv2d, nn.Conv3d) if isinstance(module, c))
 
 
 def layer_shapes(model: nn.Module, example_inputs: ExampleInputs) -> dict[str, LayerShape]:
@@ -235,29 +233,34 @@ class LatencyTable:
         """The cached entries; a file that is not a table is left alone and disables the cache."""
         if self.path is None or not self.path.exists():
             return {}
+        problem, entries = None, None
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError(f"field 'format' is {data.get('format')!r}, expected {FORMAT}")
-            entries = data.get("entries")
-            if not isinstance(entries, dict):
-                raise ValueError("field 'entries' is not an object")
-            good = {
-                k: float(v)
-                for k, v in entries.items()
-                if isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-            }
         except (OSError, ValueError, UnicodeDecodeError) as exc:
+            problem = str(exc)
+        else:
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                found = data.get("format") if isinstance(data, dict) else type(data).__name__
+                problem = f"field 'format' is {found!r}, expected {FORMAT}"
+            elif not isinstance(data.get("entries"), dict):
+                problem = "field 'entries' is not an object"
+            else:
+                entries = data["entries"]
+        if problem is not None or entries is None:
             logger.warning(
                 "latency table %s is not readable (%s); timing layers again without caching. "
                 "Fix: delete the file, or set %s to another folder",
                 self.path,
-                exc,
+                problem,
                 CACHE_ENV,
             )
             self.path = None
             return {}
-        return good
+        return {
+            k: float(v)
+            for k, v in entries.items()
+            if isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+        }
 
     def save(self) -> None:
         """Merge the new entries into the cache file and replace it atomically."""

@@ -57,6 +57,7 @@ FORMAT = 1
 BLOCKS = 5  # timed blocks per entry; the fastest block's time per call is kept
 BLOCK_SECONDS = 0.002  # each block runs at least this long
 SLOW_CALL = 0.02  # a call this slow (seconds) is timed in 2 blocks of one call, after its warm-up
+PROGRESS_SECONDS = 20.0  # a line at least this often while timing
 SAVE_EVERY = 64  # new entries between writes of the cache file
 
 
@@ -220,6 +221,7 @@ class LatencyTable:
         self.entries: dict[str, float] = {}
         self.measured = 0
         self._unsaved = 0
+        self._said = time.perf_counter()
         self.path: Path | None = None
         if cache_dir is not False:
             root = default_cache_dir() if cache_dir in (None, True) else Path(str(cache_dir))
@@ -304,6 +306,9 @@ class LatencyTable:
             torch.set_num_threads(before)
         self.entries[key] = ms
         self.measured += 1
+        if time.perf_counter() - self._said >= PROGRESS_SECONDS:  # long tables say what they do
+            self._said = time.perf_counter()
+            logger.info("latency table: %d layer widths timed so far", self.measured)
         self._unsaved += 1
         if self._unsaved >= SAVE_EVERY:
             self.save()

@@ -36,7 +36,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_timm import _prepare, _relative, _timm, outcome  # noqa: E402
+from bench_timm import _commit, _prepare, _relative, _timm, outcome  # noqa: E402
 
 AMOUNT = 0.3
 FAMILIES = (
@@ -257,6 +257,22 @@ def table(path: str) -> str:
     return "\n".join(lines)
 
 
+def rerun(path: str, tool: str, timeout: int, models: list[str] | None) -> None:
+    """``tool`` again on the models of ``path`` (all, or ``models``), the other tool's cell kept;
+    the file is rewritten after each model, each row with the commit it ran on."""
+    with open(path) as f:
+        rows = [json.loads(line) for line in f]
+    for i, row in enumerate(rows):
+        if models and row["model"] not in models:
+            continue
+        start = time.perf_counter()
+        rows[i] = {**row, **_child(row["model"], tool, timeout), "commit": _commit()}
+        rows[i]["wall_seconds"] = time.perf_counter() - start
+        with open(path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        print(row["model"], json.dumps(rows[i].get(tool))[:200], flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/vit.jsonl")
@@ -266,7 +282,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--global-ranking", metavar="MODEL", help="heads removed by a global ranking")
     ap.add_argument("--models", nargs="*", help="these models instead of one per family")
+    ap.add_argument("--rerun", choices=list(TOOLS), help="this tool again on --out's models")
     args = ap.parse_args()
+    if args.rerun:
+        rerun(args.out, args.rerun, args.timeout, args.models)
+        return
     if args.table:
         print(table(args.table))
         return
@@ -286,7 +306,7 @@ def main() -> None:
         if name in done:
             continue
         start = time.perf_counter()
-        row = {"model": name}
+        row = {"model": name, "commit": _commit()}
         for tool in TOOLS:
             row = {**_child(name, tool, args.timeout), **row}
         row["wall_seconds"] = time.perf_counter() - start

@@ -161,3 +161,10 @@ def test_the_report_states_the_tables_error_against_the_measured_speed_up():
     ]  # fmt: skip
     notes = iteration_table(rows).notes
     assert any("predicted 2.40x" in n and "+20 %" in n for n in notes), notes
+
+
+def test_a_preempted_timing_does_not_decide_even_when_its_rounds_agree():
+    rounds = {"speedup": 2.5, "round_speedups": [2.5] * 5}
+    assert latency_verdict(GOAL, rounds) is True
+    flagged = {**rounds, "latency_flags": ["preempted (on a core 22% of the time)"]}
+    assert latency_verdict(GOAL, flagged) is None

@@ -142,3 +142,49 @@ def test_flags_fire_on_a_wide_spread_not_on_a_tight_one():
     assert median_spread([1.0]) == 0.0 and median_spread([1.0, 3.0]) == pytest.approx(1.0)
     assert median_spread([1.0, 1.2, 1.4, 1.6, 1.8, 2.0]) == pytest.approx((1.8 - 1.2) / 1.5)
     assert NOISY_IQR_FRACTION < 1.0  # an IQR as large as the median is always flagged
+
+
+def test_a_timing_that_held_a_core_less_than_half_the_time_is_flagged_preempted():
+    def result():
+        return LatencyResult(1, "cpu", 1, 10.0, 0.1, 10.0, 10, 1)
+
+    tight = [2.0, 2.01, 1.99]
+    assert _flags(result(), result(), tight, cpu_share=0.98) == []
+    assert _flags(result(), result(), tight, cpu_share=None) == []  # not on the CPU
+    assert _flags(result(), result(), tight, cpu_share=0.22) == [
+        "preempted (on a core 22% of the time)"
+    ]
+
+
+def _spin(seconds: float) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_compare_latency_flags_a_timing_while_other_processes_hold_every_core():
+    """Three spinning processes per core: the timing process gets about a quarter of one."""
+    import multiprocessing
+    import os
+
+    from filterprune.measure.latency import MIN_CPU_SHARE
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
+    x = torch.randn(1, 64)
+    spinners = [multiprocessing.get_context("spawn").Process(target=_spin, args=(20.0,))
+                for _ in range(3 * (cores or 1))]  # fmt: skip
+    for p in spinners:
+        p.start()
+    try:
+        _spin(1.0)  # let the spinners start (spawn imports this module)
+        (busy,) = compare_latency(model, model, x, rounds=3, repeats=50, min_run_time=0.3)
+    finally:
+        for p in spinners:
+            p.terminate()
+            p.join()
+    assert busy.cpu_share is not None and busy.cpu_share < MIN_CPU_SHARE
+    assert any(flag.startswith("preempted") for flag in busy.flags)
+    assert busy.to_dict()["cpu_share"] == busy.cpu_share

@@ -128,6 +128,9 @@ def max_removable(base_total: int, max_pruned_fraction: float) -> int:
     return math.floor(base_total * max_pruned_fraction + 1e-9)
 
 
+#: Timing flags (their first word) under which a latency target is not decided by the timing
+UNDECIDING_FLAGS = ("noisy", "preempted")
+
 #: ``latency_decided_by`` of a row whose latency decision rests on the lookup table's prediction
 TABLE = "lookup table"
 
@@ -156,12 +159,14 @@ def latency_verdict(target: Target, row: Mapping[str, Any]) -> bool | None:
     flagged noisy. A noisy timing is not only spread but biased: on an overloaded machine the
     longer model's calls are cut by other processes more often than the shorter one's, so every
     round can overstate the speed-up alike (7.2x measured for 3.4x fewer MACs at load 12, 2.7x
-    when timed again minutes later).
+    when timed again minutes later). A ``preempted`` timing (its process held a core less than
+    half the time) does not decide either, even with rounds that agree and no IQR flag: at load
+    7 such timings read 3.3x and 2.3x for a model that runs 4.85x alone.
     """
     rounds = row.get("round_speedups")
     if target.reduction is None or not rounds:
         return None
-    if any(str(flag).startswith("noisy") for flag in row.get("latency_flags") or ()):
+    if any(str(flag).startswith(UNDECIDING_FLAGS) for flag in row.get("latency_flags") or ()):
         return None  # calls interrupted unevenly: the longer model's more often, a biased ratio
     goal = 1.0 / (1.0 - target.reduction)
     low, high = _quartiles([float(r) for r in rounds])

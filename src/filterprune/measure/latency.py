@@ -30,6 +30,14 @@ of the median: one round slowed by another process does not move the median, and
 fired on most comparisons of a shared machine. The thresholds come from repeated A/A comparisons
 (a model against its own copy, true speed-up 1.0) on a busy 2-core machine, where they flag about
 one in twenty (docs/benchmarks.md, "Calibrating the latency flags").
+
+Spread is not the only way a timing goes wrong. When more processes want the cores than there
+are cores, the timing process waits for a core for part of every round, the waits land on both
+models and the ratio drifts toward 1 or jumps, often with rounds that agree. On the CPU a
+comparison therefore also counts the processor time its process got against the wall time it
+took: below ``MIN_CPU_SHARE`` of one core it is flagged ``preempted``. Timed alone, a one-thread
+comparison is on a core almost all of its wall time; on the 2-core machine of the benchmarks at
+load 7 it was on one 22 % of the time (docs/benchmarks.md, "Calibrating the latency flags").
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +61,10 @@ MAX_WARMUP_ROUNDS = 10
 # Flag thresholds, set from A/A comparisons (docs/benchmarks.md, "Calibrating the latency flags").
 NOISY_IQR_FRACTION = 0.5  # a model's IQR (within its rounds) above half its median
 ROUNDS_DISAGREE_FRACTION = 0.35  # the rounds beside the median further apart than 35 % of it
+MIN_CPU_SHARE = 0.5  # on the CPU, a comparison on a core less than half its wall time: preempted
 
 __all__ = [
+    "MIN_CPU_SHARE",
     "NOISY_IQR_FRACTION",
     "ROUNDS_DISAGREE_FRACTION",
     "LatencyComparison",
@@ -119,7 +130,11 @@ class LatencyComparison:
         flags: Why the figures should not be trusted: ``"noisy reference"`` / ``"noisy
             model"`` (IQR above ``NOISY_IQR_FRACTION`` of the median), ``"rounds disagree"``
             (the rounds beside the median further apart than ``ROUNDS_DISAGREE_FRACTION`` of the
-            speed-up; see :func:`median_spread`). Empty = clean.
+            speed-up; see :func:`median_spread`), ``"preempted (on a core N % of the
+            time)"`` (on the CPU, the process got less than ``MIN_CPU_SHARE`` of one core
+            while timing: other processes took the cores). Empty = clean.
+        cpu_share: Processor time of the timing process over the wall time of the rounds (1.0:
+            on a core throughout; more with several threads); ``None`` off the CPU.
     """
 
     reference: LatencyResult
@@ -129,6 +144,7 @@ class LatencyComparison:
     speedup_high: float
     round_speedups: tuple[float, ...]
     flags: tuple[str, ...] = ()
+    cpu_share: float | None = None
 
     @property
     def batch_size(self) -> int:
@@ -152,6 +168,7 @@ class LatencyComparison:
             "round_speedups": list(self.round_speedups),
             "rounds": self.rounds,
             "flags": list(self.flags),
+            "cpu_share": self.cpu_share,
         }
 
 
@@ -371,10 +388,17 @@ def median_spread(ratios: Sequence[float]) -> float:
     return (high - low) / statistics.median(s)
 
 
-def _flags(reference: LatencyResult, model: LatencyResult, ratios: Sequence[float]) -> list[str]:
+def _flags(
+    reference: LatencyResult,
+    model: LatencyResult,
+    ratios: Sequence[float],
+    cpu_share: float | None = None,
+) -> list[str]:
     flags = [f"noisy {name}" for name, r in (("reference", reference), ("model", model)) if r.noisy]
     if median_spread(ratios) > ROUNDS_DISAGREE_FRACTION:
         flags.append("rounds disagree")
+    if cpu_share is not None and cpu_share < MIN_CPU_SHARE:
+        flags.append(f"preempted (on a core {cpu_share:.0%} of the time)")
     return flags
 
 
@@ -429,9 +453,14 @@ def compare_latency(
         for t in timed:
             t.warm_up()
         times: list[list[tuple[list[float], int]]] = [[], []]
+        wall, cpu = time.perf_counter(), time.process_time()
         for r in range(rounds):
             for k in (0, 1) if r % 2 == 0 else (1, 0):
                 times[k].append(timed[k].block_times(repeats, min_run_time))
+        # the share of the rounds' wall time this process ran (on the CPU only: an accelerator's
+        # synchronisation may sleep); other processes holding the cores lower it
+        wall = time.perf_counter() - wall
+        share = (time.process_time() - cpu) / wall if target.type == "cpu" and wall > 0 else None
         ref, out = (_result(t, batch_size=b, device=target, threads=n_threads) for t in times)
         ratios = [
             _quartiles(a)[1] / _quartiles(m)[1] for (a, _), (m, _) in zip(*times, strict=True)
@@ -443,7 +472,8 @@ def compare_latency(
             speedup_low=min(ratios),
             speedup_high=max(ratios),
             round_speedups=tuple(ratios),
-            flags=tuple(_flags(ref, out, ratios)),
+            flags=tuple(_flags(ref, out, ratios, share)),
+            cpu_share=share,
         )
 
     def body(n_threads: int) -> list[LatencyComparison]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from filterprune.measure.latency import (
+    MIN_CPU_SHARE,
     NOISY_IQR_FRACTION,
     ROUNDS_DISAGREE_FRACTION,
     efficiency,
@@ -96,7 +97,9 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
         "/ MACs ratio (1.0: latency fell as much as MACs). A flag marks a figure not to trust: "
         f"'noisy' = a model's IQR above {NOISY_IQR_FRACTION:.0%} of its median; 'rounds "
         "disagree' = the rounds beside the median one further apart than "
-        f"{ROUNDS_DISAGREE_FRACTION:.0%} of the speed-up. Iteration 0 is the original, the "
+        f"{ROUNDS_DISAGREE_FRACTION:.0%} of the speed-up; 'preempted' = the timing process "
+        f"held a core less than {MIN_CPU_SHARE:.0%} of the time (other processes had the cores). "
+        "Iteration 0 is the original, the "
         "reference."
     ]
     return Table("Latency", columns, out, notes)

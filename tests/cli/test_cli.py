@@ -247,6 +247,10 @@ def test_eval_compare_times_onnxruntime_side_by_side_too(baseline, pruned, capsy
             assert record["threads"] == 1 and len(record["round_speedups"]) == 3
             assert record["speedup_low"] <= record["speedup"] <= record["speedup_high"]
             assert record["original_median_ms"] > 0 and record["median_ms"] > 0
+    assert isinstance(result["runtimes_disagree"], list)  # said in the text output too
+    code, text, _ = run_cli(capsys, "eval", "--compare", baseline, "--load", pruned,
+                            "--runtime", "eager", "onnxruntime", "--rounds", "3", "--repeats", "2")  # fmt: skip
+    assert code == 0 and ("agree: at no batch size" in text or "helps one runtime" in text)
     code, _, err = run_cli(capsys, "eval", "--load", pruned, "--runtime", "onnxruntime")
     assert_one_line_error(code, err, "--runtime", "--compare ORIGINAL")
 

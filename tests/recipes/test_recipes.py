@@ -115,3 +115,22 @@ def test_prune_finetunes_at_a_tenth_of_the_training_rate():
         RecipeError, match=r"--lr \(lr\): need a finite number in \(0, 1e\+30\], got 0"
     ):
         Optimizer(lr=0)
+
+
+def test_a_model_faster_in_one_runtime_and_slower_in_the_other_is_named():
+    from filterprune.recipes.eval import runtimes_disagree
+
+    def rec(runtime, b, low, mid, high):
+        return {"runtime": runtime, "batch_size": b, "speedup_low": low, "speedup": mid,
+                "speedup_high": high}  # fmt: skip
+
+    eager = [rec("eager", 1, 1.1, 1.2, 1.3), rec("eager", 16, 1.1, 1.2, 1.3)]
+    onnx = [rec("onnxruntime", 1, 0.8, 0.9, 0.95), rec("onnxruntime", 16, 0.9, 1.05, 1.2)]
+    (entry,) = runtimes_disagree(eager, onnx)  # batch 16: onnxruntime's rounds straddle 1
+    assert entry["batch_size"] == 1
+    assert (entry["faster_in"], entry["slower_in"]) == ("eager PyTorch", "onnxruntime")
+    assert "1.20x in eager PyTorch" in entry["text"] and "0.90x in onnxruntime" in entry["text"]
+    # the other way round, and no disagreement when both gain
+    (flipped,) = runtimes_disagree(onnx[:1], eager[:1])
+    assert flipped["faster_in"] == "eager PyTorch"
+    assert runtimes_disagree(eager, eager) == []

@@ -210,4 +210,10 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
             timing = report.latency_table([{"iteration": f"{label}: model vs original",
                                             "latency": out[key]}])  # fmt: skip
             print(report.to_markdown(timing))
+    if "runtimes_disagree" in out:
+        for entry in out["runtimes_disagree"]:
+            print(f"note: {entry['text']}")
+        if not out["runtimes_disagree"]:
+            print("eager PyTorch and onnxruntime agree: at no batch size is the model faster "
+                  "in one and slower in the other")  # fmt: skip
     return 0

@@ -172,4 +172,47 @@ def compare_saved(
             net_a.cpu(), net_b.cpu(), data.example, batch_sizes=batch_sizes,
             threads=threads or torch.get_num_threads(), rounds=rounds, repeats=repeats,
         )  # fmt: skip
+        if "latency" in result:
+            result["runtimes_disagree"] = runtimes_disagree(
+                result["latency"], result["onnxruntime_latency"]
+            )
     return result
+
+
+_RUNTIME_NAMES = {"eager": "eager PyTorch", "onnxruntime": "onnxruntime"}
+
+
+def runtimes_disagree(
+    eager: list[dict[str, Any]], onnx: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The batch sizes where the compared model is faster in one runtime and slower in the other.
+
+    Faster means every alternating round's ratio above 1 (``speedup_low > 1``), slower every
+    round below 1 (``speedup_high < 1``); a range that straddles 1 is neither, so noise alone
+    does not make a disagreement. Each entry: ``batch_size``, ``faster_in``, ``slower_in``, the
+    two speed-ups, and ``text``, a sentence that says so.
+    """
+    out = []
+    onnx_by_batch = {r["batch_size"]: r for r in onnx}
+    for e in eager:
+        o = onnx_by_batch.get(e["batch_size"])
+        if o is None:
+            continue
+        for fast, slow in ((e, o), (o, e)):
+            if fast["speedup_low"] > 1.0 and slow["speedup_high"] < 1.0:
+                names = [_RUNTIME_NAMES.get(r.get("runtime", ""), "?") for r in (fast, slow)]
+                out.append(
+                    {
+                        "batch_size": e["batch_size"],
+                        "faster_in": names[0],
+                        "slower_in": names[1],
+                        "speedup_faster": fast["speedup"],
+                        "speedup_slower": slow["speedup"],
+                        "text": (
+                            f"at batch {e['batch_size']} the model helps one runtime and hurts "
+                            f"the other: {fast['speedup']:.2f}x in {names[0]} (every round "
+                            f"faster), {slow['speedup']:.2f}x in {names[1]} (every round slower)"
+                        ),
+                    }
+                )
+    return out

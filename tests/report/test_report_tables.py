@@ -217,3 +217,12 @@ def test_counts_in_text_have_the_right_number():
     assert plural("?", "core") == "? cores"
     table = layer_table(before={"a": 2}, after={"a": 1})
     assert table.notes == ["Total: 2 → 1 channel, 1 removed (50.0 %)"]
+
+
+def test_a_flagged_final_speed_up_says_it_is_not_to_be_trusted():
+    clean = " ".join(iteration_table(ROWS).notes)
+    assert "Measured speed-up: 1.60x" in clean and "too busy" not in clean
+    flagged = [*ROWS[:-1], {**ROWS[-1], "latency_flags": ["preempted (on a core 22% of the time)"]}]
+    notes = " ".join(iteration_table(flagged).notes)
+    assert "flagged preempted (on a core 22% of the time): the machine was too busy" in notes
+    assert "filterprune eval --load RUN --compare ORIGINAL --latency" in notes

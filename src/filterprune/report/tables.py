@@ -344,6 +344,12 @@ def _iteration_notes(
                 f" for {first['macs'] / last['macs']:.2f}x fewer MACs; efficiency "
                 f"(speed-up / MACs ratio) = {last['efficiency']:.2f}"
             )
+        if last.get("latency_flags") not in (None, "–", ""):
+            note += (
+                f"; flagged {last['latency_flags']}: the machine was too busy for this figure "
+                "to be trusted; time the model again beside the original on an idle machine "
+                "(filterprune eval --load RUN --compare ORIGINAL --latency)"
+            )
         notes.append(note)
     for name in metric_names:
         before, after = first.get(f"metric:{name}"), last.get(f"metric:{name}")

@@ -80,6 +80,7 @@ def _run(monkeypatch, answers: list[list[float]]):
 
 
 def test_a_spread_measurement_is_timed_again_with_more_rounds(monkeypatch, caplog):
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 1.9)  # near 2x
     answers = [
         [1.0] * 5,  # the starting model against itself
         [1.5, 1.9, 2.1, 2.3, 2.6],  # iteration 1: undecided
@@ -168,3 +169,13 @@ def test_a_preempted_timing_does_not_decide_even_when_its_rounds_agree():
     assert latency_verdict(GOAL, rounds) is True
     flagged = {**rounds, "latency_flags": ["preempted (on a core 22% of the time)"]}
     assert latency_verdict(GOAL, flagged) is None
+
+
+def test_no_timing_again_while_the_table_puts_the_model_far_below_the_goal(monkeypatch):
+    spread = [1.0, 1.6, 2.1, 2.6, 3.2]  # undecided each time it is asked
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 1.2)  # 1.8 < 2
+    _, asked = _run(monkeypatch, [[1.0] * 5] + [spread] * 50)
+    assert len(asked) > 2 and set(asked) == {5}  # each iteration timed once
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 1.5)  # near: 2.25
+    _, asked = _run(monkeypatch, [[1.0] * 5] + [spread] * 50)
+    assert asked[1:4] == [5, 10, 20]

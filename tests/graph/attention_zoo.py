@@ -395,3 +395,88 @@ class ResampledViT(TinyViT):
 
 
 ZOO["resampled"] = lambda: ResampledViT()
+
+
+class ReducedAttention(nn.Module):
+    """PVT-v2's: keys and values from a strided conv over the token grid,
+    ``self.sr(x).reshape(B, C, -1)`` with ``C`` read from ``x.shape`` (the conv keeps the
+    stream's width), q split with ``-1``, k and v with ``self.head_dim``."""
+
+    def __init__(self, dim, num_heads=2, size=4):
+        super().__init__()
+        self.num_heads, self.head_dim, self.size = num_heads, dim // num_heads, size
+        self.q, self.kv = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim)
+        self.sr, self.norm = nn.Conv2d(dim, dim, 2, 2), nn.LayerNorm(dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q = self.q(x).reshape(B, N, self.num_heads, -1).permute(0, 2, 1, 3)
+        x = x.permute(0, 2, 1).reshape(B, C, self.size, self.size)
+        x = self.norm(self.sr(x).reshape(B, C, -1).permute(0, 2, 1))
+        kv = self.kv(x).reshape(B, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, *kv.unbind(0))
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+class PyramidViT(nn.Module):
+    """A PVT-v2 stage: patch embedding, blocks of reduced attention, mean of the tokens."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 4, 4)
+        self.blocks = nn.Sequential(*[Block(dim, ReducedAttention(dim)) for _ in range(2)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 5)
+
+    def forward(self, x):
+        x = self.blocks(self.patch(x).flatten(2).transpose(1, 2))
+        return self.head(self.norm(x).mean(1))
+
+
+ZOO["reduced"] = lambda: PyramidViT()
+
+
+class CrossCovarianceAttention(nn.Module):
+    """XCiT's XCA: attention between a head's channels (``q @ k^T`` sums over the tokens), a
+    ``temperature`` per head of shape ``(heads, 1, 1)``, ``C`` read from ``x.shape``."""
+
+    def __init__(self, dim, num_heads=4):
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.rand(num_heads, 1, 1) + 0.5)
+        self.qkv, self.proj = nn.Linear(dim, dim * 3), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 4, 1).unbind(0)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        return self.proj((attn @ v).permute(0, 3, 1, 2).reshape(B, N, C))
+
+
+ZOO["cross_covariance"] = lambda: TinyViT(CrossCovarianceAttention)
+
+
+class TalkingHeadAttention(nn.Module):
+    """CaiT's talking heads: the maps mixed across heads by ``proj_l`` before the softmax and
+    ``proj_w`` after it (Linear layers over the head axis), one ``num_heads`` for q, k and v."""
+
+    def __init__(self, dim, num_heads=4):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv, self.proj = nn.Linear(dim, dim * 3), nn.Linear(dim, dim)
+        self.proj_l, self.proj_w = nn.Linear(num_heads, num_heads), nn.Linear(num_heads, num_heads)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
+        qkv = qkv.permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+        attn = self.proj_l((q @ k.transpose(-2, -1)).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        attn = self.proj_w(attn.softmax(dim=-1).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+ZOO["talking_heads"] = lambda: TinyViT(TalkingHeadAttention)

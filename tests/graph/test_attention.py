@@ -241,3 +241,38 @@ def test_a_resampled_position_table_is_sliced_with_the_embedding():
     width = model.patch.out_channels
     assert width < original.patch.out_channels
     assert model.pos_embed.shape == (1, 26, width)
+
+
+def test_a_conv_reshaped_by_the_width_read_from_the_stream_keeps_that_width():
+    # PVT-v2's ``self.sr(x).reshape(B, C, -1)``: the conv's channels pair with the stream's
+    original, model, plan, graph = _pruned("reduced")
+    width = model.patch.out_channels
+    assert width < original.patch.out_channels
+    for block, before in zip(model.blocks, original.blocks, strict=True):
+        attn = block.attn
+        assert attn.sr.out_channels == width == attn.proj.out_features
+        assert attn.num_heads == before.attn.num_heads - _removed(before.attn.num_heads)
+        assert attn.q.out_features == attn.num_heads * attn.head_dim
+    _export_matches(model)
+
+
+def test_cross_covariance_attention_loses_whole_heads_with_their_temperature():
+    # XCiT: ``attn @ v`` sums over each head's channels; whole heads keep that sum inside one
+    original, model, plan, graph = _pruned("cross_covariance")
+    for before, after in zip(_attentions(original), _attentions(model), strict=True):
+        assert after.num_heads == before.num_heads - _removed(before.num_heads)
+        assert after.temperature.shape == (after.num_heads, 1, 1)
+        assert after.qkv.out_features == 3 * after.proj.in_features == 3 * after.proj.out_features
+    assert model.patch.out_channels < original.patch.out_channels
+    _export_matches(model)
+
+
+def test_talking_heads_lose_their_q_k_and_v_heads_under_one_count():
+    # CaiT: q/k heads meet ``proj_l``'s inputs, v's heads ``proj_w``'s outputs; one count
+    original, model, plan, graph = _pruned("talking_heads")
+    for before, after in zip(_attentions(original), _attentions(model), strict=True):
+        assert after.num_heads == before.num_heads - _removed(before.num_heads)
+        assert after.proj_l.in_features == after.proj_w.out_features == after.num_heads
+        assert after.qkv.out_features == 3 * after.proj.in_features
+    assert model.patch.out_channels < original.patch.out_channels
+    _export_matches(model)

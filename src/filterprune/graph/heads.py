@@ -176,6 +176,13 @@ class HeadBook:
             int(roots[e]) for s in self.splits if s.mode for e in torch.unique(s.after).tolist()
         }
         heads.discard(UNTRACKED)
+        whole = {
+            int(roots[e])
+            for s in self.splits
+            if s.mode == "whole"
+            for e in torch.unique(s.after).tolist()
+        }
+        whole.discard(UNTRACKED)
         for record in tr.ops:
             if record.module not in modules or record.name not in _RESHAPE_OPS:
                 continue
@@ -187,6 +194,8 @@ class HeadBook:
                     names = [a for a, v in counts.items() if v == lab.shape[d]]
                     if not names:
                         continue
+                    if _join_parts(tr, roots, lab, d, whole):
+                        roots = tr.sets.roots()
                     elements = _sole_units(roots, lab, d)
                     if all(e == UNTRACKED for e in elements):
                         continue  # no unit removes a whole slice: this length stays
@@ -213,7 +222,10 @@ def pair_read_width(graph: Any, record: Any) -> bool:
     part's heads), and other channels, position ``p`` of those channels is paired with
     position ``p`` of the heads. Removing head ``h`` then removes channels
     ``h * head_dim ... (h + 1) * head_dim - 1`` of the embedding with it (every block's head
-    ``h`` on one stream), so both widths shrink alike and stay equal. Returns whether it paired.
+    ``h`` on one stream), so both widths shrink alike and stay equal. Plain channels of an
+    attention block are paired the same way, channel by channel: PVT-v2's spatial reduction
+    ``self.sr(x).reshape(B, C, -1)`` keeps its conv's width that of the stream. Returns whether
+    it paired.
 
     Args:
         graph: The :class:`~.groups.DependencyGraph` being probed (its ``sets`` are merged).
@@ -244,8 +256,10 @@ def _pair_one(graph: Any, record: Any, heads: set[int]) -> bool:
         if merged is None:
             continue
         own = {int(roots[e]) for e in merged}
-        if not own <= heads or {int(roots[e]) for e in width} & own:
-            continue  # not heads, or the heads' own channels (or paired already)
+        if {int(roots[e]) for e in width} & own:
+            continue  # the heads' own channels (or paired already)
+        if not own <= heads and own & heads:
+            continue  # heads beside other channels
         graph.sets.union_pairs(zip(width, merged, strict=True))
         return True
     return False
@@ -295,6 +309,30 @@ def _merge_columns(tr: TraceState, after: torch.Tensor, dims: list[int]) -> None
     grid = after.movedim(dims, list(range(len(dims)))).reshape(-1, after.shape[dims[-1]])
     for row in grid[1:]:
         tr.union(grid[0], row)
+
+
+def _join_parts(
+    tr: TraceState, roots: torch.Tensor, lab: torch.Tensor, dim: int, whole: set
+) -> bool:
+    """One head count over several parts' whole heads: position ``h`` of each is one head.
+
+    CaiT's talking heads (``reshape(B, N, 3, self.num_heads, C // self.num_heads)``): q's and
+    k's heads meet before ``proj_l``, v's heads the map after ``proj_w``, so they are separate
+    units, but the one count keeps them equal. Returns whether anything was merged.
+    """
+    slices = []
+    for k in range(lab.shape[dim]):
+        found = torch.unique(roots[lab.select(dim, k).reshape(-1)])
+        slices.append(found[found != UNTRACKED].tolist())
+    units = [r for found in slices for r in found]
+    if len(units) != len(set(units)) or not set(units) <= whole:
+        return False  # a unit across positions (the head size's dimension), or not heads
+    joined = False
+    for found in slices:
+        if len(found) > 1:
+            tr.sets.union_pairs((found[0], r) for r in found[1:])
+            joined = True
+    return joined
 
 
 def _sole_units(roots: torch.Tensor, lab: torch.Tensor, dim: int) -> list[int]:

@@ -89,7 +89,10 @@ def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None
             continue
         dims = [d for d in range(nd) if reals[i][d] > 1]
         for j, lab in enumerate(labs):
-            d = L.varying_dims(lab)[0] if len(L.varying_dims(lab)) == 1 else None
+            vary = L.varying_dims(lab)
+            # or a parameter per head on a map varying within the heads too: XCiT's
+            # ``temperature`` of shape (heads, 1, 1) on (B, heads, head_dim, head_dim)
+            d = vary[0] if len(vary) == 1 or dims == vary[:1] else None
             # a position embedding ``(1, N, C)`` meets the channels along C only
             if j != i and d in dims and lab.shape[d] == reals[i][d]:
                 axis = tr.param_axes.get(id(t), d - (nd - t.dim()))

@@ -40,6 +40,8 @@ def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
                 tr.union(la, lb.transpose(-1, -2))
                 tr.set_label(result, L.untracked(result.dim()))
                 return
+        if kb and not ka and nd >= 3 and _within_heads(tr, la, lb, result):
+            return
         reason = tr.reason(f"op '{name}'", "it sums products over these channels")
         for tracked in [lab for lab, k in ((la, ka), (lb, kb)) if k]:
             tr.freeze(tracked, reason)
@@ -48,6 +50,30 @@ def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     if tr.heads.splits and nd >= 3:
         tr.heads.follow(tr, la, lb)  # ``attn @ v``: v's heads go as the map's
     _label(tr, la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1), result)
+
+
+def _within_heads(tr: TraceState, la: torch.Tensor, lb: torch.Tensor, result) -> bool:
+    """``attn @ v`` of cross-covariance attention (XCiT, EdgeNeXt's XCA), summed over ``v``'s
+    channels within each head.
+
+    ``attn = q @ k^T`` with q and k of shape ``(B, heads, head_dim, N)`` sums over the tokens: a
+    map between one head's channel positions, labelled by its rows (q's). ``attn @ v`` then sums
+    over ``v``'s positions of that head only; with whole heads that sum stays inside the unit a
+    head removes, so the map's head and ``v``'s head go together. Returns false (the caller
+    freezes) unless the map carries split channels, their heads go whole and every summed
+    position of a slice of ``v`` belongs to one unit.
+    """
+    split_of = tr.heads.split_of
+    if not any(e in split_of for e in torch.unique(la).tolist()):
+        return False
+    if tr.heads.attention(tr, la, lb) != "whole":
+        return False
+    roots = tr.sets.roots()[lb]
+    if not bool((roots == roots.narrow(-2, 0, 1)).all()):
+        return False
+    tr.union(la.narrow(-1, 0, 1).narrow(-2, 0, 1), lb.narrow(-2, 0, 1).narrow(-1, 0, 1))
+    _label(tr, la.narrow(-1, 0, 1), lb.narrow(-2, 0, 1), result)
+    return True
 
 
 def _label(tr: TraceState, rows: torch.Tensor, cols: torch.Tensor, result: torch.Tensor) -> None:

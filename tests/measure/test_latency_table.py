@@ -137,6 +137,28 @@ def test_where_time_falls_evenly_the_rankings_width_stays():
     assert chooser.moves == []
 
 
+class EvenAtOneStairsAtSixteen(LatencyTable):
+    """Time falls evenly with width at small batches and in blocks of 16 outputs at 16."""
+
+    def __init__(self) -> None:
+        super().__init__(cache_dir=False)
+        self.stairs, self.even = Stairs(), Even()
+
+    def layer_ms(self, shape, cin=None, cout=None):
+        one = shape.input_shape[0] < 16  # X: batch 2
+        return (self.even if one else self.stairs).layer_ms(shape, cin, cout) * (1 if one else 16)
+
+
+def test_widths_suit_every_batch_size_given_where_one_has_no_steps():
+    model = _stairs_net()
+    group = next(g for g in fp.analyze(model, X).prunable if g.name == "0")
+    table = EvenAtOneStairsAtSixteen()
+    at_one = StaircaseWidths(model, X, table)
+    assert [at_one(group, k, 1) for k in (66, 60)] == [66, 60]  # batch 2 alone: no steps
+    both = StaircaseWidths(model, X, table, more_examples=[X.repeat(8, 1, 1, 1)])
+    assert [both(group, k, 1) for k in (66, 60)] == [64, 64]  # batch 16's blocks decide
+
+
 def test_prune_with_measured_widths_lands_on_the_stairs():
     model = _stairs_net().eval()
     reference = model(X)

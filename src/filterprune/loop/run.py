@@ -211,14 +211,15 @@ class PruningLoop(RunRecord):
         return self.replicas.shared(row), weights
 
     # ----- the latency lookup table (widths="measured") --------------------------------------
-    def _timed_example(self) -> Any:
-        """The example at the first timed batch size and input size: what the target times."""
+    def _timed_example(self, batch_size: int | None = None) -> Any:
+        """The example at a timed batch size (default the first: what the target times) and
+        the timed input size."""
         from ..measure.latency import _batched
         from ..measure.latency_config import _timed_input
 
         cfg = self.config.latency
         inputs = as_input_tuple(_timed_input(self.example, cfg.input_size))
-        return _batched(inputs, cfg.batch_sizes[0])
+        return _batched(inputs, batch_size or cfg.batch_sizes[0])
 
     def _latency_table(self) -> Any:
         if self._table is None:
@@ -228,10 +229,14 @@ class PruningLoop(RunRecord):
         return self._table
 
     def _width_chooser(self) -> Any:
-        """Chooses widths on this machine's latency staircases, at the batch size timed."""
+        """Chooses widths on this machine's latency staircases, at every batch size timed
+        (``--latency-batch-sizes``), the first being the one the target is judged on."""
         from ..measure.staircase import StaircaseWidths
 
-        return StaircaseWidths(self.model, self._timed_example(), self._latency_table())
+        more = [self._timed_example(b) for b in self.config.latency.batch_sizes[1:]]
+        return StaircaseWidths(
+            self.model, self._timed_example(), self._latency_table(), more_examples=more
+        )
 
     def _latency_goal(self) -> bool:
         return any(t.quantity == "latency" and t.reduction for t in self.config.targets)

@@ -15,6 +15,12 @@ staircase the best rate is at the low edge of a step (all of a block's time goes
 channel); where time falls evenly with width, every width rates alike and ``k`` stays. The
 ranking still chooses *which* channels go; the chooser only moves how many, by at most
 ``WINDOW``.
+
+A model deployed at several batch sizes has one staircase per batch size (on the AMD EPYC of the
+benchmarks, none at batch 1 and blocks of 16 at batch 16). Given several examples, the chooser
+rates each width by the sum over them of the *share* of the group's time it saves per channel
+removed, so each batch size counts alike whatever its absolute time; where one batch size's time
+falls evenly, the other's steps decide.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -48,13 +55,19 @@ class StaircaseWidths:
         example_inputs: Inputs at the batch size the latency is wanted for.
         table: The lookup table to read and fill (default: this machine's cached one, timing
             with the current thread count).
+        more_examples: Inputs at further batch sizes the widths should suit too.
     """
 
     def __init__(
-        self, model: nn.Module, example_inputs: ExampleInputs, table: LatencyTable | None = None
+        self,
+        model: nn.Module,
+        example_inputs: ExampleInputs,
+        table: LatencyTable | None = None,
+        more_examples: Sequence[ExampleInputs] = (),
     ) -> None:
         self.table = table if table is not None else LatencyTable()
-        self.shapes = layer_shapes(model, example_inputs)
+        self.shapes_at = [layer_shapes(model, x) for x in (example_inputs, *more_examples)]
+        self.shapes = self.shapes_at[0]
         self.moves: list[tuple[str, int, int]] = []  # (group, ranked keep, chosen keep)
 
     def _shrinks(self, group: Any) -> dict[str, list[int]]:
@@ -67,13 +80,13 @@ class StaircaseWidths:
             per[m.module][0 if m.role == "in" else 1] += share
         return dict(per)
 
-    def group_ms(self, group: Any, keep: int) -> float:
-        """The table's time of the group's layers with ``keep`` of its channels; ``nan`` where a
-        width does not fit a layer's grouping."""
+    def group_ms(self, group: Any, keep: int, at: int = 0) -> float:
+        """The table's time of the group's layers with ``keep`` of its channels, at the
+        ``at``-th example; ``nan`` where a width does not fit a layer's grouping."""
         drop = group.size - keep
         total = 0.0
         for name, (d_in, d_out) in self._shrinks(group).items():
-            shape: LayerShape = self.shapes[name]
+            shape: LayerShape = self.shapes_at[at][name]
             if shape.groups == "depthwise":  # its inputs and outputs shrink together
                 d_in = max(d_in, d_out)
                 d_out = d_in * max(1, shape.cout // shape.cin)
@@ -87,15 +100,20 @@ class StaircaseWidths:
         n = group.size
         if keep >= n or not self._shrinks(group):
             return keep
-        now = self.group_ms(group, n)
+        nows = [self.group_ms(group, n, at) for at in range(len(self.shapes_at))]
         reach = max(1, math.ceil(WINDOW * keep))
         rates = {}
         low, high = max(lowest, keep - reach), min(n - 1, keep + reach)
         candidates = {w for w in range(low, high + 1) if w % STRIDE == 0} | {keep}
         for w in sorted(c for c in candidates if low <= c <= high):
-            t = self.group_ms(group, w)
-            if not (math.isnan(t) or math.isnan(now)):
-                rates[w] = (now - t) / (n - w)  # time saved per channel removed
+            times = [self.group_ms(group, w, at) for at in range(len(nows))]
+            if any(
+                math.isnan(t) or math.isnan(now) or now <= 0
+                for t, now in zip(times, nows, strict=True)
+            ):
+                continue
+            # the share of the group's time saved per channel removed, summed over batch sizes
+            rates[w] = sum((now - t) / now for t, now in zip(times, nows, strict=True)) / (n - w)
         best = max(rates.values(), default=0.0)
         if best <= 0:
             return keep

@@ -7,6 +7,8 @@
 # test split, timed side by side at batch 1 and 16 in eager PyTorch and onnxruntime. Needs
 # Debian's dataset-fashion-mnist and the onnx extra.
 # Usage: benchmarks/latency_target.sh OUT_DIR [SEED] [vgg|resnet] [P]   (0, vgg, 75 by default)
+# Environment: TARGETS ("macs latency"), PRUNE_ARGS (more prune flags) with TAG (a run-name
+# suffix for them), NO_EVAL=1 (prune only; evaluate later on an idle machine).
 set -euo pipefail
 OUT=${1:?usage: benchmarks/latency_target.sh OUT_DIR [SEED] [vgg|resnet] [PERCENT]}
 SEED=${2:-0}
@@ -28,9 +30,10 @@ esac
     --data fashion-mnist --val-fraction 0.05 --batch-size 64 --optimizer adam --lr 0.001 \
     --out "$OUT/$NET-base" --quiet
 for target in ${TARGETS:-macs latency}; do
-    run="$OUT/$NET-$target-$P-s$SEED"
+    run="$OUT/$NET-$target-$P${TAG:-}-s$SEED"
+    # shellcheck disable=SC2086  # PRUNE_ARGS: extra flags, e.g. "--latency-batch-sizes 1,16"
     [ -e "$run/final" ] || timed $FP prune --load "$OUT/$NET-base" --target "$target=-$P%" \
-        --seed "$SEED" --run-dir "$run" --quiet
+        --seed "$SEED" --run-dir "$run" --quiet ${PRUNE_ARGS:-}
     [ -n "${NO_EVAL:-}" ] || timed $FP eval --load "$run" --compare "$OUT/$NET-base" --split test \
         --runtime eager onnxruntime --batch-sizes 1 16 --rounds 7 --json > "$run.json"
 done

@@ -2,7 +2,7 @@
 
 Within-group removal takes channel ``j`` of every group together, so a group of the graph holds
 one class per channel of a conv group (4 for ResNeXt-50's first stage, 16 in its third). Those are
-coarse units, rounded to the nearest like attention heads: 30 % of 16 is 5 (floor would give 4,
+coarse units, rounded to the nearest (as plain channels are): 30 % of 16 is 5 (floor would give 4,
 25 %), 30 % of 4 is 1.
 """
 
@@ -55,7 +55,20 @@ def test_whole_groups_round_to_nearest() -> None:
     assert (conv.out_channels, conv.groups) == (48, 3)
 
 
-def test_plain_channels_still_round_down() -> None:
-    # the 1x1 convs' own groups (one channel per class) keep floor: 30 % of 24 is 7
+def test_plain_channels_round_to_nearest() -> None:
+    # a plain group (one channel per class) rounds to the nearest too: 30 % of 24 is 7 (7.2),
+    # of 16 is 5 (4.8; floor gave 4, 25 %), as the peer's floor(0.7 n) kept
     _, pruned, _, _ = prune_exactly("grouped", GroupedBottleneck)
     assert pruned.stem.out_channels == 24 - 7
+    _, pruned, _, _ = prune_exactly("plain", lambda: nn.Sequential(
+        nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 5, 1)
+    ))  # fmt: skip
+    assert pruned[0].out_channels == 16 - 5
+
+
+def test_a_plain_tie_rounds_down() -> None:
+    # 50 % of 5 is 2.5: two go, never more than the share
+    _, pruned, _, _ = prune_exactly("plain", lambda: nn.Sequential(
+        nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Conv2d(5, 4, 1)
+    ), amount=0.5)  # fmt: skip
+    assert pruned[0].out_channels == 5 - 2

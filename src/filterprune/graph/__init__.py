@@ -1,5 +1,6 @@
 """Tracing, channel rules and the dependency graph."""
 
+from . import channel_mean as channel_mean  # GRN and RMS norms of other libraries, by name
 from . import computed as computed  # registers the legacy weight-norm spec with spec_for
 from .elements import ElementSets
 from .groups import DependencyGraph, Group, Member

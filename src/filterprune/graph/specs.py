@@ -67,6 +67,10 @@ class LayerSpec:
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         """Update the module's attributes after its tensors were sliced to the new counts."""
 
+    def rescale(self, module: nn.Module, before: int, after: int) -> None:
+        """Keep the module exact after its channels went from ``before`` to ``after`` (a norm
+        over a channel mean, :mod:`.channel_mean`); most layers have nothing to do."""
+
     def groups_attr(self, module: nn.Module) -> str | None:
         """The attribute holding the module's group count (conv ``groups``), or ``None``.
 
@@ -438,6 +442,9 @@ _REGISTRY: Registry[LayerSpec] = Registry(
     invalid=ConfigError,
     keys=type,
 )
+#: Qualified class name -> spec, for layers of libraries filterprune does not import (timm's
+#: GRN: filled by :mod:`.channel_mean`); a type registered with :func:`register_layer` wins.
+NAMED_SPECS: dict[str, LayerSpec] = {}
 # Applied to every spec found, with the module: a layer under the legacy weight norm gets a spec
 # slicing its stored tensors (added by :mod:`.computed`, which the package imports).
 SPEC_WRAPPERS: list[Callable[[LayerSpec, nn.Module], LayerSpec]] = []
@@ -496,6 +503,8 @@ def spec_for(module: nn.Module) -> LayerSpec | None:
     """
     for cls in type(module).__mro__:
         spec = _REGISTRY.find(cls)
+        if spec is None and NAMED_SPECS:
+            spec = NAMED_SPECS.get(f"{cls.__module__}.{cls.__qualname__}")
         if spec is not None:
             spec = spec.for_module(module)
             if spec is None:
@@ -540,6 +549,9 @@ class WrapperSpec(LayerSpec):
 
     def resize(self, module: nn.Module, n_in: int, n_out: int) -> None:
         self.base.resize(module, n_in, n_out)
+
+    def rescale(self, module: nn.Module, before: int, after: int) -> None:
+        self.base.rescale(module, before, after)
 
     def groups_attr(self, module: nn.Module) -> str | None:
         return self.base.groups_attr(module)

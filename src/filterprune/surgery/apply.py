@@ -214,6 +214,8 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
                 _assign(module, param, new)
             for _name, module, spec, keep_in, keep_out, _n_in, n_out, groups, _ in work:
                 spec.resize(module, len(keep_in), len(keep_out))
+                if n_out != len(keep_out):
+                    spec.rescale(module, n_out, len(keep_out))
                 if isinstance(spec, ParamSpec) and n_out != len(keep_out):
                     _follow_shape_attributes(module, n_out, len(keep_out))
                 if groups is not None:

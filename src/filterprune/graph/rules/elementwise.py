@@ -92,7 +92,8 @@ def _label_params(tr: TraceState, inputs: list, labs: list, reals: list) -> None
             vary = L.varying_dims(lab)
             # or a parameter per head on a map varying within the heads too: XCiT's
             # ``temperature`` of shape (heads, 1, 1) on (B, heads, head_dim, head_dim)
-            d = vary[0] if len(vary) == 1 or dims == vary[:1] else None
+            # (a parameter of one element, ultralytics' ``logit_scale.exp()``, meets none)
+            d = vary[0] if vary and (len(vary) == 1 or dims == vary[:1]) else None
             # a position embedding ``(1, N, C)`` meets the channels along C only
             if j != i and d in dims and lab.shape[d] == reals[i][d]:
                 axis = tr.param_axes.get(id(t), d - (nd - t.dim()))

@@ -11,14 +11,18 @@ For each model (random weights, nothing downloaded), in a subprocess with a time
 1. build it, calibrate its BatchNorm statistics on two random batches and randomise every norm's
    affine parameters and layer scales (``filterprune.testing``), so the oracle has signal;
 2. filterprune: ``fp.analyze`` + ``fp.prune(amount=0.3, criterion="l1")``, timed together;
-   the pruned model is compared with the original whose removed channels are zeroed and whose
-   LayerNorm/GroupNorm statistics cover the kept channels only, relative to the output's largest
+   the pruned model is compared with the original whose removed channels are zeroed (where
+   they are made, ``mask_outputs``: a norm over a channel mean, GRN or an RMS norm, sees them as
+   zeros) and whose LayerNorm/GroupNorm statistics cover the kept channels only, relative to the output's largest
    magnitude (``equivalent`` below 1e-4); parameters and MACs kept (``fp.count``); the groups kept
    whole and the first reason;
 3. Torch-Pruning 1.6 in its default use (``MetaPruner``, ``MagnitudeImportance(p=1)``,
    ``pruning_ratio=0.3``, the classifier ignored): its groups are recorded as it prunes them
    (``step(interactive=True)``), mapped back to the original numbering, and the same oracle is
-   applied to the same plan form; a crash is a result.
+   applied to the same plan form; a crash is a result;
+4. where the peer is exact but keeps more than 0.01 fewer parameters because it removed more
+   than asked from some layer (its deepest layer above the amount), filterprune again at that
+   deepest layer's share: the two compared at the same depth.
 
 Inputs are 64x64 unless the model fixes its size (then its default). It needs timm and
 Torch-Pruning, which the project does not depend on (CI never runs this)::
@@ -203,6 +207,9 @@ def _prepare(name: str):
             weight = getattr(module, "weight", None)
             if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1 and not weight.any():
                 torch.nn.init.normal_(weight, std=0.02)
+        for p in model.parameters():  # a zero gain (timm's GRN) would hide what it scales
+            if p.dim() == 1 and p.is_floating_point() and not p.any():
+                torch.nn.init.uniform_(p, 0.5, 1.5)
     randomize_norms(model, statistics=False)  # gains first: the statistics then follow them
     calibrate_batchnorm(model, batches)
     model.eval()
@@ -256,7 +263,8 @@ def _relative_in(original, pruned, plan, x) -> float:
     with torch.no_grad():
         out = torch.utils._pytree.tree_flatten(original(x))[0]
     scale = max(float(t.abs().max()) for t in out if t.numel())
-    return max_difference(original, pruned, plan, x, restrict_norms=True) / max(scale, 1e-12)
+    diff = max_difference(original, pruned, plan, x, restrict_norms=True, mask_outputs=True)
+    return diff / max(scale, 1e-12)
 
 
 def outcome(before, after, diff: float, seconds: float) -> dict:
@@ -404,23 +412,44 @@ def run_one(name: str, amount: float, tools: tuple[str, ...] = tuple(TOOLS)) -> 
     return row
 
 
-def _child(name: str, amount: float, threads: int, timeout: float) -> dict:
-    """Each tool in its own process and time limit: a tool that hangs costs only its own row."""
-    row: dict = {"model": name}
+def _in_child(name: str, amount: float, tool: str, threads: int, timeout: float) -> dict:
+    """``run_one(name, amount, (tool,))`` in its own process and time limit: a tool that hangs
+    costs only its own cell (``{tool: {"error": ...}}``)."""
+    cmd = [sys.executable, __file__, "--one", name, "--amount", str(amount)]
+    cmd += ["--threads", str(threads), "--tool", tool]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {tool: {"error": f"timeout after {timeout:.0f} s (build, both counts, oracle)"}}
+    result = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), "")
+    if result:
+        return json.loads(result)
+    tail = " ".join(done.stderr.split())[-300:]
+    return {tool: {"error": f"exit {done.returncode}: {tail}"}}
+
+
+def _child(
+    name: str, amount: float, threads: int, timeout: float, kept: dict | None = None
+) -> dict:
+    """Each tool in its own process and time limit (a tool with a cell in ``kept`` is not run
+    again: its cell is kept); where the peer is exact, keeps more than 0.01 fewer parameters
+    and removes more than asked from some layer, filterprune once more at the peer's deepest
+    layer (``filterprune_at_peer_depth``): the same depth compared."""
+    row: dict = {"model": name, **(kept or {})}
     for tool in TOOLS:
-        cmd = [sys.executable, __file__, "--one", name, "--amount", str(amount)]
-        cmd += ["--threads", str(threads), "--tool", tool]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            row[tool] = {"error": f"timeout after {timeout:.0f} s (build, both counts, oracle)"}
+        if tool in row:
             continue
-        result = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), "")
-        if result:
-            row = {**json.loads(result), **{k: v for k, v in row.items() if k in TOOLS}}
-        else:
-            tail = " ".join(done.stderr.split())[-300:]
-            row[tool] = {"error": f"exit {done.returncode}: {tail}"}
+        row = {**row, **_in_child(name, amount, tool, threads, timeout)}
+    fpr, peer = row.get("filterprune", {}), row.get("peer", {})
+    depth = peer.get("deepest_layer", 0.0)
+    if (
+        peer.get("equivalent")
+        and fpr.get("equivalent")
+        and fpr["params_kept"] > peer["params_kept"] + 0.01
+        and depth > amount + 0.02
+    ):
+        again = _in_child(name, round(depth, 4), "filterprune", threads, timeout)["filterprune"]
+        row["filterprune_at_peer_depth"] = {"amount": round(depth, 4), **again}
     return row
 
 
@@ -466,10 +495,17 @@ def _table(path: str) -> str:
             if "params_kept" in fpr and fpr["params_kept"] <= peer["params_kept"] + 0.01:
                 counts["deeper"] += 1
             elif "params_kept" in fpr:
+                same = r.get("filterprune_at_peer_depth", {})
+                at = (
+                    f"; at amount {same['amount']:.2f}, filterprune {same['params_kept']:.2f}"
+                    + ("" if same.get("equivalent") else " (**not exact**)")
+                    if "params_kept" in same
+                    else ""
+                )
                 shallower.append(
                     f"{r['model']} ({fpr['params_kept']:.2f} vs {peer['params_kept']:.2f}; "
                     f"deepest layer {fpr.get('deepest_layer', 0):.2f} vs "
-                    f"{peer.get('deepest_layer', 0):.2f})"
+                    f"{peer.get('deepest_layer', 0):.2f}{at})"
                 )
         why = ""
         if fpr.get("kept_groups"):
@@ -511,6 +547,24 @@ def _redo(path: str, only: list[str] | None) -> list[dict]:
     ]
 
 
+def _rerun(path: str, tool: str, only: list[str] | None) -> list[dict]:
+    """The latest row of every model of ``path`` (or of ``only``), with ``tool``'s cell dropped
+    (run again) and the other tool's cell kept."""
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    latest = {r["model"]: r for r in rows if r.get("model") and "error" not in r}
+    other = [t for t in TOOLS if t != tool]
+    return [
+        {
+            "family": r.get("family", ""),
+            "model": m,
+            "kept": {t: {**r[t], "commit": r[t].get("commit", r.get("commit"))} for t in other},
+        }
+        for m, r in latest.items()
+        if (m in only if only else True) and all(t in r for t in other)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="benchmarks/results/timm.jsonl")
@@ -532,6 +586,12 @@ def main() -> None:
         "(or --only "
         "MODELS of it), under their family; the table shows the last row of each model",
     )
+    parser.add_argument(
+        "--rerun",
+        choices=tuple(TOOLS),
+        help="this tool again on every model of --out (or --only MODELS of it), the other "
+        "tool's cell kept with the commit it ran on; the new row is appended",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one model
     parser.add_argument("--tool", choices=tuple(TOOLS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -548,6 +608,8 @@ def main() -> None:
             {"family": "ultralytics", "model": ULTRALYTICS_PREFIX + c}
             for c in (args.only or ULTRALYTICS)
         ]
+    elif args.rerun:
+        todo = _rerun(args.out, args.rerun, args.only)
     elif args.redo:
         todo = _redo(args.out, args.only)
     elif args.only:
@@ -574,7 +636,7 @@ def main() -> None:
         if fam["model"] is None:
             row = {"model": None, "note": "no model with three 2-D convs among the smallest"}
         else:
-            row = _child(fam["model"], args.amount, args.threads, args.timeout)
+            row = _child(fam["model"], args.amount, args.threads, args.timeout, fam.get("kept"))
         row = {"family": fam["family"], **row}
         print(
             f"[{i + 1}/{len(todo)}] {key}: {fam['model']} {time.perf_counter() - start:.0f} s "

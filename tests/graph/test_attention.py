@@ -276,3 +276,21 @@ def test_talking_heads_lose_their_q_k_and_v_heads_under_one_count():
         assert after.qkv.out_features == 3 * after.proj.in_features
     assert model.patch.out_channels < original.patch.out_channels
     _export_matches(model)
+
+
+class _OneElementScale(torch.nn.Module):
+    """EfficientViM's ``h * self.D`` with ``D`` of one element, on a tensor with no channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 1)
+        self.D = torch.nn.Parameter(torch.full((1,), 0.5))
+
+    def forward(self, x):
+        h = x.mean(1, keepdim=True)[..., 1:-1, 1:-1]  # the input's: no prunable channel
+        return self.head(self.conv(x) + h * self.D)
+
+
+def test_a_parameter_of_one_element_meets_no_channels():
+    original, model, plan, graph = prune_exactly("one_element", _OneElementScale)
+    assert model.conv.out_channels < original.conv.out_channels

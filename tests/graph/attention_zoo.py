@@ -480,3 +480,6 @@ class TalkingHeadAttention(nn.Module):
 
 
 ZOO["talking_heads"] = lambda: TinyViT(TalkingHeadAttention)
+
+# multi-query attention: one key/value head broadcast to every query head by SDPA
+ZOO["mqa"] = lambda: TinyViT(SeparateAttention, dim=64, num_heads=8, kv_heads=1, gqa="sdpa")

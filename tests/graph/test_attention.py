@@ -294,3 +294,13 @@ class _OneElementScale(torch.nn.Module):
 def test_a_parameter_of_one_element_meets_no_channels():
     original, model, plan, graph = prune_exactly("one_element", _OneElementScale)
     assert model.conv.out_channels < original.conv.out_channels
+
+
+def test_multi_query_attention_loses_query_heads_and_keeps_the_shared_key_and_value():
+    original, model, plan, graph = _pruned("mqa")
+    for before, after in zip(_attentions(original), _attentions(model), strict=True):
+        assert after.num_heads == before.num_heads - _removed(before.num_heads)
+        assert after.num_kv_heads == 1
+        assert (after.k.out_features, after.v.out_features) == (before.head_dim,) * 2
+        assert after.q.out_features == after.o.in_features == after.num_heads * before.head_dim
+    _export_matches(model)

@@ -73,6 +73,9 @@ def _sdpa(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     mode = tr.heads.attention(tr, lq, lk, lv)
     summed = [lab for lab in (lq, lk) if nd - 1 in L.varying_dims(lab)]
     shrink = mode == "dims" and tr.heads.mode == "dims"  # asked for: every head loses alike
+    if mode == "whole" and heads > 1 and k.dim() >= 3 and k.shape[-3] == v.shape[-3] == 1:
+        _multi_query(tr, name, lq, lk, lv, out)
+        return
     if mode == "whole":
         tr.union(lq, lk)  # q's position d meets k's position d, head by head
         tr.union(lq.narrow(-1, 0, 1), lv.narrow(-1, 0, 1))  # and v's head goes with them
@@ -104,3 +107,16 @@ def _sdpa(tr: TraceState, name: str, func, args, kwargs, out) -> None:
             tr.freeze(lv, tr.reason(f"op '{name}'", "its heads were not found"))
             result = L.untracked(nd)
     tr.set_label(out, result)
+
+
+def _multi_query(tr: TraceState, name: str, lq, lk, lv, out) -> None:
+    """Multi-query attention (MobileNetV4's ``MultiQueryAttention2d``): one key/value head for
+    every query head. A query head goes alone, with its output columns; the shared k and v keep
+    their size (every head's product and output use each of their positions)."""
+    reason = tr.reason(
+        f"op '{name}'", "its key and value are shared by every query head (multi-query "
+        "attention): their head size stays"
+    )  # fmt: skip
+    for lab in (lk, lv):
+        tr.freeze(lab, reason)
+    tr.set_label(out, L.compress(lq.narrow(-1, 0, 1).expand(*out.shape).contiguous()))

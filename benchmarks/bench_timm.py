@@ -21,8 +21,9 @@ For each model (random weights, nothing downloaded), in a subprocess with a time
    (``step(interactive=True)``), mapped back to the original numbering, and the same oracle is
    applied to the same plan form; a crash is a result;
 4. where the peer is exact but keeps more than 0.01 fewer parameters because it removed more
-   than asked from some layer (its deepest layer above the amount), filterprune again at that
-   deepest layer's share: the two compared at the same depth.
+   than asked from some layer (its deepest layer above the amount), filterprune again at the
+   least amount (bisected up to that deepest layer's share) at which it keeps no more than the
+   peer: the two compared at the same size, with the deepest layer each needed.
 
 Inputs are 64x64 unless the model fixes its size (then its default). It needs timm and
 Torch-Pruning, which the project does not depend on (CI never runs this)::
@@ -432,25 +433,40 @@ def _child(
     name: str, amount: float, threads: int, timeout: float, kept: dict | None = None
 ) -> dict:
     """Each tool in its own process and time limit (a tool with a cell in ``kept`` is not run
-    again: its cell is kept); where the peer is exact, keeps more than 0.01 fewer parameters
-    and removes more than asked from some layer, filterprune once more at the peer's deepest
-    layer (``filterprune_at_peer_depth``): the same depth compared."""
+    again: its cell is kept); then :func:`_match_peer`."""
     row: dict = {"model": name, **(kept or {})}
     for tool in TOOLS:
-        if tool in row:
-            continue
-        row = {**row, **_in_child(name, amount, tool, threads, timeout)}
+        if tool not in row:
+            row = {**row, **_in_child(name, amount, tool, threads, timeout)}
+    matched = _match_peer(row, amount, threads, timeout)
+    return {**row, "filterprune_at_peer_size": matched} if matched else row
+
+
+def _match_peer(row: dict, amount: float, threads: int, timeout: float, steps: int = 4) -> dict:
+    """Where the peer is exact and keeps more than 0.01 fewer parameters by removing more than
+    asked from some layer (its deepest layer above ``amount``): the least amount, between
+    ``amount`` and that deepest layer's share (bisected ``steps`` times), at which filterprune
+    keeps no more parameters than the peer (+0.01), with its row; ``{}`` where not needed."""
     fpr, peer = row.get("filterprune", {}), row.get("peer", {})
-    depth = peer.get("deepest_layer", 0.0)
-    if (
+    depth = round(peer.get("deepest_layer", 0.0), 4)
+    if not (
         peer.get("equivalent")
         and fpr.get("equivalent")
         and fpr["params_kept"] > peer["params_kept"] + 0.01
         and depth > amount + 0.02
     ):
-        again = _in_child(name, round(depth, 4), "filterprune", threads, timeout)["filterprune"]
-        row["filterprune_at_peer_depth"] = {"amount": round(depth, 4), **again}
-    return row
+        return {}
+    lo, hi, best = amount, depth, {}
+    for i in range(steps + 1):
+        at = hi if i == 0 else round((lo + hi) / 2, 4)
+        got = _in_child(row["model"], at, "filterprune", threads, timeout)["filterprune"]
+        if got.get("params_kept", 1.0) <= peer["params_kept"] + 0.01:
+            hi, best = at, {"amount": at, **got}
+        else:
+            lo = at
+        if i == 0 and not best:
+            return {"amount": at, **got}  # not even at the peer's deepest layer
+    return best
 
 
 def _fmt(r: dict) -> list[str]:
@@ -495,9 +511,10 @@ def _table(path: str) -> str:
             if "params_kept" in fpr and fpr["params_kept"] <= peer["params_kept"] + 0.01:
                 counts["deeper"] += 1
             elif "params_kept" in fpr:
-                same = r.get("filterprune_at_peer_depth", {})
+                same = r.get("filterprune_at_peer_size", {})
                 at = (
-                    f"; at amount {same['amount']:.2f}, filterprune {same['params_kept']:.2f}"
+                    f"; filterprune at amount {same['amount']:.2f}: {same['params_kept']:.2f}, "
+                    f"deepest layer {same.get('deepest_layer', 0):.2f}"
                     + ("" if same.get("equivalent") else " (**not exact**)")
                     if "params_kept" in same
                     else ""

@@ -90,3 +90,30 @@ class SubclassNet(nn.Module):
 def test_a_batch_norm_subclass_still_prunes_exactly():
     _, pruned, _, _ = prune_exactly("bn_subclass", SubclassNet)
     assert pruned.a.out_channels == pruned.bn.num_features == pruned.b.in_channels < 12
+
+
+@pytest.mark.parametrize(
+    ("call", "args"),
+    [
+        (F.layer_norm, ((7,),)),
+        (F.layer_norm, ((5, 7),)),
+        (F.group_norm, (1,)),
+    ],
+    ids=["layer_norm_last", "layer_norm_two_dims", "group_norm"],
+)
+def test_layer_and_group_norm_on_meta_keep_the_input_shape(call, args) -> None:
+    from filterprune.graph.rules.spatial import META_SHORTCUTS
+
+    x = torch.randn(2, 3, 5, 7)
+    shortcut = META_SHORTCUTS[call.__name__]
+    out = shortcut((x.to("meta"), *args), {})
+    assert out.shape == call(x, *args).shape and out.device.type == "meta"
+    assert shortcut((x, *args), {}) is None  # a real tensor: torch's own kernel
+
+
+def test_a_norm_whose_sizes_do_not_fit_is_left_to_torch() -> None:
+    from filterprune.graph.rules.spatial import META_SHORTCUTS
+
+    x = torch.empty(2, 6, 4, 4, device="meta")
+    assert META_SHORTCUTS["layer_norm"]((x, (5,)), {}) is None
+    assert META_SHORTCUTS["group_norm"]((x, 4), {}) is None

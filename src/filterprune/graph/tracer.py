@@ -28,7 +28,7 @@ from . import labels as L
 from . import rules
 from .elements import UNTRACKED, ElementSets
 from .heads import HEADS, HeadBook
-from .rules.spatial import META_SHORTCUTS, meta_batch_norm
+from .rules.spatial import META_NORMS, META_SHORTCUTS
 from .specs import LayerSpec, OpaqueSpec, registered_spec, spec_for
 
 # With the separator: ``.../site-packages/torch`` must not hide ``.../site-packages/torchvision``.
@@ -247,7 +247,7 @@ class Tracer(TorchFunctionMode):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", None) or repr(func)
         if self._busy or self._leaf_depth:
-            fast = meta_batch_norm(args, kwargs, attach=False) if name == "batch_norm" else None
+            fast = META_NORMS[name](args, kwargs, attach=False) if name in META_NORMS else None
             return func(*args, **kwargs) if fast is None else fast
         if name == "__get__":
             name = "attr:" + getattr(getattr(func, "__self__", None), "__name__", "?")

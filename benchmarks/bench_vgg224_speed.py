@@ -137,6 +137,37 @@ def _prune_global(model, x, s: Strategy, target_macs: float) -> tuple[torch.nn.M
     return model, steps
 
 
+def _with_widths(base: nn.Module, widths: list[int], hidden: list[int]) -> nn.Module:
+    """``base`` with its convolutions and linear layers rebuilt at these output widths (random
+    weights: the time of a forward pass does not depend on them)."""
+    model = copy.deepcopy(base)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    outs = list(widths) + list(hidden)
+    if len(outs) != len(layers):
+        raise SystemExit(f"{len(outs)} widths for {len(layers)} layers")
+    previous = None
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, (nn.Conv2d, nn.Linear)):
+                continue
+            out = outs[layers.index(child)]
+            if isinstance(child, nn.Conv2d):
+                cin = child.in_channels if previous is None else previous
+                new = nn.Conv2d(cin, out, child.kernel_size, child.stride, child.padding)
+            else:  # the first linear layer reads the last conv's channels times 7 x 7
+                cin = child.in_features
+                if previous is not None and isinstance(layers[layers.index(child) - 1], nn.Conv2d):
+                    cin = (
+                        previous * child.in_features // layers[layers.index(child) - 1].out_channels
+                    )
+                elif previous is not None:
+                    cin = previous
+                new = nn.Linear(cin, out)
+            setattr(parent, name, new)
+            previous = out
+    return model.eval()
+
+
 def _prune(model, x, s: Strategy, target_macs: float) -> tuple[torch.nn.Module, int]:
     if s.scope == "per_group":
         # small per-group steps never remove anything from the narrow layers once ``round_to``
@@ -184,6 +215,12 @@ def main() -> None:
         "--only", nargs="+", metavar="KEY", help="run these strategies only (keys as printed)"
     )
     parser.add_argument("--out", type=Path, help="JSON path (default results/vgg224_speed.json)")
+    parser.add_argument(
+        "--phase", choices=("both", "prune", "time"), default="both",
+        help="prune: write the widths only (pruning may run on a busy machine); time: rebuild "
+        "each strategy's model from the widths in --out and time it beside the original "
+        "(latency does not depend on the random weights; run it on an idle machine)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(2)
     x = torch.randn(1, 3, 224, 224)
@@ -203,7 +240,13 @@ def main() -> None:
             )
         strategies = [s for s in STRATEGIES if s.key in set(args.only)]
     target = TARGET_GFLOPS / 2 * 1e9
+    path = args.out or Path(__file__).parent / "results" / "vgg224_speed.json"
     results, models = [], {"original": base}
+    if args.phase == "time":
+        results = json.loads(path.read_text())["results"]
+        for row in results:
+            models[row["strategy"]] = _with_widths(base, row["widths"], row["classifier_widths"])
+        strategies = []
     for strat in strategies:
         model = copy.deepcopy(base)
         t0 = time.perf_counter()
@@ -226,6 +269,11 @@ def main() -> None:
             }
         )
         print(f"{strat.key}: {results[-1]['gflops']:.2f} GFLOPs, widths {results[-1]['widths']}")
+    if args.phase == "prune":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"torch": torch.__version__, "results": results}, indent=1))
+        print(f"wrote {path} (widths only; time them with --phase time)")
+        return
 
     # Latency: each pruned model timed beside the original in alternating rounds
     # (filterprune.measure.compare_latency); speed-up = median of the round ratios.
@@ -267,7 +315,6 @@ def main() -> None:
         "target_gflops": TARGET_GFLOPS,
         "results": results,
     }
-    path = args.out or Path(__file__).parent / "results" / "vgg224_speed.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     print(f"wrote {path}")

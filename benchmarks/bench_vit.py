@@ -47,9 +47,14 @@ FAMILIES = (
     "vision_transformer_hybrid", "efficientformer_v2", "efficientvit_msra", "nextvit", "pvt_v2",
     "gcvit", "davit", "coat", "mvitv2", "hiera", "hieradet_sam2", "nest", "tnt", "volo",
     "visformer", "vitamin", "shvit", "swiftformer", "byoanet", "naflexvit", "edgenext",
+    "csatv2", "lowformer", "iformer", "focalnet", "qwen3_vit", "gemma4_vit", "mobilenetv5",
+    "efficientvim", "deepseek_vit",
 )  # fmt: skip
 #: Named models beside the smallest of each family (a family's smallest may be a test model).
-EXTRA = ("coatnet_nano_rw_224", "maxvit_nano_rw_256", "mobilevit_xxs", "levit_128s")
+EXTRA = (
+    "coatnet_nano_rw_224", "maxvit_nano_rw_256", "mobilevit_xxs", "levit_128s",
+    "mobilenetv4_hybrid_medium",
+)  # fmt: skip
 #: The goal models of issue 30, always measured.
 GOALS = ("vit_tiny_patch16_224", "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224")
 
@@ -82,7 +87,9 @@ def run_filterprune(model, x) -> dict:
     seconds = time.perf_counter() - start
     diff = _relative(original, model, plan, x)
     after = fp.count(model, x)
-    kept = [g for g in graph.frozen if not any("model output" in r for r in g.reasons)]
+    # the classifier is kept as the output everywhere; heads kept with the stream it returns
+    # (DINOv3 without a classifier) are named
+    kept = [g for g in graph.frozen if g.heads or not any("model output" in r for r in g.reasons)]
     return {
         **outcome(before, after, diff, seconds),
         "head_groups": len(heads),
@@ -257,6 +264,11 @@ def table(path: str) -> str:
     return "\n".join(lines)
 
 
+def _revision() -> str:
+    """The commit the rows ran on: ``BENCH_COMMIT`` (a run from an exported tree), else git's."""
+    return os.environ.get("BENCH_COMMIT") or _commit()
+
+
 def rerun(path: str, tool: str, timeout: int, models: list[str] | None) -> None:
     """``tool`` again on the models of ``path`` (all, or ``models``), the other tool's cell kept;
     the file is rewritten after each model, each row with the commit it ran on."""
@@ -266,7 +278,7 @@ def rerun(path: str, tool: str, timeout: int, models: list[str] | None) -> None:
         if models and row["model"] not in models:
             continue
         start = time.perf_counter()
-        rows[i] = {**row, **_child(row["model"], tool, timeout), "commit": _commit()}
+        rows[i] = {**row, **_child(row["model"], tool, timeout), "commit": _revision()}
         rows[i]["wall_seconds"] = time.perf_counter() - start
         with open(path, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
@@ -306,7 +318,7 @@ def main() -> None:
         if name in done:
             continue
         start = time.perf_counter()
-        row = {"model": name, "commit": _commit()}
+        row = {"model": name, "commit": _revision()}
         for tool in TOOLS:
             row = {**_child(name, tool, args.timeout), **row}
         row["wall_seconds"] = time.perf_counter() - start

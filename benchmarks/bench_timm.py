@@ -208,8 +208,8 @@ def _prepare(name: str):
             weight = getattr(module, "weight", None)
             if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1 and not weight.any():
                 torch.nn.init.normal_(weight, std=0.02)
-        for p in model.parameters():  # a zero gain (timm's GRN) would hide what it scales
-            if p.dim() == 1 and p.is_floating_point() and not p.any():
+        for key, p in model.named_parameters():  # a zero gain (timm's GRN) hides what it scales
+            if p.dim() == 1 and not key.endswith("bias") and not p.any():
                 torch.nn.init.uniform_(p, 0.5, 1.5)
     randomize_norms(model, statistics=False)  # gains first: the statistics then follow them
     calibrate_batchnorm(model, batches)
@@ -609,6 +609,13 @@ def main() -> None:
         help="this tool again on every model of --out (or --only MODELS of it), the other "
         "tool's cell kept with the commit it ran on; the new row is appended",
     )
+    parser.add_argument(
+        "--tools",
+        nargs="+",
+        choices=tuple(TOOLS),
+        default=list(TOOLS),
+        help="run only these tools (the others' cells say 'not run'): a quick sample",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process of one model
     parser.add_argument("--tool", choices=tuple(TOOLS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -653,7 +660,9 @@ def main() -> None:
         if fam["model"] is None:
             row = {"model": None, "note": "no model with three 2-D convs among the smallest"}
         else:
-            row = _child(fam["model"], args.amount, args.threads, args.timeout, fam.get("kept"))
+            skipped = {t: {"error": "not run (--tools)"} for t in TOOLS if t not in args.tools}
+            kept = {**skipped, **fam.get("kept", {})}
+            row = _child(fam["model"], args.amount, args.threads, args.timeout, kept)
         row = {"family": fam["family"], **row}
         print(
             f"[{i + 1}/{len(todo)}] {key}: {fam['model']} {time.perf_counter() - start:.0f} s "

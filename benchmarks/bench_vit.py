@@ -197,6 +197,37 @@ def global_ranking(name: str) -> dict:
     return out
 
 
+def export_check(name: str) -> dict:
+    """Prune ``name`` as the table does (float32), then run it through ``torch.export`` and ONNX
+    (the dynamo exporter, run by onnxruntime): each output's largest difference from the eager
+    pruned model, relative to its largest value, and the packages of its module classes."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    import filterprune as fp
+
+    model, _, x, _ = _prepare(name)
+    model, x = model.float().eval(), x.float()
+    start = time.perf_counter()
+    fp.prune(model, x, amount=AMOUNT, criterion="l1", scope="per_group", layer_types=())
+    row: dict = {"model": name, "prune_seconds": time.perf_counter() - start}
+    with torch.no_grad():
+        ref = model(x)
+        scale = float(ref.abs().max())
+        row["torch_export"] = float(
+            (torch.export.export(model, (x,)).module()(x) - ref).abs().max()
+        )
+    row["torch_export"] /= scale
+    path = os.path.join(tempfile.mkdtemp(), f"{name}.onnx")
+    torch.onnx.export(model, (x,), path, dynamo=True)
+    session = ort.InferenceSession(path)
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    row["onnx"] = float((torch.from_numpy(out) - ref).abs().max()) / scale
+    row["module_packages"] = sorted({type(m).__module__.split(".")[0] for m in model.modules()})
+    return row
+
+
 def one(name: str, tool: str) -> dict:
     row: dict = {"model": name}
     model, shape, x, signal = _prepare(name)
@@ -295,7 +326,13 @@ def main() -> None:
     ap.add_argument("--global-ranking", metavar="MODEL", help="heads removed by a global ranking")
     ap.add_argument("--models", nargs="*", help="these models instead of one per family")
     ap.add_argument("--rerun", choices=list(TOOLS), help="this tool again on --out's models")
+    ap.add_argument("--export", nargs="+", metavar="MODEL", help="pruned, exported, compared")
     args = ap.parse_args()
+    if args.export:
+        torch.set_num_threads(1)
+        for name in args.export:
+            print(json.dumps(export_check(name)), flush=True)
+        return
     if args.rerun:
         rerun(args.out, args.rerun, args.timeout, args.models)
         return

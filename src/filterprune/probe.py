@@ -302,6 +302,20 @@ def freeze_size_reads(graph: DependencyGraph, record: OpRecord) -> bool:
     return True
 
 
+def _counting_groups(graph: DependencyGraph, record: OpRecord) -> list:
+    """The prunable groups that count an attribute of the module that ran ``record`` (a size
+    the op may read: ``self.nh``, ``self.hc``)."""
+    prefix = f"{record.module}." if record.module else ""
+    return [
+        g
+        for g in graph.prunable
+        if any(
+            m.attribute and m.module.startswith(prefix) and m.module.count(".") == prefix.count(".")
+            for m in g.members
+        )
+    ]
+
+
 def _reaches_prunable(graph: DependencyGraph, record: OpRecord) -> bool:
     """Whether pruning can change what ``record`` sees: an input class is still prunable, or a
     prunable group counts an attribute of the module that ran it (a size the op may read)."""
@@ -310,12 +324,7 @@ def _reaches_prunable(graph: DependencyGraph, record: OpRecord) -> bool:
         classes = torch.unique(root[lab[lab != UNTRACKED]]).tolist() if lab.numel() else []
         if any(not graph.sets.is_frozen(e) for e in classes):
             return True
-    prefix = f"{record.module}." if record.module else ""
-    return any(
-        m.attribute and m.module.startswith(prefix) and m.module.count(".") == prefix.count(".")
-        for g in graph.prunable
-        for m in g.members
-    )
+    return bool(_counting_groups(graph, record))
 
 
 def settled(graph: DependencyGraph, found: Findings) -> Findings:
@@ -341,6 +350,9 @@ def freeze_unverified(graph: DependencyGraph, found: Findings, rounds: int) -> N
         "reaches this op is kept (use ignore= to keep layers explicitly)"
     )
     _freeze_inputs(graph, found.unverified, lambda r: _op_reason(r, why))
+    for r in found.unverified:  # and the groups counting a size of its module (its head count)
+        for group in _counting_groups(graph, r):
+            graph.sets.freeze(group.classes[0], _op_reason(r, why))
 
 
 def freeze_all(graph: DependencyGraph, found: Findings, rounds: int) -> None:

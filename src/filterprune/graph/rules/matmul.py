@@ -45,7 +45,16 @@ def _matmul(tr: TraceState, name: str, func, args, kwargs, out) -> None:
         reason = tr.reason(f"op '{name}'", "it sums products over these channels")
         for tracked in [lab for lab, k in ((la, ka), (lb, kb)) if k]:
             tr.freeze(tracked, reason)
-        tr.set_label(result, L.untracked(result.dim()))
+        # the summed channels are kept; the rows still follow ``a`` and the columns ``b``
+        # (EfficientViM's ``h @ c``: ``h``'s rows are out_proj's channels, ``c``'s rows summed)
+        rows = la.narrow(-1, 0, 1)
+        cols = lb.narrow(-2, 0, 1)
+        _label(
+            tr,
+            torch.full_like(rows, UNTRACKED) if ka else rows,
+            torch.full_like(cols, UNTRACKED) if kb else cols,
+            result,
+        )
         return
     if tr.heads.splits and nd >= 3:
         tr.heads.follow(tr, la, lb)  # ``attn @ v``: v's heads go as the map's

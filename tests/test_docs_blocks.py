@@ -115,6 +115,9 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("benchmarks.md", "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_staircase.py"): (
         "a timing of single layers on an idle machine that rewrites benchmarks/results"
     ),
+    ("benchmarks.md", 'B="benchmarks/bench_vgg224_speed.py --out /work/runs/vgg224.json"'): (
+        "prunes VGG-16 at 224 px four ways (minutes) and times it on an idle machine"
+    ),
     ("benchmarks.md", "benchmarks/latency_target.sh"): (
         "needs the Debian Fashion-MNIST dataset; half an hour of training and pruning"
     ),

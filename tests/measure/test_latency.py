@@ -144,7 +144,7 @@ def test_flags_fire_on_a_wide_spread_not_on_a_tight_one():
     assert NOISY_IQR_FRACTION < 1.0  # an IQR as large as the median is always flagged
 
 
-def test_a_timing_that_held_a_core_less_than_half_the_time_is_flagged_preempted():
+def test_a_timing_that_held_a_core_less_than_its_minimum_share_is_flagged_preempted():
     def result():
         return LatencyResult(1, "cpu", 1, 10.0, 0.1, 10.0, 10, 1)
 

@@ -71,8 +71,8 @@ logger = logging.getLogger("filterprune.loop")
 #: A latency target too spread to decide is timed again at most this many times.
 MAX_REMEASURES = 2
 #: A table prediction this many times below a latency goal is far enough from it that an
-#: undecided timing is not repeated (the table was off by -10 % to +48 % in
-#: docs/benchmarks.md, "Latency as the target").
+#: undecided timing is not repeated (against idle timings the table was off by -6 % to +13 % at
+#: batch 1 and up to +48 % at batch 16: docs/benchmarks.md, "Latency as the target").
 FAR_BELOW = 1.5
 
 

@@ -160,8 +160,8 @@ def latency_verdict(target: Target, row: Mapping[str, Any]) -> bool | None:
     longer model's calls are cut by other processes more often than the shorter one's, so every
     round can overstate the speed-up alike (7.2x measured for 3.4x fewer MACs at load 12, 2.7x
     when timed again minutes later). A ``preempted`` timing (its process held a core less than
-    half the time) does not decide either, even with rounds that agree and no IQR flag: at load
-    7 such timings read 3.3x and 2.3x for a model that runs 4.85x alone.
+    ``MIN_CPU_SHARE`` of the time) does not decide either, even with rounds that agree and no
+    IQR flag: on a core 54 % of the time one read 12.2x for a model that runs 7.2x alone.
     """
     rounds = row.get("round_speedups")
     if target.reduction is None or not rounds:

@@ -88,14 +88,10 @@ def select(
         out = {}
         for g in groups:
             share = g.size * selection.fraction_for(g.size)
-            # heads go whole, at least the share: 30 % of 4 heads is two (the peer's ceil);
-            # channels round to the nearest count: 30 % of 16 is five, of 24 seven; a tie
-            # rounds down for plain channels (50 % of 5 is two), up inside a grouped conv
-            coarse = g.size > 0 and g.width(0) > 1
-            if g.heads:
-                k = math.ceil(share - 1e-9)
-            else:
-                k = math.floor(share + (0.5 if coarse else 0.5 - 1e-9))
+            # every group loses at least its share, in whole units (heads, channels, a grouped
+            # conv's channel per group): 30 % of 4 heads is two, of 64 channels twenty, of 8
+            # channels per group three; a user asking for 30 % never gets less in a group
+            k = math.ceil(share - 1e-9)
             out[g.name] = _lowest(scores[g.name], _rounded_removal(g.size, k, selection))
         return out if widths is None else _on_staircase(out, groups, scores, selection, widths, 1.0)
     total = sum(g.size for g in groups)

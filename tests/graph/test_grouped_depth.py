@@ -2,8 +2,8 @@
 
 Within-group removal takes channel ``j`` of every group together, so a group of the graph holds
 one class per channel of a conv group (4 for ResNeXt-50's first stage, 16 in its third). Those are
-coarse units, rounded to the nearest (as plain channels are): 30 % of 16 is 5 (floor would give 4,
-25 %), 30 % of 4 is 1.
+coarse units, and every group loses at least its share in whole units (as plain channels and heads
+do): 30 % of 16 is 5 (floor would give 4, 25 %), 30 % of 4 is 2, as the peer's floor(0.7 n) kept.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ class GroupedBottleneck(nn.Module):
 
 @pytest.mark.parametrize(
     ("width", "groups", "kept"),
-    [(64, 4, 44), (32, 8, 24), (16, 4, 12), (40, 4, 28)],
+    [(64, 4, 44), (32, 8, 16), (16, 4, 8), (40, 4, 28)],
     ids=["16_per_group", "4_per_group", "4_per_group_4", "10_per_group"],
 )
-def test_channels_inside_groups_round_to_nearest(width: int, groups: int, kept: int) -> None:
-    # 30 % of 16 -> 5 (44 of 64 kept), of 4 -> 1 (24 of 32), of 10 -> 3 (28 of 40)
+def test_channels_inside_groups_lose_at_least_their_share(
+    width: int, groups: int, kept: int
+) -> None:
+    # 30 % of 16 -> 5 (44 of 64 kept), of 4 -> 2 (16 of 32), of 10 -> 3 (28 of 40)
     _, pruned, plan, _ = prune_exactly(
         "grouped", lambda: GroupedBottleneck(width=width, groups=groups)
     )
@@ -48,27 +50,32 @@ def test_channels_inside_groups_round_to_nearest(width: int, groups: int, kept: 
     assert len(plan.removed_outputs["reduce.0"]) == width - kept
 
 
-def test_whole_groups_round_to_nearest() -> None:
-    # grouped="whole": 30 % of 4 groups is one group (16 channels)
+def test_whole_groups_lose_at_least_their_share() -> None:
+    # grouped="whole": 30 % of 4 groups is two groups (32 channels)
     _, pruned, _, _ = prune_exactly("grouped", GroupedBottleneck, grouped="whole")
     conv = pruned.grouped[0]
-    assert (conv.out_channels, conv.groups) == (48, 3)
+    assert (conv.out_channels, conv.groups) == (32, 2)
 
 
-def test_plain_channels_round_to_nearest() -> None:
-    # a plain group (one channel per class) rounds to the nearest too: 30 % of 24 is 7 (7.2),
-    # of 16 is 5 (4.8; floor gave 4, 25 %), as the peer's floor(0.7 n) kept
+def test_plain_channels_lose_at_least_their_share() -> None:
+    # a plain group (one channel per class) too: 30 % of 24 is 8 (7.2), of 16 is 5 (4.8; floor
+    # gave 4, 25 %), as the peer's floor(0.7 n) kept
     _, pruned, _, _ = prune_exactly("grouped", GroupedBottleneck)
-    assert pruned.stem.out_channels == 24 - 7
+    assert pruned.stem.out_channels == 24 - 8
     _, pruned, _, _ = prune_exactly("plain", lambda: nn.Sequential(
         nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 5, 1)
     ))  # fmt: skip
     assert pruned[0].out_channels == 16 - 5
 
 
-def test_a_plain_tie_rounds_down() -> None:
-    # 50 % of 5 is 2.5: two go, never more than the share
+def test_an_exact_share_is_not_rounded_up() -> None:
+    # 50 % of 5 is 2.5: three go, never less than the share; 30 % of 10 is exactly three (no
+    # float error makes it four)
     _, pruned, _, _ = prune_exactly("plain", lambda: nn.Sequential(
         nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Conv2d(5, 4, 1)
     ), amount=0.5)  # fmt: skip
-    assert pruned[0].out_channels == 5 - 2
+    assert pruned[0].out_channels == 5 - 3
+    _, pruned, _, _ = prune_exactly("plain", lambda: nn.Sequential(
+        nn.Conv2d(3, 10, 3), nn.ReLU(), nn.Conv2d(10, 4, 1)
+    ), amount=0.3)  # fmt: skip
+    assert pruned[0].out_channels == 10 - 3  # 0.3 * 10 = 3.0000000000000004

@@ -250,6 +250,15 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Session]:
     }
 
 
+def _teardown_abort(code: str, stderr: str) -> bool:
+    """A torchrun worker killed by the C++ runtime's abort, with no Python error of its own."""
+    return (
+        code.lstrip().startswith("torchrun")
+        and "terminate called without an active exception" in stderr
+        and "Traceback" not in stderr.split("terminate called", 1)[0]
+    )
+
+
 def _run_bash(code: str, work: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -299,6 +308,11 @@ def test_block_runs_as_written(block: Block, sessions: dict[str, Session]) -> No
         _run_python(block.code, block, session)
     else:
         done = _run_bash(block.code, session.work)
+        if done.returncode != 0 and _teardown_abort(block.code, done.stderr):
+            # once in a CI run (2026-12-07) a torchrun worker aborted with "terminate called
+            # without an active exception" and no Python traceback; the same block passed when
+            # run again. The same command runs once more; a second failure, or any other, fails.
+            done = _run_bash(block.code, session.work)
         assert done.returncode == 0, f"{block.id}\n{block.code}\n{done.stderr[-4000:]}"
     session.failed = None
 

@@ -7,6 +7,7 @@ import json
 import math
 
 from ..recipes import compare_saved, evaluate_saved
+from ..recipes.eval import RUNTIME_NAMES
 from ._args import (
     CLIError,
     add_model_args,
@@ -205,7 +206,8 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
     table.title = "A/B comparison"
     print(f"A/B comparison: {args.load} against {args.compare}\n")
     print(report.to_markdown(table))
-    for key, label in (("latency", "eager PyTorch"), ("onnxruntime_latency", "onnxruntime")):
+    for key, runtime in (("latency", "eager"), ("onnxruntime_latency", "onnxruntime")):
+        label = RUNTIME_NAMES[runtime]
         if out.get(key):
             timing = report.latency_table([{"iteration": f"{label}: model vs original",
                                             "latency": out[key]}])  # fmt: skip

@@ -54,6 +54,7 @@ from .stop import (
     StepAmount,
     check_finite,
     collapse_guard,
+    far_below_goal,
     max_removable,
     metric_ok,
     metric_threshold,
@@ -70,18 +71,6 @@ logger = logging.getLogger("filterprune.loop")
 
 #: A latency target too spread to decide is timed again at most this many times.
 MAX_REMEASURES = 2
-#: A table prediction this many times below a latency goal is far enough from it that an
-#: undecided timing is not repeated (against idle timings the table was off by -6 % to +13 % at
-#: batch 1 and up to +48 % at batch 16: docs/benchmarks.md, "Latency as the target").
-FAR_BELOW = 1.5
-
-
-def _far_below_goal(config: PruneConfig, row: Mapping[str, Any]) -> bool:
-    predicted = row.get("table_speedup")
-    goals = [1.0 / (1.0 - t.reduction) for t in undecided_latency(config, row)]
-    return bool(predicted and goals) and predicted * FAR_BELOW < min(goals)
-
-
 FinetuneFn = Callable[[nn.Module, int, Budget], "int | None"]
 EvaluateFn = Callable[[nn.Module], Mapping[str, float]]
 BatchesFn = Callable[[], Iterable[Any]]
@@ -334,7 +323,7 @@ class PruningLoop(RunRecord):
         """Time the current model again, with twice the rounds each time, while a latency
         target cannot be decided from its speed-up rounds (at most :data:`MAX_REMEASURES`).
 
-        Not while the lookup table puts the model far below every goal (:data:`FAR_BELOW`):
+        Not while the lookup table puts the model far below every goal (:func:`far_below_goal`):
         there the next step is the same whatever the timing says, and on a busy machine each
         timing again costs longer than the step."""
         cfg = self.config
@@ -345,7 +334,7 @@ class PruningLoop(RunRecord):
         if self.replicas.main:
             from ..measure import compare_latencies, latency_fields
 
-            far = _far_below_goal(cfg, row)
+            far = far_below_goal(cfg, row)
             while undecided_latency(cfg, row) and tries < MAX_REMEASURES and not far:
                 tries += 1
                 latency = dataclasses.replace(latency, rounds=latency.rounds * 2)

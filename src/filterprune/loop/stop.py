@@ -186,6 +186,20 @@ def undecided_latency(config: PruneConfig, row: Mapping[str, Any]) -> list[Targe
     ]
 
 
+#: A table prediction this many times below a latency goal is far enough from it that an
+#: undecided timing is not repeated (against idle timings the table was off by -6 % to +13 % at
+#: batch 1 and up to +48 % at batch 16: docs/benchmarks.md, "Latency as the target").
+FAR_BELOW = 1.5
+
+
+def far_below_goal(config: PruneConfig, row: Mapping[str, Any]) -> bool:
+    """Whether the lookup table's prediction in ``row`` is :data:`FAR_BELOW` times below every
+    latency goal that its timing leaves undecided."""
+    predicted = row.get("table_speedup")
+    goals = [1.0 / (1.0 - t.reduction) for t in undecided_latency(config, row)]
+    return bool(predicted and goals) and predicted * FAR_BELOW < min(goals)
+
+
 def deciding_speedup(row: Mapping[str, Any]) -> float | None:
     """The speed-up a latency decision rests on: the lookup table's prediction where the
     measurement could not decide (``latency_decided_by``), else the measured median."""

@@ -179,7 +179,8 @@ def compare_saved(
     return result
 
 
-_RUNTIME_NAMES = {"eager": "eager PyTorch", "onnxruntime": "onnxruntime"}
+#: How reports name each runtime of ``RUNTIMES``
+RUNTIME_NAMES = {"eager": "eager PyTorch", "onnxruntime": "onnxruntime"}
 
 
 def runtimes_disagree(
@@ -200,7 +201,7 @@ def runtimes_disagree(
             continue
         for fast, slow in ((e, o), (o, e)):
             if fast["speedup_low"] > 1.0 and slow["speedup_high"] < 1.0:
-                names = [_RUNTIME_NAMES.get(r.get("runtime", ""), "?") for r in (fast, slow)]
+                names = [RUNTIME_NAMES.get(r.get("runtime", ""), "?") for r in (fast, slow)]
                 out.append(
                     {
                         "batch_size": e["batch_size"],

@@ -134,6 +134,7 @@ def _prune_global(model, x, s: Strategy, target_macs: float) -> tuple[torch.nn.M
             step /= 2
             continue
         macs = new
+        print(f"  {s.key}: step {steps}, {2 * macs / 1e9:.2f} GFLOPs", flush=True)
     return model, steps
 
 

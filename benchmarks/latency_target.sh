@@ -28,12 +28,12 @@ case "$NET" in
 esac
 [ -e "$OUT/$NET-base/model.json" ] || timed $FP train --task classify "${base[@]}" \
     --data fashion-mnist --val-fraction 0.05 --batch-size 64 --optimizer adam --lr 0.001 \
-    --out "$OUT/$NET-base" --quiet
+    --out "$OUT/$NET-base"
 for target in ${TARGETS:-macs latency}; do
     run="$OUT/$NET-$target-$P${TAG:-}-s$SEED"
     # shellcheck disable=SC2086  # PRUNE_ARGS: extra flags, e.g. "--latency-batch-sizes 1,16"
     [ -e "$run/final" ] || timed $FP prune --load "$OUT/$NET-base" --target "$target=-$P%" \
-        --seed "$SEED" --run-dir "$run" --quiet ${PRUNE_ARGS:-}
+        --seed "$SEED" --run-dir "$run" ${PRUNE_ARGS:-}
     [ -n "${NO_EVAL:-}" ] || timed $FP eval --load "$run" --compare "$OUT/$NET-base" --split test \
         --runtime eager onnxruntime --batch-sizes 1 16 --rounds 7 --json > "$run.json"
 done

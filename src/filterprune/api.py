@@ -268,7 +268,7 @@ def prune(
     bins: Sequence[tuple[int, float]] | None = None,
     layer_types: Sequence[str] | None = None,
     leaf_types: Sequence[type] = (),
-    grouped: str = "within",
+    grouped: str | None = None,
     heads: str = "whole",
     graph: DependencyGraph | None = None,
     normalize: bool | None = None,
@@ -310,8 +310,8 @@ def prune(
         layer_types: Only prune layers of these class names; ``()`` every layer. Default
             ``("conv",)``: every convolution (all layers of a model without one).
         leaf_types: Extra module types to treat as opaque leaves.
-        grouped: ``"within"`` or ``"whole"``: how grouped convs lose channels (see
-            :func:`analyze`).
+        grouped: ``"within"`` (default) or ``"whole"``: how grouped convs lose channels (see
+            :func:`analyze`; a ``graph`` given keeps the mode it was analysed with).
         graph: A graph from :func:`analyze` of this model as it is now (skips re-tracing); it is
             updated in place to follow the removal, so it can be passed again next iteration.
         normalize, flops_reg, cost: See :func:`rank` (they matter for ``scope="global"``).
@@ -337,6 +337,7 @@ def prune(
         max_fraction=max_fraction,
         bins=None if bins is None else tuple(bins),
         layer_types=None if layer_types is None else tuple(layer_types),
+        grouped=grouped,
     )
     has_data = any(criterion_context.get(k) is not None for k in ("batches", "loss_fn", "step_fn"))
     ranking = Ranking.merged(
@@ -356,7 +357,7 @@ def prune(
             example_inputs,
             ignore=names,
             leaf_types=leaf_types,
-            grouped=grouped,
+            grouped=selection.grouped,
             heads=heads,
         )
     scores = rank(

@@ -147,6 +147,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default: measured with a latency target, else any",
     )
     p.add_argument(
+        "--grouped",
+        choices=("within", "whole"),
+        help="how grouped convs (ResNeXt, RegNet) lose channels: 'within' every group, keeping "
+        "the group count (default), or 'whole' groups",
+    )
+    p.add_argument(
         "--min-channels", type=int, metavar="N", help="keep at least N channels per layer"
     )
     p.add_argument(
@@ -372,6 +378,7 @@ def flag_values(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any
         "normalize": args.normalize,
         "round_to": args.round_to,
         "widths": args.widths,
+        "grouped": args.grouped,
         "min_channels": args.min_channels,
         "max_layer_fraction": args.max_layer_fraction,
         "include": args.include,

@@ -11,7 +11,9 @@ sections of :class:`~filterprune.PruneConfig`:
 * ``AMOUNT`` (10 %) of the prunable channels per step, at most ``LAYER_CAP_FACTOR`` times the
   step's share of any one layer (25 % at 10 %), so that one step cannot empty a small layer;
 * convolution filters only (``"conv"``): a hidden Linear costs few MACs, and a global ranking
-  would otherwise spend the budget on it. A model without convolutions prunes all its layers.
+  would otherwise spend the budget on it. A model without convolutions prunes all its layers;
+* grouped convs lose the same channels inside every group (``GROUPED = "within"``), so each
+  layer keeps its group count and the grouped kernel it was written for.
 
 docs/benchmarks.md ("Fashion-MNIST") holds the comparison these values come from.
 
@@ -42,6 +44,7 @@ __all__ = [
     "CRITERION",
     "DATA_FREE_CRITERION",
     "FLOPS_REG",
+    "GROUPED",
     "LAYER_CAP_FACTOR",
     "LAYER_TYPES",
     "NORMALIZE",
@@ -66,6 +69,7 @@ LAYER_CAP_FACTOR = 2.5
 #: ``layer_types`` alias: every convolution (``torch.nn.modules.conv._ConvNd`` and subclasses).
 CONV = "conv"
 LAYER_TYPES = (CONV,)
+GROUPED = "within"
 #: What :func:`filterprune.prune`/:func:`filterprune.rank` score with when given no data.
 DATA_FREE_CRITERION = "l1"
 

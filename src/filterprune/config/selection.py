@@ -71,6 +71,11 @@ class Selection(SettingsData):
             without convolutions then prunes all its layers. Default: ``("conv",)``, or none
             when ``include`` or ``layers`` choose the layers.
         layers: Only prune exactly these layers (module names).
+        grouped: How grouped convs (ResNeXt, RegNet) and GroupNorm lose channels: ``"within"``
+            (default) the same channels inside every group, so the group count stays;
+            ``"whole"``: whole groups. Depthwise convs always lose whole groups. The measured
+            speed and accuracy behind the default are in docs/benchmarks.md ("Within-group or
+            whole groups by default").
     """
 
     amount: float | int = recipe.AMOUNT
@@ -84,6 +89,7 @@ class Selection(SettingsData):
     exclude: tuple[str, ...] = ()
     layer_types: tuple[str, ...] = Default(derive=_recipe_layer_types)  # type: ignore[assignment]
     layers: tuple[str, ...] = ()
+    grouped: str = recipe.GROUPED
 
     def __post_init__(self) -> None:
         for name in LAYER_FILTERS:  # before the derived default reads them
@@ -113,6 +119,10 @@ class Selection(SettingsData):
         for name in ("min_channels", "round_to"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 fail(own, name, getattr(self, name), "need an int >= 1")
+        from ..graph.tracer import GROUPED  # the tracer's modes; it imports no config
+
+        if self.grouped not in GROUPED:
+            fail(own, "grouped", self.grouped, f"need one of {GROUPED}")
         if self.widths not in WIDTHS:
             fail(own, "widths", self.widths, f"need one of {WIDTHS}")
         if self.widths == "measured" and self.round_to > 1:

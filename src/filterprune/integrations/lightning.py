@@ -321,7 +321,12 @@ class FilterPruning(Callback):
         if self._graph is None:
             self._example = self.input_fn(batch)[:1].detach()
             unselected = unselected_layers(net, self.selection, owner="FilterPruning")
-            self._graph = analyze(net, self._example, ignore=(*self.ignore, *unselected))
+            self._graph = analyze(
+                net,
+                self._example,
+                ignore=(*self.ignore, *unselected),
+                grouped=self.selection.grouped,
+            )
             if self.original is None:
                 counts = count(net, self._example)
                 self.original = {"params": counts.params, "macs": counts.macs}

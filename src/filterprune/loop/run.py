@@ -34,6 +34,7 @@ from ..api import analyze, count, prune
 from ..config import Budget, ConfigError, PruneConfig
 from ..config.recipe import data_free_criterion
 from ..criteria import get_criterion
+from ..graph.groups import DependencyGraph
 from ..measure._forward import as_input_tuple
 from ..measure.machine import machine_info
 from ..plan import Plan
@@ -164,6 +165,12 @@ class PruningLoop(RunRecord):
         self._table: Any = None  # the latency lookup table of widths="measured" (one per run)
 
     # ----- measurement -----------------------------------------------------------------------
+    def _analyze(self) -> DependencyGraph:
+        """The model's graph as it is now, under the run's layer selection and grouped mode."""
+        return analyze(
+            self.model, self.example, ignore=self.ignore, grouped=self.config.removal.grouped
+        )
+
     def _evaluate(self) -> dict[str, float]:
         if self.evaluate_fn is None:
             return {}
@@ -195,7 +202,7 @@ class PruningLoop(RunRecord):
                 if predicted is not None:
                     row["table_speedup"] = predicted
         if self._graph is None:
-            self._graph = analyze(self.model, self.example, ignore=self.ignore)
+            self._graph = self._analyze()
         row["channels"] = channel_groups(self._graph)  # each channel once, by its producers
         return self.replicas.shared(row), weights
 
@@ -285,7 +292,7 @@ class PruningLoop(RunRecord):
     def _start(self) -> None:
         self.replicas.sync(self.model)  # start from rank 0's weights, as DDP would
         self._keep_original()
-        self._graph = analyze(self.model, self.example, ignore=self.ignore)
+        self._graph = self._analyze()
         self.state.base_total = sum(g.size for g in self._graph.prunable)
         if self.replicas.main:  # say now what the settings cannot do
             for warning in start_warnings(self.config, [g.size for g in self._graph.prunable]):
@@ -395,7 +402,7 @@ class PruningLoop(RunRecord):
         if remaining <= 0:
             return "max_pruned_fraction", None
         if self._graph is None:
-            self._graph = analyze(self.model, self.example, ignore=self.ignore)
+            self._graph = self._analyze()
         prunable = sum(g.size for g in self._graph.prunable)
         planned = plan_removal(
             amount, cfg.scope_for(amount), prunable=prunable, remaining=remaining
@@ -428,7 +435,7 @@ class PruningLoop(RunRecord):
         seed_everything(cfg.seed, i)
         self.model.zero_grad(set_to_none=True)
         if self._graph is None:
-            self._graph = analyze(self.model, self.example, ignore=self.ignore)
+            self._graph = self._analyze()
         prunable = sum(g.size for g in self._graph.prunable)
         step, ranked = self._prune(planned)
         if planned.scope == "global" and self.replicas.main:  # name what held it back

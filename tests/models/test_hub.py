@@ -127,3 +127,41 @@ def test_cli_says_which_library_is_missing(tmp_path):
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "needs the 'torchvision' package" in lines[0]
     assert "pip install torchvision" in lines[0]
+
+
+def test_cli_gives_gray_data_to_a_hub_model_under_its_own_keyword(fake_timm, tmp_path):
+    # MNIST-format data has one channel: timm takes it as in_chans (not the built-in models'
+    # in_channels, which timm's factory refuses)
+    from tiny_idx import write_set
+
+    root = write_set(tmp_path / "gray")
+    out = tmp_path / "base"
+    done = _cli(
+        ["train", "--task", "classify", "--model", "timm:tinynet", "--data", str(root)]
+        + ["--steps", "2", "--batch-size", "8", "--image-size", "16", "--out", str(out), "-q"],
+        fake_timm,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert info["model_args"] == {"num_classes": 4, "in_chans": 1}
+    done = _cli(["eval", "--load", str(out), "--data", str(root)], fake_timm, tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_cli_says_how_to_give_gray_data_to_a_three_channel_library(tmp_path):
+    # torchvision's models have no input-channel argument: one line names the fix, before any
+    # model is built (torchvision need not be installed)
+    from tiny_idx import write_set
+
+    root = write_set(tmp_path / "gray")
+    done = _cli(
+        ["train", "--task", "classify", "--model", "torchvision:resnet18", "--data", str(root)]
+        + ["--steps", "1", "--out", str(tmp_path / "base")],
+        tmp_path,
+        tmp_path,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "1-channel images" in lines[-1] and "--data-arg channels=3" in lines[-1]

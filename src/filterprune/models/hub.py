@@ -26,7 +26,15 @@ from torch import nn
 
 from ..errors import FilterpruneError
 
-__all__ = ["HUBS", "HubError", "check_hub_args", "create_hub_model", "input_shape", "is_hub_name"]
+__all__ = [
+    "HUBS",
+    "HubError",
+    "check_hub_args",
+    "create_hub_model",
+    "input_channels_arg",
+    "input_shape",
+    "is_hub_name",
+]
 
 
 class HubError(FilterpruneError, ValueError):
@@ -42,6 +50,8 @@ class Hub:
     factory: str  # factory(name, **kwargs) -> nn.Module
     no_download: dict[str, Any]  # arguments forced so that nothing is downloaded
     list_hint: str
+    # the factory's keyword for the input's channel count; None: its models take 3 channels only
+    channels_arg: str | None = None
 
 
 HUBS: dict[str, Hub] = {
@@ -52,8 +62,17 @@ HUBS: dict[str, Hub] = {
         {"weights": None},
         "torchvision.models.list_models()",
     ),
-    "timm": Hub("timm", "timm", "create_model", {"pretrained": False}, "timm.list_models()"),
+    "timm": Hub(
+        "timm", "timm", "create_model", {"pretrained": False}, "timm.list_models()", "in_chans"
+    ),
 }
+
+
+def input_channels_arg(spec: str) -> str | None:
+    """The keyword that sets a model's input channels: ``in_channels`` for the built-in models,
+    the library's own for a hub model (timm's ``in_chans``), ``None`` where the library has
+    none (torchvision's models take 3 channels)."""
+    return HUBS[spec.partition(":")[0]].channels_arg if is_hub_name(spec) else "in_channels"
 
 
 def is_hub_name(spec: str) -> bool:

@@ -372,34 +372,42 @@ def load_data(
 
 
 def default_model_args(spec: str, task_name: str, data: Data, given: dict[str, Any]) -> dict:
-    """``given`` plus ``num_classes`` from the data, for a built-in or hub (``timm:``) model."""
+    """``given`` plus ``num_classes`` and the input channels from the data, for a built-in or hub
+    (``timm:``) model; the channel count under the model's own keyword (``in_channels``, timm's
+    ``in_chans``).
+
+    Raises:
+        RecipeError: The data is not 3-channel and the model's library has no keyword for it
+            (torchvision), with the fix.
+    """
     from ..models import is_hub_name
+    from ..models.hub import input_channels_arg
 
     if ":" in spec and not is_hub_name(spec):
         return dict(given)
     out = dict(given)
-    if task_name in ("segment", "detect"):
-        if task_name == "segment":
-            out.setdefault("num_classes", 1)
-        else:
-            base = data.train
-            while isinstance(base, Subset):
-                base = base.dataset
-            out.setdefault("num_classes", len(getattr(base, "classes", ())) or 10)
-        channels = data.example.shape[1] if data.example.ndim == 4 else 3
-        if channels != 3:  # e.g. gray canvases (--data-arg channels=1)
-            out.setdefault("in_channels", int(channels))
+    base = data.train
+    while isinstance(base, Subset):
+        base = base.dataset
+    if task_name == "segment":
+        out.setdefault("num_classes", 1)
+    elif task_name == "detect":
+        out.setdefault("num_classes", len(getattr(base, "classes", ())) or 10)
     else:
-        base = data.train
-        while isinstance(base, Subset):
-            base = base.dataset
         tensors = getattr(base, "tensors", None)
         classes = getattr(base, "classes", None)
         if tensors is not None and len(tensors) > 1:
             out.setdefault("num_classes", int(tensors[1].max()) + 1)
         elif classes is not None:
             out.setdefault("num_classes", len(classes))
-        channels = data.example.shape[1] if data.example.ndim == 4 else 3
-        if channels != 3:  # e.g. grayscale MNIST-format data: built-in models take 1 channel
-            out.setdefault("in_channels", int(channels))
+    channels = data.example.shape[1] if data.example.ndim == 4 else 3
+    if channels != 3:  # e.g. grayscale MNIST-format data or gray canvases
+        key = input_channels_arg(spec)
+        if key is None:
+            raise RecipeError(
+                f"--model {spec}: the data has {channels}-channel images and this library's "
+                "models take 3 channels; add --data-arg channels=3 (gray images repeated), or "
+                "use a built-in or timm: model"
+            )
+        out.setdefault(key, int(channels))
     return out

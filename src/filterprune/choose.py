@@ -87,11 +87,7 @@ def select(
     if selection.scope == "per_group":
         out = {}
         for g in groups:
-            share = g.size * selection.fraction_for(g.size)
-            # every group loses at least its share, in whole units (heads, channels, a grouped
-            # conv's channel per group): 30 % of 4 heads is two, of 64 channels twenty, of 8
-            # channels per group three; a user asking for 30 % never gets less in a group
-            k = math.ceil(share - 1e-9)
+            k = selection.removed_for(g.size)  # at least the share, in whole units
             out[g.name] = _lowest(scores[g.name], _rounded_removal(g.size, k, selection))
         return out if widths is None else _on_staircase(out, groups, scores, selection, widths, 1.0)
     total = sum(g.size for g in groups)

@@ -214,3 +214,22 @@ def test_taylor_ranks_planted_dead_channels_last_and_kmeans_removes_duplicates_f
     removed = plan.groups["c2"]
     assert len(removed) == 2 and len({2, 5} & set(removed)) == 1 and len({3, 7} & set(removed)) == 1
     assert len(plan.groups["c1"]) == 2  # 25 % of 6 is 1.5: at least the share, two go
+
+
+def test_kmeans_clusters_into_as_many_filters_as_the_selection_keeps():
+    # 30 % of 8 is 2.4: the selection removes three, so the clustering keeps five and every
+    # filter it marks for removal (score below 1) is one the plan removes (and no kept one is)
+    scores: dict[str, torch.Tensor] = {}
+    plan = fp.prune(
+        Net(),
+        EX,
+        amount=0.3,
+        scope="per_group",
+        criterion="kmeans",
+        normalize=False,
+        scores_out=scores,
+    )
+    for name, n, removed in (("c1", 6, 2), ("c2", 8, 3)):
+        marked = {i for i in range(n) if scores[name][i] < 1.0}
+        assert len(plan.groups[name]) == removed
+        assert set(plan.groups[name]) == marked

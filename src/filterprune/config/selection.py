@@ -189,6 +189,13 @@ class Selection(SettingsData):
             )
         return self.amount
 
+    def removed_for(self, n: int) -> int:
+        """How many of a group of ``n`` units a per-group selection removes: at least its share
+        (:meth:`fraction_for`), in whole units: 30 % of 4 heads is two, of 64 channels twenty,
+        of 8 channels per conv group three. A user asking for 30 % never gets less in a group.
+        """
+        return math.ceil(n * self.fraction_for(n) - 1e-9)
+
     def layer_fraction(self, step_fraction: float) -> float:
         """The most a global step removing ``step_fraction`` may take from one layer."""
         if self.max_fraction is not None:

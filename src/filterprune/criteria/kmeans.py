@@ -1,8 +1,9 @@
 """KMeans filter clustering (Li, Xu & Zhu, IEICE 2018; the Ridurre framework).
 
 Per group, the first producing layer's filters are flattened to ``(C_out, C_in*kh*kw)`` and
-clustered into ``k = ceil(n * keep_fraction)`` clusters with k-means++ (scikit-learn). One filter
-per cluster is kept; the others get the lowest scores, so removing ``n - k`` channels removes exactly
+clustered with k-means++ (scikit-learn) into as many clusters ``k`` as the selection keeps
+(``n - ceil(n * fraction)``: a group loses at least its share, as every criterion's selection
+does), or ``k = ceil(n * keep_fraction)`` when that is given. One filter per cluster is kept; the others get the lowest scores, so removing ``n - k`` channels removes exactly
 them. ``variant="ridurre"`` keeps the filter nearest each centre (Ridurre's code);
 ``variant="paper"`` keeps the one farthest from it (the cited paper removes near-centroid,
 redundant filters). Among removed filters, those closest to their centre go first, so exact
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config.selection import Selection
 from ..errors import ConfigError, MissingDependencyError
 from ..graph.groups import DependencyGraph
 from ..graph.specs import spec_for
@@ -77,10 +79,11 @@ class KMeansCriterion:
             first = g.members[0]
             x = torch.stack([w[pos].reshape(-1) for pos in first.positions]).numpy()
             n = len(x)
-            keep = self.keep_fraction
-            if keep is None:
-                keep = 1.0 - (selection.fraction_for(n) if selection is not None else 0.1)
-            k = max(1, math.ceil(n * keep))
+            if self.keep_fraction is not None:
+                k = max(1, math.ceil(n * self.keep_fraction))
+            else:  # as many clusters as the selection keeps (it removes at least its share)
+                chosen = selection if selection is not None else Selection(scope="per_group")
+                k = max(1, n - chosen.removed_for(n))
             km = KMeans(n_clusters=min(k, n), init="k-means++", n_init=4, random_state=seed)
             labels = km.fit_predict(x)
             dist = ((x - km.cluster_centers_[labels]) ** 2).sum(1) ** 0.5

@@ -8,6 +8,16 @@ concatenated bias that is a parameter or buffer of a non-leaf module becomes a p
 member sliced with the output channels it is added to (named by its qualified name, like a layer
 scale). A piece that is not one (``zeros_like``) must follow by itself: the probe checks it. A
 bias of any other origin, or a weight that is no Linear layer's, keeps the channels it touches.
+
+A depthwise convolution called functionally with a module's own tensor as its weight (timm's
+``BlurPool2d``: ``F.conv2d(x, self.filt, stride=2, groups=self.channels)``, a fixed blur filter
+per channel in a buffer) passes each channel through on its own: output channel ``i`` reads
+input channel ``i`` only. The weight (and a bias) become per-channel members sliced with the
+channels, and the module's attribute equal to the channel count (``self.channels``, read as
+``groups``) a count member that surgery sets to the channels left (:mod:`..sizes`); one filter
+expanded to every channel (``self.filt.expand(C, 1, k, k)``, ``groups=x.shape[1]``) follows the
+channels by itself. Any other functional convolution (channels mixed, a weight computed in
+``forward``) keeps what it touches.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from .. import labels as L
+from ..sizes import Span
 from .base import TraceState, _outputs, _unknown, rule
 from .leaves import apply_leaf
 
@@ -76,3 +87,58 @@ def _linear(tr: TraceState, name: str, func, args, kwargs, out) -> None:
     for pname, start, length in pieces or [(tr.params[id(bias)], 0, bias.shape[0])]:
         if pname is not None:
             tr.param_elements(pname, elems[start : start + length], 0)
+
+
+def _held(tr: TraceState, t: torch.Tensor) -> tuple[str, torch.Tensor] | None:
+    """``(name, tensor)`` of the parameter or buffer that ``t`` is, or is a view of."""
+    name = tr.params.get(id(t))
+    if name is None:
+        return None
+    owner, _, attr = name.rpartition(".")
+    try:
+        held = getattr(tr.model.get_submodule(owner), attr)
+    except AttributeError:
+        return None
+    return (name, held) if isinstance(held, torch.Tensor) else None
+
+
+@rule("conv1d", "conv2d", "conv3d")
+def _depthwise(tr: TraceState, name: str, func, args, kwargs, out) -> None:
+    keys = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+    flat = dict(zip(keys, args, strict=False)) | kwargs
+    x, weight, bias, groups = (flat.get(k) for k in ("input", "weight", "bias", "groups"))
+    outs = _outputs(out)
+    tensors = [t for t in (weight, bias) if t is not None]
+    held = [_held(tr, t) if isinstance(t, torch.Tensor) else None for t in tensors]
+    if not (
+        isinstance(x, torch.Tensor)
+        and isinstance(weight, torch.Tensor)
+        and x.dim() == weight.dim()
+        and len(outs) == 1
+        and all(h is not None for h in held)
+    ):
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    lab = tr.label(x)
+    channels = x.shape[1]
+    depthwise = groups == channels == weight.shape[0] and weight.shape[1] == 1
+    if not depthwise or any(d != 1 for d in L.varying_dims(lab)) or outs[0].shape[1] != channels:
+        _unknown(tr, name, func, args, kwargs, out)
+        return
+    members = []
+    for t, (pname, tensor) in zip(tensors, held, strict=True):
+        if tensor.shape == t.shape:
+            members.append(pname)  # one filter (or bias) per channel: sliced with them
+        elif not (tensor.shape[0] == 1 and tensor.shape[1:] == t.shape[1:]):
+            _unknown(tr, name, func, args, kwargs, out)  # made from it some other way
+            return
+        # else one filter expanded to every channel (``filt.expand(C, ...)``): follows them
+    elems = L.vector(lab, 1, channels)
+    for pname in members:
+        tr.param_elements(pname, elems, 0)
+    small = lab
+    for d in range(2, small.dim()):
+        small = small.narrow(d, 0, 1)
+    tr.set_label(outs[0], small.reshape(small.shape[:2] + (1,) * (outs[0].dim() - 2)))
+    # ``groups`` read from an attribute equal to the channel count follows them
+    tr.heads.spans.append(Span(tr.current_module(), lab, 1, 0, channels, channels))

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from filterprune.config.recipe import resolve_task
 from filterprune.loop import PruneConfig, RunDir, load
 from filterprune.recipes import (
     Optimizer,
@@ -77,6 +78,20 @@ def test_prune_then_evaluate_from_python(baseline, tmp_path):
     result.model.eval()
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), result.model(x))
+
+
+def test_a_segmentation_run_ranks_without_the_cost_term_unless_one_is_set(baseline, tmp_path):
+    # the recipe for dense outputs (docs/benchmarks.md, "Fashion-MNIST canvases"); a cost term
+    # given is kept, and a classification run keeps the recipe's
+    def flops_reg(run, **settings):
+        config = PruneConfig(criterion="l1", amount=0.2, finetune=1, max_iterations=1, **settings)
+        prune_saved(baseline, run_dir=tmp_path / run, config=config, progress=False)
+        return json.loads((tmp_path / run / "config.json").read_text())["ranking"]["flops_reg"]
+
+    assert flops_reg("default") == 0.0
+    assert flops_reg("asked", flops_reg=0.1) == 0.1
+    assert resolve_task(PruneConfig().ranking, "classify").flops_reg == 0.1
+    assert resolve_task(PruneConfig().ranking, "detect").flops_reg == 0.0
 
 
 def test_prune_refuses_a_folder_that_holds_a_run(baseline, tmp_path):

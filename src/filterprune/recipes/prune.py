@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..config.recipe import resolve_task
 from ..loop import PruneConfig, RunResult, run_pruning, task_callbacks
 from ..models._user_code import stable_spec
 from ..parallel import is_main_process
@@ -141,6 +142,9 @@ def prune_saved(
     optimizer = optimizer or trained.for_finetuning()
     final_lr = trained.final_lr(final_lr)
     config = with_final_pass(config, data.train_loader)
+    config = config.replace(
+        ranking=resolve_task(config.ranking, task_name, config.stopping.targets)
+    )
     kwargs = default_model_args(info["model"], task_name, data, info["model_args"])
     factory = model_factory(info["model"], kwargs, trust_code=trust_code)
     net, plan = load_model(load, factory, data.example, channel_txt=channel_txt, spec=spec)

@@ -2,8 +2,13 @@
 # Segmentation and detection on Fashion-MNIST canvases (docs/benchmarks.md, "Fashion-MNIST
 # canvases"): the commands as they were run, one seed, one thread each. Needs Debian's
 # dataset-fashion-mnist and the detect extra (pip install "filterprune[detect]").
-# Usage: benchmarks/canvases.sh OUT_DIR [SEED]   (SEED 0 by default; about 1 h 30 min of one
-# core per seed on an idle machine)
+# Usage: benchmarks/canvases.sh OUT_DIR [SEED]   (SEED 0 by default; about 40 min of one core per
+# seed on an idle machine, up to 3 h on a loaded one)
+# The rows of docs/benchmarks.md ran with the recipe of their time, whose ranking charged MACs
+# (flops_reg 0.1). The recipe for segment and detect tasks now ranks without that term, which is
+# what those rows call "Taylor without its cost term"; to run the older default again, add
+# --flops-reg 0.1 to the prune commands. The criteria rows: the same prune commands plus
+# --criterion C (and --flops-reg 0 for taylor).
 set -euo pipefail
 OUT=${1:?usage: benchmarks/canvases.sh OUT_DIR [SEED]}
 SEED=${2:-0}

@@ -66,3 +66,10 @@ def test_the_run_prunes_grouped_convs_in_the_mode_asked(example, hooks, tmp_path
 def test_an_unknown_mode_is_refused_by_its_flat_name() -> None:
     with pytest.raises(ConfigError, match=r"PruneConfig\.grouped.*'within', 'whole'"):
         PruneConfig(grouped="channels")
+
+
+def test_the_setting_and_the_tracer_know_the_same_modes() -> None:
+    from filterprune.config.selection import GROUPED as SETTING
+    from filterprune.graph.tracer import GROUPED as TRACER
+
+    assert SETTING == TRACER

@@ -16,10 +16,12 @@ from ..errors import ConfigError
 from . import recipe
 from .base import Default, SettingsData, fail, is_int, is_number, strings
 
-__all__ = ["LAYER_FILTERS", "SCOPES", "WIDTHS", "Selection", "round_up"]
+__all__ = ["GROUPED", "LAYER_FILTERS", "SCOPES", "WIDTHS", "Selection", "round_up"]
 
 SCOPES = ("per_group", "global")
 WIDTHS = ("any", "measured")
+#: How grouped convs lose channels (the tracer's ``grouped`` modes, ``graph.tracer.GROUPED``).
+GROUPED = ("within", "whole")
 LAYER_FILTERS = ("include", "exclude", "layer_types", "layers")
 
 
@@ -119,8 +121,6 @@ class Selection(SettingsData):
         for name in ("min_channels", "round_to"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 fail(own, name, getattr(self, name), "need an int >= 1")
-        from ..graph.tracer import GROUPED  # the tracer's modes; it imports no config
-
         if self.grouped not in GROUPED:
             fail(own, "grouped", self.grouped, f"need one of {GROUPED}")
         if self.widths not in WIDTHS:

@@ -139,11 +139,15 @@ def resolve_scope(selection: Any, ranking: Any, *, owner: str = "Selection") -> 
     return selection, ranking
 
 
+def _wants_time(targets: Any) -> bool:
+    """Whether any target is latency."""
+    return any(getattr(t, "quantity", None) == "latency" for t in targets)
+
+
 def resolve_cost(ranking: Any, targets: Any) -> Any:
     """``ranking`` charging measured layer latency when a target is latency and ``cost`` was
     left at the recipe's ``"flops"``: MACs are a poor proxy for time (docs/benchmarks.md)."""
-    wants_time = any(getattr(t, "quantity", None) == "latency" for t in targets)
-    if wants_time and ranking.is_default("cost") and ranking.flops_reg > 0:
+    if _wants_time(targets) and ranking.is_default("cost") and ranking.flops_reg > 0:
         return ranking.replace(cost="latency")
     return ranking
 
@@ -152,8 +156,7 @@ def resolve_widths(removal: Any, targets: Any) -> Any:
     """``removal`` choosing widths on measured latency staircases when a target is latency and
     neither ``widths`` nor ``round_to`` was given: one global multiple fits no machine's blocks
     at every layer and batch size (docs/benchmarks.md, "Widths the hardware likes")."""
-    wants_time = any(getattr(t, "quantity", None) == "latency" for t in targets)
-    if wants_time and removal.is_default("widths") and removal.round_to == 1:
+    if _wants_time(targets) and removal.is_default("widths") and removal.round_to == 1:
         return removal.replace(widths="measured")
     return removal
 
@@ -169,8 +172,7 @@ def resolve_task(ranking: Any, task: str | None, targets: Any = ()) -> Any:
     Dice (U-Net, -75 %; a tie at -90 %) and mAP (the YOLO-style detector, -50 % and -75 %) on
     every seed.
     """
-    wants_time = any(getattr(t, "quantity", None) == "latency" for t in targets)
-    if task in UNCHARGED_TASKS and ranking.is_default("flops_reg") and not wants_time:
+    if task in UNCHARGED_TASKS and ranking.is_default("flops_reg") and not _wants_time(targets):
         logger.info(
             "task %r: ranking without the MAC cost term (flops_reg 0), the recipe for dense "
             "outputs; --flops-reg sets one",

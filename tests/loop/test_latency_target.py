@@ -14,10 +14,12 @@ import torch
 from loop_tiny import Hooks, make_model
 
 import filterprune.measure
+import filterprune.measure.latency
 from filterprune.config import PruneConfig, Target
 from filterprune.loop import run_pruning
 from filterprune.loop.run import PruningLoop
 from filterprune.loop.stop import latency_verdict, targets_reached
+from filterprune.measure.latency import FloorComparison
 
 GOAL = Target.parse("latency=-50%")  # a 2x speed-up
 EXAMPLE = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
@@ -61,10 +63,23 @@ def _record(rounds: list[float]) -> dict:
     }  # fmt: skip
 
 
-def _run(monkeypatch, answers: list[list[float]]):
-    """A 50 % latency run whose timings give these round speed-ups, one list per timing;
-    returns the result and the rounds each timing was asked for."""
+def _floor(speedup: float | None, clean: tuple[int, int] = (40, 60)) -> FloorComparison:
+    return FloorComparison(speedup=speedup, reference_ms=2.0, model_ms=1.0, clean_blocks=clean,
+                           blocks=(50, 70))  # fmt: skip
+
+
+def _run(monkeypatch, answers: list[list[float]], floor: float | None = None, floors=None):
+    """A 50 % latency run whose timings give these round speed-ups, one list per timing, and
+    whose clean-block timings give ``floor`` (``None``: too few clean blocks); returns the
+    result and the rounds each timing was asked for (``floors`` collects the floor timings)."""
     left, asked = iter(answers), []
+
+    def fake_floor(reference, model, example, **kwargs):
+        if floors is not None:
+            floors.append(kwargs)
+        return _floor(floor)
+
+    monkeypatch.setattr(filterprune.measure.latency, "floor_speedup", fake_floor)
 
     def fake(original, model, example, latency):
         asked.append(latency.rounds)
@@ -179,3 +194,67 @@ def test_no_timing_again_while_the_table_puts_the_model_far_below_the_goal(monke
     monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 1.5)  # near: 2.25
     _, asked = _run(monkeypatch, [[1.0] * 5] + [spread] * 50)
     assert asked[1:4] == [5, 10, 20]
+
+
+@pytest.mark.parametrize(("floor", "reached"), [(2.3, True), (1.7, False)])
+def test_where_timing_cannot_decide_the_fastest_clean_blocks_do(
+    monkeypatch, caplog, floor, reached
+):
+    # the table would say the opposite of the clean blocks: they decide, the table does not
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 4.0 - floor)
+    spread = [1.0, 1.6, 2.1, 2.6, 3.2]
+    answers = [[1.0] * 5] + [spread] * 3 + [[2.5] * 5] * 20
+    floors: list = []
+    with caplog.at_level(logging.WARNING, logger="filterprune"):
+        result, _ = _run(monkeypatch, answers, floor=floor, floors=floors)
+    assert f"each model's fastest unpreempted block ({floor:.2f}x, from 60 and 40" in caplog.text
+    row = result.rows[1]
+    assert row["latency_decided_by"] == "fastest unpreempted blocks"
+    assert row["floor_speedup"] == floor and row["floor_clean_blocks"] == [40, 60]
+    assert (row is result.final_row) is reached
+    assert floors[0] == {"batch_size": 1, "threads": 1}  # the target's batch size and threads
+
+
+def test_too_few_clean_blocks_leave_the_decision_to_the_table(monkeypatch, caplog):
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 2.5)
+    spread = [1.0, 1.6, 2.1, 2.6, 3.2]
+    with caplog.at_level(logging.WARNING, logger="filterprune"):
+        result, _ = _run(monkeypatch, [[1.0] * 5] + [spread] * 3 + [[2.5] * 5] * 20, floor=None)
+    assert result.rows[1]["latency_decided_by"] == "lookup table"
+    assert "floor_speedup" not in result.rows[1]
+    assert result.rows[1]["floor_clean_blocks"] == [40, 60]  # what was tried is on record
+
+
+def test_no_clean_block_timing_while_the_table_puts_the_model_far_below(monkeypatch):
+    spread = [1.0, 1.6, 2.1, 2.6, 3.2]
+    monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 1.2)  # 1.8 < 2
+    floors: list = []
+    result, _ = _run(monkeypatch, [[1.0] * 5] + [spread] * 50, floor=5.0, floors=floors)
+    assert floors == [] and result.rows[1]["latency_decided_by"] == "lookup table"
+
+
+def test_a_flagged_final_speed_up_reports_what_clean_blocks_read(monkeypatch):
+    from filterprune.report import iteration_table
+    from filterprune.report.tables import table_rows
+
+    calls: list[int] = []
+
+    def fake(original, model, example, latency):  # the start, iteration 1, then the final row
+        calls.append(1)
+        record = _record([1.0] * 5 if len(calls) == 1 else [2.5] * 5)
+        if len(calls) == 3:  # the final row's timing: a busy machine
+            record["flags"] = ["preempted (on a core 30% of the time)"]
+        return [record]
+
+    monkeypatch.setattr(filterprune.measure, "compare_latencies", fake)
+    monkeypatch.setattr(filterprune.measure.latency, "floor_speedup",
+                        lambda *a, **k: _floor(2.2))  # fmt: skip
+    config = PruneConfig(criterion="l1", amount=0.25, finetune=0, final_finetune=1,
+                         targets=["latency=-50%"])  # fmt: skip
+    result = run_pruning(make_model(), EXAMPLE, config=config, progress=False,
+                         finetune=Hooks().finetune, evaluate=Hooks().evaluate)  # fmt: skip
+    final = result.final_row
+    assert final["iteration"] == "final" and final["floor_speedup"] == 2.2
+    assert "floor_speedup" not in result.rows[1]  # an unflagged row is not timed again
+    notes = " ".join(iteration_table(table_rows(result.rows)).notes)
+    assert "fastest block that no other process interrupted gives 2.20x" in notes

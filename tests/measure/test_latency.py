@@ -188,3 +188,57 @@ def test_compare_latency_flags_a_timing_while_other_processes_hold_every_core():
     assert busy.cpu_share is not None and busy.cpu_share < MIN_CPU_SHARE
     assert any(flag.startswith("preempted") for flag in busy.flags)
     assert busy.to_dict()["cpu_share"] == busy.cpu_share
+
+
+def _stack(blocks: int) -> torch.nn.Module:
+    """``blocks`` equal matmul blocks: a stack of 4 costs 4 times one (the floor's oracle)."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        *(torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU()) for _ in range(blocks))
+    )
+
+
+def test_the_floor_speed_up_reads_a_known_ratio_on_a_machine_others_hold():
+    """Four times the work, timed while three spinning processes per core want the CPU: the
+    rounds of compare_latency are preempted; the fastest clean blocks still read about 4x."""
+    import multiprocessing
+    import os
+
+    from filterprune.measure import floor_speedup
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    x = torch.randn(16, 256)
+    spinners = [multiprocessing.get_context("spawn").Process(target=_spin, args=(20.0,))
+                for _ in range(3 * (cores or 1))]  # fmt: skip
+    for p in spinners:
+        p.start()
+    try:
+        _spin(1.0)
+        floor = floor_speedup(_stack(4), _stack(1), x, batch_size=16, seconds=3.0)
+    finally:
+        for p in spinners:
+            p.terminate()
+            p.join()
+    assert floor.speedup is not None, floor
+    assert 3.0 <= floor.speedup <= 5.3, floor
+    assert floor.clean_blocks[0] <= floor.blocks[0] and floor.clean_blocks[1] <= floor.blocks[1]
+    assert floor.to_dict()["speedup"] == floor.speedup
+
+
+def test_the_floor_keeps_no_block_its_process_was_preempted_in(monkeypatch):
+    import filterprune.measure.latency as latency
+
+    clock = iter(range(10**9))  # CPU time that never advances within a block: every one preempted
+    monkeypatch.setattr(latency.time, "process_time", lambda: 0.0 * next(clock))
+    floor = latency.floor_speedup(_stack(2), _stack(1), torch.randn(1, 256), seconds=0.05)
+    assert floor.speedup is None and floor.clean_blocks == (0, 0) and min(floor.blocks) > 0
+
+
+def test_the_floor_checks_its_settings():
+    from filterprune.errors import ConfigError
+    from filterprune.measure import floor_speedup
+
+    with pytest.raises(ConfigError, match="seconds must be > 0"):
+        floor_speedup(_stack(1), _stack(1), torch.randn(1, 256), seconds=0)
+    with pytest.raises(ConfigError, match="batch_size must be > 0"):
+        floor_speedup(_stack(1), _stack(1), torch.randn(1, 256), batch_size=0)

@@ -133,6 +133,9 @@ UNDECIDING_FLAGS = ("noisy", "preempted")
 
 #: ``latency_decided_by`` of a row whose latency decision rests on the lookup table's prediction
 TABLE = "lookup table"
+#: ``latency_decided_by`` of a row whose latency decision rests on each model's fastest
+#: unpreempted block (``floor_speedup``, :func:`filterprune.measure.floor_speedup`)
+FLOOR = "fastest unpreempted blocks"
 
 _ROW_KEYS = {"macs": "macs", "params": "params", "size": "size_mb", "latency": "latency_ms"}
 
@@ -201,9 +204,13 @@ def far_below_goal(config: PruneConfig, row: Mapping[str, Any]) -> bool:
 
 
 def deciding_speedup(row: Mapping[str, Any]) -> float | None:
-    """The speed-up a latency decision rests on: the lookup table's prediction where the
-    measurement could not decide (``latency_decided_by``), else the measured median."""
-    if row.get("latency_decided_by") == TABLE and row.get("table_speedup"):
+    """The speed-up a latency decision rests on: where the side-by-side rounds could not decide
+    (``latency_decided_by``), the fastest unpreempted blocks or the lookup table's prediction;
+    else the measured median."""
+    decided_by = row.get("latency_decided_by")
+    if decided_by == FLOOR and row.get("floor_speedup"):
+        return float(row["floor_speedup"])
+    if decided_by == TABLE and row.get("table_speedup"):
         return float(row["table_speedup"])
     return float(row["speedup"]) if row.get("speedup") else None
 
@@ -211,10 +218,10 @@ def deciding_speedup(row: Mapping[str, Any]) -> float | None:
 def _reached(target: Target, original: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     if target.quantity == "latency" and target.reduction is not None and row.get("speedup"):
         verdict = latency_verdict(target, row)
-        if verdict is not None and row.get("latency_decided_by") != TABLE:
+        if verdict is not None and row.get("latency_decided_by") not in (TABLE, FLOOR):
             return verdict
-        # too noisy to decide after the re-measurements: the lookup table's prediction decides
-        # where the run has one, else the median speed-up
+        # too noisy to decide after the re-measurements: the fastest unpreempted blocks decide,
+        # else the lookup table's prediction where the run has one, else the median speed-up
         return (deciding_speedup(row) or 0.0) >= 1.0 / (1.0 - target.reduction)
     key = _ROW_KEYS[target.quantity]
     if row.get(key) is None or original.get(key) is None:

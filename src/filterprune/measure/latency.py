@@ -39,12 +39,18 @@ took: below ``MIN_CPU_SHARE`` of one core it is flagged ``preempted``. Timed alo
 comparison is on a core 99.9 % of its wall time; on the 2-core machine of the benchmarks at load 7
 it was on one 22 % of the time, and a timing on a core 54 % of the time read 12.2x for a model
 that runs 7.2x alone (docs/benchmarks.md, "Latency as the target").
+
+For such a machine :func:`floor_speedup` reads the speed-up another way: short blocks of calls,
+the two models turn by turn, each block kept only when its process held its core the whole
+block, each model's time its fastest kept block. The pruning loop decides on it where the rounds
+cannot (docs/design.md, "The latency lookup table").
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -63,15 +69,22 @@ MAX_WARMUP_ROUNDS = 10
 NOISY_IQR_FRACTION = 0.5  # a model's IQR (within its rounds) above half its median
 ROUNDS_DISAGREE_FRACTION = 0.35  # the rounds beside the median further apart than 35 % of it
 MIN_CPU_SHARE = 0.8  # on the CPU, a comparison on a core less than 80 % of its wall time: preempted
+# The floor comparison (:func:`floor_speedup`), for a machine too busy for the rounds above
+CLEAN_SHARE = 0.97  # a block whose threads held their cores at least 97 % of its wall time
+FLOOR_BLOCK_SECONDS = 0.002  # each block lasts about this long (one call where a call is longer)
+FLOOR_SECONDS = 2.0  # blocks are timed, turn by turn, for about this long
+MIN_CLEAN_BLOCKS = 5  # fewer unpreempted blocks of either model: no floor figure
 
 __all__ = [
     "MIN_CPU_SHARE",
+    "FloorComparison",
     "NOISY_IQR_FRACTION",
     "ROUNDS_DISAGREE_FRACTION",
     "LatencyComparison",
     "LatencyResult",
     "compare_latency",
     "efficiency",
+    "floor_speedup",
     "macs_reduction_ratio",
     "measure_latency",
     "median_spread",
@@ -480,6 +493,103 @@ def compare_latency(
     def body(n_threads: int) -> list[LatencyComparison]:
         with eval_mode(reference), eval_mode(model):
             return [one(b, n_threads) for b in batch_sizes]
+
+    return _with_threads(threads, body)
+
+
+@dataclass(frozen=True)
+class FloorComparison:
+    """The speed-up from each model's fastest unpreempted block (:func:`floor_speedup`).
+
+    Attributes:
+        speedup: ``reference_ms / model_ms``; ``None`` when either model had fewer than
+            :data:`MIN_CLEAN_BLOCKS` unpreempted blocks (the machine gave the process no core
+            long enough even for one block).
+        reference_ms, model_ms: Each model's fastest unpreempted block, per call (``nan``
+            without one).
+        clean_blocks: Unpreempted blocks of the reference and of the model.
+        blocks: Blocks timed of each.
+    """
+
+    speedup: float | None
+    reference_ms: float
+    model_ms: float
+    clean_blocks: tuple[int, int]
+    blocks: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def floor_speedup(
+    reference: nn.Module,
+    model: nn.Module,
+    example_inputs: ExampleInputs,
+    *,
+    batch_size: int = 1,
+    threads: int | None = 1,
+    seconds: float = FLOOR_SECONDS,
+) -> FloorComparison:
+    """The speed-up of ``model`` over ``reference`` from blocks no other process interrupted.
+
+    For a CPU too busy for :func:`compare_latency`'s rounds (flagged ``preempted`` or
+    ``noisy``). Both models are timed turn by turn in short blocks (about
+    :data:`FLOOR_BLOCK_SECONDS`, or one call) for about ``seconds``; a block counts only when
+    the process's CPU time is at least :data:`CLEAN_SHARE` of the block's wall time times the
+    threads, that is when no other process held its cores meanwhile. Each model's time is its
+    fastest such block, as the latency lookup table keeps a layer's fastest block: other
+    processes can only add to it. Both figures come from one stretch of alternating blocks, so
+    the ratio is never of timings from different moments. Against idle side-by-side timings,
+    at load 3 to 5 on the 2-core benchmark machine, it read -5 % to +14 % (docs/benchmarks.md,
+    "A machine too busy to time").
+
+    Raises:
+        ConfigError: For a model on an accelerator, whose time is not the CPU time of this
+            process, or a bad setting.
+    """
+    where = "floor_speedup"
+    _check_positive("batch_size", batch_size, where=where)
+    _check_positive("seconds", seconds, where=where, allow_zero=False)
+    inputs = as_input_tuple(example_inputs)
+    model, target = _on_device(model, None)
+    if target.type != "cpu":
+        raise ConfigError(f"{where}: the models must be on the CPU, got {target}")
+    reference = _on_device(reference, target)[0]
+    batch = _batched(inputs, batch_size)
+
+    def body(n_threads: int) -> FloorComparison:
+        models = (reference, model)
+        best, clean, blocks, calls = [math.inf, math.inf], [0, 0], [0, 0], [1, 1]
+        with eval_mode(reference), eval_mode(model), torch.inference_mode():
+            for k, m in enumerate(models):
+                for _ in range(3):  # warm-up
+                    m(*batch)
+                started = time.perf_counter()
+                m(*batch)
+                one = max(time.perf_counter() - started, 1e-7)
+                calls[k] = max(1, round(FLOOR_BLOCK_SECONDS / one))
+            end = time.perf_counter() + seconds
+            turn = 0
+            while time.perf_counter() < end:
+                for k in (0, 1) if turn % 2 == 0 else (1, 0):
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    for _ in range(calls[k]):
+                        models[k](*batch)
+                    wall = time.perf_counter() - wall
+                    share = (time.process_time() - cpu) / (wall * n_threads)
+                    blocks[k] += 1
+                    if share >= CLEAN_SHARE:
+                        clean[k] += 1
+                        best[k] = min(best[k], wall / calls[k])
+                turn += 1
+        enough = min(clean) >= MIN_CLEAN_BLOCKS
+        return FloorComparison(
+            speedup=best[0] / best[1] if enough else None,
+            reference_ms=best[0] * 1e3 if clean[0] else math.nan,
+            model_ms=best[1] * 1e3 if clean[1] else math.nan,
+            clean_blocks=(clean[0], clean[1]),
+            blocks=(blocks[0], blocks[1]),
+        )
 
     return _with_threads(threads, body)
 

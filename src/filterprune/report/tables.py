@@ -122,6 +122,8 @@ ITERATION_KEYS = (
     "speedup_high",
     "latency_flags",
     "table_speedup",
+    "floor_speedup",
+    "latency_decided_by",
 )
 
 
@@ -181,6 +183,7 @@ def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
         "speedup_low",
         "speedup_high",
         "table_speedup",
+        "floor_speedup",
     ):
         value = row.get(key)
         if value is not None and (not isinstance(value, Real) or value < 0):
@@ -243,7 +246,8 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             out[f"{key.removesuffix('_mb')}_reduction_pct"] = _reduction_pct(
                 first.get(key), row.get(key)
             )
-        for key in ("latency_ms", "latency_iqr_ms", "original_latency_ms", "speedup"):
+        for key in ("latency_ms", "latency_iqr_ms", "original_latency_ms", "speedup",
+                    "floor_speedup", "latency_decided_by"):  # fmt: skip
             out[key] = row.get(key)
         low, high = row.get("speedup_low"), row.get("speedup_high")
         out["speedup_range"] = None if low is None or high is None else f"{low:.2f}–{high:.2f}"
@@ -277,6 +281,8 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("speedup_range", "Round range", "text"),
         Column("efficiency", "Efficiency", "metric"),
         Column("latency_flags", "Timing flags", "text"),
+        Column("floor_speedup", "Clean-block speed-up", "speedup"),
+        Column("latency_decided_by", "Goal decided by", "text"),
     ]
     notes = _iteration_notes(out_rows, metric_names, kinds) + reference_note
     predicted, measured = rows[-1].get("table_speedup"), out_rows[-1]["speedup"]
@@ -350,6 +356,12 @@ def _iteration_notes(
                 "to be trusted; time the model again beside the original on an idle machine "
                 "(filterprune eval --load RUN --compare ORIGINAL --latency)"
             )
+            if isinstance(last.get("floor_speedup"), Real):
+                note += (
+                    f". Each model's fastest block that no other process interrupted gives "
+                    f"{last['floor_speedup']:.2f}x (-5 % to +14 % against idle timings on the "
+                    "benchmark machine)"
+                )
         notes.append(note)
     for name in metric_names:
         before, after = first.get(f"metric:{name}"), last.get(f"metric:{name}")

@@ -160,10 +160,16 @@ def test_no_pacing_without_a_latency_goal():
 
 
 def test_a_latency_run_reports_what_its_lookup_table_predicts(monkeypatch):
+    from filterprune.measure.latency_table import LatencyTable
+
+    # a table whose layers take time in proportion to their widths (timing is tested in
+    # tests/measure; a busy machine can time a narrow layer of this tiny model slower)
+    monkeypatch.setattr(LatencyTable, "layer_ms", lambda self, s, cin=None, cout=None:
+                        float((cin or s.cin) * (cout or s.cout)))  # fmt: skip
     result, _ = _run(monkeypatch, [[1.0] * 5, [1.5] * 5, [2.05] * 5])
     rows = result.rows
     assert rows[0]["table_speedup"] == 1.0  # the starting model against itself: same entries
-    assert rows[-1]["table_speedup"] > 1.0  # narrower layers, measured faster
+    assert rows[-1]["table_speedup"] > 1.0  # narrower layers, less time in the table
     assert PruneConfig(targets=["latency=-50%"]).widths == "measured"
 
 

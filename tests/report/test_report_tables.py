@@ -187,7 +187,7 @@ def test_a_table_without_latency_shows_no_latency_columns():
             "params", "macs", "size_mb")  # fmt: skip
     table = iteration_table([{k: v for k, v in r.items() if k in keep} for r in ROWS])
     empty = {"latency_ms", "latency_iqr_ms", "original_latency_ms", "speedup", "speedup_range",
-             "efficiency", "latency_flags"}  # fmt: skip
+             "efficiency", "latency_flags", "floor_speedup", "latency_decided_by"}  # fmt: skip
     assert empty <= set(table.keys)  # the machine formats keep every column ...
     assert list(csv.DictReader(io.StringIO(to_csv(table))))[0].keys() >= empty
     assert {c["key"] for c in json.loads(to_json(table))["columns"]} >= empty
@@ -196,16 +196,19 @@ def test_a_table_without_latency_shows_no_latency_columns():
     assert shown.keys == [k for k in table.keys if k not in empty]
     md, page = to_markdown(table), to_html(table)
     for header in ("Latency", "IQR", "Original (ms)", "Speed-up", "Round range", "Efficiency",
-                   "Timing flags"):  # fmt: skip
+                   "Timing flags", "Clean-block speed-up", "Goal decided by"):  # fmt: skip
         assert header not in md and header not in page
     assert "N/A |" in md  # a column with some values keeps its N/A cells (row 0's batches)
     assert md.splitlines()[0].count("|") == len(shown.columns) + 1
     assert to_markdown(shown) == md
-    # with latency: only the two latency columns ROWS has no values for are left out
+    # with latency: only the latency columns ROWS has no values for are left out (a busy
+    # machine's clean-block figures are not in ROWS)
     full = iteration_table(ROWS)
     assert set(full.keys) - set(full.with_values().keys) == {
         "latency_iqr_ms",
         "original_latency_ms",
+        "floor_speedup",
+        "latency_decided_by",
     }
     layers = layer_table(before=BEFORE, after=AFTER)
     assert layers.with_values() is layers  # every column has values: the table as it is

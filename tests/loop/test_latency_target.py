@@ -218,7 +218,8 @@ def test_where_timing_cannot_decide_the_fastest_clean_blocks_do(
     assert row["latency_decided_by"] == "fastest unpreempted blocks"
     assert row["floor_speedup"] == floor and row["floor_clean_blocks"] == [40, 60]
     assert (row is result.final_row) is reached
-    assert floors[0] == {"batch_size": 1, "threads": 1}  # the target's batch size and threads
+    deciding = [f for f in floors if "seconds" not in f]  # not the start's check of reach
+    assert deciding[0] == {"batch_size": 1, "threads": 1}  # the target's batch size and threads
 
 
 def test_too_few_clean_blocks_leave_the_decision_to_the_table(monkeypatch, caplog):
@@ -236,7 +237,8 @@ def test_no_clean_block_timing_while_the_table_puts_the_model_far_below(monkeypa
     monkeypatch.setattr(PruningLoop, "_table_speedup", lambda self, original: 1.2)  # 1.8 < 2
     floors: list = []
     result, _ = _run(monkeypatch, [[1.0] * 5] + [spread] * 50, floor=5.0, floors=floors)
-    assert floors == [] and result.rows[1]["latency_decided_by"] == "lookup table"
+    assert [f for f in floors if "seconds" not in f] == []  # only the start's check of reach
+    assert result.rows[1]["latency_decided_by"] == "lookup table"
 
 
 def test_a_flagged_final_speed_up_reports_what_clean_blocks_read(monkeypatch):
@@ -264,3 +266,33 @@ def test_a_flagged_final_speed_up_reports_what_clean_blocks_read(monkeypatch):
     assert "floor_speedup" not in result.rows[1]  # an unflagged row is not timed again
     notes = " ".join(iteration_table(table_rows(result.rows)).notes)
     assert "fastest block that no other process interrupted gives 2.20x" in notes
+
+
+@pytest.mark.parametrize(("thinned", "warned"), [(1.5, True), (3.0, False)])
+def test_a_latency_goal_out_of_reach_is_named_before_the_first_step(
+    monkeypatch, caplog, thinned, warned
+):
+    timed: list = []
+
+    def fake_floor(reference, model, example, **kwargs):
+        timed.append((reference, model, kwargs))
+        return _floor(thinned if "seconds" in kwargs else None)
+
+    monkeypatch.setattr(filterprune.measure, "compare_latencies",
+                        lambda *a: [_record([1.0] * 5 if len(timed) < 2 else [2.5] * 5)])  # fmt: skip
+    monkeypatch.setattr(filterprune.measure.latency, "floor_speedup", fake_floor)
+    config = PruneConfig(criterion="l1", amount=0.25, finetune=0, final_finetune=0,
+                         targets=["latency=-50%"], max_pruned_fraction=0.75)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="filterprune"):
+        run_pruning(make_model(), EXAMPLE, config=config, progress=False,
+                    evaluate=Hooks().evaluate)  # fmt: skip
+    reference, thinned_model, kwargs = timed[0]
+    assert kwargs["seconds"] > 0  # the start's check, before any step
+    widths = [m.out_channels for m in thinned_model.modules() if isinstance(m, torch.nn.Conv2d)]
+    full = [m.out_channels for m in reference.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w <= max(1, round(0.25 * f)) + 1 for w, f in zip(widths, full, strict=True))
+    assert sum(widths) < sum(full)
+    said = "a 2.00x speed-up looks out of reach" in caplog.text
+    assert said is warned
+    if warned:
+        assert "runs 1.50x faster" in caplog.text and "--target latency=-33%" in caplog.text

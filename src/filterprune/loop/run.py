@@ -70,6 +70,9 @@ from .stop import (
 
 __all__ = ["PruningLoop", "run_pruning"]
 
+#: Seconds of clean-block timing for the start's check that a latency goal is within reach
+REACH_SECONDS = 1.0
+
 logger = logging.getLogger("filterprune.loop")
 
 #: A latency target too spread to decide is timed again at most this many times.
@@ -257,7 +260,9 @@ class PruningLoop(RunRecord):
         table.save()
         return before / after if after > 0 and before > 0 else None
 
-    def _floor_fields(self, row: dict[str, Any]) -> float | None:
+    def _floor_fields(
+        self, row: dict[str, Any], model: nn.Module | None = None, seconds: float | None = None
+    ) -> float | None:
         """Time the current model beside the original in short blocks and keep each one's
         fastest unpreempted block (:func:`~filterprune.measure.floor_speedup`); the speed-up
         goes into ``row`` (``floor_speedup``, ``floor_clean_blocks``, ``floor_blocks``).
@@ -271,13 +276,52 @@ class PruningLoop(RunRecord):
             return None
         original = self.original if self.original is not None else self.model
         batch = self._timed_example()
-        floor = floor_speedup(original, self.model, batch, batch_size=cfg.batch_sizes[0],
-                              threads=cfg.threads)  # fmt: skip
+        extra = {} if seconds is None else {"seconds": seconds}
+        floor = floor_speedup(original, model if model is not None else self.model, batch,
+                              batch_size=cfg.batch_sizes[0], threads=cfg.threads,
+                              **extra)  # fmt: skip
         row.update(floor_clean_blocks=list(floor.clean_blocks), floor_blocks=list(floor.blocks))
         if floor.speedup is None:
             return None
         row["floor_speedup"] = floor.speedup
         return floor.speedup
+
+    def _check_latency_reach(self) -> None:
+        """Warn before the first step when a latency goal looks out of reach: a copy with every
+        group thinned alike to the run's maximum pruned fraction (L1, widths as ranked), timed
+        beside the original by its fastest unpreempted blocks, is not as fast as the goal."""
+        cfg = self.config
+        goals = [1.0 / (1.0 - t.reduction) for t in cfg.targets
+                 if t.quantity == "latency" and t.reduction]  # fmt: skip
+        if not goals or self.original is None or cfg.max_pruned_fraction <= 0:
+            return
+        fraction = min(cfg.max_pruned_fraction, 1.0)
+        logger.info(
+            "timing a copy thinned to %.0f %% of its channels (--max-pruned-fraction) to see "
+            "whether %s is within reach",
+            100 * (1 - fraction),
+            ", ".join(str(t) for t in cfg.targets if t.quantity == "latency"),
+        )
+        thinned = copy.deepcopy(self.original)
+        selection = dataclasses.replace(cfg.removal.selection(fraction, "per_group"), widths="any")
+        prune(thinned, self.example, selection=selection, criterion="l1", ignore=self.ignore)
+        best = self._floor_fields({}, model=thinned, seconds=REACH_SECONDS)
+        if best is not None and best < max(goals):
+            logger.warning(
+                "a %.2fx speed-up looks out of reach on this machine: with every layer at %.0f %% "
+                "of its channels (the most --max-pruned-fraction=%g allows) the model runs "
+                "%.2fx faster than the original (each one's fastest unpreempted block, batch "
+                "%d); the run will likely stop at the maximum pruned fraction with less. The "
+                "time left is in what pruning does not shrink (the ops between the layers, "
+                "per-call overhead). Ask for a smaller speed-up (--target latency=-%d%%) or "
+                "allow more pruning (--max-pruned-fraction)",
+                max(goals),
+                100 * (1 - fraction),
+                fraction,
+                best,
+                cfg.latency.batch_sizes[0],
+                math.floor(100 * (1 - 1 / best)),
+            )
 
     def _finetune(self, budget: Budget) -> int:
         if budget.amount <= 0 or self.finetune_fn is None:
@@ -328,6 +372,7 @@ class PruningLoop(RunRecord):
         if self.replicas.main:  # say now what the settings cannot do
             for warning in start_warnings(self.config, [g.size for g in self._graph.prunable]):
                 logger.warning("%s", warning)
+            self._check_latency_reach()
         seed_everything(self.config.seed, 0)
         if self.evaluate_fn is not None and self.replicas.main:
             logger.info("evaluating the starting model")

@@ -126,6 +126,14 @@ EXCLUDED: dict[tuple[str, str], str] = {
         "minutes of timing on an idle machine that rewrite benchmarks/results; its held-out "
         "half needs torchvision"
     ),
+    ("benchmarks.md", "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_floor.py"): (
+        "times the pruned models of benchmarks/latency_target.sh (Fashion-MNIST, half an hour "
+        "of training and pruning) for minutes, and appends to benchmarks/results"
+    ),
+    ("benchmarks.md", "filterprune prune --load /work/runs/lt/resnet-base"): (
+        "starts from the ResNet-18 baseline of benchmarks/latency_target.sh (the Debian "
+        "Fashion-MNIST dataset); the warning itself is tested in tests/loop/test_latency_target.py"
+    ),
     ("benchmarks.md", "benchmarks/canvases.sh"): (
         "needs the Debian Fashion-MNIST dataset and hours of training"
     ),

@@ -74,6 +74,7 @@ CLEAN_SHARE = 0.97  # a block whose threads held their cores at least 97 % of it
 FLOOR_BLOCK_SECONDS = 0.002  # each block lasts about this long (one call where a call is longer)
 FLOOR_SECONDS = 2.0  # blocks are timed, turn by turn, for about this long
 MIN_CLEAN_BLOCKS = 5  # fewer unpreempted blocks of either model: no floor figure
+EXTEND = 3  # ... after timing up to this many times ``seconds`` for them
 
 __all__ = [
     "MIN_CPU_SHARE",
@@ -534,13 +535,15 @@ def floor_speedup(
 
     For a CPU too busy for :func:`compare_latency`'s rounds (flagged ``preempted`` or
     ``noisy``). Both models are timed turn by turn in short blocks (about
-    :data:`FLOOR_BLOCK_SECONDS`, or one call) for about ``seconds``; a block counts only when
-    the process's CPU time is at least :data:`CLEAN_SHARE` of the block's wall time times the
-    threads, that is when no other process held its cores meanwhile. Each model's time is its
+    :data:`FLOOR_BLOCK_SECONDS`, or one call) for about ``seconds``, up to :data:`EXTEND` times
+    as long while either has fewer than :data:`MIN_CLEAN_BLOCKS` clean blocks. A block is clean
+    when the process's CPU time is at least :data:`CLEAN_SHARE` of the block's wall time times
+    the threads, that is when no other process held its cores meanwhile. Each model's time is its
     fastest such block, as the latency lookup table keeps a layer's fastest block: other
     processes can only add to it. Both figures come from one stretch of alternating blocks, so
-    the ratio is never of timings from different moments. Against idle side-by-side timings,
-    at load 3 to 5 on the 2-core benchmark machine, it read -5 % to +14 % (docs/benchmarks.md,
+    the ratio is never of timings from different moments. Against idle side-by-side timings of
+    five pruned models on the 2-core benchmark machine it read -16 % to +13 %, idle and with two
+    or four other processes spinning, where the rounds read -37 % to +186 % (docs/benchmarks.md,
     "A machine too busy to time").
 
     Raises:
@@ -568,9 +571,12 @@ def floor_speedup(
                 m(*batch)
                 one = max(time.perf_counter() - started, 1e-7)
                 calls[k] = max(1, round(FLOOR_BLOCK_SECONDS / one))
-            end = time.perf_counter() + seconds
+            started = time.perf_counter()
+            end, last = started + seconds, started + EXTEND * seconds
             turn = 0
-            while time.perf_counter() < end:
+            while (now := time.perf_counter()) < end or (
+                min(clean) < MIN_CLEAN_BLOCKS and now < last
+            ):
                 for k in (0, 1) if turn % 2 == 0 else (1, 0):
                     wall, cpu = time.perf_counter(), time.process_time()
                     for _ in range(calls[k]):

@@ -359,7 +359,7 @@ def _iteration_notes(
             if isinstance(last.get("floor_speedup"), Real):
                 note += (
                     f". Each model's fastest block that no other process interrupted gives "
-                    f"{last['floor_speedup']:.2f}x (-5 % to +14 % against idle timings on the "
+                    f"{last['floor_speedup']:.2f}x (-16 % to +13 % against idle timings on the "
                     "benchmark machine)"
                 )
         notes.append(note)

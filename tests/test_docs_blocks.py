@@ -130,6 +130,10 @@ EXCLUDED: dict[tuple[str, str], str] = {
         "times the pruned models of benchmarks/latency_target.sh (Fashion-MNIST, half an hour "
         "of training and pruning) for minutes, and appends to benchmarks/results"
     ),
+    ("benchmarks.md", "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_reach.py"): (
+        "a minute of timing on an idle machine that appends to benchmarks/results; its second "
+        "half needs torchvision"
+    ),
     ("benchmarks.md", "filterprune prune --load /work/runs/lt/resnet-base"): (
         "starts from the ResNet-18 baseline of benchmarks/latency_target.sh (the Debian "
         "Fashion-MNIST dataset); the warning itself is tested in tests/loop/test_latency_target.py"

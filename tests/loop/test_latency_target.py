@@ -296,3 +296,25 @@ def test_a_latency_goal_out_of_reach_is_named_before_the_first_step(
     assert said is warned
     if warned:
         assert "runs 1.50x faster" in caplog.text and "--target latency=-33%" in caplog.text
+
+
+def test_a_reach_check_that_fails_does_not_stop_the_run(monkeypatch, caplog):
+    def broken(self, row, model=None, seconds=None):
+        if model is not None:  # the start's check
+            raise RuntimeError("cannot time this copy")
+        return None
+
+    monkeypatch.setattr(PruningLoop, "_floor_fields", broken)
+    with caplog.at_level(logging.INFO, logger="filterprune"):
+        result, _ = _run(monkeypatch, [[1.0] * 5, [1.5] * 5, [2.05] * 5])
+    assert result.stop_reason == "target_reached"
+    assert "could not check whether the latency goal is within reach: cannot time" in caplog.text
+
+
+def test_the_advice_for_a_goal_out_of_reach():
+    from filterprune.loop.run import _reachable_advice
+
+    assert "--target latency=-60%" in _reachable_advice(2.5)  # 2.5x is 60 % less time
+    assert "--target latency=-74%" in _reachable_advice(3.9)  # rounded towards the reachable
+    for best in (1.0, 0.8, 1.005):  # thinner is no faster: no latency target would help
+        assert "does not make this model faster" in _reachable_advice(best)

@@ -103,6 +103,21 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
+def _reachable_advice(best: float) -> str:
+    """What to ask for instead of a latency goal the thinned copy's speed-up ``best`` misses."""
+    percent = math.floor(100 * (1 - 1 / best)) if best > 1 else 0
+    if percent < 1:
+        return (
+            "Removing channels does not make this model faster on this machine: prune for "
+            "size (--target macs=... or params=...) instead, or time another batch size "
+            "(--latency-batch-sizes)"
+        )
+    return (
+        f"Ask for a smaller speed-up (--target latency=-{percent}%) or allow more pruning "
+        "(--max-pruned-fraction)"
+    )
+
+
 def _finetune_text(budget: Budget, steps: int) -> str:
     counted = f"{steps} step" + ("" if steps == 1 else "s")
     return f"{budget} ({counted})" if budget.unit == "epochs" else counted
@@ -289,12 +304,20 @@ class PruningLoop(RunRecord):
     def _check_latency_reach(self) -> None:
         """Warn before the first step when a latency goal looks out of reach: a copy with every
         group thinned alike to the run's maximum pruned fraction (L1, widths as ranked), timed
-        beside the original by its fastest unpreempted blocks, is not as fast as the goal."""
+        beside the original by its fastest unpreempted blocks, is not as fast as the goal.
+
+        Advice only: where the copy cannot be made or timed (a model the CPU floor does not
+        time, a selection that fails on the copy) the run goes on and says so at info level."""
+        from ..measure._forward import model_device
+
         cfg = self.config
         goals = [1.0 / (1.0 - t.reduction) for t in cfg.targets
                  if t.quantity == "latency" and t.reduction]  # fmt: skip
+        devices = cfg.latency.available_devices()
         if not goals or self.original is None or cfg.max_pruned_fraction <= 0:
             return
+        if not devices or devices[0].type != "cpu" or model_device(self.model).type != "cpu":
+            return  # the floor times CPU blocks only
         fraction = min(cfg.max_pruned_fraction, 1.0)
         logger.info(
             "timing a copy thinned to %.0f %% of its channels (--max-pruned-fraction) to see "
@@ -302,10 +325,16 @@ class PruningLoop(RunRecord):
             100 * (1 - fraction),
             ", ".join(str(t) for t in cfg.targets if t.quantity == "latency"),
         )
-        thinned = copy.deepcopy(self.original)
-        selection = dataclasses.replace(cfg.removal.selection(fraction, "per_group"), widths="any")
-        prune(thinned, self.example, selection=selection, criterion="l1", ignore=self.ignore)
-        best = self._floor_fields({}, model=thinned, seconds=REACH_SECONDS)
+        try:
+            thinned = copy.deepcopy(self.original)
+            selection = dataclasses.replace(
+                cfg.removal.selection(fraction, "per_group"), widths="any"
+            )
+            prune(thinned, self.example, selection=selection, criterion="l1", ignore=self.ignore)
+            best = self._floor_fields({}, model=thinned, seconds=REACH_SECONDS)
+        except Exception as exc:  # advice only: the run itself reports its own errors
+            logger.info("could not check whether the latency goal is within reach: %s", exc)
+            return
         if best is not None and best < max(goals):
             logger.warning(
                 "a %.2fx speed-up looks out of reach on this machine: with every layer at %.0f %% "
@@ -313,14 +342,13 @@ class PruningLoop(RunRecord):
                 "%.2fx faster than the original (each one's fastest unpreempted block, batch "
                 "%d); the run will likely stop at the maximum pruned fraction with less. The "
                 "time left is in what pruning does not shrink (the ops between the layers, "
-                "per-call overhead). Ask for a smaller speed-up (--target latency=-%d%%) or "
-                "allow more pruning (--max-pruned-fraction)",
+                "per-call overhead). %s",
                 max(goals),
                 100 * (1 - fraction),
                 fraction,
                 best,
                 cfg.latency.batch_sizes[0],
-                math.floor(100 * (1 - 1 / best)),
+                _reachable_advice(best),
             )
 
     def _finetune(self, budget: Budget) -> int:

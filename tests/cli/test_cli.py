@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -443,3 +444,30 @@ def test_cost_and_recovery_flags_reach_the_config(tmp_path):
     assert (config.metric, config.max_metric_drop, config.recovery) == ("accuracy", 0.01, 2)
     with pytest.raises(UsageError, match="--cost: invalid choice: 'time'"):
         build_parser().parse_args(["prune", "--load", str(tmp_path), "--cost", "time"])
+
+
+def test_eval_compare_on_a_busy_machine_adds_the_clean_block_floor(baseline, pruned, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    import filterprune.measure as measure
+
+    timed = measure.compare_latency
+
+    def busy(*args, **kwargs):  # the real timing, flagged as a machine others held would be
+        return [dataclasses.replace(c, flags=("preempted (on a core 30% of the time)",))
+                for c in timed(*args, **kwargs)]  # fmt: skip
+
+    monkeypatch.setattr(measure, "compare_latency", busy)
+    code, out, _ = run_cli(capsys, "eval", "--compare", baseline, "--load", pruned, "--latency",
+                           "--batch-sizes", "1", "--rounds", "3", "--repeats", "2", "--json")  # fmt: skip
+    assert code == 0
+    (record,) = json.loads(out)["latency"]
+    assert record["floor_speedup"] > 0 and min(record["floor_clean_blocks"]) >= 5
+    code, text, _ = run_cli(capsys, "eval", "--compare", baseline, "--load", pruned, "--latency",
+                            "--batch-sizes", "1", "--rounds", "3", "--repeats", "2")  # fmt: skip
+    assert "note: batch 1: the machine was busy (preempted" in text
+    assert "fastest block that no other process interrupted gives" in text
+    monkeypatch.setattr(measure, "compare_latency", timed)  # an unflagged timing: no floor
+    code, out, _ = run_cli(capsys, "eval", "--compare", baseline, "--load", pruned, "--latency",
+                           "--batch-sizes", "1", "--rounds", "3", "--repeats", "2", "--json")  # fmt: skip
+    (record,) = json.loads(out)["latency"]
+    assert "floor_speedup" not in record or record["flags"]

@@ -193,6 +193,7 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
             speedup_low=first["speedup_low"],
             speedup_high=first["speedup_high"],
             latency_flags=first["flags"],
+            floor_speedup=first.get("floor_speedup"),
         )
     table = report.iteration_table(rows)
     drop = {"ranking_batches", "removed", "removed_total", "finetune", "original_latency_ms"}
@@ -212,6 +213,14 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
             timing = report.latency_table([{"iteration": f"{label}: model vs original",
                                             "latency": out[key]}])  # fmt: skip
             print(report.to_markdown(timing))
+    for record in out.get("latency") or ():
+        if record.get("floor_speedup"):
+            print(
+                f"note: batch {record['batch_size']}: the machine was busy "
+                f"({', '.join(record['flags'])}); each model's fastest block that no other "
+                f"process interrupted gives {record['floor_speedup']:.2f}x; time it again on an "
+                "idle machine for a figure to trust"
+            )
     if "runtimes_disagree" in out:
         for entry in out["runtimes_disagree"]:
             print(f"note: {entry['text']}")

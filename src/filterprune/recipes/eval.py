@@ -165,6 +165,8 @@ def compare_saved(
             repeats=repeats, threads=threads, device=device,
         )  # fmt: skip
         result["latency"] = [{**c.to_dict(), "runtime": "eager"} for c in compared]
+        for record in result["latency"]:
+            _add_floor(record, net_a, net_b, data.example, threads)
     if latency and "onnxruntime" in runtimes:
         from ..report.ort import compare_ort_latency
 
@@ -177,6 +179,23 @@ def compare_saved(
                 result["latency"], result["onnxruntime_latency"]
             )
     return result
+
+
+def _add_floor(
+    record: dict[str, Any], original: Any, model: Any, example: Any, threads: int | None
+) -> None:
+    """On a CPU busy enough to flag a comparison ``preempted`` or ``noisy``, add what each
+    model's fastest unpreempted block says (``floor_speedup``, ``floor_clean_blocks``): the
+    figure the pruning loop decides on there (:func:`filterprune.measure.floor_speedup`)."""
+    from .. import measure
+
+    busy = any(str(f).startswith(("preempted", "noisy")) for f in record.get("flags") or ())
+    if not busy or record.get("device") != "cpu":
+        return
+    floor = measure.floor_speedup(
+        original, model, example, batch_size=record["batch_size"], threads=threads
+    )
+    record.update(floor_speedup=floor.speedup, floor_clean_blocks=list(floor.clean_blocks))
 
 
 #: How reports name each runtime of ``RUNTIMES``

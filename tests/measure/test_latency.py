@@ -1,5 +1,7 @@
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -164,27 +166,34 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def test_compare_latency_flags_a_timing_while_other_processes_hold_every_core():
-    """Three spinning processes per core: the timing process gets about a quarter of one."""
+@contextlib.contextmanager
+def _others_spinning(per_core: int = 3) -> Iterator[None]:
+    """Other processes, ``per_core`` for each core this one may use, spinning meanwhile."""
     import multiprocessing
     import os
 
-    from filterprune.measure.latency import MIN_CPU_SHARE
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
-    x = torch.randn(1, 64)
     spinners = [multiprocessing.get_context("spawn").Process(target=_spin, args=(20.0,))
-                for _ in range(3 * (cores or 1))]  # fmt: skip
+                for _ in range(per_core * (cores or 1))]  # fmt: skip
     for p in spinners:
         p.start()
     try:
         _spin(1.0)  # let the spinners start (spawn imports this module)
-        (busy,) = compare_latency(model, model, x, rounds=3, repeats=50, min_run_time=0.3)
+        yield
     finally:
         for p in spinners:
             p.terminate()
             p.join()
+
+
+def test_compare_latency_flags_a_timing_while_other_processes_hold_every_core():
+    """Three spinning processes per core: the timing process gets about a quarter of one."""
+    from filterprune.measure.latency import MIN_CPU_SHARE
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
+    x = torch.randn(1, 64)
+    with _others_spinning():
+        (busy,) = compare_latency(model, model, x, rounds=3, repeats=50, min_run_time=0.3)
     assert busy.cpu_share is not None and busy.cpu_share < MIN_CPU_SHARE
     assert any(flag.startswith("preempted") for flag in busy.flags)
     assert busy.to_dict()["cpu_share"] == busy.cpu_share
@@ -201,27 +210,15 @@ def _stack(blocks: int) -> torch.nn.Module:
 def test_the_floor_speed_up_reads_a_known_ratio_on_a_machine_others_hold():
     """Four times the work, timed while three spinning processes per core want the CPU: the
     rounds of compare_latency are preempted; the fastest clean blocks still read about 4x."""
-    import multiprocessing
-    import os
-
     from filterprune.measure import floor_speedup
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     x = torch.randn(16, 256)
-    spinners = [multiprocessing.get_context("spawn").Process(target=_spin, args=(20.0,))
-                for _ in range(3 * (cores or 1))]  # fmt: skip
-    for p in spinners:
-        p.start()
-    try:
-        _spin(1.0)
+    with _others_spinning():
         floor = floor_speedup(_stack(4), _stack(1), x, batch_size=16, seconds=3.0)
-    finally:
-        for p in spinners:
-            p.terminate()
-            p.join()
     assert floor.speedup is not None, floor
     assert 3.0 <= floor.speedup <= 5.3, floor
     assert floor.clean_blocks[0] <= floor.blocks[0] and floor.clean_blocks[1] <= floor.blocks[1]
+    assert sum(floor.clean_blocks) < sum(floor.blocks)  # the spinners did interrupt blocks
     assert floor.to_dict()["speedup"] == floor.speedup
 
 

@@ -316,6 +316,44 @@ def test_the_advice_for_a_goal_out_of_reach():
 
     # 85 % of 2.5x is 2.125x: 53 % less time, rounded down towards the reachable
     assert "--target latency=-52%" in _reachable_advice(2.5)
+    assert "more pruning" not in _reachable_advice(2.5)  # the run may already remove all
+    assert "(--max-pruned-fraction, now 0.9)" in _reachable_advice(2.5, 0.9)
     assert "--target latency=-69%" in _reachable_advice(3.9)  # 85 % of it: 3.315x
     for best in (1.0, 0.8, 1.005, 1.1):  # thinner is hardly faster: no latency target helps
         assert "does not make this model much faster" in _reachable_advice(best)
+
+
+def _reach_run(monkeypatch, caplog, thinned: float, **changes):
+    """A latency run whose start check times the thinned copy at ``thinned`` x (1 ms a call)."""
+    monkeypatch.setattr(filterprune.measure, "compare_latencies", lambda *a: [_record([2.5] * 5)])
+    monkeypatch.setattr(filterprune.measure.latency, "floor_speedup",
+                        lambda *a, **k: _floor(thinned if "seconds" in k else None))  # fmt: skip
+    config = PruneConfig(criterion="l1", amount=0.25, finetune=0, final_finetune=0,
+                         max_iterations=1, **changes)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="filterprune"):
+        run_pruning(make_model(), EXAMPLE, config=config, progress=False)
+    return caplog.text
+
+
+def test_the_reach_check_at_a_maximum_pruned_fraction_of_one(monkeypatch, caplog):
+    text = _reach_run(monkeypatch, caplog, 1.5, targets=["latency=-50%"], max_pruned_fraction=1.0)
+    assert "could not check" not in text
+    assert "every layer at its minimum width (--min-channels 1)" in text
+    assert "a 2.00x speed-up looks out of reach" in text and "now 1" not in text
+
+
+def test_an_absolute_latency_bound_out_of_reach_is_named_too(monkeypatch, caplog):
+    text = _reach_run(monkeypatch, caplog, 1.5, targets=["latency<=0.5"])
+    assert "latency<=0.5 ms looks out of reach" in text and "takes 1 ms" in text
+    assert "latency<=1.2" in text  # the copy's time over the margin, rounded
+    caplog.clear()
+    assert "looks out of reach" not in _reach_run(monkeypatch, caplog, 1.5,
+                                                  targets=["latency<=2"])  # fmt: skip
+
+
+def test_an_unmet_absolute_latency_bound_is_reported_in_milliseconds():
+    from filterprune.loop.stop import unmet_targets
+
+    config = PruneConfig(targets=["latency<=0.1"])
+    row = {"latency_ms": 0.42, "speedup": 1.18, "round_speedups": [1.18] * 5}
+    assert unmet_targets(config, {"latency_ms": 0.5}, row) == ["latency<=0.1 (reached 0.42 ms)"]

@@ -556,6 +556,18 @@ CLI_CASES = [
         ("target 'macs=50' is not understood", "macs=-50%"),
     ),
     CliCase(
+        "target-no-minus",
+        "`--target latency=50%` (the minus sign left out)",
+        lambda env: env.prune("--target", "latency=50%"),
+        ("target 'latency=50%'", "minus sign", "latency=-50%"),
+    ),
+    CliCase(
+        "target-all-of-it",
+        "`--target latency=-100%`",
+        lambda env: env.prune("--target", "latency=-100%"),
+        ("target 'latency=-100%'", "between 0 and 100", "got 100%", "latency=-50%"),
+    ),
+    CliCase(
         "target-unreachable",
         "`--target macs<=1`, which no pruning can reach",
         lambda env: env.prune("--target", "macs<=1", "--max-iterations", "2"),

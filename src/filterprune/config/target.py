@@ -76,6 +76,14 @@ class Target:
         Counts accept K/M/G suffixes; size is in MB, latency in ms.
         """
         match = re.fullmatch(r"\s*(\w+)\s*(=-|<=)\s*([0-9.eE+]+)\s*([%KMG]?)\s*", text)
+        signless = re.fullmatch(r"\s*(\w+)\s*=\s*\+?\s*([0-9.eE+]+)\s*%\s*", text)
+        if match is None and signless is not None:  # latency=50%: the minus sign left out
+            name, number = signless.groups()
+            raise ConfigError(
+                f"target {text!r}: a reduction is written with a minus sign, {name}=-{number}% "
+                f"({name} {number} % below the original's); for an absolute bound write "
+                f"{name}<=VALUE"
+            )
         if match is None:
             raise ConfigError(
                 f"target {text!r} is not understood; write QUANTITY=-PERCENT% (e.g. macs=-50%) "
@@ -91,6 +99,12 @@ class Target:
             if suffix != "%":
                 raise ConfigError(
                     f"target {text!r}: a reduction needs a percent sign, e.g. macs=-50%"
+                )
+            if not 0.0 < value < 100.0:
+                raise ConfigError(
+                    f"target {text!r}: a reduction is a percent between 0 and 100, both "
+                    f"excluded, got {number}%; e.g. {name}=-50% ("
+                    + ("a 2x speed-up)" if name == "latency" else "half the original's)")
                 )
             return cls(name, reduction=value / 100.0)
         if suffix == "%":

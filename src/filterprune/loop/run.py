@@ -75,6 +75,8 @@ REACH_SECONDS = 1.0
 #: Share of the thinned copy's speed-up the start's advice asks for: runs that stopped at the
 #: maximum pruned fraction reached 0.79-0.98 of it (docs/benchmarks.md, "A machine too busy")
 REACH_MARGIN = 0.85
+#: The most a copy is thinned for that check (a per-group Selection removes less than all)
+MAX_REACH_FRACTION = 0.999
 
 logger = logging.getLogger("filterprune.loop")
 
@@ -106,9 +108,10 @@ def _to_device(inputs: Any, device: torch.device) -> Any:
     return inputs
 
 
-def _reachable_advice(best: float) -> str:
+def _reachable_advice(best: float, max_pruned_fraction: float | None = None) -> str:
     """What to ask for instead of a latency goal the thinned copy's speed-up ``best`` misses:
-    :data:`REACH_MARGIN` of it, since a run ranks its own layout and ends below the copy."""
+    :data:`REACH_MARGIN` of it, since a run ranks its own layout and ends below the copy; and
+    more pruning where the run's ``max_pruned_fraction`` (``None``: already all) allows it."""
     safe = best * REACH_MARGIN
     percent = math.floor(100 * (1 - 1 / safe)) if safe > 1 else 0
     if percent < 1:
@@ -117,10 +120,12 @@ def _reachable_advice(best: float) -> str:
             "size (--target macs=... or params=...) instead, or time another batch size "
             "(--latency-batch-sizes)"
         )
+    more = ""
+    if max_pruned_fraction is not None:
+        more = f", or allow more pruning (--max-pruned-fraction, now {max_pruned_fraction:g})"
     return (
-        f"Ask for less (--target latency=-{percent}% is {REACH_MARGIN:.0%} of that figure: runs "
-        "that stopped at the maximum pruned fraction reached 79-98 % of it) or allow more "
-        "pruning (--max-pruned-fraction)"
+        f"Ask for less: --target latency=-{percent}% is {REACH_MARGIN:.0%} of that figure (runs "
+        f"that stopped at the maximum pruned fraction reached 79-98 % of it){more}"
     )
 
 
@@ -305,6 +310,8 @@ class PruningLoop(RunRecord):
         if floor.speedup is None:
             return None
         row["floor_speedup"] = floor.speedup
+        if model is not None:  # the start's check also needs the copy's own time
+            row["floor_model_ms"] = floor.model_ms
         return floor.speedup
 
     def _check_latency_reach(self) -> None:
@@ -319,16 +326,22 @@ class PruningLoop(RunRecord):
         cfg = self.config
         goals = [1.0 / (1.0 - t.reduction) for t in cfg.targets
                  if t.quantity == "latency" and t.reduction]  # fmt: skip
+        bounds = [t.at_most for t in cfg.targets if t.quantity == "latency" and t.at_most]
         devices = cfg.latency.available_devices()
-        if not goals or self.original is None or cfg.max_pruned_fraction <= 0:
+        if not (goals or bounds) or self.original is None or cfg.max_pruned_fraction <= 0:
             return
         if not devices or devices[0].type != "cpu" or model_device(self.model).type != "cpu":
             return  # the floor times CPU blocks only
-        fraction = min(cfg.max_pruned_fraction, 1.0)
+        fraction = min(cfg.max_pruned_fraction, MAX_REACH_FRACTION)  # a Selection takes < 1
+        widths = (
+            f"every layer at {1 - fraction:.0%} of its channels"
+            if fraction < MAX_REACH_FRACTION
+            else f"every layer at its minimum width (--min-channels {cfg.min_channels})"
+        )
         logger.info(
-            "timing a copy thinned to %.0f %% of its channels (--max-pruned-fraction) to see "
-            "whether %s is within reach",
-            100 * (1 - fraction),
+            "timing a copy with %s (--max-pruned-fraction %g) to see whether %s is within reach",
+            widths,
+            cfg.max_pruned_fraction,
             ", ".join(str(t) for t in cfg.targets if t.quantity == "latency"),
         )
         try:
@@ -337,24 +350,38 @@ class PruningLoop(RunRecord):
                 cfg.removal.selection(fraction, "per_group"), widths="any"
             )
             prune(thinned, self.example, selection=selection, criterion="l1", ignore=self.ignore)
-            best = self._floor_fields({}, model=thinned, seconds=REACH_SECONDS)
+            row: dict[str, Any] = {}
+            best = self._floor_fields(row, model=thinned, seconds=REACH_SECONDS)
         except Exception as exc:  # advice only: the run itself reports its own errors
             logger.info("could not check whether the latency goal is within reach: %s", exc)
             return
-        if best is not None and best < max(goals):
+        if best is None:
+            return
+        scope = (
+            f"with {widths} (the most --max-pruned-fraction={cfg.max_pruned_fraction:g} "
+            f"allows) the model runs {best:.2f}x faster than the original (each one's fastest "
+            f"unpreempted block, batch {cfg.latency.batch_sizes[0]}); the run will likely stop "
+            "at the maximum pruned fraction short of it. The time left is in what pruning does "
+            "not shrink (the ops between the layers, per-call overhead)"
+        )
+        more = fraction < MAX_REACH_FRACTION
+        if goals and best < max(goals):
             logger.warning(
-                "a %.2fx speed-up looks out of reach on this machine: with every layer at %.0f %% "
-                "of its channels (the most --max-pruned-fraction=%g allows) the model runs "
-                "%.2fx faster than the original (each one's fastest unpreempted block, batch "
-                "%d); the run will likely stop at the maximum pruned fraction with less. The "
-                "time left is in what pruning does not shrink (the ops between the layers, "
-                "per-call overhead). %s",
+                "a %.2fx speed-up looks out of reach on this machine: %s. %s",
                 max(goals),
-                100 * (1 - fraction),
-                fraction,
-                best,
-                cfg.latency.batch_sizes[0],
-                _reachable_advice(best),
+                scope,
+                _reachable_advice(best, cfg.max_pruned_fraction if more else None),
+            )
+        thinned_ms = row.get("floor_model_ms")
+        if bounds and thinned_ms is not None and thinned_ms > min(bounds):
+            logger.warning(
+                "latency<=%g ms looks out of reach on this machine: the thinned copy's fastest "
+                "unpreempted call takes %.3g ms; %s. Ask for a larger bound (latency<=%.2g) or "
+                "time another batch size (--latency-batch-sizes)",
+                min(bounds),
+                thinned_ms,
+                scope,
+                thinned_ms / REACH_MARGIN,
             )
 
     def _finetune(self, budget: Budget) -> int:
@@ -481,10 +508,10 @@ class PruningLoop(RunRecord):
                 else:
                     decides = f"the median ({row['speedup']:.2f}x)"
                 logger.warning(
-                    "this machine is too noisy to decide %s: after %d timings the speed-up "
+                    "this machine is too noisy to decide %s: after %s the speed-up "
                     "rounds span %.2f-%.2fx (%s); %s decides",
                     ", ".join(str(t) for t in undecided_latency(cfg, row)),
-                    tries + 1,
+                    "1 timing" if tries == 0 else f"{tries + 1} timings",
                     low,
                     high,
                     flags,

@@ -252,7 +252,9 @@ def unmet_targets(
         value = row.get(key)
         if _reached(target, original, row):
             continue
-        if target.quantity == "latency" and row.get("speedup"):
+        if target.quantity == "latency" and target.at_most is not None and value is not None:
+            missed.append(f"{target} (reached {float(value):.3g} ms)")
+        elif target.quantity == "latency" and row.get("speedup"):
             missed.append(f"{target} (speed-up {float(row['speedup']):.2f}x)")
         else:
             missed.append(f"{target} (reached {value:.4g})" if value is not None else str(target))

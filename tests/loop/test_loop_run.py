@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -80,9 +81,12 @@ def test_two_iterations_record_rows_and_checkpoints(example, hooks, tmp_path):
     assert not [p for p in run.path.rglob("*") if is_leftover(p.name)]  # no temp files left
 
 
-def test_reloaded_checkpoint_computes_the_same_outputs(example, hooks, tmp_path):
-    result = _run(example, hooks, tmp_path, max_iterations=2, final_finetune=2, scope="per_group")
+def test_reloaded_checkpoint_computes_the_same_outputs(example, hooks, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="filterprune"):
+        result = _run(example, hooks, tmp_path, max_iterations=2, final_finetune=2,
+                      scope="per_group")  # fmt: skip
     assert result.rows[-1]["iteration"] == "final"
+    assert "final finetuning of the kept model (iteration 2): 2 steps" in caplog.text
     reloaded = load(tmp_path / "run", make_model)
     result.model.eval()
     with torch.no_grad():

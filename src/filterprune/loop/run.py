@@ -662,6 +662,9 @@ class PruningLoop(RunRecord):
         seed_everything(self.config.seed, "final")
         self.model.zero_grad(set_to_none=True)
         budget = self.config.budget(final=True)
+        if self.replicas.main:
+            kept = state.current_row.get("iteration")
+            logger.info("final finetuning of the kept model (iteration %s): %s", kept, budget)
         steps = self._finetune_checked(budget, "the final finetuning")
         if steps is None:
             return self.state.current, self.state.current_row

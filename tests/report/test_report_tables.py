@@ -187,7 +187,8 @@ def test_a_table_without_latency_shows_no_latency_columns():
             "params", "macs", "size_mb")  # fmt: skip
     table = iteration_table([{k: v for k, v in r.items() if k in keep} for r in ROWS])
     empty = {"latency_ms", "latency_iqr_ms", "original_latency_ms", "speedup", "speedup_range",
-             "efficiency", "latency_flags", "floor_speedup", "latency_decided_by"}  # fmt: skip
+             "efficiency", "latency_flags", "floor_speedup", "latency_decided_by",
+             "status"}  # fmt: skip
     assert empty <= set(table.keys)  # the machine formats keep every column ...
     assert list(csv.DictReader(io.StringIO(to_csv(table))))[0].keys() >= empty
     assert {c["key"] for c in json.loads(to_json(table))["columns"]} >= empty
@@ -209,6 +210,7 @@ def test_a_table_without_latency_shows_no_latency_columns():
         "original_latency_ms",
         "floor_speedup",
         "latency_decided_by",
+        "status",  # no row was rejected
     }
     layers = layer_table(before=BEFORE, after=AFTER)
     assert layers.with_values() is layers  # every column has values: the table as it is
@@ -229,3 +231,110 @@ def test_a_flagged_final_speed_up_says_it_is_not_to_be_trusted():
     notes = " ".join(iteration_table(flagged).notes)
     assert "flagged preempted (on a core 22% of the time): the machine was too busy" in notes
     assert "filterprune eval --load RUN --compare ORIGINAL --latency" in notes
+
+
+# A run whose last iteration collapsed: iteration 3 is logged with accepted=False and the run
+# keeps iteration 2 (ROWS[2]); every figure of the rejected row differs from the kept one's.
+REJECTED = {"iteration": 3, "accepted": False, "ranking_batches": 500, "removed": 300,
+            "removed_total": 900, "finetune": "5/0", "metrics": {"dice": 0.381},
+            "params": 3_250_000, "macs": 500_000_000, "size_mb": 13.0, "latency_ms": 19.0,
+            "speedup": 2.1, "speedup_low": 2.0, "speedup_high": 2.2,
+            "latency_flags": ["preempted (on a core 40% of the time)"], "floor_speedup": 2.4,
+            "table_speedup": 3.0}  # fmt: skip
+KEPT = {**ROWS[2], "accepted": True, "table_speedup": 2.0, "latency_flags": ["noisy model"],
+        "floor_speedup": 1.5}  # fmt: skip
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_notes_describe_the_kept_model_not_a_rejected_last_row(final):
+    rows = [{**ROWS[0], "accepted": True}, {**ROWS[1], "accepted": True}, KEPT, REJECTED]
+    if final:  # a final finetuning after the rejection: its row is the kept model
+        rows.append({**KEPT, "iteration": "final", "metrics": {"dice": 0.96}})
+    table = iteration_table(rows)
+    notes = " ".join(table.notes)
+    kept_dice = "96.00 %" if final else "95.50 %"
+    # every note producer reads the kept row: reductions, speed-up, flags, metric, prediction
+    assert "Size reduction: (52.40 − 27.20) / 52.40 × 100 % = 48.1 %" in notes
+    assert "MACs reduction: (2.00 G − 1.00 G) / 2.00 G × 100 % = 50.0 %" in notes
+    assert "Params reduction: (13.00 M − 6.80 M) / 13.00 M × 100 % = 47.7 %" in notes
+    assert "Measured speed-up: 1.60x (rounds 1.58–1.61) for 2.00x fewer MACs" in notes
+    assert "flagged noisy model" in notes and "gives 1.50x" in notes
+    assert f"dice: 98.50 % → {kept_dice}" in notes
+    assert "predicted 2.00x" in notes and "+25 % against the measured" in notes
+    for rejected_figure in ("2.10x", "38.10 %", "75.0 %", "preempted", "2.40x", "3.00x"):
+        assert rejected_figure not in notes
+    # the rejected row is in the table, marked, and the kept row named
+    kept = ["accepted", "kept"] if final else ["kept"]
+    assert table.column("status") == ["accepted", "accepted", kept[0], "rejected", *kept[1:]]
+    assert "Rejected (status 'rejected'): iteration 3" in notes
+    assert f"kept model, iteration {'final' if final else 2}" in notes
+    rejected_line = next(line for line in to_markdown(table).splitlines() if "| rejected |" in line)
+    assert rejected_line.startswith("| 3 | rejected |")
+    # the status column is shown only for a run with a rejection
+    assert "Status" in to_markdown(table) and "Status" not in to_markdown(iteration_table(ROWS))
+
+
+def test_kept_row_can_be_named_and_a_wrong_name_is_refused():
+    rows = [ROWS[0], ROWS[1], {**ROWS[2], "accepted": False}]
+    notes = " ".join(iteration_table(rows).notes)
+    assert "Measured speed-up: 1.18x" in notes and "1.60x" not in notes  # iteration 1 is kept
+    named = " ".join(iteration_table(ROWS, kept=1).notes)
+    assert "Measured speed-up: 1.18x" in named and "dice: 98.50 % → 94.80 %" in named
+    with pytest.raises(ValueError, match="kept=7 names no row"):
+        iteration_table(ROWS, kept=7)
+    with pytest.raises(ValueError, match="'accepted' must be true or false"):
+        iteration_table([{**ROWS[0], "accepted": "yes"}])
+
+
+def _record(speedup, flags=(), macs=True):
+    record = {"device": "cpu", "batch_size": 1, "median_ms": 10.0, "original_median_ms": 20.0,
+              "speedup": speedup, "speedup_low": 1.9, "speedup_high": 2.1, "rounds": 5,
+              "runs": 5, "calls_per_run": 2, "flags": list(flags)}  # fmt: skip
+    if macs:
+        record.update(macs=100, original_macs=400)
+    return record
+
+
+def test_latency_table_of_an_eval_comparison_explains_only_what_it_shows():
+    # as `filterprune eval --compare ... --latency` builds it: no MACs, no iteration 0
+    table = latency_table(
+        [
+            {
+                "iteration": "eager PyTorch: model vs original",
+                "latency": [_record(2.0, ["noisy reference"], macs=False)],
+            }
+        ]  # fmt: skip
+    )
+    md = to_markdown(table)
+    assert md.startswith("| Comparison |")
+    notes = " ".join(table.notes)
+    for absent in ("MACs ratio", "efficiency", "Iteration 0", "Iteration"):
+        assert absent not in notes and absent not in md
+    for flag in ("'noisy reference'", "'noisy model'", "'rounds disagree'",
+                 "'preempted (on a core N % of the time)'"):  # fmt: skip
+        assert flag in notes
+    assert "50%" in notes and "35%" in notes and "80%" in notes  # measure.latency's thresholds
+    assert "Speed-up = median over rounds" in notes
+    assert (
+        latency_table([{"iteration": "x", "latency": [_record(2.0)]}], label="Run")
+        .columns[0]
+        .header
+        == "Run"
+    )
+
+
+def test_latency_table_of_a_run_marks_rejected_iterations():
+    rows = [
+        {"iteration": 0, "accepted": True, "latency": [_record(1.01)]},
+        {"iteration": 1, "accepted": True, "latency": [_record(2.0)]},
+        {"iteration": 2, "accepted": False, "latency": [_record(3.0)]},
+    ]
+    table = latency_table(rows)
+    assert table.columns[0].header == "Iteration"
+    assert table.column("status") == ["accepted", "accepted", "rejected"]
+    notes = " ".join(table.notes)
+    assert "MACs ratio = original MACs / MACs" in notes and "Iteration 0 is the original" in notes
+    assert "Status 'rejected'" in notes
+    untimed_flags = latency_table([{"iteration": 1, "latency": [{**_record(2.0), "flags": None}]}])
+    assert "Timing flags" not in " ".join(untimed_flags.notes)
+    assert "Status" not in " ".join(untimed_flags.notes)

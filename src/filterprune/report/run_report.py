@@ -100,7 +100,9 @@ def run_tables(run_dir: str | Path) -> RunReport:
     if "channels" in rows[0] and "channels" in final:
         layers = layer_table(before=rows[0]["channels"], after=final["channels"])
     return RunReport(
-        iterations=iteration_table(table_rows(rows)), layers=layers, latency=latency_table(rows)
+        iterations=iteration_table(table_rows(rows), kept=final["iteration"]),
+        layers=layers,
+        latency=latency_table(rows),
     )
 
 
@@ -289,9 +291,51 @@ def _text(value: Any) -> str:
     return "–" if value is None or value == "" else str(value)
 
 
-def _budget(amount: Any, unit: Any) -> str:
-    """A finetuning budget as text: ``1 epoch``, ``100 steps``; ``None`` is the loop's default."""
-    return "default" if amount is None else plural(amount, str(unit or "steps"))
+def _finetuning(config: PruneConfig, rows: list[dict[str, Any]], finished: bool) -> str:
+    """What the run finetunes: the budgets with the loop's defaults filled in (marked), and no
+    final finetuning when it has none (a per-iteration budget given without a final one, a
+    final budget of 0) or when the finished run recorded none."""
+    finetuning = config.finetuning
+    per, final = config.budget(), config.budget(final=True)
+    text = plural(per.amount, per.unit) if per.amount else "none"
+    text += " (default)" if finetuning.per_iteration is None and per.amount else ""
+    text += " per iteration, "
+    ran = any(r.get("iteration") == "final" for r in rows)
+    if not final.amount or (finished and not ran):
+        why = ""
+        if finetuning.final is None and finetuning.per_iteration is not None:
+            why = " (only a per-iteration budget was given)"
+        elif final.amount:
+            why = " (the run recorded none)"
+        return text + "no final finetuning" + why
+    default = " (default)" if finetuning.final is None else ""
+    return f"{text}{plural(final.amount, final.unit)}{default} final"
+
+
+def _latency(config: PruneConfig, machine: dict[str, Any], kept: dict[str, Any] | None) -> str:
+    """How the run timed its models and what the kept model measured; "not measured" only when
+    the run timed nothing (no ``--latency``, no latency target, no timed row)."""
+    timed = kept is not None and (kept.get("speedup"), kept.get("latency_ms")) != (None, None)
+    if not config.needs_latency and not timed:
+        return "not measured"
+    latency = config.latency
+    text = (
+        f"batch {_text(list(latency.batch_sizes))}, "
+        f"{plural(latency.rounds, 'alternating round')} beside the original, threads "
+        f"{latency.threads or machine.get('torch_threads')}"
+    )
+    if not timed:
+        return text
+    measured = []
+    if kept.get("latency_ms") is not None:
+        measured.append(f"{kept['latency_ms']:.3g} ms")
+    if kept.get("original_latency_ms") is not None:
+        measured.append(f"original {kept['original_latency_ms']:.3g} ms")
+    if kept.get("speedup") is not None and kept["iteration"] != 0:
+        measured.append(f"speed-up {kept['speedup']:.2f}x")
+    if kept.get("latency_flags"):
+        measured.append(f"flagged {', '.join(kept['latency_flags'])}")
+    return f"{text}; kept model (iteration {kept['iteration']}): {', '.join(measured)}"
 
 
 def _config(run_dir: str | Path) -> PruneConfig | None:
@@ -320,10 +364,13 @@ def run_settings(run_dir: str | Path) -> Any:
     state = _read_json(run / "state.json")
     rows = _run_dir(run).read_rows()
     row0 = rows[0] if rows else {}
+    try:
+        kept = _final_row(_run_dir(run), rows) if rows else None
+    except CheckpointError:  # a state.json that cannot be read: the tables name the problem
+        kept = next((r for r in reversed(rows) if r.get("accepted", True)), None)
     machine = row0.get("machine") or {}
-    latency = config.latency
     bound = row0.get("metric_bound") or {}
-    ranking, removal, finetuning = config.ranking, config.removal, config.finetuning
+    ranking, removal = config.ranking, config.removal
     drop = config.stopping.max_metric_drop
     options = ranking.options
     criterion = str(ranking.criterion) + (f" ({_text(options)})" if options else "")
@@ -343,13 +390,9 @@ def run_settings(run_dir: str | Path) -> Any:
             else f"{bound['metric']} ≥ {bound['value']:.4g}"
             + (f" (allowed drop {drop:g})" if drop is not None else ""),
         ),
-        ("finetuning", f"{_budget(finetuning.per_iteration, finetuning.unit)} per iteration, "
-         f"{_budget(finetuning.final, finetuning.unit)} final"),
+        ("finetuning", _finetuning(config, rows, finished=state.get("finished") is True)),
         ("stop reason", _text(state.get("stop_reason"))),
-        ("latency", "not measured" if not config.measure_latency else
-         f"batch {_text(list(latency.batch_sizes))}, "
-         f"{plural(latency.rounds, 'alternating round')} beside the original, threads "
-         f"{latency.threads or machine.get('torch_threads')}"),
+        ("latency", _latency(config, machine, kept)),
         ("machine", f"{machine.get('cpu', '?')}, {plural(machine.get('cpu_count', '?'), 'logical core')}, "
          f"{plural(machine.get('torch_threads', '?'), 'torch thread')}, load at start "
          f"{_text(machine.get('loadavg'))}"),

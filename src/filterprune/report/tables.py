@@ -25,6 +25,7 @@ __all__ = [
     "Column",
     "Table",
     "iteration_table",
+    "kept_index",
     "layer_table",
     "table_rows",
 ]
@@ -101,10 +102,11 @@ class Table:
 
 
 # The keys of an iteration row that the table reads; the pruning loop's rows hold a few more
-# (accepted, pruned_fraction, amount, scope, channels, latency, seconds, recovery) that only the
+# (pruned_fraction, amount, scope, channels, latency, seconds, recovery) that only the
 # run log keeps.
 ITERATION_KEYS = (
     "iteration",
+    "accepted",
     "ranking_batches",
     "ranking_batches_asked",
     "removed",
@@ -160,6 +162,11 @@ def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
         )
     if "iteration" not in row:
         raise ConfigError(f"iteration_table: row {index} has no 'iteration' key")
+    if row.get("accepted") is not None and not isinstance(row["accepted"], bool):
+        raise ConfigError(
+            f"iteration_table: row {index} 'accepted' must be true or false, got "
+            f"{row['accepted']!r}"
+        )
     metrics = row.get("metrics")
     if metrics is not None and not isinstance(metrics, Mapping):
         raise TypeError(
@@ -192,7 +199,29 @@ def _check_iteration_row(index: int, row: Mapping[str, Any]) -> None:
             )
 
 
-def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+def kept_index(rows: Sequence[Mapping[str, Any]], kept: int | str | None = None) -> int:
+    """Index of the row describing the model a run keeps.
+
+    Args:
+        rows: Iteration rows; a rejected one has ``accepted=False`` (a missing ``accepted``
+            counts as accepted).
+        kept: The ``iteration`` of the kept row (e.g. from the run's ``state.json``); the last
+            row with that ``iteration`` is taken. ``None``: the last accepted row (the
+            ``"final"`` row after a final finetuning).
+    """
+    for index in range(len(rows) - 1, -1, -1):
+        row = rows[index]
+        if (row.get("iteration") == kept) if kept is not None else row.get("accepted", True):
+            return index
+    if kept is not None:
+        raise ConfigError(
+            f"iteration_table: kept={kept!r} names no row; iterations: "
+            f"{[r.get('iteration') for r in rows]}"
+        )
+    return 0
+
+
+def iteration_table(rows: Sequence[Mapping[str, Any]], *, kept: int | str | None = None) -> Table:
     """Build the per-iteration table; row 0 must be the original (unpruned) model.
 
     Args:
@@ -204,6 +233,9 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             ``speedup_low``/``speedup_high``, ``original_latency_ms`` and ``latency_flags``)
             comes from :func:`filterprune.measure.compare_latency`, which timed the original
             beside this model; the table never divides latencies of different rows.
+            ``accepted=False`` marks an iteration the run rejected and went back from.
+        kept: The ``iteration`` of the row describing the model the run keeps (see
+            :func:`kept_index`); ``None``: the last accepted row.
 
     Returns:
         A table with the given columns (metrics flattened to ``metric:<name>``) plus the
@@ -214,6 +246,11 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         ``speedup_range`` is the text ``low–high`` of the round ratios, ``latency_flags`` the
         flags joined by commas; ``efficiency`` is ``speedup / (macs[0] / macs)``, the share of
         the MAC reduction that became speed (1.0 = latency fell as much as MACs did).
+        ``status`` is ``"rejected"`` on rejected rows, ``"kept"`` on the kept row and
+        ``"accepted"`` on the others when any row was rejected (else ``None`` throughout, and
+        the views leave the column out). The
+        notes (reductions, speed-up, metric changes, the lookup table's prediction) describe
+        the kept row, never a rejected one.
     """
     if not rows:
         raise ConfigError("iteration_table: rows is empty; pass at least the original model's row")
@@ -229,13 +266,18 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
     first = rows[0]
     first_metrics = first.get("metrics") or {}
+    keep = kept_index(rows, kept)
+    rejected = [i for i, row in enumerate(rows) if row.get("accepted") is False]
     out_rows = []
-    for row in rows:
+    for index, row in enumerate(rows):
         metrics = row.get("metrics") or {}
-        out: dict[str, Any] = {
-            k: row.get(k)
-            for k in ("iteration", "ranking_batches", "removed", "removed_total", "finetune")
-        }
+        out: dict[str, Any] = {"iteration": row.get("iteration"), "status": None}
+        if rejected:
+            out["status"] = (
+                "rejected" if index in rejected else "kept" if index == keep else "accepted"
+            )
+        for k in ("ranking_batches", "removed", "removed_total", "finetune"):
+            out[k] = row.get(k)
         for name in metric_names:
             out[f"metric:{name}"] = metrics.get(name)
         for name in metric_names:
@@ -262,6 +304,7 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     kinds = {n: metric_kinds(n, (r[f"metric:{n}"] for r in out_rows)) for n in metric_names}
     columns = [
         Column("iteration", "Iteration", "int"),
+        Column("status", "Status", "text"),
         Column("ranking_batches", "Ranking batches", "int"),
         Column("removed", "Removed channels", "int"),
         Column("removed_total", "Removed total", "int"),
@@ -284,9 +327,15 @@ def iteration_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         Column("floor_speedup", "Clean-block speed-up", "speedup"),
         Column("latency_decided_by", "Goal decided by", "text"),
     ]
-    notes = _iteration_notes(out_rows, metric_names, kinds) + reference_note
-    predicted, measured = rows[-1].get("table_speedup"), out_rows[-1]["speedup"]
-    if len(rows) > 1 and predicted is not None and isinstance(measured, Real) and measured > 0:
+    notes = _iteration_notes(out_rows, keep, metric_names, kinds) + reference_note
+    if rejected:
+        listed = ", ".join(str(rows[i]["iteration"]) for i in rejected)
+        notes.append(
+            f"Rejected (status 'rejected'): iteration {listed}; the run went back to the model "
+            f"before it. The notes describe the kept model, iteration {rows[keep]['iteration']}."
+        )
+    predicted, measured = rows[keep].get("table_speedup"), out_rows[keep]["speedup"]
+    if keep > 0 and predicted is not None and isinstance(measured, Real) and measured > 0:
         notes.append(
             f"The latency lookup table predicted {predicted:.2f}x from its conv and linear "
             f"layers alone, {(predicted / measured - 1) * 100:+.0f} % against the measured "
@@ -326,45 +375,49 @@ def _mark_reference(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _iteration_notes(
-    rows: list[dict[str, Any]], metric_names: list[str], kinds: Mapping[str, tuple[str, str]]
+    rows: list[dict[str, Any]],
+    keep: int,
+    metric_names: list[str],
+    kinds: Mapping[str, tuple[str, str]],
 ) -> list[str]:
-    if len(rows) < 2:
+    """The changes from row 0 to the kept row ``rows[keep]`` (none when that is row 0)."""
+    if keep < 1:
         return []
-    first, last = rows[0], rows[-1]
+    first, kept = rows[0], rows[keep]
     notes = []
     for key, kind, label in (
         ("size_mb", "mb", "Size"),
         ("macs", "count", "MACs"),
         ("params", "count", "Params"),
     ):
-        pct = last.get(f"{key.removesuffix('_mb')}_reduction_pct")
+        pct = kept.get(f"{key.removesuffix('_mb')}_reduction_pct")
         if pct is not None:
-            a, b = format_value(first[key], kind), format_value(last[key], kind)
+            a, b = format_value(first[key], kind), format_value(kept[key], kind)
             notes.append(f"{label} reduction: ({a} − {b}) / {a} × 100 % = {pct:.1f} %")
-    if last.get("speedup") is not None:
-        note = f"Measured speed-up: {last['speedup']:.2f}x"
-        if last.get("speedup_range"):
-            note += f" (rounds {last['speedup_range']})"
-        if last.get("efficiency") is not None:
+    if kept.get("speedup") is not None:
+        note = f"Measured speed-up: {kept['speedup']:.2f}x"
+        if kept.get("speedup_range"):
+            note += f" (rounds {kept['speedup_range']})"
+        if kept.get("efficiency") is not None:
             note += (
-                f" for {first['macs'] / last['macs']:.2f}x fewer MACs; efficiency "
-                f"(speed-up / MACs ratio) = {last['efficiency']:.2f}"
+                f" for {first['macs'] / kept['macs']:.2f}x fewer MACs; efficiency "
+                f"(speed-up / MACs ratio) = {kept['efficiency']:.2f}"
             )
-        if last.get("latency_flags") not in (None, "–", ""):
+        if kept.get("latency_flags") not in (None, "–", ""):
             note += (
-                f"; flagged {last['latency_flags']}: the machine was too busy for this figure "
+                f"; flagged {kept['latency_flags']}: the machine was too busy for this figure "
                 "to be trusted; time the model again beside the original on an idle machine "
                 "(filterprune eval --load RUN --compare ORIGINAL --latency)"
             )
-            if isinstance(last.get("floor_speedup"), Real):
+            if isinstance(kept.get("floor_speedup"), Real):
                 note += (
                     f". Each model's fastest block that no other process interrupted gives "
-                    f"{last['floor_speedup']:.2f}x (-16 % to +13 % against idle timings on the "
+                    f"{kept['floor_speedup']:.2f}x (-16 % to +13 % against idle timings on the "
                     "benchmark machine)"
                 )
         notes.append(note)
     for name in metric_names:
-        before, after = first.get(f"metric:{name}"), last.get(f"metric:{name}")
+        before, after = first.get(f"metric:{name}"), kept.get(f"metric:{name}")
         if before is not None and after is not None:
             value, change = kinds[name]
             a, b = format_value(before, value), format_value(after, value)

@@ -106,6 +106,29 @@ def amounts(text: str) -> tuple[float | int, ...]:
     return tuple(amount(part) for part in text.split(",") if part.strip())
 
 
+def batch_sizes(text: str) -> list[int]:
+    """``"1,16"`` -> [1, 16]: one or more positive batch sizes, comma-separated. The one parser of
+    batch-size flags; :class:`FlatList` lets a flag also take them space-separated."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(b < 1 for b in sizes):
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers such as 1,16 (or 1 16), got {text!r}"
+        )
+    return sizes
+
+
+class FlatList(argparse.Action):
+    """``nargs="+"`` of a list-valued ``type=`` (e.g. :func:`batch_sizes`): ``1,16 32`` ->
+    [1, 16, 32], repeats dropped, so space- and comma-separated values mix."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        flat = [v for value in values for v in (value if isinstance(value, list) else [value])]
+        setattr(namespace, self.dest, list(dict.fromkeys(flat)))
+
+
 def shape(text: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(p) for p in text.replace("x", ",").split(","))

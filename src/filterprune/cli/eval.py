@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
+import shlex
 
 from ..recipes import compare_saved, evaluate_saved
-from ..recipes.eval import RUNTIME_NAMES
+from ..recipes.eval import RUNTIME_NAMES, compare_descriptions
 from ._args import (
     CLIError,
+    FlatList,
     add_model_args,
     add_widths_args,
+    batch_sizes,
     device,
     existing_path,
     model_info,
@@ -27,14 +31,17 @@ DESCRIPTION = (
     "parameters, MACs (for one input), checkpoint size and optionally latency. With --compare "
     "ORIGINAL both models are evaluated on the same data and, with --latency, timed side by "
     "side in alternating rounds in this process (same threads and inputs): both latencies "
-    "and the speed-up with the range of its round ratios."
+    "and the speed-up with the range of its round ratios. Each of the two is rebuilt from its "
+    "own model.json (or its run folder's), so they may be different architectures of the same "
+    "task and inputs; one without a model.json is rebuilt like the other; --model, "
+    "--model-arg and --task apply to both."
 )
 EXAMPLES = [
     "filterprune eval --load runs/vgg-pruned",
     "filterprune eval --load runs/vgg-pruned/iter_002 --latency --json",
     "filterprune eval --load runs/fm-pruned --split test   # the t10k file, once, at the end",
     "filterprune eval --compare runs/vgg-pruned/iter_000 --load runs/vgg-pruned --latency "
-    "--batch-sizes 1 16 --threads 2 --rounds 7",
+    "--batch-sizes 1,16 --threads 2 --rounds 7",
     "filterprune eval --load model.safetensors --model unet --model-arg base=16 --task segment "
     "--data ./carvana",
 ]
@@ -64,12 +71,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=existing_path,
         default=None,
         metavar="ORIGINAL",
-        help="A/B: also evaluate this model (e.g. the baseline) and compare --load with it",
+        help="A/B: also evaluate this model (e.g. the baseline) and compare --load with it; "
+        "each is rebuilt from its own model.json",
     )
     parser.add_argument("--latency", action="store_true", help="also time a forward pass")
     timing = parser.add_argument_group("timing (--latency)")
     timing.add_argument(
-        "--batch-sizes", type=int, nargs="+", default=[1], metavar="N", help="default 1"
+        "--batch-sizes",
+        "--latency-batch-sizes",
+        dest="batch_sizes",
+        type=batch_sizes,
+        nargs="+",
+        action=FlatList,
+        default=[1],
+        metavar="N",
+        help="batch sizes to time, space- or comma-separated: 1 16 or 1,16 (default 1); "
+        "--latency-batch-sizes, prune's name, is the same flag",
     )
     timing.add_argument(
         "--threads", type=int, default=1, help="default 1: ratios that hold on a busy machine"
@@ -105,13 +122,19 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             "--runtime times two models side by side: give the reference with --compare ORIGINAL"
         )
-    info = model_info(args, args.load)
+    if args.compare is not None:  # each model from its own model.json; data from --load's
+        _, info = compare_descriptions(
+            args.compare, args.load, model=args.model, model_args=_model_args(args),
+            task=args.task, trust_code=trust(args),
+        )  # fmt: skip
+    else:
+        info = model_info(args, args.load)
     task_name = args.task or info.get("task")
     if task_name is None:
         raise CLIError("--task is required (classify or segment); no model.json names it")
     data = load_data(args, task_name, seed=args.seed, saved=info.get("data"))
     if args.compare is not None:
-        return _compare(args, info, task_name, data)
+        return _compare(args, data)
     out = evaluate_saved(
         args.load,
         data=data,
@@ -151,16 +174,20 @@ def _check_finite(load: object, metrics: dict) -> None:
         )
 
 
-def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object) -> int:
+def _model_args(args: argparse.Namespace) -> dict | None:
+    return dict(args.model_arg) if args.model_arg else None
+
+
+def _compare(args: argparse.Namespace, data: object) -> int:
     from .. import report
 
     out = compare_saved(
         args.compare,
         args.load,
         data=data,
-        model=info["model"],
-        model_args=info["model_args"],
-        task=task_name,
+        model=args.model,
+        model_args=_model_args(args),
+        task=args.task,
         channel_txt=args.channel_txt,
         spec=args.spec,
         latency=args.latency or args.runtime != ["eager"],
@@ -205,6 +232,7 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
         table.columns = [c for c in table.columns if c.key != "efficiency"]
     table.columns[0] = report.Column("iteration", "Model", "text")
     table.title = "A/B comparison"
+    table.notes = [_busy_advice(note, args) for note in table.notes]
     print(f"A/B comparison: {args.load} against {args.compare}\n")
     print(report.to_markdown(table))
     for key, runtime in (("latency", "eager"), ("onnxruntime_latency", "onnxruntime")):
@@ -218,8 +246,8 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
             print(
                 f"note: batch {record['batch_size']}: the machine was busy "
                 f"({', '.join(record['flags'])}); each model's fastest block that no other "
-                f"process interrupted gives {record['floor_speedup']:.2f}x; time it again on an "
-                "idle machine for a figure to trust"
+                f"process interrupted gives {record['floor_speedup']:.2f}x; for a figure to "
+                f"trust, {_rerun(args)}"
             )
     if "runtimes_disagree" in out:
         for entry in out["runtimes_disagree"]:
@@ -228,3 +256,48 @@ def _compare(args: argparse.Namespace, info: dict, task_name: str, data: object)
             print("eager PyTorch and onnxruntime agree: at no batch size is the model faster "
                   "in one and slower in the other")  # fmt: skip
     return 0
+
+
+#: The report's advice on a flagged timing, written for a pruning run: its placeholder command is
+#: the one eval --compare just ran.
+_RUN_ADVICE = re.compile(r"time the model again\b[^(]*\(filterprune eval [^)]*\)")
+
+
+def _busy_advice(note: str, args: argparse.Namespace) -> str:
+    """``note`` with the report's "time the model again ... (filterprune eval --load RUN
+    --compare ORIGINAL --latency)" replaced by advice for this command: re-run it, paths and
+    all, on an idle machine or with more rounds."""
+    advice = _rerun(args)
+    return _RUN_ADVICE.sub(lambda _: advice, note)
+
+
+def _rerun(args: argparse.Namespace) -> str:
+    return (
+        f"run the same command again when the machine is idle ({_again(args)}), or with more "
+        f"rounds (--rounds {2 * args.rounds})"
+    )
+
+
+def _again(args: argparse.Namespace) -> str:
+    """This eval command, from its parsed flags (those not at their default), paths included."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    words = ["filterprune", NAME]
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default or value is None:
+            continue
+        flag = action.option_strings[0]
+        if action.nargs == 0:  # --latency, --json, ...: a switch
+            words.append(flag)
+        elif action.dest in ("model_arg", "data_arg"):
+            for key, item in value:
+                text = item if isinstance(item, str) else json.dumps(item)
+                words += [flag, f"{key}={text}"]
+        elif isinstance(value, list | tuple):
+            words += [flag, *(str(v) for v in value)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)

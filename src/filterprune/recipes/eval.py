@@ -14,13 +14,15 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..store.model_json import find_model_json, read_model_json
 from .data import Data, default_model_args, load_data
+from .errors import RecipeError
 from .models import check_fits_data, load_model, model_factory, saved_model
 
 #: Where :func:`compare_saved` can time models.
 RUNTIMES = ("eager", "onnxruntime")
 
-__all__ = ["compare_saved", "evaluate_saved"]
+__all__ = ["compare_descriptions", "compare_saved", "evaluate_saved"]
 
 
 def evaluate_saved(
@@ -53,9 +55,10 @@ def evaluate_saved(
         ``{"metrics": {...}, "params": int, "macs": int, "size_mb": float}`` (and
         ``"latency_ms"``).
     """
+    info = saved_model(load, model=model, model_args=model_args, task=task, trust_code=trust_code)
     net, out, data = _evaluated(
-        load, data, model=model, model_args=model_args, task=task, channel_txt=channel_txt,
-        spec=spec, device=device, trust_code=trust_code,
+        load, data, info, channel_txt=channel_txt, spec=spec, device=device,
+        trust_code=trust_code,
     )  # fmt: skip
     if latency:
         from .. import measure
@@ -74,19 +77,17 @@ def _talking() -> bool:
 def _evaluated(
     load: str | Path,
     data: Data | None,
+    info: dict[str, Any],
     *,
-    model: str | None,
-    model_args: dict[str, Any] | None,
-    task: str | None,
     channel_txt: str | Path | None,
     spec: str | Path | None,
     device: str,
     trust_code: bool = False,
 ) -> tuple[Any, dict[str, Any], Data]:
-    """The rebuilt model, its metrics/params/MACs/size and the data it was evaluated on."""
+    """The rebuilt model (from ``info``, a :func:`saved_model` description), its
+    metrics/params/MACs/size and the data it was evaluated on."""
     from .. import measure
 
-    info = saved_model(load, model=model, model_args=model_args, task=task, trust_code=trust_code)
     if data is None:
         data = load_data(info["task"], saved=info.get("data"))
     kwargs = default_model_args(info["model"], info["task"], data, info["model_args"])
@@ -129,9 +130,11 @@ def compare_saved(
     Args:
         original: The reference (e.g. the baseline, or a run's ``iter_000``).
         load: The compared model (e.g. the pruned run folder).
-        data: From :func:`load_data`; default: ``load``'s model.json data settings and split,
-            used for both models.
-        model, model_args, task: Override model.json's, for both models.
+        data: From :func:`load_data`; default: ``load``'s model.json data settings and split
+            (``original``'s when ``load`` has none), used for both models.
+        model, model_args, task: Override model.json's, for both models. Otherwise each model
+            is built from its own model.json (see :func:`compare_descriptions`), so the two may
+            be different architectures.
         channel_txt, spec: ``load``'s widths when its checkpoint has no plan.json.
         latency: Time both with :func:`filterprune.measure.compare_latency` (alternating
             rounds in this process, same threads and inputs).
@@ -152,10 +155,14 @@ def compare_saved(
     unknown = [r for r in runtimes if r not in RUNTIMES]
     if unknown or not runtimes:
         raise ConfigError(f"runtimes: need some of {RUNTIMES}, got {list(runtimes)}")
-    common = {"model": model, "model_args": model_args, "task": task, "device": device}
-    common["trust_code"] = trust_code
-    net_b, out_b, data = _evaluated(load, data, channel_txt=channel_txt, spec=spec, **common)
-    net_a, out_a, _ = _evaluated(original, data, channel_txt=None, spec=None, **common)
+    info_a, info_b = compare_descriptions(
+        original, load, model=model, model_args=model_args, task=task, trust_code=trust_code
+    )
+    common = {"device": device, "trust_code": trust_code}
+    net_b, out_b, data = _evaluated(
+        load, data, info_b, channel_txt=channel_txt, spec=spec, **common
+    )
+    net_a, out_a, _ = _evaluated(original, data, info_a, channel_txt=None, spec=None, **common)
     result: dict[str, Any] = {"original": out_a, "model": out_b}
     if latency and "eager" in runtimes:
         from .. import measure
@@ -179,6 +186,84 @@ def compare_saved(
                 result["latency"], result["onnxruntime_latency"]
             )
     return result
+
+
+def compare_descriptions(
+    original: str | Path,
+    load: str | Path,
+    *,
+    model: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    task: str | None = None,
+    trust_code: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """How to rebuild each model of an A/B: ``(original's, load's)`` :func:`saved_model` infos.
+
+    Each model is built from its own model.json (next to it, or its run folder's) with
+    ``model``/``model_args``/``task`` on top; a model without one uses the other's (both
+    without one: the arguments alone). Two models whose own descriptions name different tasks
+    or input channel counts cannot be evaluated on the same data.
+
+    Raises:
+        RecipeError: The two descriptions differ in task or input channels, ``model`` differs
+            from the model a description names, or nothing names the model or the task; the
+            message names both models and what differs.
+    """
+    sides = {"original": Path(original), "model": Path(load)}
+    own = {side: find_model_json(path) for side, path in sides.items()}
+    flags = {"model": model, "model_args": model_args, "trust_code": trust_code}
+    infos: dict[str, dict[str, Any]] = {}
+    for side, path in sides.items():
+        if own[side] is not None:
+            if model is not None:
+                named = read_model_json(own[side]).get("model")
+                if named is not None and named != model:
+                    raise RecipeError(
+                        f"--model {model} applies to both models, but {own[side]} (of "
+                        f"{path}) names the model {named!r} (field 'model'); leave --model out "
+                        "so that each model is built from its own model.json, or compare two "
+                        f"checkpoints of {model}"
+                    )
+            infos[side] = saved_model(path, require_task=False, **flags)
+    if not infos:
+        infos["model"] = saved_model(load, require_task=False, **flags)
+    for side, other in (("original", "model"), ("model", "original")):
+        if side not in infos:
+            infos[side] = dict(infos[other])
+    if own["original"] is not None and own["model"] is not None:
+        _check_comparable(sides, own, infos)
+    for info in infos.values():
+        if task is not None:
+            info["task"] = task
+        if info.get("task") is None:
+            raise RecipeError(
+                f"--task is required (classify or segment); no model.json of {original} or "
+                f"{load} names it"
+            )
+    return infos["original"], infos["model"]
+
+
+def _check_comparable(
+    sides: dict[str, Path], own: dict[str, Path | None], infos: dict[str, dict[str, Any]]
+) -> None:
+    """Both models' own descriptions name the same task and input channel count."""
+    a, b = infos["original"], infos["model"]
+    what = None
+    if a.get("task") and b.get("task") and a["task"] != b["task"]:
+        what = f"task {a['task']!r} against {b['task']!r} (field 'task')"
+    shape_a, shape_b = a.get("input_shape") or [], b.get("input_shape") or []
+    if what is None and len(shape_a) > 1 and len(shape_b) > 1 and shape_a[1] != shape_b[1]:
+        what = (
+            f"{shape_a[1]}-channel inputs against {shape_b[1]}-channel inputs (field "
+            f"'input_shape': {shape_a} against {shape_b})"
+        )
+    if what is not None:
+        raise RecipeError(
+            f"cannot compare --compare {sides['original']} with --load {sides['model']}: their "
+            f"descriptions ({own['original']}, {own['model']}) name {what}; both models are "
+            "evaluated on the same data, so compare two models of the same task and inputs "
+            "(e.g. a baseline and a pruned run of it)"
+        )
 
 
 def _add_floor(

@@ -161,6 +161,24 @@ def test_bad_batch_sizes_are_one_line_errors(flag, value, tmp_path):
     one_line_error(done, "--batch-sizes/--latency-batch-sizes", "1,16", repr(value))
 
 
+@pytest.mark.parametrize(
+    ("flags", "sizes"),
+    [(["1,16"], [1, 16]), (["1", "16"], [1, 16]), (["1,8", "32"], [1, 8, 32]), (["4"], [4])],
+)
+def test_prune_takes_the_same_batch_size_forms(flags, sizes, tmp_path):
+    # one parser for every batch-size flag: what eval takes, prune takes
+    args = build_parser().parse_args(["prune", "--load", str(tmp_path),
+                                      "--latency-batch-sizes", *flags])  # fmt: skip
+    assert args.latency_batch_sizes == sizes
+
+
+@pytest.mark.parametrize("value", ["1,x", "0"])
+def test_prune_refuses_bad_batch_sizes_in_one_line(value, tmp_path):
+    done = installed("prune", "--load", tmp_path, "--latency-batch-sizes", value, check=False)
+    assert done.returncode == 2
+    one_line_error(done, "--latency-batch-sizes", "1,16", repr(value))
+
+
 def test_help_names_the_alias():
     text = installed("eval", "--help").stdout
     assert "--latency-batch-sizes" in text and "1,16" in text

@@ -20,10 +20,12 @@ from ..store.owned import discard_on_error
 from ..store.rundir import RunDir
 from ._args import (
     CLIError,
+    FlatList,
     add_model_args,
     add_widths_args,
     amount,
     amounts,
+    batch_sizes,
     device,
     existing_path,
     key_value,
@@ -287,7 +289,13 @@ def add_latency_args(parser: argparse.ArgumentParser) -> None:
     """Flags of PruneConfig.latency; any of them turns on --latency."""
     lat = parser.add_argument_group("latency (each implies --latency)")
     lat.add_argument(
-        "--latency-batch-sizes", type=_ints, metavar="B,B,...", help="batch sizes (default 1)"
+        "--latency-batch-sizes",
+        type=batch_sizes,
+        nargs="+",
+        action=FlatList,
+        metavar="B",
+        help="batch sizes, 1,16 or 1 16 (default 1); the first is the one a latency target is "
+        "judged at",
     )
     lat.add_argument(
         "--latency-devices",

@@ -43,33 +43,16 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     """Two tiny classify baselines of different architectures (each with its own model.json)
     and a segment one."""
     root = tmp_path_factory.mktemp("compare")
+    # fmt: off
     models = {
         "vgg": ["--task", "classify", "--model", "vgg16_bn", "--model-arg", "width=0.0625"],
-        "rn": [
-            "--task",
-            "classify",
-            "--model",
-            "resnet18",
-            "--model-arg",
-            "width=0.0625",
-            "--model-arg",
-            "stem=cifar",
-        ],  # fmt: skip
-        "seg": [
-            "--task",
-            "segment",
-            "--model",
-            "unet",
-            "--model-arg",
-            "base=4",
-            "--data-arg",
-            "num_cars=6",
-            "--data-arg",
-            "views_per_car=2",
-            "--image-size",
-            "32",
-        ],  # fmt: skip
+        "rn": ["--task", "classify", "--model", "resnet18", "--model-arg", "width=0.0625",
+               "--model-arg", "stem=cifar"],
+        "seg": ["--task", "segment", "--model", "unet", "--model-arg", "base=4",
+                "--data-arg", "num_cars=6", "--data-arg", "views_per_car=2",
+                "--image-size", "32"],
     }
+    # fmt: on
     for name, flags in models.items():
         installed("train", *flags, "--steps", "1", "--batch-size", "4", "--out", root / name, "-q")
     return {name: root / name for name in models}

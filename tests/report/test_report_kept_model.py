@@ -102,3 +102,15 @@ def test_a_run_that_timed_nothing_says_not_measured(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)
     assert {r["setting"]: r["value"] for r in run_settings(run).rows}["latency"] == "not measured"
+
+
+def test_a_flagged_kept_figure_names_the_command_that_times_it_again(tmp_path):
+    run = _run(tmp_path, finetuning={"finetune": 20})
+    rows = RunDir(run).read_rows()
+    rows[1]["latency_flags"] = ["preempted (on a core 30% of the time)"]
+    RunDir(run).write_log(rows)
+    write_run_report(run, plots=False)
+    notes = (run / "report" / "summary.md").read_text()
+    command = f"filterprune eval --load {run} --compare {run / 'iter_000'} --latency"
+    assert command in notes and "RUN" not in notes.replace(str(run), "")
+    assert (run / "iter_000").is_dir()  # the starting model the command compares against

@@ -100,7 +100,14 @@ def run_tables(run_dir: str | Path) -> RunReport:
     if "channels" in rows[0] and "channels" in final:
         layers = layer_table(before=rows[0]["channels"], after=final["channels"])
     return RunReport(
-        iterations=iteration_table(table_rows(rows), kept=final["iteration"]),
+        iterations=iteration_table(
+            table_rows(rows),
+            kept=final["iteration"],
+            retime=(  # the starting model is the run's first checkpoint
+                f"filterprune eval --load {run.path} --compare "
+                f"{run.checkpoint(run.iteration_name(0))} --latency"
+            ),
+        ),
         layers=layers,
         latency=latency_table(rows),
     )

@@ -221,7 +221,16 @@ def kept_index(rows: Sequence[Mapping[str, Any]], kept: int | str | None = None)
     return 0
 
 
-def iteration_table(rows: Sequence[Mapping[str, Any]], *, kept: int | str | None = None) -> Table:
+#: The command a flagged speed-up's note suggests, where the table does not know the paths
+RETIME = "filterprune eval --load RUN --compare ORIGINAL --latency"
+
+
+def iteration_table(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    kept: int | str | None = None,
+    retime: str = RETIME,
+) -> Table:
     """Build the per-iteration table; row 0 must be the original (unpruned) model.
 
     Args:
@@ -236,6 +245,8 @@ def iteration_table(rows: Sequence[Mapping[str, Any]], *, kept: int | str | None
             ``accepted=False`` marks an iteration the run rejected and went back from.
         kept: The ``iteration`` of the row describing the model the run keeps (see
             :func:`kept_index`); ``None``: the last accepted row.
+        retime: The command that times the kept model beside the original again, named in the
+            note on a flagged speed-up (a run's report passes its own paths).
 
     Returns:
         A table with the given columns (metrics flattened to ``metric:<name>``) plus the
@@ -327,7 +338,7 @@ def iteration_table(rows: Sequence[Mapping[str, Any]], *, kept: int | str | None
         Column("floor_speedup", "Clean-block speed-up", "speedup"),
         Column("latency_decided_by", "Goal decided by", "text"),
     ]
-    notes = _iteration_notes(out_rows, keep, metric_names, kinds) + reference_note
+    notes = _iteration_notes(out_rows, keep, metric_names, kinds, retime) + reference_note
     if rejected:
         listed = ", ".join(str(rows[i]["iteration"]) for i in rejected)
         notes.append(
@@ -379,6 +390,7 @@ def _iteration_notes(
     keep: int,
     metric_names: list[str],
     kinds: Mapping[str, tuple[str, str]],
+    retime: str = RETIME,
 ) -> list[str]:
     """The changes from row 0 to the kept row ``rows[keep]`` (none when that is row 0)."""
     if keep < 1:
@@ -407,7 +419,7 @@ def _iteration_notes(
             note += (
                 f"; flagged {kept['latency_flags']}: the machine was too busy for this figure "
                 "to be trusted; time the model again beside the original on an idle machine "
-                "(filterprune eval --load RUN --compare ORIGINAL --latency)"
+                f"({retime})"
             )
             if isinstance(kept.get("floor_speedup"), Real):
                 note += (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import shlex
 
 from ..recipes import compare_saved, evaluate_saved
@@ -222,7 +221,7 @@ def _compare(args: argparse.Namespace, data: object) -> int:
             latency_flags=first["flags"],
             floor_speedup=first.get("floor_speedup"),
         )
-    table = report.iteration_table(rows)
+    table = report.iteration_table(rows, retime=_rerun(args))  # this command, paths and all
     drop = {"ranking_batches", "removed", "removed_total", "finetune", "original_latency_ms"}
     table.columns = [c for c in table.columns if c.key not in drop]
     if not first:
@@ -232,7 +231,6 @@ def _compare(args: argparse.Namespace, data: object) -> int:
         table.columns = [c for c in table.columns if c.key != "efficiency"]
     table.columns[0] = report.Column("iteration", "Model", "text")
     table.title = "A/B comparison"
-    table.notes = [_busy_advice(note, args) for note in table.notes]
     print(f"A/B comparison: {args.load} against {args.compare}\n")
     print(report.to_markdown(table))
     for key, runtime in (("latency", "eager"), ("onnxruntime_latency", "onnxruntime")):
@@ -256,19 +254,6 @@ def _compare(args: argparse.Namespace, data: object) -> int:
             print("eager PyTorch and onnxruntime agree: at no batch size is the model faster "
                   "in one and slower in the other")  # fmt: skip
     return 0
-
-
-#: The report's advice on a flagged timing, written for a pruning run: its placeholder command is
-#: the one eval --compare just ran.
-_RUN_ADVICE = re.compile(r"time the model again\b[^(]*\(filterprune eval [^)]*\)")
-
-
-def _busy_advice(note: str, args: argparse.Namespace) -> str:
-    """``note`` with the report's "time the model again ... (filterprune eval --load RUN
-    --compare ORIGINAL --latency)" replaced by advice for this command: re-run it, paths and
-    all, on an idle machine or with more rounds."""
-    advice = _rerun(args)
-    return _RUN_ADVICE.sub(lambda _: advice, note)
 
 
 def _rerun(args: argparse.Namespace) -> str:

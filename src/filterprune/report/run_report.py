@@ -86,7 +86,7 @@ def _final_row(run: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def run_tables(run_dir: str | Path) -> RunReport:
     """The per-iteration, per-layer and latency tables of a run folder (from ``log.jsonl``)."""
     from .latency_table import latency_table
-    from .tables import iteration_table, layer_table
+    from .tables import iteration_table, layer_table, retime_advice
 
     run = _run_dir(run_dir)
     rows = run.read_rows()
@@ -103,9 +103,8 @@ def run_tables(run_dir: str | Path) -> RunReport:
         iterations=iteration_table(
             table_rows(rows),
             kept=final["iteration"],
-            retime=(  # the starting model is the run's first checkpoint
-                f"filterprune eval --load {run.path} --compare "
-                f"{run.checkpoint(run.iteration_name(0))} --latency"
+            retime=retime_advice(  # the starting model is the run's first checkpoint
+                str(run.path), str(run.checkpoint(run.iteration_name(0)))
             ),
         ),
         layers=layers,

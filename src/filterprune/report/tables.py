@@ -221,8 +221,16 @@ def kept_index(rows: Sequence[Mapping[str, Any]], kept: int | str | None = None)
     return 0
 
 
-#: The command a flagged speed-up's note suggests, where the table does not know the paths
-RETIME = "filterprune eval --load RUN --compare ORIGINAL --latency"
+#: What a flagged speed-up's note advises, where the table does not know the paths
+RETIME = (
+    "time the model again beside the original on an idle machine "
+    "(filterprune eval --load RUN --compare ORIGINAL --latency)"
+)
+
+
+def retime_advice(run: str, original: str) -> str:
+    """:data:`RETIME` with the paths filled in."""
+    return RETIME.replace("RUN", run, 1).replace("ORIGINAL", original, 1)
 
 
 def iteration_table(
@@ -245,8 +253,8 @@ def iteration_table(
             ``accepted=False`` marks an iteration the run rejected and went back from.
         kept: The ``iteration`` of the row describing the model the run keeps (see
             :func:`kept_index`); ``None``: the last accepted row.
-        retime: The command that times the kept model beside the original again, named in the
-            note on a flagged speed-up (a run's report passes its own paths).
+        retime: What the note on a flagged speed-up advises (default :data:`RETIME`; a run's
+            report fills in its paths with :func:`retime_advice`, ``eval`` names itself).
 
     Returns:
         A table with the given columns (metrics flattened to ``metric:<name>``) plus the
@@ -418,8 +426,7 @@ def _iteration_notes(
         if kept.get("latency_flags") not in (None, "–", ""):
             note += (
                 f"; flagged {kept['latency_flags']}: the machine was too busy for this figure "
-                "to be trusted; time the model again beside the original on an idle machine "
-                f"({retime})"
+                f"to be trusted; {retime}"
             )
             if isinstance(kept.get("floor_speedup"), Real):
                 note += (

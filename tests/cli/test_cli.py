@@ -291,6 +291,17 @@ def test_resume_extends_a_finished_run(pruned, capsys, tmp_path):
     assert_one_line_error(code, err, "already holds a run", "--resume")
 
 
+def test_resume_of_a_folder_without_a_run_says_it_starts_a_new_one(pruned, capsys, tmp_path):
+    # a mistyped --run-dir with --resume: the run starts, and says so before any work
+    code, _, err = run_cli(capsys, "prune", "--load", pruned.parent / "base", *DATA,
+                           "--amount", "0.25", "--finetune-steps", "1", "--final-finetune", "0",
+                           "--max-iterations", "1", "--allow-collapse",
+                           "--run-dir", tmp_path / "typo", "--resume", "-q")  # fmt: skip
+    assert code == 0
+    assert f"--resume: --run-dir {tmp_path / 'typo'} holds no run to continue" in err
+    assert "check the path" in err and RunDir(tmp_path / "typo").exists()
+
+
 def test_report_writes_tables_and_plots(pruned, capsys, tmp_path):
     code, out, _ = run_cli(capsys, "report", pruned, "--out", tmp_path / "rep", "-q")
     assert code == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -499,10 +500,23 @@ def run(args: argparse.Namespace) -> int:
         return _run_locked(args, info, task_name, main_process)
 
 
+def _say_what_resume_continues(args: argparse.Namespace) -> None:
+    """A warning when ``--resume`` has no run to continue: a mistyped --run-dir would otherwise
+    start a long run from scratch unnoticed."""
+    if not RunDir(args.run_dir).exists():
+        logging.getLogger("filterprune").warning(
+            "--resume: --run-dir %s holds no run to continue (no state.json there); starting a "
+            "new run in it. If you meant an existing run, stop now (Ctrl-C) and check the path",
+            args.run_dir,
+        )
+
+
 def _run_locked(
     args: argparse.Namespace, info: dict[str, Any], task_name: str, main_process: bool
 ) -> int:
     check_run_dir(args.run_dir, resume=args.resume)
+    if args.resume and main_process:
+        _say_what_resume_continues(args)
     # the data split follows model.json (the baseline's split); --seed seeds the pruning
     split_seed = None if info.get("data") else (args.seed or 0)
     data = load_data(args, task_name, seed=split_seed, saved=info.get("data"))

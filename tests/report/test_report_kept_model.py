@@ -79,7 +79,8 @@ def test_settings_say_the_run_timed_its_models_and_had_no_final_pass(tmp_path):
     assert settings["finetuning"] == (
         "20 steps per iteration, no final finetuning (only a per-iteration budget was given)"
     )
-    summary = write_run_report(run, plots=False).files[-1].read_text()
+    written = write_run_report(run, plots=False).files
+    summary = next(p for p in written if p.name == "summary.md").read_text()
     assert "not measured" not in summary and "default final" not in summary
 
 

@@ -175,6 +175,9 @@ def test_report_draws_every_figure_and_a_summary(run_dir, tmp_path):
     parts = sum(len(split_columns(t)) for t in (report.iterations, report.layers, report.latency))
     assert page.count("<table>") == 1 + parts and "<caption>Run settings</caption>" in page
     assert {p.name for p in report.files} >= {"latency.csv", "layers.json", "scores.svg"}
+    # what `filterprune report` counts is what the folder holds (its record file aside)
+    shown = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert sorted(p.name for p in report.files) == sorted(shown)
 
 
 def test_deployment_checks_of_original_and_final(run_dir, tmp_path):

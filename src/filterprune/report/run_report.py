@@ -236,16 +236,15 @@ def _write_report(
             images = _plots(result, run_dir, out)
         result.files = [p for p in result.files if p.is_file()]
         result.files += [p for pair in images for p in pair]
-        result.files.append(
-            write_summary(
-                out,
-                settings=settings,
-                iteration_table=result.iterations,
-                layer_table=result.layers,
-                tables=[result.latency, result.deploy],
-                images=images,
-            )
+        summary = write_summary(
+            out,
+            settings=settings,
+            iteration_table=result.iterations,
+            layer_table=result.layers,
+            tables=[result.latency, result.deploy],
+            images=images,
         )
+        result.files += [summary, summary.with_suffix(".html")]  # the page beside summary.md
     finally:  # what is there now is ours: a later report may replace it
         write_record(out, REPORT_RECORD, writing=False)
     return result

@@ -89,11 +89,16 @@ def test_unknown_model(capsys):
 
 
 def test_model_needed_without_model_json(capsys, tmp_path):
+    # a folder filterprune did not write: said first, before any flag it would need
+    code, _, err = run_cli(capsys, "eval", "--load", tmp_path, "--task", "classify")
+    assert_one_line_error(code, err, "is neither a run folder", "pass a folder written by")
+    (tmp_path / "weights.safetensors").write_bytes(b"")  # a checkpoint without its model.json
     code, _, err = run_cli(capsys, "eval", "--load", tmp_path, "--task", "classify")
     assert_one_line_error(code, err, "--model is required")
 
 
 def test_debug_shows_the_traceback(tmp_path):
+    (tmp_path / "weights.safetensors").write_bytes(b"")
     with pytest.raises(Exception, match="--model is required"):
         main(["eval", "--load", str(tmp_path), "--task", "classify", "--debug"])
 

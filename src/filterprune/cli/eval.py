@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         info = model_info(args, args.load)
     task_name = args.task or info.get("task")
     if task_name is None:
-        raise CLIError("--task is required (classify or segment); no model.json names it")
+        raise CLIError("--task is required (classify, segment or detect); no model.json names it")
     data = load_data(args, task_name, seed=args.seed, saved=info.get("data"))
     if args.compare is not None:
         return _compare(args, data)

@@ -487,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
     info = model_info(args, args.load)
     task_name = args.task or info.get("task")
     if task_name is None:
-        raise CLIError("--task is required (classify or segment); no model.json names it")
+        raise CLIError("--task is required (classify, segment or detect); no model.json names it")
     # one process writes a run folder at a time: the lock is held until the report is written,
     # and a failure before the first checkpoint leaves no folder behind
     with (

@@ -237,7 +237,7 @@ def compare_descriptions(
             info["task"] = task
         if info.get("task") is None:
             raise RecipeError(
-                f"--task is required (classify or segment); no model.json of {original} or "
+                f"--task is required (classify, segment or detect); no model.json of {original} or "
                 f"{load} names it"
             )
     return infos["original"], infos["model"]

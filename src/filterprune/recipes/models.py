@@ -145,6 +145,10 @@ def saved_model(
         UntrustedCodeError: model.json names code and ``model`` is not given.
     """
     found = find_model_json(Path(load)) if load is not None else None
+    if found is None and load is not None:  # not a folder filterprune wrote? say that first
+        from ..store.load import resolve_checkpoint
+
+        resolve_checkpoint(load)
     info = _read_model_json(found) if found is not None else {}
     if model is not None:
         saved = info.get("model_args", {}) if info.get("model") == model else {}
@@ -177,7 +181,9 @@ def saved_model(
     if task is not None:
         info["task"] = task
     if require_task and info.get("task") is None:
-        raise RecipeError("--task is required (classify or segment); no model.json names it")
+        raise RecipeError(
+            "--task is required (classify, segment or detect); no model.json names it"
+        )
     return info
 
 

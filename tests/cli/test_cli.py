@@ -88,6 +88,13 @@ def test_unknown_model(capsys):
     assert_one_line_error(code, err, "--model alexnet2", "unknown model", "vgg16_bn")
 
 
+def test_a_mistyped_model_is_named_before_training_starts(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--task", "classify", "--model", "vgg16bn",
+                           "--steps", "1", "--out", tmp_path / "out")  # fmt: skip
+    assert_one_line_error(code, err, "--model vgg16bn", "did you mean 'vgg16_bn'?")
+    assert "training" not in err  # nothing claims to have started
+
+
 def test_model_needed_without_model_json(capsys, tmp_path):
     # a folder filterprune did not write: said first, before any flag it would need
     code, _, err = run_cli(capsys, "eval", "--load", tmp_path, "--task", "classify")

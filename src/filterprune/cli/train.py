@@ -8,6 +8,7 @@ from typing import Any
 
 from ..parallel import is_main_process
 from ..recipes import Optimizer, train_baseline
+from ..recipes.models import model_factory
 from ..recipes.train import OPTIMIZERS, SCHEDULES, check_out
 from ._args import add_model_args, device, real, trust
 from ._data import add_data_args, load_data
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     check_out(args.out, overwrite=args.overwrite)  # before anything is loaded or trained
     join_torchrun(args)  # under torchrun: DDP on every rank's shard, rank 0 saves
     seed = args.seed or 0
+    # a mistyped --model fails here, before the data loads and before "training ..." is said
+    model_factory(args.model, dict(args.model_arg), trust_code=trust(args))
     data = load_data(args, args.task, seed=seed)
     say(args, f"training {args.model} {dict(args.model_arg)} on {len(data.train)} samples")
     done = train_baseline(

@@ -89,9 +89,13 @@ def model_factory(
         from ..models import create_model, list_models
 
         if spec not in list_models():
+            import difflib
+
+            close = difflib.get_close_matches(spec, list_models(), n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
             raise RecipeError(
-                f"--model {spec}: unknown model; built-in models: {', '.join(list_models())}; "
-                "or pass an importable factory as MODULE:FUNCTION"
+                f"--model {spec}: unknown model{guess}; built-in models: "
+                f"{', '.join(list_models())}; or pass an importable factory as MODULE:FUNCTION"
             )
 
         def factory(**kw: Any) -> nn.Module:

@@ -450,6 +450,8 @@ def test_demo_smoke(capsys, tmp_path):
     assert RunDir(tmp_path / "demo").read_state()["finished"]
     assert (tmp_path / "demo" / "report" / "summary.md").exists()
     assert list((tmp_path / "cache").glob("*.safetensors"))  # the baseline is cached
+    widths = (tmp_path / "demo" / "channels.txt").read_text().split()  # as every prune run
+    assert widths and all(w.isdigit() and int(w) > 0 for w in widths)
 
 
 def test_cost_and_recovery_flags_reach_the_config(tmp_path):

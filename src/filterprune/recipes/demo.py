@@ -251,7 +251,9 @@ def _run(config: DemoConfig, p: Preset, start: float, echo: Any) -> Any:
         progress=config.progress,
     )
     from ..report.run_report import write_run_report
+    from .prune import write_channels
 
+    write_channels(Path(config.run_dir), result.model, example)  # as every prune run does
     echo("\nPer-iteration results\n")
     echo(report.to_markdown(result.table()))
     echo("\nPer-layer channels\n")

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -40,11 +41,31 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: What a failed 2-rank launch printed when the failure was the machine's, not the code's: the
+#: runtime's abort at exit, or another process taking the rendezvous port between
+#: :func:`_free_port` and the ranks' bind. Such a launch is run once more, on a new port.
+TRANSIENT = ("Address already in use", "Connection refused", "Connection reset by peer")
+
+
 def launch(workdir: Path, argv: list[str], *, timeout: float) -> list[str]:
     """Run ``python ARGV`` as 2 ranks; fail with their output if one fails or they hang.
 
-    Returns each rank's output (stdout and stderr together).
+    A failure of the machine's (:data:`TRANSIENT`, or the runtime's abort at exit) is retried
+    once, with a warning carrying the first attempt's output. Returns each rank's output
+    (stdout and stderr together).
     """
+    try:
+        return _launch(workdir, argv, timeout=timeout)
+    except _Transient as first:
+        warnings.warn(f"2-rank launch retried after a transient failure:\n{first}", stacklevel=2)
+        return _launch(workdir, argv, timeout=timeout)
+
+
+class _Transient(Exception):
+    """A launch that failed the way :data:`TRANSIENT` describes."""
+
+
+def _launch(workdir: Path, argv: list[str], *, timeout: float) -> list[str]:
     src = str(Path(fp.__file__).resolve().parents[1])
     env = {
         **os.environ,
@@ -77,6 +98,9 @@ def launch(workdir: Path, argv: list[str], *, timeout: float) -> list[str]:
         pytest.fail(f"ranks did not finish in {timeout:g}s:\n{_tails(paths)}")
     codes = [p.returncode for p in procs]
     if any(codes):
+        outputs = [path.read_text() for path in paths]
+        if any(teardown_abort(o) or any(t in o for t in TRANSIENT) for o in outputs):
+            raise _Transient(f"ranks exited with {codes}:\n{_tails(paths)}")
         pytest.fail(f"ranks exited with {codes}:\n{_tails(paths)}")
     return [path.read_text() for path in paths]
 

@@ -36,6 +36,7 @@ from ..config.recipe import data_free_criterion
 from ..criteria import get_criterion
 from ..graph.groups import DependencyGraph
 from ..measure._forward import as_input_tuple
+from ..measure.latency import busy
 from ..measure.machine import machine_info
 from ..plan import Plan
 from ..store.lock import run_lock
@@ -52,7 +53,6 @@ from .stop import (
     FLOOR,
     STOP_REASONS,
     TABLE,
-    UNDECIDING_FLAGS,
     Guard,
     StepAmount,
     check_finite,
@@ -232,11 +232,8 @@ class PruningLoop(RunRecord):
                 predicted = self._table_speedup(original)
                 if predicted is not None:
                     row["table_speedup"] = predicted
-            flags = row.get("latency_flags") or ()
             if (
-                iteration == "final"
-                and self._latency_goal()
-                and any(str(f).startswith(UNDECIDING_FLAGS) for f in flags)
+                iteration == "final" and self._latency_goal() and busy(row.get("latency_flags"))
             ):  # a busy machine's final figure: the report adds what clean blocks read
                 self._floor_fields(row)
         if self._graph is None:
@@ -286,6 +283,14 @@ class PruningLoop(RunRecord):
         table.save()
         return before / after if after > 0 and before > 0 else None
 
+    def _times_on_cpu(self) -> bool:
+        """Whether the target's timing (the first latency device) and the model are on the CPU,
+        where :func:`~filterprune.measure.floor_speedup` can time clean blocks."""
+        from ..measure._forward import model_device
+
+        devices = self.config.latency.available_devices()
+        return bool(devices) and devices[0].type == "cpu" and model_device(self.model).type == "cpu"
+
     def _floor_fields(
         self, row: dict[str, Any], model: nn.Module | None = None, seconds: float | None = None
     ) -> float | None:
@@ -293,12 +298,10 @@ class PruningLoop(RunRecord):
         fastest unpreempted block (:func:`~filterprune.measure.floor_speedup`); the speed-up
         goes into ``row`` (``floor_speedup``, ``floor_clean_blocks``, ``floor_blocks``).
         ``None`` off the CPU or when too few blocks ran uninterrupted."""
-        from ..measure._forward import model_device
         from ..measure.latency import floor_speedup
 
         cfg = self.config.latency
-        devices = cfg.available_devices()
-        if not devices or devices[0].type != "cpu" or model_device(self.model).type != "cpu":
+        if not self._times_on_cpu():
             return None
         original = self.original if self.original is not None else self.model
         batch = self._timed_example()
@@ -321,16 +324,13 @@ class PruningLoop(RunRecord):
 
         Advice only: where the copy cannot be made or timed (a model the CPU floor does not
         time, a selection that fails on the copy) the run goes on and says so at info level."""
-        from ..measure._forward import model_device
-
         cfg = self.config
         goals = [1.0 / (1.0 - t.reduction) for t in cfg.targets
                  if t.quantity == "latency" and t.reduction]  # fmt: skip
         bounds = [t.at_most for t in cfg.targets if t.quantity == "latency" and t.at_most]
-        devices = cfg.latency.available_devices()
         if not (goals or bounds) or self.original is None or cfg.max_pruned_fraction <= 0:
             return
-        if not devices or devices[0].type != "cpu" or model_device(self.model).type != "cpu":
+        if not self._times_on_cpu():
             return  # the floor times CPU blocks only
         fraction = min(cfg.max_pruned_fraction, MAX_REACH_FRACTION)  # a Selection takes < 1
         widths = (

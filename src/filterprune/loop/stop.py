@@ -16,6 +16,7 @@ import torch
 
 from ..config import PruneConfig, Target
 from ..errors import NonFiniteError, UnknownNameError
+from ..measure.latency import BUSY_FLAGS, busy
 
 __all__ = [
     "RETRYABLE_STOPS",
@@ -129,7 +130,7 @@ def max_removable(base_total: int, max_pruned_fraction: float) -> int:
 
 
 #: Timing flags (their first word) under which a latency target is not decided by the timing
-UNDECIDING_FLAGS = ("noisy", "preempted")
+UNDECIDING_FLAGS = BUSY_FLAGS
 
 #: ``latency_decided_by`` of a row whose latency decision rests on the lookup table's prediction
 TABLE = "lookup table"
@@ -169,7 +170,7 @@ def latency_verdict(target: Target, row: Mapping[str, Any]) -> bool | None:
     rounds = row.get("round_speedups")
     if target.reduction is None or not rounds:
         return None
-    if any(str(flag).startswith(UNDECIDING_FLAGS) for flag in row.get("latency_flags") or ()):
+    if busy(row.get("latency_flags")):
         return None  # calls interrupted unevenly: the longer model's more often, a biased ratio
     goal = 1.0 / (1.0 - target.reduction)
     low, high = _quartiles([float(r) for r in rounds])

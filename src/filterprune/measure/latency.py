@@ -75,6 +75,8 @@ FLOOR_BLOCK_SECONDS = 0.002  # each block lasts about this long (one call where 
 FLOOR_SECONDS = 2.0  # blocks are timed, turn by turn, for about this long
 MIN_CLEAN_BLOCKS = 5  # fewer unpreempted blocks of either model: no floor figure
 EXTEND = 3  # ... after timing up to this many times ``seconds`` for them
+#: Flags (their first word) of a timing the machine disturbed: too busy to decide on
+BUSY_FLAGS = ("noisy", "preempted")
 
 __all__ = [
     "MIN_CPU_SHARE",
@@ -520,6 +522,11 @@ class FloorComparison:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def busy(flags: Sequence[str] | None) -> bool:
+    """Whether a comparison's ``flags`` say the machine disturbed it (:data:`BUSY_FLAGS`)."""
+    return any(str(flag).startswith(BUSY_FLAGS) for flag in flags or ())
 
 
 def floor_speedup(

@@ -274,8 +274,7 @@ def _add_floor(
     figure the pruning loop decides on there (:func:`filterprune.measure.floor_speedup`)."""
     from .. import measure
 
-    busy = any(str(f).startswith(("preempted", "noisy")) for f in record.get("flags") or ())
-    if not busy or record.get("device") != "cpu":
+    if not measure.busy(record.get("flags")) or record.get("device") != "cpu":
         return
     floor = measure.floor_speedup(
         original, model, example, batch_size=record["batch_size"], threads=threads
